@@ -1,0 +1,1 @@
+//! Declarations the Windows metadata lacks, written by hand. Each item says why it is here.

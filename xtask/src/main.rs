@@ -1,0 +1,102 @@
+//! Project automation for winprov, run as `cargo xtask <command>`.
+//!
+//! - `test`: everything CI checks, in order, installing what is missing first.
+//! - `dist`: release Windows artifacts into `target/dist/`.
+//! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
+//! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
+
+#![allow(clippy::print_stdout, reason = "a command-line tool talks to its user on stdout")]
+
+mod codegen;
+mod dist;
+mod prereq;
+mod stage;
+mod test;
+mod wine;
+
+use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+
+/// The Windows target every provider is built for.
+pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test [--no-wine]        format, clippy (Linux + Windows), unit/loom/trybuild/codegen tests,
+                          Windows cross-build and the Wine ABI tests; installs prerequisites
+  dist                    release Windows artifacts into target/dist/
+  codegen [--check]       regenerate bindings/src/*.rs from their args files
+  wine-prefix             create target/wine/prefix with the ProcessPrng shim
+  wine <exe> [args...]    run a Windows executable in the project's Wine prefix
+";
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    std::env::set_current_dir(workspace_root())?;
+    match command.as_str() {
+        "test" => test::run(&rest),
+        "dist" => {
+            no_args(&rest)?;
+            dist::run()
+        }
+        "codegen" => match rest.as_slice() {
+            [] => codegen::run(codegen::Mode::Write),
+            [flag] if flag == "--check" => codegen::run(codegen::Mode::Check),
+            _ => bail!("codegen takes only --check\n\n{USAGE}"),
+        },
+        "wine-prefix" => {
+            no_args(&rest)?;
+            prereq::ensure(prereq::Need::Wine)?;
+            wine::Prefix::prepare().map(|_| ())
+        }
+        "wine" => {
+            let Some((exe, exe_args)) = rest.split_first() else {
+                bail!("wine needs an executable\n\n{USAGE}");
+            };
+            prereq::ensure(prereq::Need::Wine)?;
+            let prefix = wine::Prefix::prepare()?;
+            let status = prefix.command(Path::new(exe)).args(exe_args).status()?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        "" | "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn no_args(rest: &[String]) -> Result<()> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        bail!("unexpected arguments {rest:?}\n\n{USAGE}")
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// `target/` of the workspace, honouring `CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}

@@ -1,0 +1,166 @@
+//! `cargo xtask test`: every check CI runs, in order, each step timed.
+
+use crate::prereq::{self, Need};
+use crate::stage::{Stages, cargo, run as sh};
+use crate::wine::Prefix;
+use crate::{WINDOWS_TARGET, target_dir, workspace_root};
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A Wine ABI test: a C host harness (compiled with mingw-w64, against its headers) that loads a
+/// provider DLL from the workspace through its exports and plays the host.
+#[derive(Debug)]
+pub struct WineHarness {
+    /// Name of the test, the harness exe and its log.
+    pub name: &'static str,
+    /// The harness source, relative to the workspace root.
+    pub source: &'static str,
+    /// Cargo package that builds the DLL, and the DLL's file name.
+    pub package: &'static str,
+    pub dll: &'static str,
+}
+
+pub const WINE_HARNESSES: &[WineHarness] = &[WineHarness {
+    name: "rig_host",
+    source: "tests/wine-rig/host/rig_host.c",
+    package: "winprov-wine-rig",
+    dll: "winprov_wine_rig.dll",
+}];
+
+/// Crates whose unit tests also run for the Windows target under Wine.
+const WINE_UNIT_TEST_PACKAGES: &[&str] = &["winprov-core"];
+
+pub fn run(args: &[String]) -> Result<()> {
+    let wine = match args {
+        [] => true,
+        [flag] if flag == "--no-wine" => false,
+        _ => bail!("test takes only --no-wine"),
+    };
+    let mut stages = Stages::new(if wine { 10 } else { 7 });
+    stages.run("prerequisites", || prereq::ensure(Need::Everything))?;
+    stages.run("format", || {
+        sh(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    stages.run("clippy (Linux)", || {
+        sh(cargo().args(["clippy", "--workspace", "--all-targets", "--locked"])
+            .args(["--", "-D", "warnings"]))
+    })?;
+    stages.run("clippy (Windows)", || {
+        // xtask is a host tool; everything else must be clean for the Windows target too.
+        sh(cargo()
+            .args(["clippy", "--workspace", "--exclude", "xtask", "--all-targets"])
+            .args(["--locked", "--target", WINDOWS_TARGET, "--", "-D", "warnings"]))
+    })?;
+    stages.run("tests (unit, trybuild, codegen freshness)", || {
+        sh(cargo().args(["test", "--workspace", "--locked"]))
+    })?;
+    stages.run("loom models", loom)?;
+    stages.run("Windows cross-build", || {
+        sh(cargo().args(["build", "--workspace", "--exclude", "xtask", "--locked"])
+            .args(["--target", WINDOWS_TARGET]))
+    })?;
+    if wine {
+        let prefix = stages.run("Wine prefix", Prefix::prepare)?;
+        stages.run("unit tests under Wine", || wine_unit_tests(&prefix))?;
+        stages.run("Wine ABI harnesses", || {
+            for harness in WINE_HARNESSES {
+                run_harness(&prefix, harness)?;
+            }
+            prefix.wait()
+        })?;
+    }
+    stages.summary();
+    println!("\nall checks passed");
+    Ok(())
+}
+
+/// The loom models live in `tests/loom.rs` of the crates that have them, compiled with
+/// `--cfg loom` into their own target directory so the normal build cache survives.
+fn loom() -> Result<()> {
+    let loom_target = target_dir().join("loom");
+    sh(cargo()
+        .args(["test", "--locked", "--release", "-p", "winprov-core", "--test", "loom"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", loom_target)
+        .env("LOOM_MAX_PREEMPTIONS", "3"))
+}
+
+fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["test", "--locked", "--target", WINDOWS_TARGET, "--lib", "--tests"]);
+    for package in WINE_UNIT_TEST_PACKAGES {
+        cmd.args(["-p", package]);
+    }
+    cmd.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", prefix.loader());
+    prefix.env(&mut cmd);
+    sh(&mut cmd)
+}
+
+fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
+    let root = workspace_root();
+    let bin = target_dir().join("wine/bin");
+    std::fs::create_dir_all(&bin)?;
+    let exe = bin.join(format!("{}.exe", harness.name));
+    sh(Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(root.join(harness.source)))?;
+    let dll = built_windows_artifact(harness.dll);
+    std::fs::copy(&dll, bin.join(harness.dll))
+        .with_context(|| format!("copying {} (built by -p {})", dll.display(), harness.package))?;
+    let mut cmd = prefix.command(&exe);
+    cmd.arg(harness.dll).current_dir(&bin);
+    println!("$ wine {} {}", exe.display(), harness.dll);
+    let out = cmd.output().context("running the harness under Wine")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(parse_summary)
+        .with_context(|| format!("{}: no `N passed, N failed` line", harness.name))?;
+    if !out.status.success() || summary.1 != 0 || summary.0 == 0 {
+        bail!(
+            "{}: {} passed, {} failed, exit {}",
+            harness.name,
+            summary.0,
+            summary.1,
+            out.status
+        );
+    }
+    Ok(())
+}
+
+/// Parses the harness' closing `N passed, M failed` line.
+fn parse_summary(line: &str) -> Option<(u32, u32)> {
+    let (passed, failed) = line.trim().split_once(", ")?;
+    let passed = passed.strip_suffix(" passed")?.parse().ok()?;
+    let failed = failed.strip_suffix(" failed")?.parse().ok()?;
+    Some((passed, failed))
+}
+
+/// A debug artifact of the Windows cross-build.
+pub fn built_windows_artifact(file: &str) -> PathBuf {
+    target_dir().join(WINDOWS_TARGET).join("debug").join(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_is_parsed() {
+        assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(parse_summary("3 passed, 2 failed\r"), Some((3, 2)));
+        assert_eq!(parse_summary("ok 3 - something"), None);
+    }
+
+    #[test]
+    fn harness_sources_exist() {
+        for harness in WINE_HARNESSES {
+            assert!(workspace_root().join(harness.source).is_file(), "{}", harness.source);
+        }
+    }
+}

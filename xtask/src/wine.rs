@@ -1,0 +1,113 @@
+//! The project's Wine prefix (`target/wine/prefix`) and running Windows executables in it.
+//!
+//! Wine 8 lacks `bcryptprimitives.dll!ProcessPrng`, which Rust's std imports; the prefix gets a
+//! shim built from `xtask/wine/processprng.c` (forwarding to `SystemFunction036`).
+
+use crate::prereq::find_program;
+use crate::stage::run;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SHIM_SOURCE: &str = "xtask/wine/processprng.c";
+const SHIM_DLL: &str = "bcryptprimitives.dll";
+
+#[derive(Debug)]
+pub struct Prefix {
+    dir: PathBuf,
+    loader: PathBuf,
+    server: PathBuf,
+}
+
+impl Prefix {
+    /// Creates the prefix when missing and (re)installs the ProcessPrng shim when it changed.
+    pub fn prepare() -> Result<Self> {
+        let loader = find_program("wine64").context("wine64 not found (cargo xtask installs it)")?;
+        let server = find_program("wineserver").context("wineserver not found")?;
+        let dir = crate::target_dir().join("wine/prefix");
+        let prefix = Self {
+            dir,
+            loader,
+            server,
+        };
+        if !prefix.dir.join("system.reg").is_file() {
+            println!(
+                "creating Wine prefix {} (about 10 s, 700 MB)",
+                prefix.dir.display()
+            );
+            std::fs::create_dir_all(&prefix.dir)?;
+            let mut boot = prefix.command(Path::new("wineboot"));
+            boot.arg("-i");
+            // wineboot reports harmless problems (no display, no 32-bit loader) on stderr.
+            boot.stderr(std::process::Stdio::null());
+            run(&mut boot)?;
+            prefix.wait()?;
+            if !prefix.dir.join("system.reg").is_file() {
+                bail!("wineboot did not create {}", prefix.dir.display());
+            }
+        }
+        prefix.install_shim()?;
+        Ok(prefix)
+    }
+
+    fn install_shim(&self) -> Result<()> {
+        let source = crate::workspace_root().join(SHIM_SOURCE);
+        let built = crate::target_dir().join("wine/shim").join(SHIM_DLL);
+        if is_stale(&built, &source) {
+            std::fs::create_dir_all(built.parent().expect("has a parent"))?;
+            run(Command::new("x86_64-w64-mingw32-gcc")
+                .args(["-shared", "-O2", "-Wall", "-Werror", "-s", "-o"])
+                .arg(&built)
+                .arg(&source)
+                .arg("-ladvapi32"))?;
+        }
+        let installed = self.dir.join("drive_c/windows/system32").join(SHIM_DLL);
+        let same = std::fs::read(&installed).ok() == Some(std::fs::read(&built)?);
+        if !same {
+            std::fs::copy(&built, &installed)
+                .with_context(|| format!("installing {}", installed.display()))?;
+            println!("installed the ProcessPrng shim into {}", installed.display());
+        }
+        Ok(())
+    }
+
+    /// A command running `exe` (a path, or a program of the prefix such as `wineboot`) under Wine.
+    pub fn command(&self, exe: &Path) -> Command {
+        let mut cmd = Command::new(&self.loader);
+        cmd.arg(exe);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    /// The environment that selects this prefix, also for `cargo test` runners.
+    pub fn env(&self, cmd: &mut Command) {
+        cmd.env("WINEPREFIX", &self.dir)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "bcryptprimitives=n,b;winemenubuilder.exe=d")
+            .env("WINESERVER", &self.server);
+    }
+
+    pub fn loader(&self) -> &Path {
+        &self.loader
+    }
+
+    /// Waits until every process of the prefix has exited.
+    pub fn wait(&self) -> Result<()> {
+        let mut cmd = Command::new(&self.server);
+        cmd.arg("-w");
+        self.env(&mut cmd);
+        let status = cmd.status().context("running wineserver -w")?;
+        if !status.success() {
+            bail!("wineserver -w failed with {status}");
+        }
+        Ok(())
+    }
+}
+
+fn is_stale(built: &Path, source: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(built), modified(source)) {
+        (Some(built), Some(source)) => built < source,
+        _ => true,
+    }
+}
