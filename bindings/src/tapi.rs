@@ -12,6 +12,30 @@
 pub type ASYNC_COMPLETION = Option<unsafe extern "system" fn(dwrequestid: u32, lresult: i32)>;
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HANDLE(pub *mut core::ffi::c_void);
+impl HANDLE {
+    pub fn is_invalid(&self) -> bool {
+        self.0 == -1 as _ || self.0 == 0 as _
+    }
+}
+impl windows_core::Free for HANDLE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn CloseHandle(hobject : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                CloseHandle(self.0);
+            }
+        }
+    }
+}
+impl Default for HANDLE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HDRVCALL(pub *mut core::ffi::c_void);
 impl HDRVCALL {
     pub fn is_invalid(&self) -> bool {
@@ -125,6 +149,25 @@ impl HTAPIPHONE {
 impl Default for HTAPIPHONE {
     fn default() -> Self {
         unsafe { core::mem::zeroed() }
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HWND(pub *mut core::ffi::c_void);
+impl HWND {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl Default for HWND {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HANDLE> for HWND {}
+impl From<HWND> for HANDLE {
+    fn from(value: HWND) -> Self {
+        Self(value.0)
     }
 }
 pub const LINEADDRCAPFLAGS_ACCEPTTOALERT: u32 = 1048576u32;
