@@ -15,8 +15,9 @@ pub struct Artifact {
 
 /// Every `cdylib` and `bin` target of the packages under `samples/` ships; test crates do not.
 pub fn artifacts() -> Result<Vec<Artifact>> {
-    let out = crate::stage::output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
-        .context("cargo metadata failed")?;
+    let out =
+        crate::stage::output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
+            .context("cargo metadata failed")?;
     let metadata: serde_json::Value = serde_json::from_str(&out)?;
     let samples = crate::workspace_root().join("samples");
     let mut found = Vec::new();
@@ -88,10 +89,15 @@ fn copy_artifacts(artifacts: &[Artifact]) -> Result<Vec<(PathBuf, u64)>> {
     for artifact in artifacts {
         let from = release.join(&artifact.file);
         if !from.is_file() {
-            bail!("{} was not built by -p {}", from.display(), artifact.package);
+            bail!(
+                "{} was not built by -p {}",
+                from.display(),
+                artifact.package
+            );
         }
         let to = dist.join(&artifact.file);
-        let size = std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        let size =
+            std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
         copied.push((to, size));
     }
     Ok(copied)

@@ -5,7 +5,10 @@
 //! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
 //! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
 
-#![allow(clippy::print_stdout, reason = "a command-line tool talks to its user on stdout")]
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool talks to its user on stdout"
+)]
 
 mod codegen;
 mod dist;

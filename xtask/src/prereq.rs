@@ -93,9 +93,11 @@ fn ensure_rust_target() -> Result<()> {
         }
         None => {
             // No rustup: the target may still come with the toolchain (distro Rust).
-            let sysroot = output(Command::new("rustc").args(["--print", "sysroot"]))
-                .unwrap_or_default();
-            let lib = Path::new(sysroot.trim()).join("lib/rustlib").join(WINDOWS_TARGET);
+            let sysroot =
+                output(Command::new("rustc").args(["--print", "sysroot"])).unwrap_or_default();
+            let lib = Path::new(sysroot.trim())
+                .join("lib/rustlib")
+                .join(WINDOWS_TARGET);
             if lib.is_dir() {
                 Ok(())
             } else {
@@ -176,7 +178,11 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         dirs.push(PathBuf::from("/usr/lib/wine"));
     }
     // Distributions that package only the wow64 loader name it `wine`.
-    let names: &[&str] = if name == "wine64" { &["wine64", "wine"] } else { &[name] };
+    let names: &[&str] = if name == "wine64" {
+        &["wine64", "wine"]
+    } else {
+        &[name]
+    };
     names.iter().find_map(|name| {
         dirs.iter()
             .map(|dir| dir.join(name))

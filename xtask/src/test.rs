@@ -43,21 +43,36 @@ pub fn run(args: &[String]) -> Result<()> {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
     stages.run("clippy (Linux)", || {
-        sh(cargo().args(["clippy", "--workspace", "--all-targets", "--locked"])
+        sh(cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--locked"])
             .args(["--", "-D", "warnings"]))
     })?;
     stages.run("clippy (Windows)", || {
         // xtask is a host tool; everything else must be clean for the Windows target too.
         sh(cargo()
-            .args(["clippy", "--workspace", "--exclude", "xtask", "--all-targets"])
-            .args(["--locked", "--target", WINDOWS_TARGET, "--", "-D", "warnings"]))
+            .args([
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "xtask",
+                "--all-targets",
+            ])
+            .args([
+                "--locked",
+                "--target",
+                WINDOWS_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ]))
     })?;
     stages.run("tests (unit, trybuild, codegen freshness)", || {
         sh(cargo().args(["test", "--workspace", "--locked"]))
     })?;
     stages.run("loom models", loom)?;
     stages.run("Windows cross-build", || {
-        sh(cargo().args(["build", "--workspace", "--exclude", "xtask", "--locked"])
+        sh(cargo()
+            .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
             .args(["--target", WINDOWS_TARGET]))
     })?;
     if wine {
@@ -80,7 +95,15 @@ pub fn run(args: &[String]) -> Result<()> {
 fn loom() -> Result<()> {
     let loom_target = target_dir().join("loom");
     sh(cargo()
-        .args(["test", "--locked", "--release", "-p", "winprov-core", "--test", "loom"])
+        .args([
+            "test",
+            "--locked",
+            "--release",
+            "-p",
+            "winprov-core",
+            "--test",
+            "loom",
+        ])
         .env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", loom_target)
         .env("LOOM_MAX_PREEMPTIONS", "3"))
@@ -88,7 +111,14 @@ fn loom() -> Result<()> {
 
 fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["test", "--locked", "--target", WINDOWS_TARGET, "--lib", "--tests"]);
+    cmd.args([
+        "test",
+        "--locked",
+        "--target",
+        WINDOWS_TARGET,
+        "--lib",
+        "--tests",
+    ]);
     for package in WINE_UNIT_TEST_PACKAGES {
         cmd.args(["-p", package]);
     }
@@ -107,8 +137,13 @@ fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
         .arg(&exe)
         .arg(root.join(harness.source)))?;
     let dll = built_windows_artifact(harness.dll);
-    std::fs::copy(&dll, bin.join(harness.dll))
-        .with_context(|| format!("copying {} (built by -p {})", dll.display(), harness.package))?;
+    std::fs::copy(&dll, bin.join(harness.dll)).with_context(|| {
+        format!(
+            "copying {} (built by -p {})",
+            dll.display(),
+            harness.package
+        )
+    })?;
     let mut cmd = prefix.command(&exe);
     cmd.arg(harness.dll).current_dir(&bin);
     println!("$ wine {} {}", exe.display(), harness.dll);
@@ -160,7 +195,11 @@ mod tests {
     #[test]
     fn harness_sources_exist() {
         for harness in WINE_HARNESSES {
-            assert!(workspace_root().join(harness.source).is_file(), "{}", harness.source);
+            assert!(
+                workspace_root().join(harness.source).is_file(),
+                "{}",
+                harness.source
+            );
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct Prefix {
 impl Prefix {
     /// Creates the prefix when missing and (re)installs the ProcessPrng shim when it changed.
     pub fn prepare() -> Result<Self> {
-        let loader = find_program("wine64").context("wine64 not found (cargo xtask installs it)")?;
+        let loader =
+            find_program("wine64").context("wine64 not found (cargo xtask installs it)")?;
         let server = find_program("wineserver").context("wineserver not found")?;
         let dir = crate::target_dir().join("wine/prefix");
         let prefix = Self {
@@ -66,7 +67,10 @@ impl Prefix {
         if !same {
             std::fs::copy(&built, &installed)
                 .with_context(|| format!("installing {}", installed.display()))?;
-            println!("installed the ProcessPrng shim into {}", installed.display());
+            println!(
+                "installed the ProcessPrng shim into {}",
+                installed.display()
+            );
         }
         Ok(())
     }
@@ -83,7 +87,10 @@ impl Prefix {
     pub fn env(&self, cmd: &mut Command) {
         cmd.env("WINEPREFIX", &self.dir)
             .env("WINEDEBUG", "-all")
-            .env("WINEDLLOVERRIDES", "bcryptprimitives=n,b;winemenubuilder.exe=d")
+            .env(
+                "WINEDLLOVERRIDES",
+                "bcryptprimitives=n,b;winemenubuilder.exe=d",
+            )
             .env("WINESERVER", &self.server);
     }
 

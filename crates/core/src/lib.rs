@@ -1,1 +1,22 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+// No unsafe code outside the `ffi` module (enforced by a test that reads the sources, too).
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod boundary;
+pub mod cancel;
+pub mod completion;
+pub mod error;
+#[allow(unsafe_code)]
+pub mod ffi;
+pub mod handle;
+mod sync;
+
+pub use boundary::{Panic, boundary, boundary_with};
+pub use cancel::{
+    CancelRegistration, CancellationSource, CancellationToken, Cancelled, WaitOutcome,
+};
+pub use completion::{CallScope, Completion, CompletionHandle, Delivery, call_scope, completion};
+pub use error::{HResult, LineErr, WsaError};
+pub use ffi::PtrError;
+pub use handle::{Handle, HandleError, HandleTable, TableFull};

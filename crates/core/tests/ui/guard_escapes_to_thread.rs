@@ -1,0 +1,11 @@
+// A call-scoped guard cannot move to a thread that may outlive the call.
+use winprov_core::call_scope;
+
+fn main() {
+    call_scope(|scope| {
+        let (guard, _handle) = scope.completion(|_code: i32| {}, -1);
+        std::thread::spawn(move || {
+            let _ = guard.complete(0);
+        });
+    });
+}
