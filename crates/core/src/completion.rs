@@ -211,7 +211,14 @@ pub fn completion<O: Send + 'static>(
     deliver: impl FnOnce(O) + Send + 'static,
     on_drop: O,
 ) -> (Completion<'static, O>, CompletionHandle<'static, O>) {
-    let slot = Slot::new(Box::new(deliver), on_drop);
+    pair(Box::new(deliver), on_drop)
+}
+
+fn pair<'a, O: Send + 'a>(
+    deliver: Deliver<'a, O>,
+    on_drop: O,
+) -> (Completion<'a, O>, CompletionHandle<'a, O>) {
+    let slot = Slot::new(deliver, on_drop);
     (
         Completion {
             slot: Some(Arc::clone(&slot)),
@@ -234,13 +241,7 @@ impl<'scope, 'env> CallScope<'scope, 'env> {
         deliver: impl FnOnce(O) + Send + 'scope,
         on_drop: O,
     ) -> (Completion<'scope, O>, CompletionHandle<'scope, O>) {
-        let slot = Slot::new(Box::new(deliver), on_drop);
-        (
-            Completion {
-                slot: Some(Arc::clone(&slot)),
-            },
-            CompletionHandle { slot },
-        )
+        pair(Box::new(deliver), on_drop)
     }
 }
 
