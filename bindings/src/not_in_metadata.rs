@@ -14,7 +14,7 @@ use crate::tapi::{
 };
 use crate::ws2spi::{WSAPROTOCOL_INFOW, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE};
 use core::ffi::c_void;
-use windows_core::{GUID, PCSTR, PCWSTR, PWSTR};
+use windows_core::{PCSTR, PCWSTR, PWSTR};
 
 // ---------------------------------------------------------------------------------------------
 // TAPI 2.x service providers (tspi.h)
@@ -220,6 +220,7 @@ pub const WSPDESCRIPTION_LEN: usize = 255;
 #[cfg(all(windows, target_arch = "x86"))]
 pub mod x86 {
     use super::*;
+    use windows_core::GUID;
     windows_link::link!("ws2_32.dll" "system" fn WSCInstallProviderAndChains(
         lpProviderId: *const GUID,
         lpszProviderDllPath: PWSTR,
@@ -231,10 +232,6 @@ pub mod x86 {
         lpErrno: *mut i32
     ) -> i32);
 }
-
-/// Keeps `GUID` in use on targets without the x86-only declaration above.
-#[doc(hidden)]
-pub type ProviderGuid = GUID;
 
 #[cfg(test)]
 mod tests {

@@ -85,6 +85,14 @@ pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<(), PtrError> {
     Ok(())
 }
 
+/// Refuses a length whose byte size a slice cannot have (over `isize::MAX`).
+fn check_len<T>(len: usize) -> Result<(), PtrError> {
+    match len.checked_mul(size_of::<T>()) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(PtrError::TooLong),
+    }
+}
+
 /// Borrows `len` elements the host passed. A zero length accepts a null pointer.
 ///
 /// # Safety
@@ -95,12 +103,7 @@ pub unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], PtrErro
         return Ok(&[]);
     }
     let ptr = check(ptr)?;
-    if len
-        .checked_mul(size_of::<T>())
-        .is_none_or(|n| n > isize::MAX as usize)
-    {
-        return Err(PtrError::TooLong);
-    }
+    check_len::<T>(len)?;
     // SAFETY: non-null, aligned, size within isize::MAX (checked); readable and unaliased for
     // 'a per the caller.
     Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) })
@@ -117,12 +120,7 @@ pub unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize) -> Result<&'a mut [T], P
         return Ok(&mut []);
     }
     let ptr = check(ptr)?;
-    if len
-        .checked_mul(size_of::<T>())
-        .is_none_or(|n| n > isize::MAX as usize)
-    {
-        return Err(PtrError::TooLong);
-    }
+    check_len::<T>(len)?;
     // SAFETY: non-null, aligned, size within isize::MAX (checked); exclusively writable for 'a
     // per the caller.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) })
