@@ -27,3 +27,7 @@ generated! {
 }
 
 pub mod not_in_metadata;
+
+/// The `windows-core` the generated code is written against (GUID, string pointers, HRESULT …),
+/// so dependants name the very same types.
+pub use windows_core;

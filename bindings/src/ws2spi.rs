@@ -10,6 +10,40 @@
 )]
 
 #[inline]
+pub unsafe fn FreeLibrary(hlibmodule: HMODULE) -> windows_core::Result<()> {
+    windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : HMODULE) -> windows_core::BOOL);
+    unsafe { FreeLibrary(hlibmodule).ok() }
+}
+#[inline]
+pub unsafe fn GetProcAddress<P1>(hmodule: HMODULE, lpprocname: P1) -> FARPROC
+where
+    P1: windows_core::Param<windows_core::PCSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn GetProcAddress(hmodule : HMODULE, lpprocname : windows_core::PCSTR) -> FARPROC);
+    unsafe { GetProcAddress(hmodule, lpprocname.param().abi()) }
+}
+#[inline]
+pub unsafe fn LoadLibraryExW<P0>(
+    lplibfilename: P0,
+    hfile: Option<HANDLE>,
+    dwflags: LOAD_LIBRARY_FLAGS,
+) -> windows_core::Result<HMODULE>
+where
+    P0: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn LoadLibraryExW(lplibfilename : windows_core::PCWSTR, hfile : HANDLE, dwflags : LOAD_LIBRARY_FLAGS) -> HMODULE);
+    let result__ = unsafe {
+        LoadLibraryExW(
+            lplibfilename.param().abi(),
+            hfile.unwrap_or(core::mem::zeroed()) as _,
+            dwflags,
+        )
+    };
+    (!result__.is_invalid())
+        .then_some(result__)
+        .ok_or_else(windows_core::Error::from_thread)
+}
+#[inline]
 pub unsafe fn WPUCompleteOverlappedRequest(
     s: SOCKET,
     lpoverlapped: *mut OVERLAPPED,
@@ -238,6 +272,7 @@ pub struct CSADDR_INFO {
     pub iSocketType: i32,
     pub iProtocol: i32,
 }
+pub type FARPROC = Option<unsafe extern "system" fn() -> isize>;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FD_SET {
@@ -283,6 +318,66 @@ impl windows_core::Free for HANDLE {
 impl Default for HANDLE {
     fn default() -> Self {
         unsafe { core::mem::zeroed() }
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HINSTANCE(pub *mut core::ffi::c_void);
+impl HINSTANCE {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl windows_core::Free for HINSTANCE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                FreeLibrary(self.0);
+            }
+        }
+    }
+}
+impl Default for HINSTANCE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HMODULE> for HINSTANCE {}
+impl From<HINSTANCE> for HMODULE {
+    fn from(value: HINSTANCE) -> Self {
+        Self(value.0)
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HMODULE(pub *mut core::ffi::c_void);
+impl HMODULE {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl windows_core::Free for HMODULE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                FreeLibrary(self.0);
+            }
+        }
+    }
+}
+impl Default for HMODULE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HINSTANCE> for HMODULE {}
+impl From<HMODULE> for HINSTANCE {
+    fn from(value: HMODULE) -> Self {
+        Self(value.0)
     }
 }
 #[repr(transparent)]
@@ -362,6 +457,11 @@ pub struct IN_ADDR_0_1 {
     pub s_w1: u16,
     pub s_w2: u16,
 }
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct IPPROTO(pub i32);
+pub const IPPROTO_TCP: IPPROTO = IPPROTO(6i32);
+pub const IPPROTO_UDP: IPPROTO = IPPROTO(17i32);
 pub const LAYERED_PROTOCOL: u32 = 0u32;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -369,6 +469,43 @@ pub struct LINGER {
     pub l_onoff: u16,
     pub l_linger: u16,
 }
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct LOAD_LIBRARY_FLAGS(pub u32);
+impl LOAD_LIBRARY_FLAGS {
+    pub const fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+impl core::ops::BitOr for LOAD_LIBRARY_FLAGS {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+impl core::ops::BitAnd for LOAD_LIBRARY_FLAGS {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+impl core::ops::BitOrAssign for LOAD_LIBRARY_FLAGS {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0.bitor_assign(other.0)
+    }
+}
+impl core::ops::BitAndAssign for LOAD_LIBRARY_FLAGS {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0.bitand_assign(other.0)
+    }
+}
+impl core::ops::Not for LOAD_LIBRARY_FLAGS {
+    type Output = Self;
+    fn not(self) -> Self {
+        Self(self.0.not())
+    }
+}
+pub const LOAD_LIBRARY_SEARCH_SYSTEM32: LOAD_LIBRARY_FLAGS = LOAD_LIBRARY_FLAGS(2048u32);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LPARAM(pub isize);
@@ -835,6 +972,9 @@ pub struct NAPI_PROVIDER_INSTALLATION_BLOB {
 }
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct NAPI_PROVIDER_LEVEL(pub i32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct NAPI_PROVIDER_TYPE(pub i32);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -882,6 +1022,11 @@ pub struct OVERLAPPED_0_0 {
     pub Offset: u32,
     pub OffsetHigh: u32,
 }
+pub const ProviderLevel_None: NAPI_PROVIDER_LEVEL = NAPI_PROVIDER_LEVEL(0i32);
+pub const ProviderLevel_Primary: NAPI_PROVIDER_LEVEL = NAPI_PROVIDER_LEVEL(2i32);
+pub const ProviderLevel_Secondary: NAPI_PROVIDER_LEVEL = NAPI_PROVIDER_LEVEL(1i32);
+pub const ProviderType_Application: NAPI_PROVIDER_TYPE = NAPI_PROVIDER_TYPE(1i32);
+pub const ProviderType_Service: NAPI_PROVIDER_TYPE = NAPI_PROVIDER_TYPE(2i32);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct QOS {
@@ -893,6 +1038,9 @@ pub const RESULT_IS_ADDED: u32 = 16u32;
 pub const RESULT_IS_ALIAS: u32 = 1u32;
 pub const RESULT_IS_CHANGED: u32 = 32u32;
 pub const RESULT_IS_DELETED: u32 = 64u32;
+pub const RNRSERVICE_DELETE: WSAESETSERVICEOP = WSAESETSERVICEOP(2i32);
+pub const RNRSERVICE_DEREGISTER: WSAESETSERVICEOP = WSAESETSERVICEOP(1i32);
+pub const RNRSERVICE_REGISTER: WSAESETSERVICEOP = WSAESETSERVICEOP(0i32);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SCOPE_ID {
@@ -1003,6 +1151,8 @@ impl Default for SOCKET_ADDRESS {
     }
 }
 pub const SOCKET_ERROR: i32 = -1i32;
+pub const SOCK_DGRAM: WINSOCK_SOCKET_TYPE = WINSOCK_SOCKET_TYPE(2i32);
+pub const SOCK_STREAM: WINSOCK_SOCKET_TYPE = WINSOCK_SOCKET_TYPE(1i32);
 pub const SOL_SOCKET: i32 = 65535i32;
 pub const SO_DONTLINGER: i32 = -129i32;
 pub const SO_LINGER: i32 = 128i32;
@@ -1015,6 +1165,9 @@ pub struct TIMEVAL {
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct WINSOCK_SHUTDOWN_HOW(pub i32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct WINSOCK_SOCKET_TYPE(pub i32);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct WPARAM(pub usize);

@@ -97,31 +97,31 @@ const MAX_INDEX: usize = INDEX_MASK - 1;
 /// Tags are handed out round-robin over `1..=TAG_MASK` so tables made one after the other differ.
 static NEXT_TAG: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-struct Entry<T> {
+struct Entry<T: ?Sized> {
     /// Generation of the handle currently (or next) issued for this slot.
     generation: usize,
     value: Option<Arc<T>>,
 }
 
-struct Slots<T> {
+struct Slots<T: ?Sized> {
     entries: Vec<Entry<T>>,
     free: Vec<usize>,
 }
 
 /// Maps host-visible handles to shared objects. See the module documentation.
-pub struct HandleTable<T> {
+pub struct HandleTable<T: ?Sized> {
     tag: usize,
     slots: RwLock<Slots<T>>,
     live: AtomicUsize,
 }
 
-impl<T> Default for HandleTable<T> {
+impl<T: ?Sized> Default for HandleTable<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T> HandleTable<T> {
+impl<T: ?Sized> HandleTable<T> {
     /// An empty table with its own tag.
     pub fn new() -> Self {
         let tag = NEXT_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % TAG_MASK + 1;
@@ -158,7 +158,10 @@ impl<T> HandleTable<T> {
     }
 
     /// Stores `value` and returns its new handle.
-    pub fn insert(&self, value: T) -> Result<Handle, TableFull> {
+    pub fn insert(&self, value: T) -> Result<Handle, TableFull>
+    where
+        T: Sized,
+    {
         self.insert_arc(Arc::new(value))
     }
 
@@ -290,7 +293,7 @@ impl<T> HandleTable<T> {
     }
 }
 
-impl<T> std::fmt::Debug for HandleTable<T> {
+impl<T: ?Sized> std::fmt::Debug for HandleTable<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandleTable")
             .field("tag", &self.tag)

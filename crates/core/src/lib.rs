@@ -10,7 +10,7 @@ pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod handle;
-mod sync;
+pub mod sync;
 
 pub use boundary::{Panic, boundary, boundary_with};
 pub use cancel::{

@@ -1,0 +1,770 @@
+//! The ABI layer: the `NSPV2_ROUTINE` exports, the reading of host structures, and the Winsock
+//! functions the provider side calls. The crate's only `unsafe` code lives here.
+//!
+//! Every export body runs inside [`winprov_core::boundary_with`]: a panic becomes the call's
+//! documented failure (`SOCKET_ERROR` with `WSASYSCALLFAILURE` for the `INT` entries, a
+//! completion with `WSASYSCALLFAILURE` for the `VOID` ones) and never reaches the host. Every
+//! host pointer goes through [`winprov_core::ffi`] (null, alignment, terminator within a bound)
+//! and bad input is answered with the documented code, never dereferenced blindly.
+//!
+//! The signatures are those of the SDK header and the Windows metadata: NextEx, SetServiceEx
+//! and ClientSessionRundown return `VOID` and report through `WSAProviderCompleteAsyncCall`
+//! (mingw-w64 declares them `int`, which is wrong).
+
+use crate::query::{AfProtocol, Comparator, ControlFlags, CsAddr, Guid, Query, RegInfo, Version};
+use crate::runtime::{AsyncSink, NO_ERROR, Registry};
+use crate::wire::{self, BUFFER_ALIGN};
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::{LazyLock, OnceLock};
+use winprov_bindings::ws2spi::{
+    AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKET_ERROR, WSAESETSERVICEOP,
+    WSAQUERYSET2W, WSAVERSION,
+};
+use winprov_core::{PtrError, WsaError, boundary_with, ffi};
+
+/// Longest string accepted in a query set (the `UNICODE_STRING` limit, in UTF-16 units).
+const MAX_STRING_UNITS: usize = 32_767;
+/// Most `AFPROTOCOLS` / `CSADDR_INFO` entries accepted in one query set.
+const MAX_ENTRIES: usize = 1024;
+/// Largest socket address accepted (`SOCKADDR_STORAGE`).
+const MAX_SOCKADDR: usize = 128;
+/// Largest blob accepted.
+const MAX_BLOB: usize = 16 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// The process-wide registry the exports dispatch to.
+
+pub(crate) static REGISTRY: LazyLock<Registry> =
+    LazyLock::new(|| Registry::new(std::sync::Arc::new(SysSink)));
+
+/// The routine table every provider of this process is advertised with. Calls are routed by
+/// the provider GUID (Startup, Cleanup, Begin, SetServiceEx, Rundown) or by handle (NextEx, End).
+pub(crate) static ROUTINE: NSPV2_ROUTINE = NSPV2_ROUTINE {
+    cbSize: size_of::<NSPV2_ROUTINE>() as u32,
+    dwMajorVersion: 1,
+    dwMinorVersion: 0,
+    NSPv2Startup: Some(nsp_startup),
+    NSPv2Cleanup: Some(nsp_cleanup),
+    NSPv2LookupServiceBegin: Some(nsp_lookup_service_begin),
+    NSPv2LookupServiceNextEx: Some(nsp_lookup_service_next_ex),
+    NSPv2LookupServiceEnd: Some(nsp_lookup_service_end),
+    NSPv2SetServiceEx: Some(nsp_set_service_ex),
+    NSPv2ClientSessionRundown: Some(nsp_client_session_rundown),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Completions and the last error.
+
+/// Sends completions to `WSAProviderCompleteAsyncCall` (or to the test host's hook).
+struct SysSink;
+
+/// A host simulator's replacement for `WSAProviderCompleteAsyncCall`.
+pub(crate) type CompletionHook = fn(async_call: usize, code: i32);
+
+static COMPLETION_HOOK: OnceLock<CompletionHook> = OnceLock::new();
+
+/// Routes completions to `hook` instead of Winsock (host simulators only; set once).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn set_completion_hook(hook: CompletionHook) -> bool {
+    COMPLETION_HOOK.set(hook).is_ok() || COMPLETION_HOOK.get() == Some(&hook)
+}
+
+impl AsyncSink for SysSink {
+    fn complete(&self, async_call: usize, code: i32) {
+        if async_call == 0 {
+            tracing::warn!(code, "NULL hAsyncCall: nothing to complete");
+            return;
+        }
+        if let Some(hook) = COMPLETION_HOOK.get() {
+            return hook(async_call, code);
+        }
+        complete_async_call(async_call, code);
+    }
+}
+
+#[cfg(windows)]
+fn complete_async_call(async_call: usize, code: i32) {
+    let handle = HANDLE(std::ptr::without_provenance_mut(async_call));
+    // SAFETY: WSAProviderCompleteAsyncCall takes the host's opaque handle by value and an int;
+    // it reads no memory of ours.
+    let result = unsafe { winprov_bindings::ws2spi::WSAProviderCompleteAsyncCall(handle, code) };
+    if result != 0 {
+        tracing::error!(code, result, "WSAProviderCompleteAsyncCall failed");
+    }
+}
+
+#[cfg(not(windows))]
+fn complete_async_call(async_call: usize, code: i32) {
+    tracing::error!(
+        async_call,
+        code,
+        "no Winsock on this platform and no host simulator: completion dropped"
+    );
+}
+
+#[cfg(not(windows))]
+thread_local! {
+    static LAST_ERROR: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// `WSASetLastError`.
+pub(crate) fn set_last_error(code: i32) {
+    #[cfg(windows)]
+    // SAFETY: WSASetLastError only stores the value in thread-local state.
+    unsafe {
+        winprov_bindings::ws2spi::WSASetLastError(code)
+    };
+    #[cfg(not(windows))]
+    LAST_ERROR.with(|cell| cell.set(code));
+}
+
+/// `WSAGetLastError` (for host simulators).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) fn last_error() -> i32 {
+    #[cfg(windows)]
+    // SAFETY: WSAGetLastError only reads thread-local state.
+    return unsafe { winprov_bindings::ws2spi::WSAGetLastError() }.0;
+    #[cfg(not(windows))]
+    LAST_ERROR.with(|cell| cell.get())
+}
+
+/// An `INT` entry's return value: `NO_ERROR`, or `SOCKET_ERROR` with the last error set.
+fn int_result(result: Result<(), WsaError>) -> i32 {
+    match result {
+        Ok(()) => NO_ERROR,
+        Err(error) => {
+            set_last_error(error.raw());
+            SOCKET_ERROR
+        }
+    }
+}
+
+fn panicked() -> i32 {
+    int_result(Err(WsaError::WSASYSCALLFAILURE))
+}
+
+fn fault(error: PtrError) -> WsaError {
+    match error {
+        PtrError::Unterminated { .. } | PtrError::TooLong => WsaError::WSAEINVAL,
+        _ => WsaError::WSAEFAULT,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The caller's result buffer.
+
+/// The `lpdwBufferLength` / `lpqsResults` pair of one NextEx call.
+///
+/// Invariant (from [`ResultBuffer::from_host`]'s contract): both pointers stay valid until the
+/// NextEx call that received them returns, and the runtime uses this value only before that —
+/// a delivery runs either on the NextEx thread or on End's thread while NextEx is still waiting
+/// for that delivery to finish (see `runtime`).
+pub(crate) struct ResultBuffer {
+    length: NonNull<u32>,
+    data: *mut u8,
+    capacity: usize,
+}
+
+// SAFETY: the pointers are only dereferenced by the one delivery of the call they belong to,
+// which may run on another thread (End's) while the NextEx call is still running; the host
+// does not touch the buffer during the call.
+unsafe impl Send for ResultBuffer {}
+
+impl ResultBuffer {
+    /// Checks the pointers of a NextEx call: `lpdwBufferLength` must be a valid pointer;
+    /// `lpqsResults` may be NULL only for a zero length (a size probe) and must be aligned.
+    ///
+    /// # Safety
+    /// If the checks pass, `length` is readable and writable and `data` writable for
+    /// `*length` bytes until the NextEx call returns, and nobody else accesses them meanwhile.
+    pub(crate) unsafe fn from_host(length: *mut u32, data: *mut u8) -> Result<Self, WsaError> {
+        let length = ffi::check(length).map_err(fault)?;
+        // SAFETY: checked non-null and aligned; readable per the caller.
+        let capacity = unsafe { length.read() } as usize;
+        if capacity > 0 && (data.is_null() || !data.addr().is_multiple_of(BUFFER_ALIGN)) {
+            return Err(WsaError::WSAEFAULT);
+        }
+        Ok(Self {
+            length,
+            data,
+            capacity,
+        })
+    }
+
+    /// Runs `fill` over the buffer's bytes and their address.
+    pub(crate) fn write<R>(&mut self, fill: impl FnOnce(&mut [u8], usize) -> R) -> R {
+        // SAFETY: `data` is writable for `capacity` bytes and exclusively ours during the call
+        // (from_host's contract); a zero capacity makes an empty slice from any pointer.
+        let bytes = unsafe { ffi::slice_mut(self.data, self.capacity) }.unwrap_or(&mut []);
+        // Bytes may hold anything; the encoder only writes them.
+        let base = self.data.addr();
+        fill(bytes, base)
+    }
+
+    /// Reports the size a result needs (`WSAEFAULT` answers).
+    pub(crate) fn set_needed(&mut self, needed: u32) {
+        // SAFETY: `length` is valid for writes during the call (from_host's contract).
+        unsafe { self.length.write(needed) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading host structures.
+
+/// An optional GUID argument: NULL is `None`.
+///
+/// # Safety
+/// A non-null, aligned `ptr` points to a readable GUID.
+unsafe fn read_guid(ptr: *const Guid) -> Result<Option<Guid>, WsaError> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { ffi::read(ptr) }.map(Some).map_err(fault)
+}
+
+/// # Safety
+/// A non-null, aligned `ptr` is a NUL-terminated UTF-16 string (or has `MAX_STRING_UNITS`
+/// readable units).
+unsafe fn read_string(ptr: *const u16) -> Result<Option<String>, WsaError> {
+    // SAFETY: forwarded to the caller's contract.
+    match unsafe { ffi::wide_str_opt(ptr, MAX_STRING_UNITS) }.map_err(fault)? {
+        None => Ok(None),
+        Some(units) => String::from_utf16(units)
+            .map(Some)
+            .map_err(|_| WsaError::WSAEINVAL),
+    }
+}
+
+/// # Safety
+/// A non-null `SOCKET_ADDRESS.lpSockaddr` has `iSockaddrLength` readable bytes.
+unsafe fn read_socket_address(
+    address: &winprov_bindings::ws2spi::SOCKET_ADDRESS,
+) -> Result<Option<std::net::SocketAddr>, WsaError> {
+    let len = usize::try_from(address.iSockaddrLength).map_err(|_| WsaError::WSAEINVAL)?;
+    if address.lpSockaddr.is_null() && len == 0 {
+        return Ok(None);
+    }
+    if len > MAX_SOCKADDR {
+        return Err(WsaError::WSAEINVAL);
+    }
+    // SAFETY: `len` bytes are readable per the caller; u8 needs no alignment.
+    let bytes =
+        unsafe { ffi::slice(address.lpSockaddr.cast::<u8>().cast_const(), len) }.map_err(fault)?;
+    wire::parse_sockaddr(bytes)
+        .map(Some)
+        .ok_or(WsaError::WSAEINVAL)
+}
+
+/// The fields of a `WSAQUERYSET2W` the framework understands, read and checked.
+struct QuerySetFields {
+    name: Option<String>,
+    version: Option<Version>,
+    comment: Option<String>,
+    namespace: u32,
+    provider_id: Option<Guid>,
+    context: Option<String>,
+    protocols: Vec<AfProtocol>,
+    query_string: Option<String>,
+    addresses: Vec<CsAddr>,
+    blob: Option<Vec<u8>>,
+}
+
+/// Reads a `WSAQUERYSET2W` from the host.
+///
+/// # Safety
+/// `ptr`, if non-null and aligned, points to a `WSAQUERYSET2W` whose pointer fields are NULL or
+/// valid for what their counts state (`dwNumberOfProtocols`, `dwNumberOfCsAddrs`,
+/// `BLOB.cbSize`, `iSockaddrLength`) and whose strings are NUL-terminated.
+unsafe fn read_query_set(
+    ptr: *const WSAQUERYSET2W,
+    with_addresses: bool,
+) -> Result<QuerySetFields, WsaError> {
+    let qs = match ffi::check(ptr) {
+        // SAFETY: checked; readable per the caller.
+        Ok(qs) => unsafe { qs.read() },
+        Err(PtrError::Null) => return Err(WsaError::WSAEINVAL),
+        Err(error) => return Err(fault(error)),
+    };
+    if (qs.dwSize as usize) < size_of::<WSAQUERYSET2W>() {
+        return Err(WsaError::WSAEINVAL);
+    }
+    // Each pointer below comes from the structure and is valid for its stated count per the
+    // caller; the ffi helpers check null and alignment first.
+    // SAFETY: a pointer field of the host's structure, valid for its stated count.
+    let name = unsafe { read_string(qs.lpszServiceInstanceName.0) }?;
+    // SAFETY: a pointer field of the host's structure, valid for its stated count.
+    let comment = unsafe { read_string(qs.lpszComment.0) }?;
+    // SAFETY: a pointer field of the host's structure, valid for its stated count.
+    let context = unsafe { read_string(qs.lpszContext.0) }?;
+    // SAFETY: a pointer field of the host's structure, valid for its stated count.
+    let query_string = unsafe { read_string(qs.lpszQueryString.0) }?;
+    // SAFETY: a pointer field of the host's structure, valid for its stated count.
+    let provider_id = unsafe { read_guid(qs.lpNSProviderId) }?;
+    let version = if qs.lpVersion.is_null() {
+        None
+    } else {
+        // SAFETY: a pointer field of the host's structure, valid for its stated count.
+        let raw: WSAVERSION = unsafe { ffi::read(qs.lpVersion) }.map_err(fault)?;
+        let how = match raw.ecHow.0 {
+            0 => Comparator::Equal,
+            1 => Comparator::NotLess,
+            _ => return Err(WsaError::WSAEINVAL),
+        };
+        Some(Version {
+            version: raw.dwVersion,
+            how,
+        })
+    };
+    let count = qs.dwNumberOfProtocols as usize;
+    if count > MAX_ENTRIES {
+        return Err(WsaError::WSAEINVAL);
+    }
+    let protocols: &[AFPROTOCOLS] =
+        // SAFETY: a pointer field of the host's structure, valid for its stated count.
+        unsafe { ffi::slice(qs.lpafpProtocols.cast_const(), count) }.map_err(fault)?;
+    let protocols = protocols
+        .iter()
+        .map(|p| AfProtocol {
+            address_family: p.iAddressFamily,
+            protocol: p.iProtocol,
+        })
+        .collect();
+    let mut addresses = Vec::new();
+    if with_addresses {
+        let count = qs.dwNumberOfCsAddrs as usize;
+        if count > MAX_ENTRIES {
+            return Err(WsaError::WSAEINVAL);
+        }
+        let entries: &[CSADDR_INFO] =
+            // SAFETY: a pointer field of the host's structure, valid for its stated count.
+            unsafe { ffi::slice(qs.lpcsaBuffer.cast_const(), count) }.map_err(fault)?;
+        for entry in entries {
+            addresses.push(CsAddr {
+                // SAFETY: a pointer field of the host's structure, valid for its stated count.
+                local: unsafe { read_socket_address(&entry.LocalAddr) }?,
+                // SAFETY: a pointer field of the host's structure, valid for its stated count.
+                remote: unsafe { read_socket_address(&entry.RemoteAddr) }?,
+                socket_type: entry.iSocketType,
+                protocol: entry.iProtocol,
+            });
+        }
+    }
+    let blob = if qs.lpBlob.is_null() {
+        None
+    } else {
+        // SAFETY: a pointer field of the host's structure, valid for its stated count.
+        let raw: BLOB = unsafe { ffi::read(qs.lpBlob) }.map_err(fault)?;
+        let len = raw.cbSize as usize;
+        if len > MAX_BLOB {
+            return Err(WsaError::WSAEINVAL);
+        }
+        // SAFETY: a pointer field of the host's structure, valid for its stated count.
+        let data = unsafe { ffi::slice(raw.pBlobData.cast_const(), len) }.map_err(fault)?;
+        Some(data.to_vec())
+    };
+    Ok(QuerySetFields {
+        name,
+        version,
+        comment,
+        namespace: qs.dwNameSpace,
+        provider_id,
+        context,
+        protocols,
+        query_string,
+        addresses,
+        blob,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exports.
+
+/// Reads the provider id argument of an entry.
+///
+/// # Safety
+/// As for [`read_guid`].
+unsafe fn provider_id(ptr: *const Guid) -> Result<Option<Guid>, WsaError> {
+    // SAFETY: forwarded.
+    unsafe { read_guid(ptr) }
+}
+
+unsafe extern "system" fn nsp_startup(
+    lp_provider_id: *const Guid,
+    ppv_client_session_arg: *mut *mut c_void,
+) -> i32 {
+    boundary_with(
+        "NSPv2Startup",
+        |_| panicked(),
+        || {
+            int_result((|| {
+                // SAFETY: the host passes a GUID pointer (or NULL).
+                let id = unsafe { provider_id(lp_provider_id) }?;
+                let out = ffi::check(ppv_client_session_arg).map_err(fault)?;
+                let session = REGISTRY.startup(id)?;
+                // SAFETY: checked non-null and aligned; the host passes a writable pointer slot.
+                unsafe { out.write(std::ptr::without_provenance_mut(session)) };
+                Ok(())
+            })())
+        },
+    )
+}
+
+unsafe extern "system" fn nsp_cleanup(
+    lp_provider_id: *const Guid,
+    pv_client_session_arg: *const c_void,
+) -> i32 {
+    boundary_with(
+        "NSPv2Cleanup",
+        |_| panicked(),
+        || {
+            int_result((|| {
+                // SAFETY: the host passes a GUID pointer (or NULL).
+                let id = unsafe { provider_id(lp_provider_id) }?;
+                REGISTRY.cleanup(id, pv_client_session_arg.addr())
+            })())
+        },
+    )
+}
+
+unsafe extern "system" fn nsp_lookup_service_begin(
+    lp_provider_id: *const Guid,
+    lpqs_restrictions: *const WSAQUERYSET2W,
+    dw_control_flags: u32,
+    lpv_client_session_arg: *const c_void,
+    lph_lookup: *mut HANDLE,
+) -> i32 {
+    boundary_with(
+        "NSPv2LookupServiceBegin",
+        |_| panicked(),
+        || {
+            int_result((|| {
+                // SAFETY: the host passes a GUID pointer (or NULL).
+                let id = unsafe { provider_id(lp_provider_id) }?;
+                let out = ffi::check(lph_lookup).map_err(fault)?;
+                // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
+                let query = unsafe { read_query_set(lpqs_restrictions, false) }.map(|f| Query {
+                    service_instance_name: f.name,
+                    version: f.version,
+                    namespace: f.namespace,
+                    provider_id: f.provider_id,
+                    context: f.context,
+                    protocols: f.protocols,
+                    query_string: f.query_string,
+                    blob: f.blob,
+                });
+                let lookup = REGISTRY.begin(
+                    id,
+                    query,
+                    ControlFlags::from_raw(dw_control_flags),
+                    lpv_client_session_arg.addr(),
+                )?;
+                // SAFETY: checked non-null and aligned; the host passes a writable HANDLE slot.
+                unsafe { out.write(HANDLE(std::ptr::without_provenance_mut(lookup))) };
+                Ok(())
+            })())
+        },
+    )
+}
+
+unsafe extern "system" fn nsp_lookup_service_next_ex(
+    h_async_call: HANDLE,
+    h_lookup: HANDLE,
+    dw_control_flags: u32,
+    lpdw_buffer_length: *const u32,
+    lpqs_results: *mut WSAQUERYSET2W,
+) {
+    let async_call = h_async_call.0.addr();
+    let code = boundary_with(
+        "NSPv2LookupServiceNextEx",
+        |_| WsaError::WSASYSCALLFAILURE.raw(),
+        || {
+            // The metadata types lpdwBufferLength as `const DWORD*`; it is an in/out LPDWORD.
+            // SAFETY: the host passes the in/out length and the buffer it describes, valid for
+            // the duration of this call.
+            let buffer = unsafe {
+                ResultBuffer::from_host(lpdw_buffer_length.cast_mut(), lpqs_results.cast())
+            };
+            REGISTRY.next_ex(
+                async_call,
+                h_lookup.0.addr(),
+                ControlFlags::from_raw(dw_control_flags),
+                buffer,
+            )
+        },
+    );
+    set_last_error(code);
+}
+
+unsafe extern "system" fn nsp_lookup_service_end(h_lookup: HANDLE) -> i32 {
+    boundary_with(
+        "NSPv2LookupServiceEnd",
+        |_| panicked(),
+        || int_result(REGISTRY.end(h_lookup.0.addr())),
+    )
+}
+
+unsafe extern "system" fn nsp_set_service_ex(
+    h_async_call: HANDLE,
+    lp_provider_id: *const Guid,
+    lpqs_reg_info: *const WSAQUERYSET2W,
+    ess_operation: WSAESETSERVICEOP,
+    dw_control_flags: u32,
+    lpv_client_session_arg: *const c_void,
+) {
+    let async_call = h_async_call.0.addr();
+    let code = boundary_with(
+        "NSPv2SetServiceEx",
+        |_| WsaError::WSASYSCALLFAILURE.raw(),
+        || {
+            // SAFETY: the host passes a GUID pointer (or NULL).
+            let id = match unsafe { provider_id(lp_provider_id) } {
+                Ok(id) => id,
+                Err(error) => {
+                    SysSink.complete(async_call, error.raw());
+                    return error.raw();
+                }
+            };
+            // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
+            let reg = unsafe { read_query_set(lpqs_reg_info, true) }.map(|f| RegInfo {
+                service_instance_name: f.name,
+                version: f.version,
+                comment: f.comment,
+                namespace: f.namespace,
+                provider_id: f.provider_id,
+                context: f.context,
+                addresses: f.addresses,
+                blob: f.blob,
+            });
+            REGISTRY.set_service(
+                async_call,
+                id,
+                reg,
+                ess_operation.0,
+                dw_control_flags,
+                lpv_client_session_arg.addr(),
+            )
+        },
+    );
+    set_last_error(code);
+}
+
+unsafe extern "system" fn nsp_client_session_rundown(
+    lp_provider_id: *const Guid,
+    pv_client_session_arg: *const c_void,
+) {
+    boundary_with(
+        "NSPv2ClientSessionRundown",
+        |_| (),
+        || {
+            // SAFETY: the host passes a GUID pointer (or NULL).
+            match unsafe { provider_id(lp_provider_id) } {
+                Ok(id) => REGISTRY.rundown(id, pv_client_session_arg.addr()),
+                Err(error) => tracing::warn!(%error, "NSPv2ClientSessionRundown: bad provider id"),
+            }
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Winsock functions resolved at run time: they may be missing (Wine has no
+// WSAAdvertiseProvider), which must be an error, not an abort.
+
+/// Calls a `ws2_32.dll` function by name; `Err(None)` when it does not exist there.
+#[cfg(windows)]
+pub(crate) mod ws2 {
+    use super::Guid;
+    use winprov_bindings::windows_core::{PCSTR, PCWSTR};
+    use winprov_bindings::ws2spi::{BLOB, NSPV2_ROUTINE};
+
+    /// A `ws2_32.dll` export, or `None` when this Winsock has no such function.
+    fn proc(name: &'static std::ffi::CStr) -> Option<unsafe extern "system" fn() -> isize> {
+        let library: Vec<u16> = winprov_core::ffi::to_wide_nul("ws2_32.dll");
+        // SAFETY: a NUL-terminated name; LOAD_LIBRARY_SEARCH_SYSTEM32 loads the system copy
+        // (already loaded in any Winsock process, so this only takes a reference).
+        let module = unsafe {
+            winprov_bindings::ws2spi::LoadLibraryExW(
+                PCWSTR(library.as_ptr()),
+                None,
+                winprov_bindings::ws2spi::LOAD_LIBRARY_SEARCH_SYSTEM32,
+            )
+        }
+        .ok()?;
+        // SAFETY: a loaded module and a NUL-terminated name.
+        unsafe { winprov_bindings::ws2spi::GetProcAddress(module, PCSTR(name.as_ptr().cast())) }
+    }
+
+    macro_rules! ws2_fn {
+        ($(fn $name:ident($($arg:ident: $ty:ty),*) -> i32;)*) => {$(
+            /// Calls the function of the same name, or `None` when ws2_32 lacks it.
+            ///
+            /// # Safety
+            /// The arguments satisfy the function's documented contract.
+            #[allow(non_snake_case)]
+            pub(crate) unsafe fn $name($($arg: $ty),*) -> Option<i32> {
+                let address = proc(
+                    // SAFETY: the literal ends with a NUL and has no other.
+                    unsafe {
+                        std::ffi::CStr::from_bytes_with_nul_unchecked(
+                            concat!(stringify!($name), "\0").as_bytes(),
+                        )
+                    },
+                )?;
+                // SAFETY: the export has this documented prototype (WSAAPI = system).
+                let function: unsafe extern "system" fn($($ty),*) -> i32 =
+                    unsafe { std::mem::transmute(address) };
+                // SAFETY: forwarded to the caller's contract.
+                Some(unsafe { function($($arg),*) })
+            }
+        )*};
+    }
+
+    ws2_fn! {
+        fn WSAAdvertiseProvider(id: *const Guid, routine: *const NSPV2_ROUTINE) -> i32;
+        fn WSAUnadvertiseProvider(id: *const Guid) -> i32;
+        fn WSCInstallNameSpaceEx(
+            identifier: PCWSTR,
+            path: PCWSTR,
+            namespace: u32,
+            version: u32,
+            id: *const Guid,
+            blob: *const BLOB
+        ) -> i32;
+        fn WSCUnInstallNameSpace(id: *const Guid) -> i32;
+    }
+
+    /// `WSAStartup(2.2)`; the matching `WSACleanup` is [`cleanup`].
+    pub(crate) fn startup() -> Result<(), i32> {
+        let mut data = winprov_bindings::ws2spi::WSADATA::default();
+        // SAFETY: a valid out-pointer for the duration of the call.
+        match unsafe { winprov_bindings::ws2spi::WSAStartup(0x0202, &mut data) } {
+            0 => Ok(()),
+            code => Err(code),
+        }
+    }
+
+    /// `WSACleanup`.
+    pub(crate) fn cleanup() {
+        // SAFETY: paired with a successful `startup`.
+        unsafe { winprov_bindings::ws2spi::WSACleanup() };
+    }
+
+    /// `WSAGetLastError`.
+    pub(crate) fn last_error() -> i32 {
+        super::last_error()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Advertising and catalog registration.
+
+#[cfg(windows)]
+fn ws2_outcome(function: &'static str, result: Option<i32>) -> Result<(), crate::NspError> {
+    match result {
+        None => Err(crate::NspError::Unavailable { function }),
+        Some(0) => Ok(()),
+        Some(_) => Err(crate::NspError::Failed {
+            function,
+            code: WsaError::from_raw(last_error()),
+        }),
+    }
+}
+
+/// `WSAStartup` then `WSAAdvertiseProvider(id, ROUTINE)`.
+#[cfg(windows)]
+pub(crate) fn advertise(id: Guid) -> Result<(), crate::NspError> {
+    ws2::startup().map_err(|code| crate::NspError::Failed {
+        function: "WSAStartup",
+        code: WsaError::from_raw(code),
+    })?;
+    // SAFETY: a GUID on our stack and the static routine table, which outlives the
+    // advertisement.
+    let result = unsafe { ws2::WSAAdvertiseProvider(&id, &ROUTINE) };
+    let outcome = ws2_outcome("WSAAdvertiseProvider", result);
+    if outcome.is_err() {
+        ws2::cleanup();
+    }
+    outcome
+}
+
+/// `WSAUnadvertiseProvider(id)` then `WSACleanup`.
+#[cfg(windows)]
+pub(crate) fn unadvertise(id: Guid) {
+    // SAFETY: a GUID on our stack.
+    let result = unsafe { ws2::WSAUnadvertiseProvider(&id) };
+    if let Err(error) = ws2_outcome("WSAUnadvertiseProvider", result) {
+        tracing::error!(%error, "withdrawing the provider");
+    }
+    ws2::cleanup();
+}
+
+/// `WSCInstallNameSpaceEx` with an empty DLL path.
+#[cfg(windows)]
+pub(crate) fn install_namespace(
+    identifier: &str,
+    namespace: u32,
+    version: u32,
+    id: Guid,
+    mut blob: Vec<u8>,
+) -> Result<(), crate::NspError> {
+    use winprov_bindings::windows_core::PCWSTR;
+    let identifier = ffi::to_wide_nul(identifier);
+    let path = [0u16];
+    let raw = BLOB {
+        cbSize: blob.len() as u32,
+        pBlobData: blob.as_mut_ptr(),
+    };
+    // SAFETY: NUL-terminated strings, a GUID and a BLOB describing `blob`, all alive for the
+    // duration of the call.
+    let result = unsafe {
+        ws2::WSCInstallNameSpaceEx(
+            PCWSTR(identifier.as_ptr()),
+            PCWSTR(path.as_ptr()),
+            namespace,
+            version,
+            &id,
+            &raw,
+        )
+    };
+    ws2_outcome("WSCInstallNameSpaceEx", result)
+}
+
+/// `WSCUnInstallNameSpace`.
+#[cfg(windows)]
+pub(crate) fn uninstall_namespace(id: Guid) -> Result<(), crate::NspError> {
+    // SAFETY: a GUID alive for the call.
+    ws2_outcome("WSCUnInstallNameSpace", unsafe {
+        ws2::WSCUnInstallNameSpace(&id)
+    })
+}
+
+#[cfg(not(windows))]
+pub(crate) fn advertise(_: Guid) -> Result<(), crate::NspError> {
+    Err(crate::NspError::Unavailable {
+        function: "WSAAdvertiseProvider",
+    })
+}
+
+#[cfg(not(windows))]
+pub(crate) fn unadvertise(_: Guid) {}
+
+#[cfg(not(windows))]
+pub(crate) fn install_namespace(
+    _: &str,
+    _: u32,
+    _: u32,
+    _: Guid,
+    _: Vec<u8>,
+) -> Result<(), crate::NspError> {
+    Err(crate::NspError::Unavailable {
+        function: "WSCInstallNameSpaceEx",
+    })
+}
+
+#[cfg(not(windows))]
+pub(crate) fn uninstall_namespace(_: Guid) -> Result<(), crate::NspError> {
+    Err(crate::NspError::Unavailable {
+        function: "WSCUnInstallNameSpace",
+    })
+}

@@ -1,0 +1,746 @@
+//! A host simulator: plays Winsock against any provider, through the real routine table.
+//!
+//! [`Host`] registers a provider the way `WSAAdvertiseProvider` would (after the same checks of
+//! the routine table, R-NSP-1) and calls the `NSPV2_ROUTINE` function pointers with real
+//! `WSAQUERYSET2W` structures and result buffers, exactly as ws2_32 would in the client's stead.
+//! `WSAProviderCompleteAsyncCall` is replaced by a recorder, so every NextEx and SetServiceEx
+//! is checked to complete exactly once (R-NSP-15). Results are decoded with every pointer
+//! checked against the buffer (R-NSP-8), the bytes after the stated length are checked to be
+//! untouched, and the legacy codes `WSAECANCELLED` / `WSAENOMORE` are refused (R-NSP-2, -4). A
+//! violated rule panics with the rule's ID, so any test using the host fails.
+//!
+//! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
+//! runs the lookup rules against a provider given one query it answers.
+
+use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
+use crate::runtime::Stats;
+use crate::wire::{self, Decoded};
+use crate::{NamespaceProvider, Registration};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use winprov_bindings::windows_core::PWSTR;
+use winprov_bindings::ws2spi::{
+    AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKADDR, SOCKET_ADDRESS, SOCKET_ERROR,
+    WSAECOMPARATOR, WSAESETSERVICEOP, WSAQUERYSET2W, WSAVERSION,
+};
+use winprov_core::WsaError;
+
+// ---------------------------------------------------------------------------------------------
+// The completion recorder standing in for WSAProviderCompleteAsyncCall.
+
+#[derive(Default)]
+struct Recorder {
+    calls: HashMap<usize, Vec<i32>>,
+    stray: usize,
+}
+
+static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+static NEXT_ASYNC: AtomicUsize = AtomicUsize::new(1);
+
+fn recorder() -> MutexGuard<'static, Option<Recorder>> {
+    RECORDER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn record(async_call: usize, code: i32) {
+    let mut guard = recorder();
+    let recorder = guard.get_or_insert_with(Recorder::default);
+    match recorder.calls.get_mut(&async_call) {
+        Some(codes) => codes.push(code),
+        None => recorder.stray += 1,
+    }
+}
+
+/// An `hAsyncCall` the recorder tracks until [`AsyncCall::finish`].
+struct AsyncCall(usize);
+
+impl AsyncCall {
+    fn new() -> Self {
+        assert!(
+            crate::sys::set_completion_hook(record),
+            "another completion hook is installed"
+        );
+        // Odd values: never mistaken for an aligned pointer.
+        let id = NEXT_ASYNC.fetch_add(2, Ordering::Relaxed) | 1;
+        recorder()
+            .get_or_insert_with(Recorder::default)
+            .calls
+            .insert(id, Vec::new());
+        Self(id)
+    }
+
+    fn handle(&self) -> HANDLE {
+        HANDLE(std::ptr::without_provenance_mut(self.0))
+    }
+
+    /// The one completion the call made (R-NSP-15).
+    fn finish(self, entry: &str) -> i32 {
+        let codes = recorder()
+            .get_or_insert_with(Recorder::default)
+            .calls
+            .remove(&self.0)
+            .unwrap_or_default();
+        match codes.as_slice() {
+            [code] => *code,
+            _ => panic!(
+                "R-NSP-15 violated: {entry} completed {} times ({codes:?}), not exactly once",
+                codes.len()
+            ),
+        }
+    }
+}
+
+/// Completions for `hAsyncCall` values no simulated call issued (should stay 0).
+pub fn stray_completions() -> usize {
+    recorder().as_ref().map_or(0, |r| r.stray)
+}
+
+/// The routine table's entries, or the R-NSP-1 error `WSAAdvertiseProvider` would report.
+pub fn check_routine(table: Option<&NSPV2_ROUTINE>) -> Result<(), WsaError> {
+    let table = table.ok_or(WsaError::WSAEINVAL)?;
+    if table.cbSize as usize != size_of::<NSPV2_ROUTINE>()
+        || table.NSPv2LookupServiceBegin.is_none()
+        || table.NSPv2LookupServiceNextEx.is_none()
+        || table.NSPv2LookupServiceEnd.is_none()
+    {
+        return Err(WsaError::WSAEINVAL);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values the host passes around.
+
+/// The value `NSPv2Startup` stored through `ppvClientSessionArg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionArg(pub usize);
+
+/// A lookup handle from `NSPv2LookupServiceBegin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LookupHandle(pub usize);
+
+/// How the result buffer of one NextEx is passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffer {
+    /// An aligned buffer of this many bytes (0 = a size probe with a NULL buffer).
+    Len(u32),
+    /// `lpdwBufferLength` = NULL.
+    NullLength,
+    /// A NULL `lpqsResults` with this non-zero length.
+    NullData(u32),
+    /// A buffer of this many bytes at an address that is not pointer-aligned.
+    Misaligned(u32),
+}
+
+/// What one NextEx did, as the client sees it.
+#[derive(Clone, Debug)]
+pub struct Next {
+    /// The completion code (`0` = `NO_ERROR`).
+    pub code: i32,
+    /// `*lpdwBufferLength` after the call.
+    pub buffer_length: u32,
+    /// The decoded result, when the call succeeded.
+    pub result: Option<Decoded>,
+}
+
+impl Next {
+    /// The code as an error, `Ok(())` for `NO_ERROR`.
+    pub fn status(&self) -> Result<(), WsaError> {
+        match self.code {
+            0 => Ok(()),
+            code => Err(WsaError::from_raw(code)),
+        }
+    }
+
+    /// The result's instance name, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.result
+            .as_ref()?
+            .result
+            .service_instance_name
+            .as_deref()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw query sets.
+
+/// A `WSAQUERYSET2W` with the memory it points to, as a client would pass it; its raw
+/// structure can be edited to make malformed input.
+pub struct RawQuerySet {
+    qs: Box<WSAQUERYSET2W>,
+    strings: Vec<Vec<u16>>,
+    protocols: Vec<AFPROTOCOLS>,
+    addresses: Vec<CSADDR_INFO>,
+    sockaddrs: Vec<Vec<u32>>,
+    blob: Option<(Box<BLOB>, Vec<u8>)>,
+    version: Option<Box<WSAVERSION>>,
+    guid: Option<Box<Guid>>,
+}
+
+// SAFETY: the raw pointers point into the set's own heap allocations, which move with it.
+unsafe impl Send for RawQuerySet {}
+// SAFETY: shared access only reads.
+unsafe impl Sync for RawQuerySet {}
+
+impl RawQuerySet {
+    fn empty() -> Self {
+        let qs = WSAQUERYSET2W {
+            dwSize: size_of::<WSAQUERYSET2W>() as u32,
+            ..Default::default()
+        };
+        Self {
+            qs: Box::new(qs),
+            strings: Vec::new(),
+            protocols: Vec::new(),
+            addresses: Vec::new(),
+            sockaddrs: Vec::new(),
+            blob: None,
+            version: None,
+            guid: None,
+        }
+    }
+
+    /// Keeps `units` alive with the set and returns a pointer to them (for forged strings).
+    pub fn keep_wide(&mut self, units: Vec<u16>) -> PWSTR {
+        self.strings.push(units);
+        PWSTR(self.strings.last_mut().expect("just pushed").as_mut_ptr())
+    }
+
+    fn string(&mut self, text: &Option<String>) -> PWSTR {
+        match text {
+            Some(text) => self.keep_wide(winprov_core::ffi::to_wide_nul(text)),
+            None => PWSTR::null(),
+        }
+    }
+
+    fn common(
+        &mut self,
+        name: &Option<String>,
+        version: Option<crate::Version>,
+        namespace: u32,
+        provider_id: Option<Guid>,
+        context: &Option<String>,
+        blob: &Option<Vec<u8>>,
+    ) {
+        self.qs.lpszServiceInstanceName = self.string(name);
+        self.qs.lpszContext = self.string(context);
+        self.qs.dwNameSpace = namespace;
+        if let Some(version) = version {
+            let how = match version.how {
+                crate::Comparator::Equal => 0,
+                crate::Comparator::NotLess => 1,
+            };
+            let mut raw = Box::new(WSAVERSION {
+                dwVersion: version.version,
+                ecHow: WSAECOMPARATOR(how),
+            });
+            self.qs.lpVersion = &mut *raw;
+            self.version = Some(raw);
+        }
+        if let Some(id) = provider_id {
+            let mut raw = Box::new(id);
+            self.qs.lpNSProviderId = &mut *raw;
+            self.guid = Some(raw);
+        }
+        if let Some(data) = blob {
+            self.set_blob(data.clone());
+        }
+    }
+
+    /// Replaces the blob.
+    pub fn set_blob(&mut self, mut data: Vec<u8>) {
+        let mut raw = Box::new(BLOB {
+            cbSize: data.len() as u32,
+            pBlobData: if data.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                data.as_mut_ptr()
+            },
+        });
+        self.qs.lpBlob = &mut *raw;
+        self.blob = Some((raw, data));
+    }
+
+    /// The restriction a client passes to `WSALookupServiceBegin`.
+    pub fn query(query: &Query) -> Self {
+        let mut set = Self::empty();
+        set.common(
+            &query.service_instance_name,
+            query.version,
+            query.namespace,
+            query.provider_id,
+            &query.context,
+            &query.blob,
+        );
+        set.qs.lpszQueryString = set.string(&query.query_string.clone());
+        set.protocols = query
+            .protocols
+            .iter()
+            .map(|p| AFPROTOCOLS {
+                iAddressFamily: p.address_family,
+                iProtocol: p.protocol,
+            })
+            .collect();
+        set.qs.dwNumberOfProtocols = set.protocols.len() as u32;
+        set.qs.lpafpProtocols = if set.protocols.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            set.protocols.as_mut_ptr()
+        };
+        set
+    }
+
+    /// The registration a client passes to `WSASetService`.
+    pub fn reg_info(reg: &RegInfo) -> Self {
+        let mut set = Self::empty();
+        set.common(
+            &reg.service_instance_name,
+            reg.version,
+            reg.namespace,
+            reg.provider_id,
+            &reg.context,
+            &reg.blob,
+        );
+        set.qs.lpszComment = set.string(&reg.comment.clone());
+        for address in &reg.addresses {
+            let local = set.socket_address(address.local);
+            let remote = set.socket_address(address.remote);
+            set.addresses.push(CSADDR_INFO {
+                LocalAddr: local,
+                RemoteAddr: remote,
+                iSocketType: address.socket_type,
+                iProtocol: address.protocol,
+            });
+        }
+        set.qs.dwNumberOfCsAddrs = set.addresses.len() as u32;
+        set.qs.lpcsaBuffer = if set.addresses.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            set.addresses.as_mut_ptr()
+        };
+        set
+    }
+
+    fn socket_address(&mut self, address: Option<std::net::SocketAddr>) -> SOCKET_ADDRESS {
+        let Some(address) = address else {
+            return SOCKET_ADDRESS::default();
+        };
+        let bytes = wire::sockaddr_bytes(&address);
+        let len = bytes.len();
+        let mut words = vec![0u32; len.div_ceil(4)];
+        for (i, byte) in bytes.iter().enumerate() {
+            let word = &mut words[i / 4];
+            let mut le = word.to_ne_bytes();
+            le[i % 4] = *byte;
+            *word = u32::from_ne_bytes(le);
+        }
+        self.sockaddrs.push(words);
+        SOCKET_ADDRESS {
+            lpSockaddr: self
+                .sockaddrs
+                .last_mut()
+                .expect("just pushed")
+                .as_mut_ptr()
+                .cast::<SOCKADDR>(),
+            iSockaddrLength: len as i32,
+        }
+    }
+
+    /// The raw structure, for malformed input.
+    pub fn raw_mut(&mut self) -> &mut WSAQUERYSET2W {
+        &mut self.qs
+    }
+
+    fn as_ptr(&self) -> *const WSAQUERYSET2W {
+        &*self.qs
+    }
+}
+
+impl std::fmt::Debug for RawQuerySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawQuerySet").finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host.
+
+/// Winsock, simulated: one advertised provider.
+#[derive(Debug)]
+pub struct Host {
+    id: Guid,
+    registration: Registration,
+}
+
+/// The entries of the routine table (checked present by [`check_routine`]).
+fn table() -> &'static NSPV2_ROUTINE {
+    crate::routine()
+}
+
+const GUARD: usize = 64;
+const CANARY: u8 = 0xA5;
+
+impl Host {
+    /// Plays `WSAAdvertiseProvider(id, routine())` for `provider`: the table is checked as
+    /// Winsock checks it (R-NSP-1), then the provider answers calls for `id`.
+    pub fn advertise<P: NamespaceProvider>(id: Guid, provider: P) -> Result<Self, WsaError> {
+        check_routine(Some(table()))?;
+        let registration = crate::register(id, provider).map_err(|_| WsaError::WSAEINVAL)?;
+        Ok(Self { id, registration })
+    }
+
+    /// Like [`advertise`](Self::advertise) with a fresh random-looking id.
+    pub fn advertise_new<P: NamespaceProvider>(provider: P) -> Self {
+        static SEQUENCE: AtomicUsize = AtomicUsize::new(1);
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed) as u128;
+        let id = Guid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | n);
+        Self::advertise(id, provider).expect("a fresh id is free")
+    }
+
+    /// The provider id.
+    pub fn id(&self) -> Guid {
+        self.id
+    }
+
+    /// Live lookups and open sessions.
+    pub fn stats(&self) -> Stats {
+        self.registration.stats()
+    }
+
+    /// `NSPv2Startup`.
+    pub fn startup(&self) -> Result<SessionArg, WsaError> {
+        let mut out: *mut c_void = std::ptr::null_mut();
+        let startup = table().NSPv2Startup.expect("filled");
+        // SAFETY: valid GUID and out-pointer for the call.
+        let rc = unsafe { startup(&self.id, &mut out) };
+        int_status(rc).map(|()| SessionArg(out.addr()))
+    }
+
+    /// `NSPv2Cleanup`.
+    pub fn cleanup(&self, session: SessionArg) -> Result<(), WsaError> {
+        let cleanup = table().NSPv2Cleanup.expect("filled");
+        // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
+        int_status(unsafe { cleanup(&self.id, std::ptr::without_provenance(session.0)) })
+    }
+
+    /// `NSPv2ClientSessionRundown`.
+    pub fn rundown(&self, session: SessionArg) {
+        let rundown = table().NSPv2ClientSessionRundown.expect("filled");
+        // SAFETY: as for cleanup.
+        unsafe { rundown(&self.id, std::ptr::without_provenance(session.0)) }
+    }
+
+    /// `NSPv2LookupServiceBegin` for `query`.
+    pub fn begin(
+        &self,
+        session: SessionArg,
+        query: &Query,
+        flags: ControlFlags,
+    ) -> Result<LookupHandle, WsaError> {
+        self.begin_raw(session, Some(&RawQuerySet::query(query)), flags)
+    }
+
+    /// `NSPv2LookupServiceBegin` with a raw restriction (`None` = NULL).
+    pub fn begin_raw(
+        &self,
+        session: SessionArg,
+        restrictions: Option<&RawQuerySet>,
+        flags: ControlFlags,
+    ) -> Result<LookupHandle, WsaError> {
+        let begin = table().NSPv2LookupServiceBegin.expect("filled");
+        let mut handle = HANDLE::default();
+        let qs = restrictions.map_or(std::ptr::null(), RawQuerySet::as_ptr);
+        // SAFETY: the set's memory is valid for the call; valid out-pointer.
+        let rc = unsafe {
+            begin(
+                &self.id,
+                qs,
+                flags.raw(),
+                std::ptr::without_provenance(session.0),
+                &mut handle,
+            )
+        };
+        int_status(rc).map(|()| LookupHandle(handle.0.addr()))
+    }
+
+    /// `NSPv2LookupServiceNextEx` with an aligned buffer of `len` bytes.
+    pub fn next(&self, lookup: LookupHandle, flags: ControlFlags, len: u32) -> Next {
+        self.next_with(lookup, flags, Buffer::Len(len))
+    }
+
+    /// The size probe and the retry a client makes: NextEx with a NULL buffer, then with the
+    /// size it asked for. Returns the final call.
+    pub fn next_sized(&self, lookup: LookupHandle, flags: ControlFlags) -> Next {
+        let probe = self.next(lookup, flags, 0);
+        if probe.code == WsaError::WSAEFAULT.raw() {
+            self.next(lookup, flags, probe.buffer_length)
+        } else {
+            probe
+        }
+    }
+
+    /// `NSPv2LookupServiceNextEx` with the buffer passed as `buffer` says, checking R-NSP-2,
+    /// -4, -5, -8 and -15 on the way.
+    pub fn next_with(&self, lookup: LookupHandle, flags: ControlFlags, buffer: Buffer) -> Next {
+        let call = AsyncCall::new();
+        let next_ex = table().NSPv2LookupServiceNextEx.expect("filled");
+        let (given, offset, null_length, null_data) = match buffer {
+            Buffer::Len(len) => (len, 0, false, len == 0),
+            Buffer::NullLength => (0, 0, true, true),
+            Buffer::NullData(len) => (len, 0, false, true),
+            Buffer::Misaligned(len) => (len, 4, false, false),
+        };
+        let total = offset + given as usize + GUARD;
+        let mut words = vec![0u64; total.div_ceil(8)];
+        let mut length = given;
+        // Fill the whole allocation with the canary through a byte view built in safe code.
+        for word in &mut words {
+            *word = u64::from_ne_bytes([CANARY; 8]);
+        }
+        let base = words.as_mut_ptr().cast::<u8>();
+        let data = if null_data {
+            std::ptr::null_mut()
+        } else {
+            base.wrapping_add(offset)
+        };
+        let length_ptr: *const u32 = if null_length {
+            std::ptr::null()
+        } else {
+            &mut length
+        };
+        // SAFETY: `data` has `given` writable bytes (plus the guard) and `length` is valid, both
+        // for the duration of the call.
+        unsafe {
+            next_ex(
+                call.handle(),
+                HANDLE(std::ptr::without_provenance_mut(lookup.0)),
+                flags.raw(),
+                length_ptr,
+                data.cast(),
+            )
+        };
+        let code = call.finish("NSPv2LookupServiceNextEx");
+        let last = crate::sys::last_error();
+        assert_eq!(
+            last, code,
+            "NextEx must leave its completion code as the last error"
+        );
+        assert_ne!(
+            code,
+            WsaError::WSAECANCELLED.raw(),
+            "R-NSP-2 violated: WSAECANCELLED instead of WSA_E_CANCELLED"
+        );
+        assert_ne!(
+            code,
+            WsaError::WSAENOMORE.raw(),
+            "R-NSP-4 violated: WSAENOMORE instead of WSA_E_NO_MORE"
+        );
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        if !null_data {
+            let after = &bytes[offset + given as usize..];
+            assert!(
+                after.iter().all(|&b| b == CANARY),
+                "the provider wrote past the {given} bytes it was given"
+            );
+        }
+        let mut result = None;
+        if code == 0 {
+            let region = &bytes[offset..offset + given as usize];
+            match wire::decode(region, data.addr()) {
+                Ok(decoded) => result = Some(decoded),
+                Err(error) => panic!("R-NSP-8 violated: {error}"),
+            }
+        } else if code == WsaError::WSAEFAULT.raw() && !null_length {
+            assert!(
+                length > given || matches!(buffer, Buffer::NullData(_) | Buffer::Misaligned(_)),
+                "R-NSP-5 violated: WSAEFAULT with lpdwBufferLength {length}, not more than {given}"
+            );
+        }
+        Next {
+            code,
+            buffer_length: length,
+            result,
+        }
+    }
+
+    /// `NSPv2LookupServiceEnd`.
+    pub fn end(&self, lookup: LookupHandle) -> Result<(), WsaError> {
+        let end = table().NSPv2LookupServiceEnd.expect("filled");
+        // SAFETY: the handle is passed by value.
+        int_status(unsafe { end(HANDLE(std::ptr::without_provenance_mut(lookup.0))) })
+    }
+
+    /// `NSPv2SetServiceEx`; returns the completion code.
+    pub fn set_service(
+        &self,
+        session: SessionArg,
+        reg: &RegInfo,
+        operation: SetServiceOp,
+    ) -> Result<(), WsaError> {
+        let (op, flags) = match operation {
+            SetServiceOp::Register { multiple } => (0, u32::from(multiple)),
+            SetServiceOp::Deregister => (1, 0),
+            SetServiceOp::Delete => (2, 0),
+        };
+        self.set_service_raw(session, Some(&RawQuerySet::reg_info(reg)), op, flags)
+    }
+
+    /// `NSPv2SetServiceEx` with raw arguments.
+    pub fn set_service_raw(
+        &self,
+        session: SessionArg,
+        reg: Option<&RawQuerySet>,
+        operation: i32,
+        flags: u32,
+    ) -> Result<(), WsaError> {
+        let call = AsyncCall::new();
+        let set_service = table().NSPv2SetServiceEx.expect("filled");
+        let qs = reg.map_or(std::ptr::null(), RawQuerySet::as_ptr);
+        // SAFETY: the set's memory and the GUID are valid for the call.
+        unsafe {
+            set_service(
+                call.handle(),
+                &self.id,
+                qs,
+                WSAESETSERVICEOP(operation),
+                flags,
+                std::ptr::without_provenance(session.0),
+            )
+        };
+        match call.finish("NSPv2SetServiceEx") {
+            0 => Ok(()),
+            code => Err(WsaError::from_raw(code)),
+        }
+    }
+
+    /// `NSPv2LookupServiceNextEx` with a NULL `hAsyncCall`: nothing can be completed; returns
+    /// the last error.
+    pub fn next_without_async_call(&self, lookup: LookupHandle) -> i32 {
+        let next_ex = table().NSPv2LookupServiceNextEx.expect("filled");
+        let length = 0u32;
+        let before = stray_completions();
+        // SAFETY: valid length pointer; NULL buffer with zero length.
+        unsafe {
+            next_ex(
+                HANDLE::default(),
+                HANDLE(std::ptr::without_provenance_mut(lookup.0)),
+                0,
+                &length,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(stray_completions(), before, "completed a NULL hAsyncCall");
+        crate::sys::last_error()
+    }
+}
+
+fn int_status(rc: i32) -> Result<(), WsaError> {
+    match rc {
+        0 => Ok(()),
+        SOCKET_ERROR => Err(WsaError::from_raw(crate::sys::last_error())),
+        other => panic!("an INT entry returned {other}, neither NO_ERROR nor SOCKET_ERROR"),
+    }
+}
+
+/// Runs the lookup rules that hold for any provider against the one behind `host`, given a
+/// `query` it answers with at least one result:
+///
+/// - a size probe gets `WSAEFAULT` and the needed size, and the retry gets the result (R-NSP-5);
+/// - results decode with every pointer inside the buffer (R-NSP-8);
+/// - `LUP_RETURN_*` bits absent at Begin never come back (R-NSP-7);
+/// - the lookup ends with `WSA_E_NO_MORE`, and stays there (R-NSP-4);
+/// - End then NextEx or End again give `WSA_INVALID_HANDLE` (R-NSP-3);
+/// - a forged handle gives `WSA_INVALID_HANDLE`;
+/// - End on another thread while NextEx runs finishes that NextEx with a result or
+///   `WSA_E_CANCELLED`, exactly once (R-NSP-2, R-NSP-15);
+/// - every lookup is freed (live lookups back to where they were).
+///
+/// Panics with the rule's ID on a violation.
+pub fn conformance(host: &Host, query: &Query) {
+    let before = host.stats().live_lookups;
+    let session = host.startup().expect("NSPv2Startup");
+    let all = ControlFlags::RETURN_ALL;
+
+    let lookup = host.begin(session, query, all).expect("Begin");
+    let probe = host.next(lookup, all, 0);
+    assert_eq!(
+        probe.status(),
+        Err(WsaError::WSAEFAULT),
+        "R-NSP-5: a size probe must get WSAEFAULT"
+    );
+    let first = host.next(lookup, all, probe.buffer_length);
+    assert_eq!(
+        first.status(),
+        Ok(()),
+        "R-NSP-5: the retry with the size must succeed"
+    );
+    let mut seen = 1;
+    loop {
+        let next = host.next_sized(lookup, all);
+        match next.status() {
+            Ok(()) => seen += 1,
+            Err(WsaError::WSA_E_NO_MORE) => break,
+            Err(other) => panic!("unexpected {other} after {seen} results"),
+        }
+        assert!(seen < 1_000_000, "the lookup never ends");
+    }
+    assert_eq!(
+        host.next_sized(lookup, all).status(),
+        Err(WsaError::WSA_E_NO_MORE),
+        "R-NSP-4: stays at WSA_E_NO_MORE"
+    );
+    host.end(lookup).expect("End");
+    assert_eq!(
+        host.next(lookup, all, 4096).status(),
+        Err(WsaError::WSA_INVALID_HANDLE),
+        "R-NSP-3: NextEx after End"
+    );
+    assert_eq!(
+        host.end(lookup),
+        Err(WsaError::WSA_INVALID_HANDLE),
+        "R-NSP-3: End after End"
+    );
+    assert_eq!(
+        host.next(LookupHandle(lookup.0 ^ 0x5a5a_0000), all, 4096)
+            .status(),
+        Err(WsaError::WSA_INVALID_HANDLE),
+        "forged handle"
+    );
+
+    let narrow = ControlFlags::RETURN_NAME;
+    let lookup = host.begin(session, query, narrow).expect("Begin");
+    let next = host.next_sized(lookup, all);
+    if let Some(decoded) = &next.result {
+        let r = &decoded.result;
+        assert!(
+            r.comment.is_none() && r.addresses.is_empty() && r.blob.is_none(),
+            "R-NSP-7: fields not asked at Begin came back"
+        );
+    }
+    host.end(lookup).expect("End");
+
+    for _ in 0..32 {
+        let lookup = host.begin(session, query, all).expect("Begin");
+        std::thread::scope(|s| {
+            let next = s.spawn(|| host.next(lookup, all, 64 * 1024));
+            s.spawn(|| host.end(lookup).expect("End"));
+            let next = next.join().expect("NextEx thread");
+            assert!(
+                matches!(
+                    next.status(),
+                    Ok(()) | Err(WsaError::WSA_E_CANCELLED) | Err(WsaError::WSA_INVALID_HANDLE)
+                ),
+                "R-NSP-2: NextEx racing End finished with {:?}",
+                next.status()
+            );
+        });
+    }
+    host.cleanup(session).expect("Cleanup");
+    assert_eq!(
+        host.stats().live_lookups,
+        before,
+        "lookups still alive after their End"
+    );
+}
