@@ -611,8 +611,8 @@ pub(crate) mod ws2 {
                         )
                     },
                 )?;
-                // SAFETY: the export has this documented prototype (WSAAPI = system).
                 let function: unsafe extern "system" fn($($ty),*) -> i32 =
+                    // SAFETY: the export has this documented prototype (WSAAPI = system).
                     unsafe { std::mem::transmute(address) };
                 // SAFETY: forwarded to the caller's contract.
                 Some(unsafe { function($($arg),*) })
@@ -648,11 +648,6 @@ pub(crate) mod ws2 {
     pub(crate) fn cleanup() {
         // SAFETY: paired with a successful `startup`.
         unsafe { winprov_bindings::ws2spi::WSACleanup() };
-    }
-
-    /// `WSAGetLastError`.
-    pub(crate) fn last_error() -> i32 {
-        super::last_error()
     }
 }
 
