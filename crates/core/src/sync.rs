@@ -23,3 +23,12 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Shares a value that may be unsized (`dyn Trait`): made as a `std` `Arc` (which coerces) and
+/// converted, since loom's `Arc` cannot coerce to a trait object itself.
+pub fn arc_from_std<T: ?Sized>(value: std::sync::Arc<T>) -> Arc<T> {
+    #[cfg(loom)]
+    return Arc::from_std(value);
+    #[cfg(not(loom))]
+    value
+}

@@ -57,6 +57,9 @@
 
 mod error;
 mod install;
+#[cfg(all(test, loom))]
+#[allow(unsafe_code)]
+mod loom_models;
 mod provider;
 mod query;
 mod runtime;

@@ -148,6 +148,11 @@ impl<'call> Cancellation<'call> {
         self.token.check()
     }
 
+    /// Blocks until the lookup is ended (a backend that only stops on cancellation).
+    pub fn wait(&self) {
+        self.token.wait()
+    }
+
     /// Sleeps up to `timeout`, waking early if the lookup is ended.
     pub fn wait_timeout(&self, timeout: Duration) -> WaitOutcome {
         self.token.wait_timeout(timeout)
@@ -212,6 +217,11 @@ impl<'call> NextCall<'call> {
     /// Sleeps up to `timeout`, waking early if the lookup is ended.
     pub fn wait_timeout(&self, timeout: Duration) -> WaitOutcome {
         self.cancellation.wait_timeout(timeout)
+    }
+
+    /// Blocks until the lookup is ended.
+    pub fn wait(&self) {
+        self.cancellation.wait()
     }
 
     /// Sleeps until `deadline`, waking early if the lookup is ended.

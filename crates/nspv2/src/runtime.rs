@@ -22,7 +22,7 @@ use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::sys::ResultBuffer;
 use crate::wire::{self, ResultContext};
 use std::sync::atomic::AtomicI32;
-use winprov_core::sync::{Arc, AtomicUsize, Mutex, Ordering, RwLock, lock};
+use winprov_core::sync::{Arc, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock};
 use winprov_core::{
     CancellationSource, CancellationToken, CompletionHandle, HandleTable, WsaError, completion,
 };
@@ -51,11 +51,11 @@ pub(crate) struct Registry {
     providers: RwLock<Vec<(Guid, Arc<dyn ProviderObject>)>>,
     sessions: HandleTable<dyn SessionObject>,
     lookups: HandleTable<dyn LookupObject>,
-    sink: Arc<dyn AsyncSink>,
+    sink: std::sync::Arc<dyn AsyncSink>,
 }
 
 impl Registry {
-    pub(crate) fn new(sink: Arc<dyn AsyncSink>) -> Self {
+    pub(crate) fn new(sink: std::sync::Arc<dyn AsyncSink>) -> Self {
         Self {
             providers: RwLock::new(Vec::new()),
             sessions: HandleTable::new(),
@@ -70,7 +70,10 @@ impl Registry {
         if providers.iter().any(|(known, _)| *known == id) {
             return Err(provider);
         }
-        providers.push((id, Arc::new(ProviderRuntime::new(id, provider))));
+        let runtime = ProviderRuntime {
+            inner: Arc::new(ProviderInner::new(id, provider)),
+        };
+        providers.push((id, arc_from_std(std::sync::Arc::new(runtime))));
         Ok(())
     }
 
@@ -245,11 +248,15 @@ enum Close {
 // Providers
 
 trait ProviderObject: Send + Sync {
-    fn startup(self: Arc<Self>) -> Result<Arc<dyn SessionObject>, WsaError>;
+    fn startup(&self) -> Result<Arc<dyn SessionObject>, WsaError>;
     fn stats(&self) -> Stats;
 }
 
 struct ProviderRuntime<P: NamespaceProvider> {
+    inner: Arc<ProviderInner<P>>,
+}
+
+struct ProviderInner<P: NamespaceProvider> {
     id: Guid,
     provider: P,
     /// Open sessions; the lifecycle lock of `first_startup` / `final_cleanup`.
@@ -257,7 +264,7 @@ struct ProviderRuntime<P: NamespaceProvider> {
     live_lookups: AtomicUsize,
 }
 
-impl<P: NamespaceProvider> ProviderRuntime<P> {
+impl<P: NamespaceProvider> ProviderInner<P> {
     fn new(id: Guid, provider: P) -> Self {
         Self {
             id,
@@ -277,21 +284,22 @@ impl<P: NamespaceProvider> ProviderRuntime<P> {
 }
 
 impl<P: NamespaceProvider> ProviderObject for ProviderRuntime<P> {
-    fn startup(self: Arc<Self>) -> Result<Arc<dyn SessionObject>, WsaError> {
+    fn startup(&self) -> Result<Arc<dyn SessionObject>, WsaError> {
+        let inner = &self.inner;
         {
-            let mut open = lock(&self.sessions);
+            let mut open = lock(&inner.sessions);
             if *open == 0 {
-                self.provider.first_startup()?;
+                inner.provider.first_startup()?;
             }
             *open += 1;
         }
-        match self.provider.startup() {
-            Ok(session) => Ok(Arc::new(SessionEntry {
-                provider: self,
+        match inner.provider.startup() {
+            Ok(session) => Ok(arc_from_std(std::sync::Arc::new(SessionEntry {
+                provider: Arc::clone(inner),
                 state: Mutex::new(SessionState::Open(Arc::new(session))),
-            })),
+            }))),
             Err(error) => {
-                self.release_session();
+                inner.release_session();
                 Err(error)
             }
         }
@@ -299,8 +307,8 @@ impl<P: NamespaceProvider> ProviderObject for ProviderRuntime<P> {
 
     fn stats(&self) -> Stats {
         Stats {
-            live_lookups: self.live_lookups.load(Ordering::SeqCst),
-            open_sessions: *lock(&self.sessions),
+            live_lookups: self.inner.live_lookups.load(Ordering::SeqCst),
+            open_sessions: *lock(&self.inner.sessions),
         }
     }
 }
@@ -319,7 +327,7 @@ trait SessionObject: Send + Sync {
     ) -> Result<usize, WsaError>;
     fn set_service(
         &self,
-        sink: &Arc<dyn AsyncSink>,
+        sink: &std::sync::Arc<dyn AsyncSink>,
         async_call: usize,
         operation: SetServiceOp,
         registration: RegInfo,
@@ -336,7 +344,7 @@ enum SessionState<S> {
 }
 
 struct SessionEntry<P: NamespaceProvider> {
-    provider: Arc<ProviderRuntime<P>>,
+    provider: Arc<ProviderInner<P>>,
     state: Mutex<SessionState<P::Session>>,
 }
 
@@ -375,7 +383,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
             .provider
             .provider
             .lookup_begin(&session, query, flags)?;
-        let entry: Arc<dyn LookupObject> = Arc::new(LookupEntry::<P> {
+        let entry: std::sync::Arc<dyn LookupObject> = std::sync::Arc::new(LookupEntry::<P> {
             shared: LookupShared::new(
                 flags,
                 session_raw,
@@ -390,7 +398,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
         self.provider.live_lookups.fetch_add(1, Ordering::SeqCst);
         let handle = registry
             .lookups
-            .insert_arc(entry)
+            .insert_arc(arc_from_std(entry))
             .map_err(|_| WsaError::WSA_NOT_ENOUGH_MEMORY)?;
         // A Cleanup or Rundown that ran meanwhile may have missed this lookup: undo it.
         if self.open().is_none() {
@@ -404,14 +412,14 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
 
     fn set_service(
         &self,
-        sink: &Arc<dyn AsyncSink>,
+        sink: &std::sync::Arc<dyn AsyncSink>,
         async_call: usize,
         operation: SetServiceOp,
         registration: RegInfo,
         flags: u32,
     ) -> i32 {
         let code = Arc::new(AtomicI32::new(NO_ERROR));
-        let sink = Arc::clone(sink);
+        let sink = std::sync::Arc::clone(sink);
         let (guard, handle) = completion(
             {
                 let code = Arc::clone(&code);
@@ -477,7 +485,7 @@ trait LookupObject: Send + Sync {
     fn end(&self);
     fn next_ex(
         &self,
-        sink: &Arc<dyn AsyncSink>,
+        sink: &std::sync::Arc<dyn AsyncSink>,
         async_call: usize,
         flags: ControlFlags,
         buffer: ResultBuffer,
@@ -526,7 +534,7 @@ impl LookupShared {
 struct LookupEntry<P: NamespaceProvider> {
     shared: LookupShared,
     author: Mutex<P::Lookup>,
-    provider: Arc<ProviderRuntime<P>>,
+    provider: Arc<ProviderInner<P>>,
 }
 
 impl<P: NamespaceProvider> Drop for LookupEntry<P> {
@@ -570,7 +578,7 @@ impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
 
     fn next_ex(
         &self,
-        sink: &Arc<dyn AsyncSink>,
+        sink: &std::sync::Arc<dyn AsyncSink>,
         async_call: usize,
         flags: ControlFlags,
         mut buffer: ResultBuffer,
@@ -580,7 +588,7 @@ impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
         let code = Arc::new(AtomicI32::new(NO_ERROR));
         let deliver = {
             let code = Arc::clone(&code);
-            let sink = Arc::clone(sink);
+            let sink = std::sync::Arc::clone(sink);
             let progress = Arc::clone(&shared.progress);
             let token = shared.token.clone();
             let context = shared.context;

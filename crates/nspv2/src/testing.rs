@@ -371,7 +371,7 @@ impl std::fmt::Debug for RawQuerySet {
 #[derive(Debug)]
 pub struct Host {
     id: Guid,
-    registration: Registration,
+    registration: Mutex<Option<Registration>>,
 }
 
 /// The entries of the routine table (checked present by [`check_routine`]).
@@ -388,7 +388,10 @@ impl Host {
     pub fn advertise<P: NamespaceProvider>(id: Guid, provider: P) -> Result<Self, WsaError> {
         check_routine(Some(table()))?;
         let registration = crate::register(id, provider).map_err(|_| WsaError::WSAEINVAL)?;
-        Ok(Self { id, registration })
+        Ok(Self {
+            id,
+            registration: Mutex::new(Some(registration)),
+        })
     }
 
     /// Like [`advertise`](Self::advertise) with a fresh random-looking id.
@@ -406,7 +409,18 @@ impl Host {
 
     /// Live lookups and open sessions.
     pub fn stats(&self) -> Stats {
-        self.registration.stats()
+        crate::sys::REGISTRY.stats(&self.id).unwrap_or_default()
+    }
+
+    /// Plays `WSAUnadvertiseProvider` while calls may be running: the provider's sessions
+    /// close and its running lookups are cancelled; later calls find no such provider.
+    pub fn withdraw(&self) {
+        let registration = self
+            .registration
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(registration);
     }
 
     /// `NSPv2Startup`.

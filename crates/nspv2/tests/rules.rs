@@ -1,0 +1,1077 @@
+//! One test per NSPv2 rule of the catalogue (R-NSP-1 … R-NSP-16), each named after its ID and
+//! listed in docs/rules.md. They drive the real routine table through the host simulator
+//! (`winprov_nspv2::testing::Host`), which also checks on every call that NextEx and
+//! SetServiceEx complete exactly once, that results stay inside the buffer and that the legacy
+//! codes never appear.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use winprov_nspv2::testing::{self, Buffer, Host, LookupHandle, RawQuerySet, SessionArg};
+use winprov_nspv2::wire::Decoded;
+use winprov_nspv2::{
+    Completed, ControlFlags, CsAddr, Domain, Lookup, NamespaceInstall, NamespaceProvider, NextCall,
+    NspError, OutputFlags, ProviderLevel, ProviderType, Query, QueryResult, RegInfo,
+    SetServiceCall, SetServiceOp, WsaError,
+};
+
+const ALL: ControlFlags = ControlFlags::RETURN_ALL;
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// A provider whose behaviour each test chooses, and which records what the framework did.
+
+#[derive(Default)]
+struct Record {
+    first_startups: AtomicUsize,
+    final_cleanups: AtomicUsize,
+    startups: AtomicUsize,
+    begins: AtomicUsize,
+    nexts: AtomicUsize,
+    lookups_dropped: AtomicUsize,
+    saw_cancel: AtomicBool,
+    /// Session ids seen by begin / set_service / rundown.
+    sessions_seen: Mutex<Vec<(&'static str, u64)>>,
+    next_running: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The results for the name, then the end.
+    Results,
+    /// Blocks until the lookup is ended, then reports the cancellation.
+    BlockUntilEnded,
+    /// Ignores cancellation: returns a result after a while.
+    IgnoreEnd,
+    /// Panics in next.
+    Panic,
+    /// Leaks the guard.
+    Leak,
+    /// The backend stalls forever (until the test releases it) — but only in next.
+    StalledBackend,
+}
+
+struct TestProvider {
+    record: Arc<Record>,
+    mode: Mode,
+    results: Vec<QueryResult>,
+    services: Mutex<HashMap<String, Vec<CsAddr>>>,
+    release_backend: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+struct TestSession {
+    id: u64,
+}
+
+struct TestLookup {
+    record: Arc<Record>,
+    mode: Mode,
+    queue: Vec<QueryResult>,
+    release_backend: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Drop for TestLookup {
+    fn drop(&mut self) {
+        self.record.lookups_dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl TestProvider {
+    fn new(mode: Mode) -> (Self, Arc<Record>) {
+        let record = Arc::new(Record::default());
+        let results = vec![
+            QueryResult::named("alice@example.org")
+                .with_comment("Alice")
+                .with_context("example.org")
+                .with_address(CsAddr::tcp("192.0.2.10:25".parse().unwrap()))
+                .with_address(CsAddr::tcp("[2001:db8::1]:587".parse().unwrap()))
+                .with_blob(b"extra".to_vec())
+                .with_query_string("rest")
+                .with_output_flags(OutputFlags::ADDED),
+            QueryResult::named("alice.alias@example.org")
+                .with_comment("Alias")
+                .with_output_flags(OutputFlags::ALIAS),
+        ];
+        let provider = Self {
+            record: Arc::clone(&record),
+            mode,
+            results,
+            services: Mutex::new(HashMap::new()),
+            release_backend: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
+        };
+        (provider, record)
+    }
+}
+
+static SESSION_IDS: AtomicUsize = AtomicUsize::new(1);
+
+impl NamespaceProvider for TestProvider {
+    type Session = TestSession;
+    type Lookup = TestLookup;
+
+    fn first_startup(&self) -> Result<(), WsaError> {
+        self.record.first_startups.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn startup(&self) -> Result<TestSession, WsaError> {
+        self.record.startups.fetch_add(1, Ordering::SeqCst);
+        Ok(TestSession {
+            id: SESSION_IDS.fetch_add(1, Ordering::SeqCst) as u64,
+        })
+    }
+
+    fn lookup_begin(
+        &self,
+        session: &TestSession,
+        query: &Query,
+        _flags: ControlFlags,
+    ) -> Result<TestLookup, WsaError> {
+        self.record.begins.fetch_add(1, Ordering::SeqCst);
+        self.record
+            .sessions_seen
+            .lock()
+            .unwrap()
+            .push(("begin", session.id));
+        if query.service_instance_name.as_deref() == Some("nobody@example.org") {
+            return Err(WsaError::WSASERVICE_NOT_FOUND);
+        }
+        if query.service_instance_name.as_deref() == Some("panic@example.org") {
+            panic!("provider bug in lookup_begin");
+        }
+        Ok(TestLookup {
+            record: Arc::clone(&self.record),
+            mode: self.mode,
+            queue: self.results.iter().rev().cloned().collect(),
+            release_backend: Arc::clone(&self.release_backend),
+        })
+    }
+
+    fn set_service<'call>(
+        &self,
+        session: &TestSession,
+        call: SetServiceCall<'call>,
+    ) -> Completed<'call> {
+        self.record
+            .sessions_seen
+            .lock()
+            .unwrap()
+            .push(("set_service", session.id));
+        let Some(name) = call.registration().service_instance_name.clone() else {
+            return call.complete(Err(WsaError::WSAEINVAL));
+        };
+        let addresses = call.registration().addresses.clone();
+        let mut services = self.services.lock().unwrap();
+        let outcome = match call.operation() {
+            SetServiceOp::Register { multiple: false } => {
+                services.insert(name, addresses);
+                Ok(())
+            }
+            SetServiceOp::Register { multiple: true } => {
+                services.entry(name).or_default().extend(addresses);
+                Ok(())
+            }
+            SetServiceOp::Deregister => match services.get_mut(&name) {
+                Some(known) => {
+                    known.retain(|a| !addresses.contains(a));
+                    Ok(())
+                }
+                None => Err(WsaError::WSASERVICE_NOT_FOUND),
+            },
+            SetServiceOp::Delete => services
+                .remove(&name)
+                .map(drop)
+                .ok_or(WsaError::WSASERVICE_NOT_FOUND),
+            _ => Err(WsaError::WSAEINVAL),
+        };
+        drop(services);
+        call.complete(outcome)
+    }
+
+    fn client_session_rundown(&self, session: &TestSession) {
+        self.record
+            .sessions_seen
+            .lock()
+            .unwrap()
+            .push(("rundown", session.id));
+    }
+
+    fn final_cleanup(&self) {
+        self.record.final_cleanups.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Lookup for TestLookup {
+    fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+        self.record.nexts.fetch_add(1, Ordering::SeqCst);
+        if let Some(tx) = self.record.next_running.lock().unwrap().as_ref() {
+            let _ = tx.send(());
+        }
+        match self.mode {
+            Mode::Results => call.complete(Ok(self.queue.pop())),
+            Mode::BlockUntilEnded => {
+                call.wait();
+                self.record.saw_cancel.store(true, Ordering::SeqCst);
+                call.cancelled()
+            }
+            Mode::IgnoreEnd => {
+                std::thread::sleep(Duration::from_millis(200));
+                call.found(QueryResult::named("late@example.org"))
+            }
+            Mode::Panic => panic!("provider bug in next"),
+            Mode::Leak => {
+                std::mem::forget(call);
+                // A Completed can only come from a call; this lookup has none left, so it
+                // cannot return one. Diverge instead (the framework catches the panic).
+                panic!("leaked the call guard")
+            }
+            Mode::StalledBackend => {
+                let (lock, cv) = &*self.release_backend;
+                let mut released = lock.lock().unwrap();
+                while !*released && !call.is_cancelled() {
+                    released = cv
+                        .wait_timeout(released, Duration::from_millis(10))
+                        .unwrap()
+                        .0;
+                }
+                drop(released);
+                call.complete(Ok(self.queue.pop()))
+            }
+        }
+    }
+}
+
+fn host(mode: Mode) -> (Host, Arc<Record>) {
+    let (provider, record) = TestProvider::new(mode);
+    (Host::advertise_new(provider), record)
+}
+
+fn alice() -> Query {
+    Query::name("alice@example.org")
+}
+
+fn open(host: &Host, flags: ControlFlags) -> (SessionArg, LookupHandle) {
+    let session = host.startup().expect("Startup");
+    let lookup = host.begin(session, &alice(), flags).expect("Begin");
+    (session, lookup)
+}
+
+fn decoded(next: &testing::Next) -> &Decoded {
+    next.result.as_ref().expect("a result")
+}
+
+/// Runs `f` on a thread and fails the test if it does not return within the watchdog.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(WATCHDOG).expect("did not return in time")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn r_nsp_1_advertise_rejects_incomplete_tables() {
+    let table = *winprov_nspv2::routine();
+    assert_eq!(testing::check_routine(Some(&table)), Ok(()));
+    assert!(table.NSPv2Startup.is_some());
+    assert!(table.NSPv2Cleanup.is_some());
+    assert!(table.NSPv2LookupServiceBegin.is_some());
+    assert!(table.NSPv2LookupServiceNextEx.is_some());
+    assert!(table.NSPv2LookupServiceEnd.is_some());
+    assert!(table.NSPv2SetServiceEx.is_some());
+    assert!(table.NSPv2ClientSessionRundown.is_some());
+    assert_eq!(table.cbSize as usize, size_of_val(&table));
+
+    assert_eq!(testing::check_routine(None), Err(WsaError::WSAEINVAL));
+    for hole in 0..3 {
+        let mut broken = table;
+        match hole {
+            0 => broken.NSPv2LookupServiceBegin = None,
+            1 => broken.NSPv2LookupServiceNextEx = None,
+            _ => broken.NSPv2LookupServiceEnd = None,
+        }
+        assert_eq!(
+            testing::check_routine(Some(&broken)),
+            Err(WsaError::WSAEINVAL)
+        );
+    }
+    // The same id cannot be advertised twice by one process.
+    let (provider, _) = TestProvider::new(Mode::Results);
+    let (again, _) = TestProvider::new(Mode::Results);
+    let host = Host::advertise_new(provider);
+    assert!(matches!(
+        winprov_nspv2::register(host.id(), again),
+        Err(NspError::AlreadyRegistered { .. })
+    ));
+    // A real advertisement needs Winsock: off Windows it is a clear error.
+    #[cfg(not(windows))]
+    {
+        let (provider, _) = TestProvider::new(Mode::Results);
+        let error =
+            winprov_nspv2::Advertisement::new(winprov_nspv2::Guid::from_u128(0xadd), provider)
+                .unwrap_err();
+        assert!(
+            error.to_string().contains("WSAAdvertiseProvider"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn r_nsp_2_end_during_next_cancels() {
+    let (host, record) = host(Mode::BlockUntilEnded);
+    let host = Arc::new(host);
+    let (tx, rx) = mpsc::channel();
+    *record.next_running.lock().unwrap() = Some(tx);
+    let (session, lookup) = open(&host, ALL);
+    let next = std::thread::spawn({
+        let host = Arc::clone(&host);
+        move || host.next(lookup, ALL, 4096)
+    });
+    rx.recv_timeout(WATCHDOG).expect("next started");
+    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 0);
+    assert_eq!(host.end(lookup), Ok(()));
+    let next = next.join().unwrap();
+    assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
+    assert_eq!(next.code, 10111, "never WSAECANCELLED (10103)");
+    assert!(
+        record.saw_cancel.load(Ordering::SeqCst),
+        "next saw the cancellation"
+    );
+    // Freed exactly once, after both calls.
+    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(host.stats().live_lookups, 0);
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_2_end_completes_even_when_next_ignores_it() {
+    // The author's next ignores the cancellation and returns a result after End: the host
+    // still sees WSA_E_CANCELLED, delivered when End ran; the late result is discarded.
+    let (host, record) = host(Mode::IgnoreEnd);
+    let host = Arc::new(host);
+    let (tx, rx) = mpsc::channel();
+    *record.next_running.lock().unwrap() = Some(tx);
+    let (session, lookup) = open(&host, ALL);
+    let next = std::thread::spawn({
+        let host = Arc::clone(&host);
+        move || host.next(lookup, ALL, 4096)
+    });
+    rx.recv_timeout(WATCHDOG).unwrap();
+    host.end(lookup).unwrap();
+    let next = next.join().unwrap();
+    assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
+    assert!(next.result.is_none());
+    assert_eq!(host.stats().live_lookups, 0);
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_2_end_cancels_every_waiting_next_of_the_lookup() {
+    // Two NextEx on one handle: the second waits for the first; End completes both.
+    let (host, record) = host(Mode::BlockUntilEnded);
+    let host = Arc::new(host);
+    let (tx, rx) = mpsc::channel();
+    *record.next_running.lock().unwrap() = Some(tx);
+    let (session, lookup) = open(&host, ALL);
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let host = Arc::clone(&host);
+            std::thread::spawn(move || host.next(lookup, ALL, 4096))
+        })
+        .collect();
+    rx.recv_timeout(WATCHDOG).unwrap();
+    host.end(lookup).unwrap();
+    for call in calls {
+        let status = call.join().unwrap().status();
+        assert!(
+            matches!(
+                status,
+                Err(WsaError::WSA_E_CANCELLED) | Err(WsaError::WSA_INVALID_HANDLE)
+            ),
+            "{status:?}"
+        );
+    }
+    assert_eq!(
+        record.nexts.load(Ordering::SeqCst),
+        1,
+        "calls never overlap"
+    );
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_3_released_handle_is_invalid() {
+    let (host, _) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    host.end(lookup).unwrap();
+    assert_eq!(
+        host.next(lookup, ALL, 4096).status(),
+        Err(WsaError::WSA_INVALID_HANDLE)
+    );
+    assert_eq!(host.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
+    for forged in [
+        0,
+        1,
+        lookup.0 ^ 0x10000,
+        lookup.0 + 1,
+        usize::MAX,
+        session.0,
+    ] {
+        assert_eq!(
+            host.next(LookupHandle(forged), ALL, 4096).status(),
+            Err(WsaError::WSA_INVALID_HANDLE),
+            "{forged:#x}"
+        );
+        assert_eq!(
+            host.end(LookupHandle(forged)),
+            Err(WsaError::WSA_INVALID_HANDLE)
+        );
+    }
+    // A new lookup reusing the slot gets a new value; the old one stays invalid.
+    let again = host.begin(session, &alice(), ALL).unwrap();
+    assert_ne!(again, lookup);
+    assert_eq!(
+        host.next(lookup, ALL, 4096).status(),
+        Err(WsaError::WSA_INVALID_HANDLE)
+    );
+    assert_eq!(host.next_sized(again, ALL).status(), Ok(()));
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_4_exhausted_is_wsa_e_no_more() {
+    let (host, record) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL | ControlFlags::RETURN_ALIASES);
+    assert_eq!(
+        host.next_sized(lookup, ALL).name(),
+        Some("alice@example.org")
+    );
+    assert_eq!(
+        host.next_sized(lookup, ALL).name(),
+        Some("alice.alias@example.org")
+    );
+    for _ in 0..3 {
+        let next = host.next_sized(lookup, ALL);
+        assert_eq!(next.status(), Err(WsaError::WSA_E_NO_MORE));
+        assert_eq!(next.code, 10110, "never WSAENOMORE (10102)");
+    }
+    assert_eq!(
+        record.nexts.load(Ordering::SeqCst),
+        3,
+        "the author is not asked again after reporting the end"
+    );
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_5_short_buffer_keeps_result() {
+    let (host, record) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    let probe = host.next(lookup, ALL, 0);
+    assert_eq!(probe.status(), Err(WsaError::WSAEFAULT));
+    let needed = probe.buffer_length;
+    assert!(needed > 0);
+    let short = host.next(lookup, ALL, needed - 1);
+    assert_eq!(short.status(), Err(WsaError::WSAEFAULT));
+    assert_eq!(short.buffer_length, needed, "the same size is asked again");
+    let exact = host.next(lookup, ALL, needed);
+    assert_eq!(exact.status(), Ok(()));
+    assert_eq!(exact.name(), Some("alice@example.org"));
+    assert_eq!(
+        record.nexts.load(Ordering::SeqCst),
+        1,
+        "the retries replay the kept result without asking the author"
+    );
+    let r = &decoded(&exact).result;
+    assert_eq!(r.comment.as_deref(), Some("Alice"));
+    assert_eq!(r.addresses.len(), 2);
+    assert_eq!(r.blob.as_deref(), Some(&b"extra"[..]));
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_6_flushprevious_skips() {
+    let (host, _) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    assert_eq!(
+        host.next(lookup, ALL, 16).status(),
+        Err(WsaError::WSAEFAULT)
+    );
+    let next = host.next(lookup, ALL | ControlFlags::FLUSHPREVIOUS, 64 * 1024);
+    assert_eq!(next.status(), Ok(()));
+    assert_eq!(next.name(), Some("alice.alias@example.org"));
+    // Without a pending result the flag changes nothing.
+    assert_eq!(
+        host.next(lookup, ALL | ControlFlags::FLUSHPREVIOUS, 64 * 1024)
+            .status(),
+        Err(WsaError::WSA_E_NO_MORE)
+    );
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_7_flags_only_narrow() {
+    let (host, _) = host(Mode::Results);
+    let session = host.startup().unwrap();
+    let bits = [
+        ControlFlags::RETURN_NAME,
+        ControlFlags::RETURN_TYPE,
+        ControlFlags::RETURN_VERSION,
+        ControlFlags::RETURN_COMMENT,
+        ControlFlags::RETURN_ADDR,
+        ControlFlags::RETURN_BLOB,
+        ControlFlags::RETURN_QUERY_STRING,
+    ];
+    let subset = |mask: u32| {
+        bits.iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .fold(ControlFlags::empty(), |acc, (_, b)| acc | *b)
+    };
+    // Every combination of Begin and NextEx return bits.
+    for begin_mask in 0..(1u32 << bits.len()) {
+        let begin = subset(begin_mask);
+        let lookup = host.begin(session, &alice(), begin).unwrap();
+        let next_mask = begin_mask.rotate_left(3) ^ 0b101_0101;
+        let next_flags = subset(next_mask & 0x7f);
+        let effective = begin.narrowed_by(next_flags);
+        let next = host.next_sized(lookup, next_flags);
+        assert_eq!(next.status(), Ok(()), "no error for any combination");
+        let r = &decoded(&next).result;
+        let has = |flag| effective.contains(flag);
+        assert_eq!(
+            r.service_instance_name.is_some(),
+            has(ControlFlags::RETURN_NAME)
+        );
+        assert_eq!(r.comment.is_some(), has(ControlFlags::RETURN_COMMENT));
+        assert_eq!(!r.addresses.is_empty(), has(ControlFlags::RETURN_ADDR));
+        assert_eq!(r.blob.is_some(), has(ControlFlags::RETURN_BLOB));
+        assert_eq!(
+            r.query_string.is_some(),
+            has(ControlFlags::RETURN_QUERY_STRING)
+        );
+        // A bit absent at Begin never comes back.
+        for bit in bits {
+            if !begin.contains(bit) {
+                assert!(!effective.contains(bit));
+            }
+        }
+        host.end(lookup).unwrap();
+    }
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_8_pointers_inside_buffer() {
+    let (host, _) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    // The simulator decodes the result and fails on any pointer outside the buffer.
+    let next = host.next(lookup, ALL, 64 * 1024);
+    assert_eq!(next.status(), Ok(()));
+    let d = decoded(&next);
+    assert_eq!(d.namespace, winprov_bindings::ws2spi::NS_EMAIL);
+    assert_eq!(d.provider_id, Some(host.id()));
+    assert_eq!(d.protocols, 0);
+    let remote: Vec<SocketAddr> = d.result.addresses.iter().filter_map(|a| a.remote).collect();
+    assert_eq!(
+        remote,
+        [
+            "192.0.2.10:25".parse::<SocketAddr>().unwrap(),
+            "[2001:db8::1]:587".parse().unwrap()
+        ]
+    );
+    // Buffers the provider must refuse: no length, no data with a length, misaligned.
+    for buffer in [
+        Buffer::NullLength,
+        Buffer::NullData(4096),
+        Buffer::Misaligned(4096),
+    ] {
+        assert_eq!(
+            host.next_with(lookup, ALL, buffer).status(),
+            Err(WsaError::WSAEFAULT),
+            "{buffer:?}"
+        );
+    }
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_9_begin_is_bounded() {
+    // The backend stalls until released; Begin must still return (the waiting is in next,
+    // which End can cancel).
+    let (provider, record) = TestProvider::new(Mode::StalledBackend);
+    let release = Arc::clone(&provider.release_backend);
+    let host = Arc::new(Host::advertise_new(provider));
+    let (session, lookup) = bounded({
+        let host = Arc::clone(&host);
+        move || open(&host, ALL)
+    });
+    assert_eq!(record.begins.load(Ordering::SeqCst), 1);
+    // next is stalled; End cancels it.
+    let (tx, rx) = mpsc::channel();
+    *record.next_running.lock().unwrap() = Some(tx);
+    let next = std::thread::spawn({
+        let host = Arc::clone(&host);
+        move || host.next(lookup, ALL, 4096)
+    });
+    rx.recv_timeout(WATCHDOG).unwrap();
+    host.end(lookup).unwrap();
+    assert_eq!(
+        next.join().unwrap().status(),
+        Err(WsaError::WSA_E_CANCELLED)
+    );
+    // Released, the backend answers the next lookup.
+    *release.0.lock().unwrap() = true;
+    release.1.notify_all();
+    let lookup = host.begin(session, &alice(), ALL).unwrap();
+    assert_eq!(host.next_sized(lookup, ALL).status(), Ok(()));
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+}
+
+struct WithContainers;
+struct NoResults;
+
+impl NamespaceProvider for WithContainers {
+    type Session = ();
+    type Lookup = NoResults;
+    const SUPPORTS_CONTAINERS: bool = true;
+    fn startup(&self) -> Result<(), WsaError> {
+        Ok(())
+    }
+    fn lookup_begin(&self, _: &(), _: &Query, _: ControlFlags) -> Result<NoResults, WsaError> {
+        Ok(NoResults)
+    }
+}
+
+impl Lookup for NoResults {
+    fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+        call.no_more()
+    }
+}
+
+#[test]
+fn r_nsp_10_containers_without_support() {
+    let (host, record) = host(Mode::Results);
+    let session = host.startup().unwrap();
+    assert_eq!(
+        host.begin(session, &alice(), ALL | ControlFlags::CONTAINERS),
+        Err(WsaError::WSANO_DATA)
+    );
+    assert_eq!(
+        record.begins.load(Ordering::SeqCst),
+        0,
+        "the author is not asked"
+    );
+    host.cleanup(session).unwrap();
+
+    let host = Host::advertise_new(WithContainers);
+    let session = host.startup().unwrap();
+    let lookup = host
+        .begin(session, &alice(), ALL | ControlFlags::CONTAINERS)
+        .unwrap();
+    assert_eq!(
+        host.next(lookup, ALL, 4096).status(),
+        Err(WsaError::WSA_E_NO_MORE)
+    );
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_11_session_value_round_trips() {
+    let (host, record) = host(Mode::Results);
+    let a = host.startup().unwrap();
+    let b = host.startup().unwrap();
+    assert_ne!(a, b);
+    assert_ne!(a.0, 0);
+    let la = host.begin(a, &alice(), ALL).unwrap();
+    let lb = host.begin(b, &alice(), ALL).unwrap();
+    host.set_service(
+        a,
+        &RegInfo::named("x@example.org").with_blob(),
+        SetServiceOp::Register { multiple: false },
+    )
+    .unwrap();
+    host.rundown(b);
+    let seen = record.sessions_seen.lock().unwrap().clone();
+    let ids: HashMap<&str, Vec<u64>> = seen.iter().fold(HashMap::new(), |mut map, (what, id)| {
+        map.entry(*what).or_default().push(*id);
+        map
+    });
+    let (a_id, b_id) = (ids["begin"][0], ids["begin"][1]);
+    assert_ne!(a_id, b_id);
+    assert_eq!(
+        ids["set_service"],
+        [a_id],
+        "SetServiceEx got session A's value"
+    );
+    assert_eq!(ids["rundown"], [b_id], "Rundown got session B's value");
+    // Rundown ended B's lookup; A's is untouched.
+    assert_eq!(
+        host.next(lb, ALL, 4096).status(),
+        Err(WsaError::WSA_INVALID_HANDLE)
+    );
+    assert_eq!(host.next_sized(la, ALL).status(), Ok(()));
+    // Forged and foreign session values are refused.
+    assert_eq!(
+        host.begin(SessionArg(a.0 ^ 0x10000), &alice(), ALL),
+        Err(WsaError::WSAEINVAL)
+    );
+    let (other, _) = self::host(Mode::Results);
+    assert_eq!(
+        other.begin(a, &alice(), ALL),
+        Err(WsaError::WSAEINVALIDPROVIDER),
+        "a session of another provider"
+    );
+    host.cleanup(a).unwrap();
+    host.cleanup(b).unwrap();
+    assert_eq!(host.stats().open_sessions, 0);
+}
+
+trait WithBlob {
+    fn with_blob(self) -> Self;
+}
+
+impl WithBlob for RegInfo {
+    fn with_blob(mut self) -> Self {
+        self.blob = Some(b"data".to_vec());
+        self
+    }
+}
+
+#[test]
+fn r_nsp_12_startup_cleanup_pairing() {
+    let (host, record) = host(Mode::Results);
+    let sessions: Vec<_> = (0..3).map(|_| host.startup().unwrap()).collect();
+    assert_eq!(record.first_startups.load(Ordering::SeqCst), 1);
+    assert_eq!(host.stats().open_sessions, 3);
+    host.cleanup(sessions[0]).unwrap();
+    host.cleanup(sessions[1]).unwrap();
+    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 0);
+    // The remaining session still works.
+    let lookup = host.begin(sessions[2], &alice(), ALL).unwrap();
+    assert_eq!(host.next_sized(lookup, ALL).status(), Ok(()));
+    host.cleanup(sessions[2]).unwrap();
+    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        host.stats().live_lookups,
+        0,
+        "Cleanup ended the open lookup"
+    );
+    assert_eq!(host.cleanup(sessions[2]), Err(WsaError::WSAEINVAL));
+    // Rundown releases a session once, whatever follows.
+    let s = host.startup().unwrap();
+    assert_eq!(record.first_startups.load(Ordering::SeqCst), 2);
+    host.rundown(s);
+    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 2);
+    host.rundown(s);
+    assert_eq!(host.cleanup(s), Ok(()), "Cleanup after Rundown is accepted");
+    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 2);
+    assert_eq!(host.stats().open_sessions, 0);
+}
+
+#[test]
+fn r_nsp_13_unimplemented_is_eopnotsupp() {
+    let host = Host::advertise_new(WithContainers);
+    let session = host.startup().unwrap();
+    assert_eq!(
+        host.set_service(
+            session,
+            &RegInfo::named("a@example.org").with_blob(),
+            SetServiceOp::Register { multiple: false }
+        ),
+        Err(WsaError::WSAEOPNOTSUPP)
+    );
+    assert_eq!(WsaError::WSAEOPNOTSUPP.raw(), 10045);
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn r_nsp_14_set_service_semantics() {
+    let (host, _) = host(Mode::Results);
+    let session = host.startup().unwrap();
+    let a1: SocketAddr = "192.0.2.1:25".parse().unwrap();
+    let a2: SocketAddr = "192.0.2.2:25".parse().unwrap();
+    let reg = |addresses: &[SocketAddr]| {
+        let mut reg = RegInfo::named("svc@example.org").with_blob();
+        reg.addresses = addresses.iter().map(|a| CsAddr::tcp(*a)).collect();
+        reg
+    };
+    for op in [SetServiceOp::Deregister, SetServiceOp::Delete] {
+        assert_eq!(
+            host.set_service(session, &reg(&[a1]), op),
+            Err(WsaError::WSASERVICE_NOT_FOUND)
+        );
+    }
+    let register = |multiple| SetServiceOp::Register { multiple };
+    host.set_service(session, &reg(&[a1]), register(false))
+        .unwrap();
+    host.set_service(session, &reg(&[a2]), register(true))
+        .unwrap();
+    host.set_service(session, &reg(&[a2]), register(false))
+        .unwrap();
+    host.set_service(session, &reg(&[a2]), SetServiceOp::Deregister)
+        .unwrap();
+    host.set_service(session, &reg(&[]), SetServiceOp::Delete)
+        .unwrap();
+    assert_eq!(
+        host.set_service(session, &reg(&[]), SetServiceOp::Delete),
+        Err(WsaError::WSASERVICE_NOT_FOUND)
+    );
+    // The framework's part: NS_EMAIL registrations carry a blob; the operation is checked;
+    // the registration is parsed and checked.
+    let mut no_blob = reg(&[a1]);
+    no_blob.blob = None;
+    assert_eq!(
+        host.set_service(session, &no_blob, register(false)),
+        Err(WsaError::WSAEINVAL)
+    );
+    assert_eq!(
+        host.set_service_raw(session, Some(&RawQuerySet::reg_info(&reg(&[a1]))), 7, 0),
+        Err(WsaError::WSAEINVAL)
+    );
+    assert_eq!(
+        host.set_service_raw(session, None, 0, 0),
+        Err(WsaError::WSAEINVAL)
+    );
+    let mut bad_addr = RawQuerySet::reg_info(&reg(&[a1]));
+    claim_oversized_sockaddr(&mut bad_addr);
+    assert_eq!(
+        host.set_service_raw(session, Some(&bad_addr), 0, 0),
+        Err(WsaError::WSAEINVAL)
+    );
+    host.cleanup(session).unwrap();
+}
+
+/// Replaces the addresses with one whose `iSockaddrLength` exceeds `SOCKADDR_STORAGE`: the
+/// framework must refuse the length before following the pointer (which points nowhere).
+fn claim_oversized_sockaddr(set: &mut RawQuerySet) {
+    let mut entry = winprov_bindings::ws2spi::CSADDR_INFO::default();
+    entry.RemoteAddr.lpSockaddr =
+        std::ptr::NonNull::<winprov_bindings::ws2spi::SOCKADDR>::dangling().as_ptr();
+    entry.RemoteAddr.iSockaddrLength = 4096;
+    let raw = set.raw_mut();
+    raw.lpcsaBuffer = Box::leak(Box::new(entry));
+    raw.dwNumberOfCsAddrs = 1;
+}
+
+#[test]
+fn r_nsp_15_completed_exactly_once() {
+    let before = testing::stray_completions();
+    // Success, end, short buffer, invalid handle: the simulator checks each call completes
+    // exactly once.
+    let (host, _) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    host.next(lookup, ALL, 0);
+    host.next_sized(lookup, ALL);
+    host.next_sized(lookup, ALL);
+    host.next_sized(lookup, ALL);
+    host.end(lookup).unwrap();
+    host.next(lookup, ALL, 0);
+    host.cleanup(session).unwrap();
+    // A panicking next completes once, with WSASYSCALLFAILURE, and the host survives.
+    for mode in [Mode::Panic, Mode::Leak] {
+        let (host, record) = self::host(mode);
+        let (session, lookup) = open(&host, ALL);
+        assert_eq!(
+            host.next(lookup, ALL, 4096).status(),
+            Err(WsaError::WSASYSCALLFAILURE)
+        );
+        assert_eq!(record.nexts.load(Ordering::SeqCst), 1);
+        host.end(lookup).unwrap();
+        host.cleanup(session).unwrap();
+        assert_eq!(host.stats().live_lookups, 0);
+    }
+    // A NULL hAsyncCall cannot be completed: the code is only the last error.
+    let (host, _) = self::host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    assert_eq!(
+        host.next_without_async_call(lookup),
+        WsaError::WSAEFAULT.raw()
+    );
+    host.cleanup(session).unwrap();
+    assert_eq!(testing::stray_completions(), before);
+}
+
+#[test]
+fn r_nsp_16_install_blob_layout() {
+    let description = NamespaceInstall {
+        id: winprov_nspv2::Guid::from_u128(0x1234),
+        identifier: "Example directory".into(),
+        version: 1,
+        provider_type: ProviderType::Service,
+        supports_wildcard: false,
+        domains: vec![
+            Domain {
+                name: "example.org".into(),
+                level: ProviderLevel::Primary,
+            },
+            Domain {
+                name: "ex.net".into(),
+                level: ProviderLevel::Secondary,
+            },
+        ],
+    };
+    let blob = description.blob().unwrap();
+    let u32_at = |at: usize| u32::from_ne_bytes(blob[at..at + 4].try_into().unwrap());
+    // NAPI_PROVIDER_INSTALLATION_BLOB: version, type, wildcard, count, first offset.
+    assert_eq!(u32_at(0), 1);
+    assert_eq!(u32_at(4), 2, "ProviderType_Service");
+    assert_eq!(u32_at(8), 0);
+    assert_eq!(u32_at(12), 2);
+    let mut offset = u32_at(16) as usize;
+    let mut names = Vec::new();
+    let mut levels = Vec::new();
+    for i in 0..2 {
+        assert_eq!(offset % 4, 0, "domain {i} at a 4-byte aligned offset");
+        levels.push(u32_at(offset));
+        let cch = u32_at(offset + 4) as usize;
+        let next = u32_at(offset + 8) as usize;
+        let name_at = u32_at(offset + 12) as usize;
+        assert_eq!(name_at % 4, 0);
+        let units: Vec<u16> = (0..cch)
+            .map(|k| u16::from_ne_bytes([blob[name_at + 2 * k], blob[name_at + 2 * k + 1]]))
+            .collect();
+        assert_eq!(units.last(), Some(&0), "cchDomainName counts the NUL");
+        names.push(String::from_utf16(&units[..cch - 1]).unwrap());
+        if i == 1 {
+            assert_eq!(next, 0, "the last domain has no next");
+        }
+        offset = next;
+    }
+    assert_eq!(names, ["example.org", "ex.net"]);
+    assert_eq!(
+        levels,
+        [2, 1],
+        "ProviderLevel_Primary, ProviderLevel_Secondary"
+    );
+    assert!(matches!(
+        NamespaceInstall {
+            domains: Vec::new(),
+            ..description.clone()
+        }
+        .blob(),
+        Err(NspError::InvalidDescription(_))
+    ));
+    // Installing needs Winsock's catalog: off Windows a clear error, never a crash. (The
+    // privilege rule itself needs Windows; the error names the function and the elevation.)
+    #[cfg(not(windows))]
+    {
+        let error = winprov_nspv2::install(&description).unwrap_err();
+        assert!(error.to_string().contains("WSCInstallNameSpaceEx"));
+        let error = winprov_nspv2::uninstall(description.id).unwrap_err();
+        assert!(error.to_string().contains("WSCUnInstallNameSpace"));
+    }
+    let denied = NspError::Failed {
+        function: "WSCInstallNameSpaceEx",
+        code: WsaError::WSANO_RECOVERY,
+    };
+    assert!(denied.to_string().contains("elevated administrator"));
+    assert_eq!(denied.code(), Some(WsaError::WSANO_RECOVERY));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed input from the host: documented codes, never a crash.
+
+#[test]
+fn malformed_restrictions_are_refused() {
+    let (host, record) = host(Mode::Results);
+    let session = host.startup().unwrap();
+    let refuse = |set: Option<&RawQuerySet>, expected: WsaError| {
+        assert_eq!(host.begin_raw(session, set, ALL), Err(expected));
+    };
+    refuse(None, WsaError::WSAEINVAL);
+
+    let mut small = RawQuerySet::query(&alice());
+    small.raw_mut().dwSize = 8;
+    refuse(Some(&small), WsaError::WSAEINVAL);
+
+    let mut unterminated = RawQuerySet::query(&alice());
+    let long = unterminated.keep_wide(vec![u16::from(b'a'); 40_000]);
+    unterminated.raw_mut().lpszServiceInstanceName = long;
+    refuse(Some(&unterminated), WsaError::WSAEINVAL);
+
+    let mut surrogate = RawQuerySet::query(&alice());
+    let bad = surrogate.keep_wide(vec![0xD800, u16::from(b'x'), 0]);
+    surrogate.raw_mut().lpszServiceInstanceName = bad;
+    refuse(Some(&surrogate), WsaError::WSAEINVAL);
+
+    let mut too_many = RawQuerySet::query(&alice());
+    too_many.raw_mut().dwNumberOfProtocols = 1_000_000;
+    refuse(Some(&too_many), WsaError::WSAEINVAL);
+
+    let mut null_protocols = RawQuerySet::query(&alice());
+    null_protocols.raw_mut().dwNumberOfProtocols = 2;
+    refuse(Some(&null_protocols), WsaError::WSAEFAULT);
+
+    let mut misaligned = RawQuerySet::query(&alice());
+    let units = misaligned.keep_wide(vec![u16::from(b'a'), u16::from(b'b'), 0, 0]);
+    misaligned.raw_mut().lpszContext =
+        winprov_bindings::windows_core::PWSTR(units.0.cast::<u8>().wrapping_add(1).cast());
+    refuse(Some(&misaligned), WsaError::WSAEFAULT);
+
+    let mut other_namespace = RawQuerySet::query(&alice());
+    other_namespace.raw_mut().dwNameSpace = 12; // NS_DNS
+    refuse(Some(&other_namespace), WsaError::WSAEINVAL);
+
+    let mut blob = RawQuerySet::query(&alice());
+    blob.set_blob(vec![1, 2, 3]);
+    assert!(host.begin_raw(session, Some(&blob), ALL).is_ok());
+
+    assert_eq!(
+        record.begins.load(Ordering::SeqCst),
+        1,
+        "the author only saw the well-formed one"
+    );
+    // A panicking Begin is an error, not a crash.
+    assert_eq!(
+        host.begin(session, &Query::name("panic@example.org"), ALL),
+        Err(WsaError::WSASYSCALLFAILURE)
+    );
+    // The author's own refusal passes through.
+    assert_eq!(
+        host.begin(session, &Query::name("nobody@example.org"), ALL),
+        Err(WsaError::WSASERVICE_NOT_FOUND)
+    );
+    host.cleanup(session).unwrap();
+}
+
+#[test]
+fn the_simulator_runs_its_own_conformance_suite() {
+    let (host, _) = host(Mode::Results);
+    testing::conformance(&host, &alice());
+}
+
+#[test]
+fn withdrawing_the_provider_cancels_running_lookups() {
+    let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
+    let host = Arc::new(Host::advertise_new(provider));
+    let (tx, rx) = mpsc::channel();
+    *record.next_running.lock().unwrap() = Some(tx);
+    let (session, lookup) = open(&host, ALL);
+    let next = std::thread::spawn({
+        let host = Arc::clone(&host);
+        move || host.next(lookup, ALL, 4096)
+    });
+    rx.recv_timeout(WATCHDOG).unwrap();
+    host.withdraw();
+    assert_eq!(
+        next.join().unwrap().status(),
+        Err(WsaError::WSA_E_CANCELLED)
+    );
+    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
+    assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
+    assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
+}
