@@ -21,12 +21,20 @@ pub struct WineHarness {
     pub dll: &'static str,
 }
 
-pub const WINE_HARNESSES: &[WineHarness] = &[WineHarness {
-    name: "rig_host",
-    source: "tests/wine-rig/host/rig_host.c",
-    package: "winprov-wine-rig",
-    dll: "winprov_wine_rig.dll",
-}];
+pub const WINE_HARNESSES: &[WineHarness] = &[
+    WineHarness {
+        name: "rig_host",
+        source: "tests/wine-rig/host/rig_host.c",
+        package: "winprov-wine-rig",
+        dll: "winprov_wine_rig.dll",
+    },
+    WineHarness {
+        name: "nsp_host",
+        source: "tests/wine-nspv2/host/nsp_host.c",
+        package: "email-directory",
+        dll: "email_directory.dll",
+    },
+];
 
 /// Crates whose unit tests also run for the Windows target under Wine.
 const WINE_UNIT_TEST_PACKAGES: &[&str] = &["winprov-core"];
@@ -37,7 +45,7 @@ pub fn run(args: &[String]) -> Result<()> {
         [flag] if flag == "--no-wine" => false,
         _ => bail!("test takes only --no-wine"),
     };
-    let mut stages = Stages::new(if wine { 10 } else { 7 });
+    let mut stages = Stages::new(if wine { 11 } else { 8 });
     stages.run("prerequisites", || prereq::ensure(Need::Everything))?;
     stages.run("format", || {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))
@@ -70,6 +78,7 @@ pub fn run(args: &[String]) -> Result<()> {
         sh(cargo().args(["test", "--workspace", "--locked"]))
     })?;
     stages.run("loom models", loom)?;
+    stages.run("stress (randomized host sequences)", stress)?;
     stages.run("Windows cross-build", || {
         sh(cargo()
             .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
@@ -90,23 +99,36 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The loom models live in `tests/loom.rs` of the crates that have them, compiled with
-/// `--cfg loom` into their own target directory so the normal build cache survives.
+/// The loom models, compiled with `--cfg loom` into their own target directory so the normal
+/// build cache survives: the core primitives' (`tests/loom.rs`) and the interface crates'
+/// state machines (their `loom_models` unit-test modules).
 fn loom() -> Result<()> {
     let loom_target = target_dir().join("loom");
+    let runs: [&[&str]; 2] = [
+        &["-p", "winprov-core", "--test", "loom"],
+        &["-p", "winprov-nspv2", "--lib", "loom_models"],
+    ];
+    for run in runs {
+        sh(cargo()
+            .args(["test", "--locked", "--release"])
+            .args(run)
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", &loom_target)
+            .env("LOOM_MAX_PREEMPTIONS", "3"))?;
+    }
+    Ok(())
+}
+
+/// Operations each stress test runs in CI (an optimized build; a plain `cargo test` runs a
+/// smaller count so the test is never skipped).
+const STRESS_OPERATIONS: &str = "2000000";
+
+/// The randomized host sequences, optimized, at full size.
+fn stress() -> Result<()> {
     sh(cargo()
-        .args([
-            "test",
-            "--locked",
-            "--release",
-            "-p",
-            "winprov-core",
-            "--test",
-            "loom",
-        ])
-        .env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", loom_target)
-        .env("LOOM_MAX_PREEMPTIONS", "3"))
+        .args(["test", "--locked", "--release", "-p", "winprov-nspv2"])
+        .args(["--test", "stress", "--", "--nocapture"])
+        .env("WINPROV_STRESS_OPERATIONS", STRESS_OPERATIONS))
 }
 
 fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
