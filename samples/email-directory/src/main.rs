@@ -1,0 +1,455 @@
+//! The `email-directory` command: advertises the provider in a console (`run`) or as the
+//! Windows service (`service`), and installs or removes the namespace and the service.
+#![deny(unsafe_code)]
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool talks to its user on stdout"
+)]
+
+use anyhow::{Context, Result, bail};
+use email_directory::{Config, EmailDirectory, identity};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use winprov_nspv2::{Domain, NamespaceInstall, NspError, ProviderLevel, ProviderType};
+
+const USAGE: &str = "\
+usage: email-directory <command> [options]
+
+commands:
+  run [--directory PATH]      advertise the provider from this console until Enter is pressed
+  service [--directory PATH]  the entry point the Windows Service Control Manager starts
+  install [--directory PATH] [--domain NAME]...
+                              register the NS_EMAIL namespace in the Winsock catalog (for the
+                              given domains, default example.org) and create the auto-start
+                              service running `email-directory service`; needs an elevated
+                              administrator
+  uninstall                   stop and delete the service, remove the namespace
+  help                        this text
+
+environment:
+  EMAIL_DIRECTORY_FILE        the directory file; --directory wins (default on Windows:
+                              %ProgramData%\\winprov\\email-directory.txt, elsewhere:
+                              ./email-directory.txt)
+  EMAIL_DIRECTORY_DELAY_MS    a delay waited at the start of every lookup result (a slow backend)
+  EMAIL_DIRECTORY_LOG         log level on stderr: error, warn, info (default), debug or trace
+";
+
+/// What the command line asks.
+#[derive(Debug)]
+enum Command {
+    Help,
+    Run { directory: Option<PathBuf> },
+    Service { directory: Option<PathBuf> },
+    Install(InstallOptions),
+    Uninstall,
+}
+
+/// The options of `install`.
+#[derive(Debug, Default)]
+struct InstallOptions {
+    directory: Option<PathBuf>,
+    domains: Vec<String>,
+}
+
+fn main() {
+    init_logging();
+    let outcome = parse(std::env::args_os().skip(1).collect()).and_then(execute);
+    if let Err(error) = outcome {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging() {
+    let level = match std::env::var("EMAIL_DIRECTORY_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn parse(args: Vec<OsString>) -> Result<Command> {
+    let mut args = args.into_iter();
+    let Some(command) = args.next() else {
+        return Ok(Command::Help);
+    };
+    let command = command.to_string_lossy().into_owned();
+    // Which options the command takes: --directory, --domain.
+    let (takes_directory, takes_domains) = match command.as_str() {
+        "help" | "--help" | "-h" | "uninstall" => (false, false),
+        "run" | "service" => (true, false),
+        "install" => (true, true),
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    };
+    let mut directory = None;
+    let mut domains = Vec::new();
+    while let Some(flag) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
+        if flag == "--directory" && takes_directory {
+            directory = Some(PathBuf::from(value("--directory")?));
+        } else if flag == "--domain" && takes_domains {
+            let domain = value("--domain")?
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("--domain must be valid Unicode"))?;
+            domains.push(domain);
+        } else {
+            bail!(
+                "unexpected argument {:?} for {command}\n\n{USAGE}",
+                flag.to_string_lossy()
+            );
+        }
+    }
+    Ok(match command.as_str() {
+        "run" => Command::Run { directory },
+        "service" => Command::Service { directory },
+        "install" => Command::Install(InstallOptions { directory, domains }),
+        "uninstall" => Command::Uninstall,
+        _ => Command::Help,
+    })
+}
+
+fn execute(command: Command) -> Result<()> {
+    match command {
+        Command::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Command::Run { directory } => run(config(directory)),
+        Command::Service { directory } => platform::run_service(config(directory)),
+        Command::Install(options) => install(options),
+        Command::Uninstall => uninstall(),
+    }
+}
+
+/// The environment's settings, with the file from the command line if given.
+fn config(directory: Option<PathBuf>) -> Config {
+    let mut config = Config::from_env();
+    if let Some(directory) = directory {
+        config.directory = directory;
+    }
+    config
+}
+
+/// Advertises the provider; on failure the error names the Winsock function that failed
+/// (`WSAAdvertiseProvider` when the system has none).
+fn advertise(config: Config) -> Result<winprov_nspv2::Advertisement> {
+    let provider = EmailDirectory::new(config);
+    winprov_nspv2::Advertisement::new(identity::PROVIDER_ID, provider).map_err(|error| {
+        let hint = match error {
+            NspError::Unavailable { .. } => {
+                " (NSPv2 needs Windows Vista or later; Wine has no NSPv2 host functions)"
+            }
+            _ => "",
+        };
+        anyhow::Error::new(error).context(format!("advertising the provider{hint}"))
+    })
+}
+
+fn run(config: Config) -> Result<()> {
+    let path = config.directory.clone();
+    let advertisement = advertise(config)?;
+    println!(
+        "advertising \"{}\" ({:?}), directory file {}",
+        identity::NAMESPACE_IDENTIFIER,
+        identity::PROVIDER_ID,
+        path.display()
+    );
+    println!("press Enter (or Ctrl-C) to stop");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the console")?;
+    drop(advertisement);
+    println!("provider withdrawn");
+    Ok(())
+}
+
+fn install(options: InstallOptions) -> Result<()> {
+    let directory = options
+        .directory
+        .map(|path| std::path::absolute(&path).with_context(|| format!("{}", path.display())))
+        .transpose()?;
+    let domains = if options.domains.is_empty() {
+        identity::DEFAULT_DOMAINS
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
+    } else {
+        options.domains
+    };
+    let description = NamespaceInstall {
+        id: identity::PROVIDER_ID,
+        identifier: identity::NAMESPACE_IDENTIFIER.to_string(),
+        version: 1,
+        provider_type: ProviderType::Service,
+        supports_wildcard: false,
+        domains: domains
+            .iter()
+            .map(|name| Domain {
+                name: name.clone(),
+                level: ProviderLevel::Primary,
+            })
+            .collect(),
+    };
+    winprov_nspv2::install(&description)
+        .context("registering the namespace in the Winsock catalog")?;
+    println!(
+        "namespace \"{}\" ({:?}) installed for {}",
+        identity::NAMESPACE_IDENTIFIER,
+        identity::PROVIDER_ID,
+        domains.join(", ")
+    );
+    if let Err(error) = platform::create_service(directory.as_deref()) {
+        match winprov_nspv2::uninstall(identity::PROVIDER_ID) {
+            Ok(()) => eprintln!("the namespace installation was rolled back"),
+            Err(rollback) => eprintln!(
+                "rolling back the namespace installation failed too: {rollback}; \
+                 run `email-directory uninstall`"
+            ),
+        }
+        return Err(error.context(format!("creating the service {}", identity::SERVICE_NAME)));
+    }
+    Ok(())
+}
+
+fn uninstall() -> Result<()> {
+    let service = platform::delete_service();
+    match &service {
+        Ok(true) => println!("service {} deleted", identity::SERVICE_NAME),
+        Ok(false) => println!("service {} was not installed", identity::SERVICE_NAME),
+        Err(error) => eprintln!("error: deleting the service: {error:#}"),
+    }
+    let namespace = winprov_nspv2::uninstall(identity::PROVIDER_ID);
+    match &namespace {
+        Ok(()) => println!("namespace {:?} removed", identity::PROVIDER_ID),
+        Err(error) => eprintln!("error: removing the namespace from the Winsock catalog: {error}"),
+    }
+    if service.is_err() || namespace.is_err() {
+        bail!("uninstall incomplete");
+    }
+    Ok(())
+}
+
+/// The Windows service: the Service Control Manager side.
+#[cfg(windows)]
+mod platform {
+    use super::{advertise, identity};
+    use anyhow::{Context, Result, bail};
+    use email_directory::Config;
+    use std::ffi::OsString;
+    use std::path::Path;
+    use std::sync::{OnceLock, mpsc};
+    use std::time::{Duration, Instant};
+    use windows_service::service::{
+        ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+        ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    };
+    use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+    use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+    use windows_service::{define_windows_service, service_dispatcher};
+
+    /// `ERROR_SERVICE_DOES_NOT_EXIST`.
+    const SERVICE_DOES_NOT_EXIST: i32 = 1060;
+    /// How long `uninstall` waits for the service to stop.
+    const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The settings `service_main` runs with (the dispatcher passes no state).
+    static CONFIG: OnceLock<Config> = OnceLock::new();
+
+    pub(super) fn run_service(config: Config) -> Result<()> {
+        let _ = CONFIG.set(config);
+        service_dispatcher::start(identity::SERVICE_NAME, ffi_service_main).context(
+            "connecting to the Service Control Manager (this command is started by it: \
+             use `sc start` for the service, or `run` in a console)",
+        )
+    }
+
+    define_windows_service!(ffi_service_main, service_main);
+
+    fn service_main(_arguments: Vec<OsString>) {
+        if let Err(error) = serve() {
+            tracing::error!(error = format!("{error:#}"), "service failed");
+        }
+    }
+
+    fn status(state: ServiceState, exit_code: ServiceExitCode) -> ServiceStatus {
+        let (controls_accepted, wait_hint) = match state {
+            ServiceState::Running => (
+                ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+                Duration::ZERO,
+            ),
+            ServiceState::StartPending | ServiceState::StopPending => {
+                (ServiceControlAccept::empty(), Duration::from_secs(10))
+            }
+            _ => (ServiceControlAccept::empty(), Duration::ZERO),
+        };
+        ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: state,
+            controls_accepted,
+            exit_code,
+            checkpoint: 0,
+            wait_hint,
+            process_id: None,
+        }
+    }
+
+    /// Registers the control handler, advertises until Stop, and reports Stopped in every case
+    /// once the handler is registered.
+    fn serve() -> Result<()> {
+        let (stop, stopped) = mpsc::channel();
+        let handler = move |control| match control {
+            ServiceControl::Stop | ServiceControl::Shutdown => {
+                let _ = stop.send(());
+                ServiceControlHandlerResult::NoError
+            }
+            ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+            _ => ServiceControlHandlerResult::NotImplemented,
+        };
+        let handle = service_control_handler::register(identity::SERVICE_NAME, handler)
+            .context("registering the service control handler")?;
+        let report = |state| {
+            handle
+                .set_service_status(status(state, ServiceExitCode::NO_ERROR))
+                .with_context(|| format!("reporting {state:?}"))
+        };
+        let outcome: Result<()> = (|| {
+            report(ServiceState::StartPending)?;
+            let config = CONFIG.get().cloned().unwrap_or_else(Config::from_env);
+            let advertisement = advertise(config)?;
+            report(ServiceState::Running)?;
+            tracing::info!("service running");
+            // A closed channel (the handler is gone) stops too.
+            let _ = stopped.recv();
+            report(ServiceState::StopPending)?;
+            drop(advertisement);
+            Ok(())
+        })();
+        let exit_code = match &outcome {
+            Ok(()) => ServiceExitCode::NO_ERROR,
+            Err(error) => ServiceExitCode::ServiceSpecific(
+                error
+                    .downcast_ref::<winprov_nspv2::NspError>()
+                    .and_then(winprov_nspv2::NspError::code)
+                    .map_or(1, |code| code.raw().unsigned_abs()),
+            ),
+        };
+        let reported = handle
+            .set_service_status(status(ServiceState::Stopped, exit_code))
+            .context("reporting Stopped");
+        outcome.and(reported)
+    }
+
+    pub(super) fn create_service(directory: Option<&Path>) -> Result<()> {
+        let manager = ServiceManager::local_computer(
+            None::<&str>,
+            ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
+        )
+        .context("opening the Service Control Manager (needs an elevated administrator)")?;
+        let mut launch_arguments = vec![OsString::from("service")];
+        if let Some(directory) = directory {
+            launch_arguments.push("--directory".into());
+            launch_arguments.push(directory.into());
+        }
+        let info = ServiceInfo {
+            name: identity::SERVICE_NAME.into(),
+            display_name: identity::SERVICE_DISPLAY_NAME.into(),
+            service_type: ServiceType::OWN_PROCESS,
+            start_type: ServiceStartType::AutoStart,
+            error_control: ServiceErrorControl::Normal,
+            executable_path: std::env::current_exe().context("locating this executable")?,
+            launch_arguments,
+            dependencies: Vec::new(),
+            account_name: None,
+            account_password: None,
+        };
+        let service = manager
+            .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
+            .context("CreateService")?;
+        if let Err(error) = service.set_description(identity::SERVICE_DESCRIPTION) {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "setting the service description"
+            );
+        }
+        println!(
+            "service {} created (automatic start)",
+            identity::SERVICE_NAME
+        );
+        match service.start::<&str>(&[]) {
+            Ok(()) => println!("service {} started", identity::SERVICE_NAME),
+            Err(error) => eprintln!(
+                "warning: the service is installed but did not start: {:#}",
+                anyhow::Error::new(error)
+            ),
+        }
+        Ok(())
+    }
+
+    /// Stops (if running) and deletes the service; `false` when it does not exist.
+    pub(super) fn delete_service() -> Result<bool> {
+        let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+            .context("opening the Service Control Manager")?;
+        let access = ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE;
+        let service = match manager.open_service(identity::SERVICE_NAME, access) {
+            Ok(service) => service,
+            Err(windows_service::Error::Winapi(error))
+                if error.raw_os_error() == Some(SERVICE_DOES_NOT_EXIST) =>
+            {
+                return Ok(false);
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context("opening the service (needs an elevated administrator)"));
+            }
+        };
+        if service.query_status()?.current_state != ServiceState::Stopped {
+            service.stop().context("stopping the service")?;
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while service.query_status()?.current_state != ServiceState::Stopped {
+                if Instant::now() > deadline {
+                    bail!("the service did not stop within {STOP_TIMEOUT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        service.delete().context("deleting the service")?;
+        Ok(true)
+    }
+}
+
+/// Elsewhere there is no Service Control Manager.
+#[cfg(not(windows))]
+mod platform {
+    use anyhow::{Result, bail};
+    use email_directory::Config;
+    use std::path::Path;
+
+    pub(super) fn run_service(_: Config) -> Result<()> {
+        bail!(
+            "the `service` command exists only on Windows, where the Service Control Manager \
+             starts it; use `run` to advertise from a console"
+        )
+    }
+
+    pub(super) fn create_service(_: Option<&Path>) -> Result<()> {
+        bail!("Windows services exist only on Windows")
+    }
+
+    pub(super) fn delete_service() -> Result<bool> {
+        bail!("Windows services exist only on Windows")
+    }
+}
