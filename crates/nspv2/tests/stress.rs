@@ -152,7 +152,7 @@ fn randomized_host_sequences() {
         for t in 0..THREADS {
             let (host, pool, sessions, done) = (&host, &pool, &sessions, &done);
             s.spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x1000_0001);
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x1000_0001));
                 while done.fetch_add(1, Ordering::Relaxed) < total {
                     let pick = |rng: &mut Rng| {
                         let pool = pool.lock().unwrap();
