@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use winprov_bindings::ws2spi::{HANDLE, NS_EMAIL, WSAQUERYSET2W};
 use winprov_nspv2::testing::{Host, LookupHandle, SessionArg};
@@ -432,9 +432,13 @@ fn handle_scaling(c: &mut Criterion, args: &Args) {
     let mut figures = Vec::new();
     for &n in &selected {
         let endless = EndlessHost::new();
+        let rss_before = resident_bytes();
         let opened = Instant::now();
         let lookups: Vec<LookupHandle> = (0..n).map(|_| endless.begin()).collect();
         let opened = opened.elapsed();
+        let per_lookup = rss_before
+            .zip(resident_bytes())
+            .map(|(before, after)| after.saturating_sub(before) as f64 / n as f64);
         // The most recently opened lookup: the highest slot of the handle table.
         let lookup = *lookups.last().expect("n > 0");
         endless.check(lookup, &mut buffer);
@@ -442,34 +446,50 @@ fn handle_scaling(c: &mut Criterion, args: &Args) {
             black_box(next_ex(black_box(lookup.0), FLAGS, buffer.bytes()));
         };
         group.bench_with_input(BenchmarkId::new("next_ex", n), &n, |b, _| b.iter(&mut call));
-        if args.measures() {
+        let ns = args.measures().then(|| {
             let (batches, iters) = if args.test { (3, 10) } else { (101, 2_000) };
-            let ns = interleaved_medians(batches, iters, &mut [&mut call])[0];
-            eprintln!(
-                "\nhandle_scaling: {n} lookups open (opened in {:.2} s): NextEx {ns:.1} ns\n",
-                opened.as_secs_f64()
-            );
-            figures.push((n, ns));
-        }
+            interleaved_medians(batches, iters, &mut [&mut call])[0]
+        });
         let closing = Instant::now();
         endless.host.cleanup(endless.session).expect("NSPv2Cleanup");
+        let closed = closing.elapsed();
         assert_eq!(endless.host.stats().live_lookups, 0, "lookups left alive");
-        if args.measures() {
-            eprintln!(
-                "handle_scaling: {n} lookups closed by NSPv2Cleanup in {:.2} s\n",
-                closing.elapsed().as_secs_f64()
-            );
+        if let Some(ns) = ns {
+            figures.push((n, ns, opened, closed, per_lookup));
         }
     }
     group.finish();
 
-    if let Some(&(first_n, first_ns)) = figures.first() {
-        eprintln!("\nhandle_scaling summary (NextEx on one lookup, ratio to N = {first_n}):");
-        for (n, ns) in &figures {
-            eprintln!("  N = {n:>9}: {ns:8.1} ns  {:.2}x", ns / first_ns);
+    if let Some(&(first_n, first_ns, ..)) = figures.first() {
+        eprintln!(
+            "\nhandle_scaling (NextEx on one lookup while N are open; medians of batches; \
+             ratio to N = {first_n}):"
+        );
+        for (n, ns, opened, closed, per_lookup) in &figures {
+            // Small counts fit in memory the allocator already holds: no reading.
+            let memory = per_lookup
+                .filter(|_| *n >= 100_000)
+                .map_or(String::new(), |b| format!(", ~{b:.0} B/lookup"));
+            eprintln!(
+                "  N = {n:>9}: {ns:8.1} ns  {:.2}x  (Begin x N {:.2} s, Cleanup {:.2} s{memory})",
+                ns / first_ns,
+                opened.as_secs_f64(),
+                closed.as_secs_f64(),
+            );
         }
         eprintln!();
     }
+}
+
+/// The resident set of this process (Linux), to tell the memory of an open lookup.
+fn resident_bytes() -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,6 +499,9 @@ fn handle_scaling(c: &mut Criterion, args: &Args) {
 struct BlockedRound {
     lookups: Vec<LookupHandle>,
     returned: mpsc::Receiver<(usize, Instant)>,
+    /// Holds the threads after their NextEx returned, so that no thread exits (stack unmapping
+    /// and all) while others are still being measured.
+    release: Arc<Barrier>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -493,11 +516,12 @@ impl BlockedRound {
             .collect();
         let before = BLOCKED.load(Ordering::SeqCst);
         let (tx, returned) = mpsc::channel();
+        let release = Arc::new(Barrier::new(n + 1));
         let threads = lookups
             .iter()
             .enumerate()
             .map(|(i, lookup)| {
-                let (tx, raw) = (tx.clone(), lookup.0);
+                let (tx, raw, release) = (tx.clone(), lookup.0, Arc::clone(&release));
                 std::thread::Builder::new()
                     .name(format!("next-ex-{i}"))
                     .stack_size(64 * 1024)
@@ -506,6 +530,7 @@ impl BlockedRound {
                         next_ex(raw, FLAGS, buffer.bytes());
                         let at = Instant::now();
                         let _ = tx.send((i, at));
+                        release.wait();
                     })
                     .expect("spawning a NextEx thread")
             })
@@ -515,18 +540,94 @@ impl BlockedRound {
             assert!(Instant::now() < deadline, "NextEx calls did not block");
             std::thread::sleep(Duration::from_millis(1));
         }
-        // Let the last ones get from the counter to their wait.
-        std::thread::sleep(Duration::from_millis(50));
         Self {
             lookups,
             returned,
+            release,
             threads,
         }
     }
 
     fn join(self) {
+        self.release.wait();
         for thread in self.threads {
             thread.join().expect("NextEx thread");
+        }
+    }
+}
+
+/// The same harness without the framework: `n` threads blocked on their own `Condvar`, woken
+/// one at a time; the time from just before the notification to the thread running again is
+/// the floor under the End → NextEx latency (thread wake-up on this machine).
+struct CondvarRound {
+    gates: Vec<Arc<(Mutex<bool>, Condvar)>>,
+    returned: mpsc::Receiver<(usize, Instant)>,
+    release: Arc<Barrier>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CondvarRound {
+    fn start(n: usize) -> Self {
+        let gates: Vec<Arc<(Mutex<bool>, Condvar)>> = (0..n).map(|_| Arc::default()).collect();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(Barrier::new(n + 1));
+        let (tx, returned) = mpsc::channel();
+        let threads = gates
+            .iter()
+            .enumerate()
+            .map(|(i, gate)| {
+                let (gate, waiting, release, tx) = (
+                    Arc::clone(gate),
+                    Arc::clone(&waiting),
+                    Arc::clone(&release),
+                    tx.clone(),
+                );
+                std::thread::Builder::new()
+                    .name(format!("condvar-{i}"))
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        let (open, wake) = &*gate;
+                        let mut guard = open.lock().expect("gate lock");
+                        waiting.fetch_add(1, Ordering::SeqCst);
+                        while !*guard {
+                            guard = wake.wait(guard).expect("gate lock");
+                        }
+                        drop(guard);
+                        let at = Instant::now();
+                        let _ = tx.send((i, at));
+                        release.wait();
+                    })
+                    .expect("spawning a waiting thread")
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while waiting.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "threads did not wait");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Self {
+            gates,
+            returned,
+            release,
+            threads,
+        }
+    }
+
+    /// Wakes thread `i` and returns how long it took to run.
+    fn wake(&self, i: usize, timeout: Duration) -> Duration {
+        let woken_at = Instant::now();
+        let (open, wake) = &*self.gates[i];
+        *open.lock().expect("gate lock") = true;
+        wake.notify_one();
+        let (which, running_at) = self.returned.recv_timeout(timeout).expect("thread woke");
+        assert_eq!(which, i, "another thread woke");
+        running_at - woken_at
+    }
+
+    fn join(self) {
+        self.release.wait();
+        for thread in self.threads {
+            thread.join().expect("waiting thread");
         }
     }
 }
@@ -542,11 +643,16 @@ fn end_to_next_ex_latency(args: &Args) {
     let timeout = Duration::from_secs(10);
 
     // One by one: End a lookup, wait for its NextEx to return, then the next; the others stay
-    // blocked meanwhile.
+    // blocked meanwhile. Each End alternates with the control's wake-up of one bare thread, so
+    // both see the same machine.
     let round = BlockedRound::start(&host, session, n);
+    let bare = CondvarRound::start(n);
+    std::thread::sleep(Duration::from_millis(50));
     let mut latencies = Vec::with_capacity(n);
     let mut end_calls = Vec::with_capacity(n);
+    let mut control = Vec::with_capacity(n);
     for (i, lookup) in round.lookups.iter().enumerate() {
+        control.push(bare.wake(i, timeout));
         let ended_at = Instant::now();
         host.end(*lookup).expect("NSPv2LookupServiceEnd");
         end_calls.push(ended_at.elapsed());
@@ -558,9 +664,11 @@ fn end_to_next_ex_latency(args: &Args) {
         latencies.push(returned_at - ended_at);
     }
     round.join();
+    bare.join();
 
     // Burst: End every lookup back to back, then collect the returns.
     let round = BlockedRound::start(&host, session, n);
+    std::thread::sleep(Duration::from_millis(50));
     let mut ended_at = Vec::with_capacity(n);
     for lookup in &round.lookups {
         ended_at.push(Instant::now());
@@ -583,6 +691,7 @@ fn end_to_next_ex_latency(args: &Args) {
 
     latencies.sort();
     end_calls.sort();
+    control.sort();
     burst.sort();
     let report = |label: &str, sorted: &[Duration]| {
         eprintln!(
@@ -596,6 +705,7 @@ fn end_to_next_ex_latency(args: &Args) {
     eprintln!("\n{ID} ({n} NextEx calls blocked in the provider, one thread each):");
     report("one by one, End -> NextEx returned", &latencies);
     report("one by one, End call itself       ", &end_calls);
+    report("control: bare Condvar wake-up     ", &control);
     report("burst,      End -> NextEx returned", &burst);
     eprintln!(
         "  burst: first End to last return {:.1} ms",
