@@ -48,9 +48,20 @@ enum Path {
 type Deliver<'a, O> = Box<dyn FnOnce(O) + Send + 'a>;
 
 enum State<'a, O> {
-    Pending { deliver: Deliver<'a, O>, on_drop: O },
-    Delivering { by: ThreadId },
-    Finished { aborted: bool },
+    Pending {
+        deliver: Deliver<'a, O>,
+        on_drop: O,
+    },
+    /// `waiters`: threads that went to sleep on `finished` during this delivery (counted under
+    /// the lock, so the end of the delivery wakes them, and skips the wake-up when there are
+    /// none — the common case, on every call's path).
+    Delivering {
+        by: ThreadId,
+        waiters: usize,
+    },
+    Finished {
+        aborted: bool,
+    },
 }
 
 struct Slot<'a, O> {
@@ -72,7 +83,8 @@ impl<'a, O: Send + 'a> Slot<'a, O> {
         let me = current_thread().id();
         let mut state = lock(&self.state);
         loop {
-            match std::mem::replace(&mut *state, State::Delivering { by: me }) {
+            let delivering = State::Delivering { by: me, waiters: 0 };
+            match std::mem::replace(&mut *state, delivering) {
                 State::Pending { deliver, on_drop } => {
                     drop(state);
                     let outcome = outcome.unwrap_or(on_drop);
@@ -86,8 +98,12 @@ impl<'a, O: Send + 'a> Slot<'a, O> {
                     deliver(outcome);
                     return Delivery::Delivered;
                 }
-                State::Delivering { by } if by != me => {
-                    *state = State::Delivering { by };
+                State::Delivering { by, waiters } if by != me => {
+                    // A spurious wake-up counts this thread again: at worst one wake-up too many.
+                    *state = State::Delivering {
+                        by,
+                        waiters: waiters + 1,
+                    };
                     state = self
                         .finished
                         .wait(state)
@@ -122,10 +138,17 @@ struct MarkFinished<'s, 'a, O> {
 
 impl<O> Drop for MarkFinished<'_, '_, O> {
     fn drop(&mut self) {
-        *lock(&self.slot.state) = State::Finished {
-            aborted: self.aborted,
-        };
-        self.slot.finished.notify_all();
+        let mut state = lock(&self.slot.state);
+        let previous = std::mem::replace(
+            &mut *state,
+            State::Finished {
+                aborted: self.aborted,
+            },
+        );
+        drop(state);
+        if matches!(previous, State::Delivering { waiters, .. } if waiters > 0) {
+            self.slot.finished.notify_all();
+        }
     }
 }
 

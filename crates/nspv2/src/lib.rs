@@ -135,7 +135,7 @@ impl Drop for Registration {
 #[must_use = "dropping the advertisement withdraws the provider"]
 #[derive(Debug)]
 pub struct Advertisement {
-    registration: Option<Registration>,
+    registration: Registration,
 }
 
 impl Advertisement {
@@ -143,32 +143,24 @@ impl Advertisement {
     pub fn new<P: NamespaceProvider>(id: Guid, provider: P) -> Result<Self, NspError> {
         let registration = register(id, provider)?;
         sys::advertise(id)?;
-        Ok(Self {
-            registration: Some(registration),
-        })
+        Ok(Self { registration })
     }
 
     /// The provider id.
     pub fn id(&self) -> Guid {
-        self.registration
-            .as_ref()
-            .map_or(Guid::zeroed(), Registration::id)
+        self.registration.id()
     }
 
     /// Live lookups and open sessions of the provider.
     pub fn stats(&self) -> Stats {
-        self.registration
-            .as_ref()
-            .map(Registration::stats)
-            .unwrap_or_default()
+        self.registration.stats()
     }
 }
 
 impl Drop for Advertisement {
+    /// Withdraws the provider from Winsock; the registration (a field) is dropped after this,
+    /// closing what is left of its sessions.
     fn drop(&mut self) {
-        if let Some(registration) = self.registration.take() {
-            sys::unadvertise(registration.id());
-            drop(registration);
-        }
+        sys::unadvertise(self.registration.id());
     }
 }

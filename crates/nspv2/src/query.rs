@@ -12,6 +12,46 @@ use winprov_bindings::ws2spi;
 /// A GUID (provider ids), the type the bindings use.
 pub type Guid = winprov_bindings::windows_core::GUID;
 
+/// The operations every `u32` flag set of the interface shares.
+macro_rules! flag_set {
+    ($name:ident) => {
+        impl $name {
+            /// No flag.
+            pub const fn empty() -> Self {
+                Self(0)
+            }
+
+            /// Wraps the raw value the host passes.
+            pub const fn from_raw(raw: u32) -> Self {
+                Self(raw)
+            }
+
+            /// The raw value.
+            pub const fn raw(self) -> u32 {
+                self.0
+            }
+
+            /// Whether every bit of `other` is set.
+            pub const fn contains(self, other: Self) -> bool {
+                self.0 & other.0 == other.0
+            }
+        }
+
+        impl std::ops::BitOr for $name {
+            type Output = Self;
+            fn bitor(self, rhs: Self) -> Self {
+                Self(self.0 | rhs.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({:#x})"), self.0)
+            }
+        }
+    };
+}
+
 /// `dwControlFlags` of Begin and NextEx: the `LUP_*` bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ControlFlags(u32);
@@ -50,26 +90,6 @@ impl ControlFlags {
     /// `LUP_RES_SERVICE`.
     pub const RES_SERVICE: Self = Self(ws2spi::LUP_RES_SERVICE);
 
-    /// No flag.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Wraps the raw `dwControlFlags`.
-    pub const fn from_raw(raw: u32) -> Self {
-        Self(raw)
-    }
-
-    /// The raw value.
-    pub const fn raw(self) -> u32 {
-        self.0
-    }
-
-    /// Whether every bit of `other` is set.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// The flags a NextEx call may use: Begin's `LUP_RETURN_*` bits narrowed by NextEx's (a bit
     /// absent at Begin never appears), NextEx's other bits as given.
     pub const fn narrowed_by(self, next: Self) -> Self {
@@ -78,18 +98,7 @@ impl ControlFlags {
     }
 }
 
-impl std::ops::BitOr for ControlFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-
-impl std::fmt::Debug for ControlFlags {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ControlFlags({:#x})", self.0)
-    }
-}
+flag_set!(ControlFlags);
 
 /// `dwOutputFlags` of a result: the `RESULT_IS_*` bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -104,40 +113,9 @@ impl OutputFlags {
     pub const CHANGED: Self = Self(ws2spi::RESULT_IS_CHANGED);
     /// `RESULT_IS_DELETED`.
     pub const DELETED: Self = Self(ws2spi::RESULT_IS_DELETED);
-
-    /// No flag.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Wraps a raw `dwOutputFlags`.
-    pub const fn from_raw(raw: u32) -> Self {
-        Self(raw)
-    }
-
-    /// The raw value.
-    pub const fn raw(self) -> u32 {
-        self.0
-    }
-
-    /// Whether every bit of `other` is set.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
 }
 
-impl std::ops::BitOr for OutputFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-
-impl std::fmt::Debug for OutputFlags {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OutputFlags({:#x})", self.0)
-    }
-}
+flag_set!(OutputFlags);
 
 /// `WSAECOMPARATOR`: how a [`Version`] restriction compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -507,7 +507,7 @@ struct LookupShared {
     session: usize,
     context: ResultContext,
     progress: Arc<Mutex<Progress>>,
-    inflight: Mutex<Vec<(u64, CompletionHandle<'static, NextOutcome>)>>,
+    inflight: Mutex<Vec<(usize, CompletionHandle<'static, NextOutcome>)>>,
     next_call: AtomicUsize,
 }
 
@@ -547,7 +547,7 @@ impl<P: NamespaceProvider> Drop for LookupEntry<P> {
 /// (a no-op unless the author leaked the guard).
 struct Inflight<'a> {
     shared: &'a LookupShared,
-    id: u64,
+    id: usize,
     handle: CompletionHandle<'static, NextOutcome>,
 }
 
@@ -628,7 +628,7 @@ impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
             }
         };
         let (guard, handle) = completion(deliver, NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
-        let id = shared.next_call.fetch_add(1, Ordering::Relaxed) as u64;
+        let id = shared.next_call.fetch_add(1, Ordering::Relaxed);
         lock(&shared.inflight).push((id, handle.clone()));
         let _inflight = Inflight { shared, id, handle };
 
@@ -638,8 +638,9 @@ impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
         } else {
             // One NextEx per lookup at a time; End does not take this lock.
             let mut author = lock(&self.author);
-            if guard.is_aborted() {
-                drop(guard); // End completed this call while it waited.
+            if shared.token.is_cancelled() {
+                // End ran while this call waited its turn (and has completed it, or does now).
+                let _ = guard.complete(NextOutcome::Cancelled);
             } else {
                 let replay = {
                     let mut progress = lock(&shared.progress);

@@ -381,15 +381,6 @@ unsafe fn read_query_set(
 // ---------------------------------------------------------------------------------------------
 // The exports.
 
-/// Reads the provider id argument of an entry.
-///
-/// # Safety
-/// As for [`read_guid`].
-unsafe fn provider_id(ptr: *const Guid) -> Result<Option<Guid>, WsaError> {
-    // SAFETY: forwarded.
-    unsafe { read_guid(ptr) }
-}
-
 unsafe extern "system" fn nsp_startup(
     lp_provider_id: *const Guid,
     ppv_client_session_arg: *mut *mut c_void,
@@ -400,7 +391,7 @@ unsafe extern "system" fn nsp_startup(
         || {
             int_result((|| {
                 // SAFETY: the host passes a GUID pointer (or NULL).
-                let id = unsafe { provider_id(lp_provider_id) }?;
+                let id = unsafe { read_guid(lp_provider_id) }?;
                 let out = ffi::check(ppv_client_session_arg).map_err(fault)?;
                 let session = REGISTRY.startup(id)?;
                 // SAFETY: checked non-null and aligned; the host passes a writable pointer slot.
@@ -421,7 +412,7 @@ unsafe extern "system" fn nsp_cleanup(
         || {
             int_result((|| {
                 // SAFETY: the host passes a GUID pointer (or NULL).
-                let id = unsafe { provider_id(lp_provider_id) }?;
+                let id = unsafe { read_guid(lp_provider_id) }?;
                 REGISTRY.cleanup(id, pv_client_session_arg.addr())
             })())
         },
@@ -441,7 +432,7 @@ unsafe extern "system" fn nsp_lookup_service_begin(
         || {
             int_result((|| {
                 // SAFETY: the host passes a GUID pointer (or NULL).
-                let id = unsafe { provider_id(lp_provider_id) }?;
+                let id = unsafe { read_guid(lp_provider_id) }?;
                 let out = ffi::check(lph_lookup).map_err(fault)?;
                 // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
                 let query = unsafe { read_query_set(lpqs_restrictions, false) }.map(|f| Query {
@@ -476,9 +467,9 @@ unsafe extern "system" fn nsp_lookup_service_next_ex(
     lpqs_results: *mut WSAQUERYSET2W,
 ) {
     let async_call = h_async_call.0.addr();
-    let code = boundary_with(
+    boundary_with(
         "NSPv2LookupServiceNextEx",
-        |_| WsaError::WSASYSCALLFAILURE.raw(),
+        |_| set_last_error(WsaError::WSASYSCALLFAILURE.raw()),
         || {
             // The metadata types lpdwBufferLength as `const DWORD*`; it is an in/out LPDWORD.
             // SAFETY: the host passes the in/out length and the buffer it describes, valid for
@@ -486,15 +477,15 @@ unsafe extern "system" fn nsp_lookup_service_next_ex(
             let buffer = unsafe {
                 ResultBuffer::from_host(lpdw_buffer_length.cast_mut(), lpqs_results.cast())
             };
-            REGISTRY.next_ex(
+            let code = REGISTRY.next_ex(
                 async_call,
                 h_lookup.0.addr(),
                 ControlFlags::from_raw(dw_control_flags),
                 buffer,
-            )
+            );
+            set_last_error(code);
         },
-    );
-    set_last_error(code);
+    )
 }
 
 unsafe extern "system" fn nsp_lookup_service_end(h_lookup: HANDLE) -> i32 {
@@ -514,16 +505,16 @@ unsafe extern "system" fn nsp_set_service_ex(
     lpv_client_session_arg: *const c_void,
 ) {
     let async_call = h_async_call.0.addr();
-    let code = boundary_with(
+    boundary_with(
         "NSPv2SetServiceEx",
-        |_| WsaError::WSASYSCALLFAILURE.raw(),
+        |_| set_last_error(WsaError::WSASYSCALLFAILURE.raw()),
         || {
             // SAFETY: the host passes a GUID pointer (or NULL).
-            let id = match unsafe { provider_id(lp_provider_id) } {
+            let id = match unsafe { read_guid(lp_provider_id) } {
                 Ok(id) => id,
                 Err(error) => {
                     SysSink.complete(async_call, error.raw());
-                    return error.raw();
+                    return set_last_error(error.raw());
                 }
             };
             // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
@@ -537,17 +528,17 @@ unsafe extern "system" fn nsp_set_service_ex(
                 addresses: f.addresses,
                 blob: f.blob,
             });
-            REGISTRY.set_service(
+            let code = REGISTRY.set_service(
                 async_call,
                 id,
                 reg,
                 ess_operation.0,
                 dw_control_flags,
                 lpv_client_session_arg.addr(),
-            )
+            );
+            set_last_error(code);
         },
-    );
-    set_last_error(code);
+    )
 }
 
 unsafe extern "system" fn nsp_client_session_rundown(
@@ -559,7 +550,7 @@ unsafe extern "system" fn nsp_client_session_rundown(
         |_| (),
         || {
             // SAFETY: the host passes a GUID pointer (or NULL).
-            match unsafe { provider_id(lp_provider_id) } {
+            match unsafe { read_guid(lp_provider_id) } {
                 Ok(id) => REGISTRY.rundown(id, pv_client_session_arg.addr()),
                 Err(error) => tracing::warn!(%error, "NSPv2ClientSessionRundown: bad provider id"),
             }

@@ -329,13 +329,15 @@ impl RawQuerySet {
         };
         let bytes = wire::sockaddr_bytes(&address);
         let len = bytes.len();
-        let mut words = vec![0u32; len.div_ceil(4)];
-        for (i, byte) in bytes.iter().enumerate() {
-            let word = &mut words[i / 4];
-            let mut le = word.to_ne_bytes();
-            le[i % 4] = *byte;
-            *word = u32::from_ne_bytes(le);
-        }
+        // Kept as u32 words: a SOCKADDR must be aligned like one.
+        let words = bytes
+            .chunks(4)
+            .map(|chunk| {
+                let mut word = [0u8; 4];
+                word[..chunk.len()].copy_from_slice(chunk);
+                u32::from_ne_bytes(word)
+            })
+            .collect();
         self.sockaddrs.push(words);
         SOCKET_ADDRESS {
             lpSockaddr: self
