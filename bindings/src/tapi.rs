@@ -9,7 +9,32 @@
     clippy::all
 )]
 
+#[inline]
+pub unsafe fn GetModuleFileNameW(hmodule: Option<HMODULE>, lpfilename: &mut [u16]) -> u32 {
+    windows_core::link!("kernel32.dll" "system" fn GetModuleFileNameW(hmodule : HMODULE, lpfilename : windows_core::PWSTR, nsize : u32) -> u32);
+    unsafe {
+        GetModuleFileNameW(
+            hmodule.unwrap_or(core::mem::zeroed()) as _,
+            core::mem::transmute(lpfilename.as_ptr()),
+            lpfilename.len().try_into().unwrap(),
+        )
+    }
+}
+#[inline]
+pub unsafe fn GetModuleHandleExW<P1>(
+    dwflags: u32,
+    lpmodulename: P1,
+    phmodule: *mut HMODULE,
+) -> windows_core::Result<()>
+where
+    P1: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn GetModuleHandleExW(dwflags : u32, lpmodulename : windows_core::PCWSTR, phmodule : *mut HMODULE) -> windows_core::BOOL);
+    unsafe { GetModuleHandleExW(dwflags, lpmodulename.param().abi(), phmodule as _).ok() }
+}
 pub type ASYNC_COMPLETION = Option<unsafe extern "system" fn(dwrequestid: u32, lresult: i32)>;
+pub const GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS: u32 = 4u32;
+pub const GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT: u32 = 2u32;
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HANDLE(pub *mut core::ffi::c_void);
@@ -97,6 +122,66 @@ impl HDRVPHONE {
 impl Default for HDRVPHONE {
     fn default() -> Self {
         unsafe { core::mem::zeroed() }
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HINSTANCE(pub *mut core::ffi::c_void);
+impl HINSTANCE {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl windows_core::Free for HINSTANCE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                FreeLibrary(self.0);
+            }
+        }
+    }
+}
+impl Default for HINSTANCE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HMODULE> for HINSTANCE {}
+impl From<HINSTANCE> for HMODULE {
+    fn from(value: HINSTANCE) -> Self {
+        Self(value.0)
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HMODULE(pub *mut core::ffi::c_void);
+impl HMODULE {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl windows_core::Free for HMODULE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                FreeLibrary(self.0);
+            }
+        }
+    }
+}
+impl Default for HMODULE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HINSTANCE> for HMODULE {}
+impl From<HMODULE> for HINSTANCE {
+    fn from(value: HMODULE) -> Self {
+        Self(value.0)
     }
 }
 #[repr(transparent)]
@@ -873,6 +958,7 @@ pub const LINE_QUEUESTATUS: i32 = 28i32;
 pub const LINE_REMOVE: i32 = 25i32;
 pub const LINE_REPLY: i32 = 12i32;
 pub const LINE_REQUEST: i32 = 13i32;
+pub const MAX_PATH: u32 = 260u32;
 pub type PHONEEVENT = Option<
     unsafe extern "system" fn(
         htphone: HTAPIPHONE,

@@ -1,0 +1,936 @@
+//! A host simulator: plays TAPISRV against any [`ServiceProvider`], through the same export
+//! bodies the generated `TSPI_*` functions call, with real `ASYNC_COMPLETION` / `LINEEVENT`
+//! function pointers, and checks the interface's rules as it goes.
+//!
+//! ```
+//! # use winprov_tspi::{Call, Line, LineCaps, LineEvents, LineIndex, LineErr, MakeCall, Reply,
+//! #     Request, ServiceProvider};
+//! # struct Echo; struct EchoLine; struct EchoCall;
+//! # impl ServiceProvider for Echo {
+//! #     type Line = EchoLine;
+//! #     const NAME: &'static str = "Echo";
+//! #     fn line_count(&self) -> u32 { 1 }
+//! #     fn line_caps(&self, _: LineIndex) -> LineCaps { LineCaps::voice("Echo line") }
+//! #     fn open(&self, _: LineIndex, _: LineEvents<Self>) -> Result<EchoLine, LineErr> {
+//! #         Ok(EchoLine) }
+//! # }
+//! # impl Line for EchoLine {
+//! #     type Call = EchoCall;
+//! #     fn make_call<'r>(&mut self, request: MakeCall<'r, EchoCall>) -> Reply<'r> {
+//! #         let (pending, reply) = request.accept(EchoCall);
+//! #         let _ = pending.succeed();
+//! #         reply
+//! #     }
+//! # }
+//! # impl Call for EchoCall {
+//! #     fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+//! #         request.complete(Ok(()))
+//! #     }
+//! # }
+//! use winprov_tspi::testing::Host;
+//!
+//! let host = Host::new(Echo);
+//! host.start().unwrap();
+//! let line = host.open(0).unwrap();
+//! let call = host.make_call(line, Some("5551234"));
+//! assert_eq!(host.completion(call.request), Some(0));
+//! let dropped = host.drop_call(call.value.unwrap());
+//! assert_eq!(dropped.ret, dropped.request as i32);
+//! assert_eq!(host.close_call(call.value.unwrap()), 0);
+//! host.assert_clean();
+//! ```
+//!
+//! Several hosts may run at once (tests run in parallel): each stamps its request ids and TAPI
+//! handles with its own number, which routes the callbacks back to it.
+
+use crate::provider::{ServiceProvider, Version};
+use crate::runtime::{Runtime, Stats};
+use crate::sys::exports;
+use crate::var::{read_dword, read_string};
+use std::collections::{HashMap, HashSet};
+use std::mem::offset_of;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use winprov_bindings::not_in_metadata::{INITIALIZE_NEGOTIATION, LINE_NEWCALL};
+use winprov_bindings::tapi::{
+    self, HDRVCALL, HDRVLINE, HPROVIDER, HTAPICALL, HTAPILINE, LINECALLINFO, LINECALLSTATUS,
+    LINEDEVCAPS,
+};
+use winprov_bindings::windows_core::{PCSTR, PCWSTR};
+use winprov_core::LineErr;
+
+/// One callback the provider made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// `ASYNC_COMPLETION(dwRequestID, lResult)`.
+    Completion {
+        /// `dwRequestID`.
+        request: u32,
+        /// `lResult`.
+        result: i32,
+    },
+    /// `LINEEVENT(htLine, htCall, dwMsg, dwParam1, dwParam2, dwParam3)`.
+    Event {
+        /// `htLine`.
+        ht_line: usize,
+        /// `htCall`.
+        ht_call: usize,
+        /// `dwMsg`.
+        msg: u32,
+        /// `dwParam1` … `dwParam3` (for `LINE_NEWCALL`, `dwParam2` is the handle this host
+        /// stored, not the pointer).
+        params: [usize; 3],
+    },
+}
+
+/// How this host answers `LINE_NEWCALL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewCallAnswer {
+    /// Stores a fresh `HTAPICALL` (TAPI's normal behaviour).
+    Accept,
+    /// Stores NULL (TAPI under load, R-TSP-14).
+    Null,
+}
+
+/// An open line, as this host knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LineRef {
+    /// The provider's `HDRVLINE`.
+    pub hd: usize,
+    /// This host's `HTAPILINE`.
+    pub ht: usize,
+    /// The line's index within the provider.
+    pub index: u32,
+}
+
+/// A call, as this host knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallRef {
+    /// The provider's `HDRVCALL`.
+    pub hd: usize,
+    /// This host's `HTAPICALL`.
+    pub ht: usize,
+}
+
+/// What an asynchronous export returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Async<T> {
+    /// The `dwRequestID` this host passed.
+    pub request: u32,
+    /// What the export returned (`request` or a negative `LINEERR_*`).
+    pub ret: i32,
+    /// What else the call produced (the new call of `TSPI_lineMakeCall`).
+    pub value: T,
+}
+
+impl<T> Async<T> {
+    /// Whether the export accepted the request (returned its id).
+    pub fn accepted(&self) -> bool {
+        self.ret > 0
+    }
+}
+
+/// `LINECALLSTATUS`, read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallStatus {
+    /// `dwCallState`.
+    pub state: u32,
+    /// `dwCallStateMode`.
+    pub mode: u32,
+    /// `dwCallFeatures`.
+    pub features: u32,
+}
+
+#[derive(Default)]
+struct Log {
+    messages: Vec<Message>,
+    /// Requests this host issued, with the export's return once known.
+    issued: HashMap<u32, Option<i32>>,
+    completions: HashMap<u32, Vec<i32>>,
+    /// Outbound calls: `HTAPICALL` → the creating request.
+    created_by: HashMap<usize, u32>,
+    /// Inbound calls offered: (`HDRVCALL`, `HTAPICALL`), in order.
+    offered: Vec<(usize, usize)>,
+    /// `HTAPICALL`s whose `LINE_NEWCALL` was answered and whose `LINE_CALLSTATE` is due.
+    awaiting_first_state: HashSet<usize>,
+    closed_calls: HashSet<usize>,
+    closed_lines: HashSet<usize>,
+    violations: Vec<String>,
+}
+
+struct Record {
+    log: Mutex<Log>,
+    changed: Condvar,
+    inside: AtomicBool,
+    new_call: Mutex<NewCallAnswer>,
+    next_ht: AtomicUsize,
+    host: usize,
+}
+
+impl Record {
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn enter(&self) {
+        if self.inside.swap(true, Ordering::SeqCst) {
+            self.log()
+                .violations
+                .push("R-TSP-5: a callback into TAPI started while another was running".into());
+        }
+    }
+
+    fn leave(&self) {
+        self.inside.store(false, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    fn completion(&self, request: u32, result: i32) {
+        let mut log = self.log();
+        log.messages.push(Message::Completion { request, result });
+        match log.issued.get(&request).copied() {
+            None => log
+                .violations
+                .push(format!("R-TSP-4: completion of request {request:#x}, never issued")),
+            Some(Some(ret)) if ret < 0 => log.violations.push(format!(
+                "R-TSP-4: completion of request {request:#x}, whose export returned {ret:#x}"
+            )),
+            _ => {}
+        }
+        let done = log.completions.entry(request).or_default();
+        done.push(result);
+        let times = done.len();
+        if times > 1 {
+            log.violations.push(format!(
+                "R-TSP-4: request {request:#x} completed {times} times"
+            ));
+        }
+        if result > 0 {
+            log.violations.push(format!(
+                "R-TSP-4: request {request:#x} completed with {result:#x}, neither 0 nor a LINEERR"
+            ));
+        }
+    }
+
+    fn event(&self, ht_line: usize, ht_call: usize, msg: u32, params: [usize; 3]) {
+        let mut log = self.log();
+        log.messages.push(Message::Event {
+            ht_line,
+            ht_call,
+            msg,
+            params,
+        });
+        if log.closed_lines.contains(&ht_line) {
+            log.violations.push(format!(
+                "R-TSP-13: event {msg} for line {ht_line:#x} after TSPI_lineClose returned"
+            ));
+        }
+        if ht_call != 0 && log.closed_calls.contains(&ht_call) {
+            log.violations.push(format!(
+                "R-TSP-9: event {msg} for call {ht_call:#x} after TSPI_lineCloseCall returned"
+            ));
+        }
+        if msg == tapi::LINE_CALLSTATE as u32 {
+            if ht_call == 0 {
+                log.violations
+                    .push("R-TSP-14: LINE_CALLSTATE with a NULL htCall".into());
+            }
+            if let Some(&request) = log.created_by.get(&ht_call) {
+                let succeeded = log
+                    .completions
+                    .get(&request)
+                    .is_some_and(|results| results.first() == Some(&0));
+                if !succeeded {
+                    log.violations.push(format!(
+                        "R-TSP-6: event for call {ht_call:#x} before its TSPI_lineMakeCall \
+                         (request {request:#x}) completed successfully"
+                    ));
+                }
+            }
+            if log.awaiting_first_state.remove(&ht_call)
+                && params[0] != tapi::LINECALLSTATE_OFFERING as usize
+                && params[0] != tapi::LINECALLSTATE_ACCEPTED as usize
+            {
+                log.violations.push(format!(
+                    "R-TSP-14: the first state of inbound call {ht_call:#x} is {:#x}",
+                    params[0]
+                ));
+            }
+        }
+    }
+
+    fn new_call(&self, ht_line: usize, hd_call: usize) -> usize {
+        let answer = *self
+            .new_call
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ht_call = match answer {
+            NewCallAnswer::Accept => self.fresh_ht(2),
+            NewCallAnswer::Null => 0,
+        };
+        let mut log = self.log();
+        log.messages.push(Message::Event {
+            ht_line,
+            ht_call: 0,
+            msg: LINE_NEWCALL,
+            params: [hd_call, ht_call, 0],
+        });
+        if log.closed_lines.contains(&ht_line) {
+            log.violations.push(format!(
+                "R-TSP-13: LINE_NEWCALL for line {ht_line:#x} after TSPI_lineClose returned"
+            ));
+        }
+        log.offered.push((hd_call, ht_call));
+        if ht_call != 0 {
+            log.awaiting_first_state.insert(ht_call);
+        }
+        ht_call
+    }
+
+    fn fresh_ht(&self, kind: usize) -> usize {
+        let n = self.next_ht.fetch_add(1, Ordering::Relaxed);
+        (self.host << 48) | (kind << 40) | n
+    }
+}
+
+/// The records of the hosts alive, by host number (1..=127).
+static HOSTS: Mutex<Vec<Option<Arc<Record>>>> = Mutex::new(Vec::new());
+
+fn hosts() -> MutexGuard<'static, Vec<Option<Arc<Record>>>> {
+    HOSTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn record(host: usize) -> Option<Arc<Record>> {
+    hosts().get(host).cloned().flatten()
+}
+
+unsafe extern "system" fn completion_proc(request: u32, result: i32) {
+    if let Some(record) = record(((request >> 24) & 0x7F) as usize) {
+        record.enter();
+        record.completion(request, result);
+        record.leave();
+    }
+}
+
+unsafe extern "system" fn event_proc(
+    ht_line: HTAPILINE,
+    ht_call: HTAPICALL,
+    msg: u32,
+    param1: usize,
+    param2: usize,
+    param3: usize,
+) {
+    let ht_line = ht_line.0 as usize;
+    let Some(record) = record((ht_line >> 48) & 0x7F) else {
+        return;
+    };
+    record.enter();
+    if msg == LINE_NEWCALL {
+        let value = record.new_call(ht_line, param1);
+        let slot = param2 as *mut HTAPICALL;
+        if !slot.is_null() {
+            // SAFETY: LINE_NEWCALL's dwParam2 is the provider's LPHTAPICALL, writable for the
+            // duration of the callback.
+            unsafe { slot.write(HTAPICALL(std::ptr::without_provenance_mut(value))) };
+        }
+    } else {
+        record.event(ht_line, ht_call.0 as usize, msg, [param1, param2, param3]);
+    }
+    record.leave();
+}
+
+/// Plays TAPISRV. See the module documentation.
+pub struct Host<P: ServiceProvider> {
+    runtime: &'static Runtime<P>,
+    record: Arc<Record>,
+    host: usize,
+    next_request: AtomicU32,
+    provider_id: u32,
+    line_base: u32,
+}
+
+impl<P: ServiceProvider> std::fmt::Debug for Host<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("host", &self.host)
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: ServiceProvider> Drop for Host<P> {
+    fn drop(&mut self) {
+        if let Some(slot) = hosts().get_mut(self.host) {
+            *slot = None;
+        }
+    }
+}
+
+const FAILED: i32 = LineErr::LINEERR_OPERATIONFAILED.raw();
+
+impl<P: ServiceProvider> Host<P> {
+    /// A host for a new runtime around `provider`.
+    pub fn new(provider: P) -> Self {
+        Self::with_runtime(Runtime::leak(provider))
+    }
+
+    /// A host for `runtime` (e.g. the one behind a crate's generated exports).
+    pub fn with_runtime(runtime: &'static Runtime<P>) -> Self {
+        let mut table = hosts();
+        if table.is_empty() {
+            table.resize(128, None);
+        }
+        let host = (1..128)
+            .find(|&n| table[n].is_none())
+            .expect("at most 127 simulated hosts at once");
+        let record = Arc::new(Record {
+            log: Mutex::new(Log::default()),
+            changed: Condvar::new(),
+            inside: AtomicBool::new(false),
+            new_call: Mutex::new(NewCallAnswer::Accept),
+            next_ht: AtomicUsize::new(1),
+            host,
+        });
+        table[host] = Some(Arc::clone(&record));
+        drop(table);
+        Self {
+            runtime,
+            record,
+            host,
+            next_request: AtomicU32::new(1),
+            provider_id: 7,
+            line_base: 100,
+        }
+    }
+
+    /// The runtime driven.
+    pub fn runtime(&self) -> &'static Runtime<P> {
+        self.runtime
+    }
+
+    /// The runtime's live objects.
+    pub fn stats(&self) -> Stats {
+        self.runtime.stats()
+    }
+
+    /// TAPI's device id of line `index` (this host initializes with a base of 100).
+    pub fn device(&self, index: u32) -> u32 {
+        self.line_base + index
+    }
+
+    /// A fresh `dwRequestID` (stamped with this host's number).
+    pub fn request_id(&self) -> u32 {
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed) & 0x00FF_FFFF;
+        let id = ((self.host as u32) << 24) | n.max(1);
+        self.record.log().issued.insert(id, None);
+        id
+    }
+
+    fn returned(&self, request: u32, ret: i32) {
+        let mut log = self.record.log();
+        log.issued.insert(request, Some(ret));
+        if ret >= 0 && ret != request as i32 {
+            log.violations.push(format!(
+                "R-TSP-3: an export given request {request:#x} returned {ret:#x}"
+            ));
+        }
+        if ret < 0 && log.completions.contains_key(&request) {
+            log.violations.push(format!(
+                "R-TSP-4: request {request:#x} was completed but its export returned {ret:#x}"
+            ));
+        }
+        drop(log);
+        self.record.changed.notify_all();
+    }
+
+    /// `TSPI_lineNegotiateTSPIVersion`.
+    pub fn negotiate(&self, device: u32, low: u32, high: u32) -> Result<u32, i32> {
+        let mut version = 0xDEAD_BEEF;
+        // SAFETY: a valid out pointer.
+        let ret = unsafe {
+            exports::line_negotiate_tspi_version(self.runtime, device, low, high, &mut version)
+        };
+        if ret == 0 { Ok(version) } else { Err(ret) }
+    }
+
+    /// `TSPI_providerEnumDevices`: the number of lines.
+    pub fn enum_devices(&self) -> Result<u32, i32> {
+        let (mut lines, mut phones) = (0, 0);
+        // SAFETY: valid out pointers; null procs are allowed (this host adds no devices).
+        let ret = unsafe {
+            exports::provider_enum_devices(
+                self.runtime,
+                self.provider_id,
+                &mut lines,
+                &mut phones,
+                HPROVIDER(std::ptr::null_mut()),
+                None,
+                None,
+            )
+        };
+        if ret == 0 { Ok(lines) } else { Err(ret) }
+    }
+
+    /// `TSPI_providerInit` at `version`, with this host's completion proc.
+    pub fn init_at(&self, version: u32) -> i32 {
+        let lines = self.enum_devices().unwrap_or(0);
+        let mut options = 0xFFFF_FFFF;
+        // SAFETY: a valid out pointer and a completion proc that lives for the process.
+        let ret = unsafe {
+            exports::provider_init(
+                self.runtime,
+                version,
+                self.provider_id,
+                self.line_base,
+                0,
+                lines as usize,
+                0,
+                Some(completion_proc),
+                &mut options,
+            )
+        };
+        if ret == 0 && options & tapi::LINETSPIOPTION_NONREENTRANT != 0 {
+            self.record
+                .log()
+                .violations
+                .push("R-TSP-15: the provider asked for LINETSPIOPTION_NONREENTRANT".into());
+        }
+        ret
+    }
+
+    /// Negotiates (`INITIALIZE_NEGOTIATION`), enumerates and initializes, as TAPISRV does.
+    pub fn start(&self) -> Result<u32, i32> {
+        let version = self.negotiate(INITIALIZE_NEGOTIATION, Version::V2_0.0, Version::V3_0.0)?;
+        self.enum_devices()?;
+        match self.init_at(version) {
+            0 => Ok(version),
+            error => Err(error),
+        }
+    }
+
+    /// `TSPI_providerShutdown`.
+    pub fn shutdown(&self) -> i32 {
+        // SAFETY: no pointers.
+        unsafe { exports::provider_shutdown(self.runtime, Version::V2_2.0, self.provider_id) }
+    }
+
+    /// `TSPI_lineOpen` of line `index` at the provider's highest version.
+    pub fn open(&self, index: u32) -> Result<LineRef, i32> {
+        let ht = self.record.fresh_ht(1);
+        let mut hd = HDRVLINE(std::ptr::null_mut());
+        // SAFETY: a valid out pointer; an event proc that lives for the process.
+        let ret = unsafe {
+            exports::line_open(
+                self.runtime,
+                self.device(index),
+                HTAPILINE(std::ptr::without_provenance_mut(ht)),
+                &mut hd,
+                P::HIGHEST_VERSION.0,
+                Some(event_proc),
+            )
+        };
+        if ret == 0 {
+            Ok(LineRef {
+                hd: hd.0 as usize,
+                ht,
+                index,
+            })
+        } else {
+            Err(ret)
+        }
+    }
+
+    /// `TSPI_lineClose`; on success, any later event for the line is a violation.
+    pub fn close(&self, line: LineRef) -> i32 {
+        // SAFETY: no pointers.
+        let ret = unsafe {
+            exports::line_close(self.runtime, HDRVLINE(std::ptr::without_provenance_mut(line.hd)))
+        };
+        if ret == 0 {
+            let mut log = self.record.log();
+            log.closed_lines.insert(line.ht);
+            let calls: Vec<usize> = log
+                .created_by
+                .keys()
+                .copied()
+                .chain(log.offered.iter().map(|&(_, ht)| ht))
+                .collect();
+            log.closed_calls.extend(calls.into_iter().filter(|&ht| ht != 0));
+        }
+        ret
+    }
+
+    /// `TSPI_lineMakeCall` on `line` to `destination`.
+    pub fn make_call(&self, line: LineRef, destination: Option<&str>) -> Async<Option<CallRef>> {
+        let wide = destination.map(winprov_core::ffi::to_wide_nul);
+        self.make_call_raw(line.hd, wide.as_deref())
+    }
+
+    /// `TSPI_lineMakeCall` with a raw line handle and raw UTF-16 (NUL-terminated by the
+    /// caller, or not, to test the provider).
+    pub fn make_call_raw(&self, hd_line: usize, destination: Option<&[u16]>) -> Async<Option<CallRef>> {
+        let request = self.request_id();
+        let ht = self.record.fresh_ht(2);
+        self.record.log().created_by.insert(ht, request);
+        let mut hd = HDRVCALL(std::ptr::null_mut());
+        // SAFETY: a valid out pointer; the destination (if any) lives across the call.
+        let ret = unsafe {
+            exports::line_make_call(
+                self.runtime,
+                request,
+                HDRVLINE(std::ptr::without_provenance_mut(hd_line)),
+                HTAPICALL(std::ptr::without_provenance_mut(ht)),
+                &mut hd,
+                PCWSTR(destination.map_or(std::ptr::null(), <[u16]>::as_ptr)),
+                0,
+                std::ptr::null(),
+            )
+        };
+        self.returned(request, ret);
+        let value = (ret > 0).then_some(CallRef {
+            hd: hd.0 as usize,
+            ht,
+        });
+        if ret > 0 && hd.0.is_null() {
+            self.record
+                .log()
+                .violations
+                .push("R-TSP-6: TSPI_lineMakeCall accepted without writing *lphdCall".into());
+        }
+        Async {
+            request,
+            ret,
+            value,
+        }
+    }
+
+    /// `TSPI_lineDrop`.
+    pub fn drop_call(&self, call: CallRef) -> Async<()> {
+        let request = self.request_id();
+        // SAFETY: no user-user information.
+        let ret = unsafe {
+            exports::line_drop(
+                self.runtime,
+                request,
+                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
+                PCSTR(std::ptr::null()),
+                0,
+            )
+        };
+        self.returned(request, ret);
+        Async {
+            request,
+            ret,
+            value: (),
+        }
+    }
+
+    /// `TSPI_lineAnswer`.
+    pub fn answer(&self, call: CallRef) -> Async<()> {
+        let request = self.request_id();
+        // SAFETY: no user-user information.
+        let ret = unsafe {
+            exports::line_answer(
+                self.runtime,
+                request,
+                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
+                PCSTR(std::ptr::null()),
+                0,
+            )
+        };
+        self.returned(request, ret);
+        Async {
+            request,
+            ret,
+            value: (),
+        }
+    }
+
+    /// `TSPI_lineDevSpecific` without a call (a call-less request).
+    pub fn dev_specific(&self, line: LineRef, params: &mut [u8]) -> Async<()> {
+        let request = self.request_id();
+        // SAFETY: `params` is writable for its length for the duration of the call.
+        let ret = unsafe {
+            exports::line_dev_specific(
+                self.runtime,
+                request,
+                HDRVLINE(std::ptr::without_provenance_mut(line.hd)),
+                0,
+                HDRVCALL(std::ptr::null_mut()),
+                params.as_mut_ptr().cast(),
+                params.len() as u32,
+            )
+        };
+        self.returned(request, ret);
+        Async {
+            request,
+            ret,
+            value: (),
+        }
+    }
+
+    /// `TSPI_lineCloseCall`; on success, any later event for the call is a violation, and every
+    /// request of the call must have been completed already (R-TSP-8).
+    pub fn close_call(&self, call: CallRef) -> i32 {
+        // SAFETY: no pointers.
+        let ret = unsafe {
+            exports::line_close_call(self.runtime, HDRVCALL(std::ptr::without_provenance_mut(call.hd)))
+        };
+        if ret == 0 {
+            self.record.log().closed_calls.insert(call.ht);
+        }
+        ret
+    }
+
+    /// `TSPI_lineGetCallStatus` with a `total`-byte buffer prefilled with `fill`; returns the
+    /// export's value and the buffer.
+    pub fn call_status_bytes(&self, call: CallRef, total: usize, fill: u8) -> (i32, Vec<u8>) {
+        let mut buffer = AlignedBuffer::new(total, fill);
+        // SAFETY: `buffer` is 8-aligned, `total` bytes, with dwTotalSize set.
+        let ret = unsafe {
+            exports::line_get_call_status(
+                self.runtime,
+                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
+                buffer.as_mut_ptr().cast(),
+            )
+        };
+        (ret, buffer.into_bytes())
+    }
+
+    /// `TSPI_lineGetCallStatus`, decoded.
+    pub fn call_status(&self, call: CallRef) -> Result<CallStatus, i32> {
+        let (ret, bytes) = self.call_status_bytes(call, size_of::<LINECALLSTATUS>(), 0);
+        if ret != 0 {
+            return Err(ret);
+        }
+        let dword = |member| read_dword(&bytes, member).unwrap_or(0);
+        Ok(CallStatus {
+            state: dword(offset_of!(LINECALLSTATUS, dwCallState)),
+            mode: dword(offset_of!(LINECALLSTATUS, dwCallStateMode)),
+            features: dword(offset_of!(LINECALLSTATUS, dwCallFeatures)),
+        })
+    }
+
+    /// `TSPI_lineGetCallInfo` with a `total`-byte buffer.
+    pub fn call_info_bytes(&self, call: CallRef, total: usize) -> (i32, Vec<u8>) {
+        let mut buffer = AlignedBuffer::new(total, 0);
+        // SAFETY: as in `call_status_bytes`.
+        let ret = unsafe {
+            exports::line_get_call_info(
+                self.runtime,
+                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
+                buffer.as_mut_ptr().cast(),
+            )
+        };
+        (ret, buffer.into_bytes())
+    }
+
+    /// The caller id (number) of a call, from `TSPI_lineGetCallInfo`.
+    pub fn caller_id(&self, call: CallRef) -> Option<String> {
+        let (ret, bytes) = self.call_info_bytes(call, 4096);
+        (ret == 0)
+            .then(|| {
+                read_string(
+                    &bytes,
+                    offset_of!(LINECALLINFO, dwCallerIDSize),
+                    offset_of!(LINECALLINFO, dwCallerIDOffset),
+                )
+            })
+            .flatten()
+    }
+
+    /// `TSPI_lineGetDevCaps` of line `index` with a `total`-byte buffer.
+    pub fn dev_caps_bytes(&self, index: u32, total: usize) -> (i32, Vec<u8>) {
+        let mut buffer = AlignedBuffer::new(total, 0);
+        // SAFETY: as in `call_status_bytes`.
+        let ret = unsafe {
+            exports::line_get_dev_caps(
+                self.runtime,
+                self.device(index),
+                P::HIGHEST_VERSION.0,
+                0,
+                buffer.as_mut_ptr().cast(),
+            )
+        };
+        (ret, buffer.into_bytes())
+    }
+
+    /// The line name from `TSPI_lineGetDevCaps`.
+    pub fn line_name(&self, index: u32) -> Option<String> {
+        let (ret, bytes) = self.dev_caps_bytes(index, 4096);
+        (ret == 0)
+            .then(|| {
+                read_string(
+                    &bytes,
+                    offset_of!(LINEDEVCAPS, dwLineNameSize),
+                    offset_of!(LINEDEVCAPS, dwLineNameOffset),
+                )
+            })
+            .flatten()
+    }
+
+    /// How this host answers the next `LINE_NEWCALL`s.
+    pub fn answer_new_calls(&self, answer: NewCallAnswer) {
+        *self
+            .record
+            .new_call
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = answer;
+    }
+
+    /// Every callback so far.
+    pub fn messages(&self) -> Vec<Message> {
+        self.record.log().messages.clone()
+    }
+
+    /// The results `request` was completed with (exactly one is right).
+    pub fn completions_of(&self, request: u32) -> Vec<i32> {
+        self.record
+            .log()
+            .completions
+            .get(&request)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The result of `request`, if it was completed.
+    pub fn completion(&self, request: u32) -> Option<i32> {
+        self.completions_of(request).first().copied()
+    }
+
+    /// Waits up to `timeout` for `request`'s completion.
+    pub fn wait_completion(&self, request: u32, timeout: Duration) -> Option<i32> {
+        self.wait_for(timeout, |log| log.completions.contains_key(&request));
+        self.completion(request)
+    }
+
+    /// Waits up to `timeout` until `done(messages)`; returns whether it became true.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&[Message]) -> bool) -> bool {
+        self.wait_for(timeout, |log| done(&log.messages))
+    }
+
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&Log) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut log = self.record.log();
+        loop {
+            if done(&log) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            log = self
+                .record
+                .changed
+                .wait_timeout(log, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    /// The `LINE_CALLSTATE` values reported for `call`, in order.
+    pub fn states(&self, call: CallRef) -> Vec<u32> {
+        self.record
+            .log()
+            .messages
+            .iter()
+            .filter_map(|message| match *message {
+                Message::Event {
+                    ht_call,
+                    msg,
+                    params,
+                    ..
+                } if ht_call == call.ht && msg == tapi::LINE_CALLSTATE as u32 => {
+                    Some(params[0] as u32)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits up to `timeout` until `call` reported `state`.
+    pub fn wait_state(&self, call: CallRef, state: u32, timeout: Duration) -> bool {
+        self.wait_for(timeout, |log| {
+            log.messages.iter().any(|message| {
+                matches!(*message, Message::Event { ht_call, msg, params, .. }
+                    if ht_call == call.ht
+                        && msg == tapi::LINE_CALLSTATE as u32
+                        && params[0] == state as usize)
+            })
+        })
+    }
+
+    /// Inbound calls offered with `LINE_NEWCALL` (with the handle this host stored, 0 for
+    /// NULL).
+    pub fn offered(&self) -> Vec<CallRef> {
+        self.record
+            .log()
+            .offered
+            .iter()
+            .map(|&(hd, ht)| CallRef { hd, ht })
+            .collect()
+    }
+
+    /// Waits up to `timeout` for the `n`-th inbound call.
+    pub fn wait_offered(&self, n: usize, timeout: Duration) -> Option<CallRef> {
+        self.wait_for(timeout, |log| log.offered.len() >= n);
+        self.offered().get(n - 1).copied()
+    }
+
+    /// Requests that were accepted and are not completed yet.
+    pub fn unfinished(&self) -> Vec<u32> {
+        let log = self.record.log();
+        log.issued
+            .iter()
+            .filter(|(id, ret)| matches!(ret, Some(r) if *r > 0) && !log.completions.contains_key(id))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Every rule violation seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.record.log().violations.clone()
+    }
+
+    /// Panics with the violations, if any.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        let violations = self.violations();
+        assert!(violations.is_empty(), "rule violations:\n{}", violations.join("\n"));
+    }
+}
+
+/// A `dwTotalSize`-prefixed buffer with the alignment TAPI's structures need.
+struct AlignedBuffer {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBuffer {
+    fn new(total: usize, fill: u8) -> Self {
+        let mut words = vec![u64::from_ne_bytes([fill; 8]); total.div_ceil(8).max(1)];
+        let header = (total as u32).to_le_bytes();
+        let first = words[0].to_ne_bytes();
+        let mut bytes = first;
+        bytes[..4].copy_from_slice(&header);
+        words[0] = u64::from_ne_bytes(bytes);
+        Self { words, len: total }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.words.as_mut_ptr().cast()
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.words
+            .iter()
+            .flat_map(|word| word.to_ne_bytes())
+            .take(self.len)
+            .collect()
+    }
+}
+
+/// Returns `FAILED` as the result a test host expects from a panicking provider.
+pub const OPERATION_FAILED: i32 = FAILED;
