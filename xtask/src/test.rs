@@ -104,9 +104,10 @@ pub fn run(args: &[String]) -> Result<()> {
 /// state machines (their `loom_models` unit-test modules).
 fn loom() -> Result<()> {
     let loom_target = target_dir().join("loom");
-    let runs: [&[&str]; 2] = [
+    let runs: [&[&str]; 3] = [
         &["-p", "winprov-core", "--test", "loom"],
         &["-p", "winprov-nspv2", "--lib", "loom_models"],
+        &["-p", "winprov-tspi", "--lib", "loom_models"],
     ];
     for run in runs {
         sh(cargo()

@@ -274,6 +274,56 @@ pub(crate) struct CallShared {
 }
 
 impl CallShared {
+    pub(crate) fn new(
+        dispatch: Arc<Dispatcher>,
+        event_proc: EventProc,
+        ht_line: usize,
+        ht_call: usize,
+        state: u32,
+        origin: u32,
+        caller: CallerId,
+    ) -> Arc<Self> {
+        let cancel = CancellationSource::new();
+        Arc::new(Self {
+            gate: Arc::new(Gate::new()),
+            token: cancel.token(),
+            cancel,
+            pending: Arc::new(PendingSet::new()),
+            dispatch,
+            event_proc,
+            ht_line,
+            ht_call: AtomicUsize::new(ht_call),
+            status: Mutex::new(CallStatus {
+                state,
+                mode: 0,
+                media: tapi::LINEMEDIAMODE_INTERACTIVEVOICE,
+                origin,
+                dialled: None,
+                caller,
+            }),
+            id: CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+
+    /// A `TSPI_lineDrop` request of this call, as the runtime makes it (for loom models).
+    #[cfg(all(test, loom))]
+    pub(crate) fn drop_request(
+        self: &Arc<Self>,
+        id: u32,
+        proc: CompletionProc,
+        live: &'static AtomicUsize,
+    ) -> RequestCtx {
+        RequestCtx {
+            id,
+            proc,
+            dispatch: Arc::clone(&self.dispatch),
+            set: Arc::clone(&self.pending),
+            token: self.token.clone(),
+            on_success: OnSuccess::Idle(Arc::clone(self)),
+            live,
+        }
+    }
+
     /// Reports `LINE_CALLSTATE(state, mode)`.
     pub(crate) fn report_state(
         &self,
@@ -329,7 +379,7 @@ impl CallShared {
 
     /// Silences the call: after this returns no event carries its handle (R-TSP-9), and every
     /// pending request was completed with `LINEERR_OPERATIONFAILED` (R-TSP-7, R-TSP-8).
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         {
             // Under the status lock, so no event is being queued meanwhile.
             let _status = lock(&self.status);
@@ -820,6 +870,7 @@ impl<P: ServiceProvider> Inner<P> {
             inner: self,
             line: &line.shared,
             ht_call,
+            dialled: destination.as_ref().map(|d| d.as_str().to_string()),
             publish,
         };
         Self::resolve("Line::make_call", |reply| {
@@ -886,31 +937,17 @@ impl<P: ServiceProvider> Inner<P> {
         ht_call: usize,
         state: u32,
         origin: u32,
-        dialled: Option<String>,
         caller: CallerId,
     ) -> Arc<CallShared> {
-        let cancel = CancellationSource::new();
-        // The call's cancellation also trips when its line closes (close_line terminates
-        // every call of the line first).
-        Arc::new(CallShared {
-            gate: Arc::new(Gate::new()),
-            token: cancel.token(),
-            cancel,
-            pending: Arc::new(PendingSet::new()),
-            dispatch: Arc::clone(&self.dispatch),
-            event_proc: line.event_proc,
-            ht_line: line.ht_line,
-            ht_call: AtomicUsize::new(ht_call),
-            status: Mutex::new(CallStatus {
-                state,
-                mode: 0,
-                media: tapi::LINEMEDIAMODE_INTERACTIVEVOICE,
-                origin,
-                dialled,
-                caller,
-            }),
-            id: CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        })
+        CallShared::new(
+            Arc::clone(&self.dispatch),
+            line.event_proc,
+            line.ht_line,
+            ht_call,
+            state,
+            origin,
+            caller,
+        )
     }
 
     /// Registers a call of `line`. Gives the call back if the line closed meanwhile (`None`
@@ -1143,6 +1180,7 @@ struct MakeCallFactory<'a, P: ServiceProvider> {
     inner: &'static Inner<P>,
     line: &'a Arc<LineShared>,
     ht_call: usize,
+    dialled: Option<String>,
     publish: &'a (dyn Fn(usize) + Sync),
 }
 
@@ -1153,9 +1191,9 @@ impl<P: ServiceProvider> CallFactory<CallOf<P>> for MakeCallFactory<'_, P> {
             self.ht_call,
             0,
             tapi::LINECALLORIGIN_OUTBOUND,
-            None,
             CallerId::default(),
         );
+        lock(&shared.status).dialled = self.dialled.clone();
         let ctx = ctx.retarget(Arc::clone(&shared.pending), shared.token.clone());
         match self.inner.register_call(self.line, &shared, call) {
             Ok(raw) => {
@@ -1194,7 +1232,6 @@ impl<P: ServiceProvider> Offer<P> for Inner<P> {
             0,
             tapi::LINECALLSTATE_OFFERING,
             tapi::LINECALLORIGIN_INBOUND,
-            None,
             caller,
         );
         let raw = match self.register_call(line, &shared, call) {
