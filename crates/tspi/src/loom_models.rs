@@ -78,7 +78,7 @@ fn complete_races_line_close_call() {
             CallerId::default(),
         );
         let live: &'static _ = Box::leak(Box::new(winprov_core::sync::AtomicUsize::new(0)));
-        let pending = call.drop_request(7, no_completion, live).accept();
+        let pending = CallShared::drop_request(&call, 7, no_completion, live).accept();
         let author = loom::thread::spawn(move || {
             let _ = pending.complete(Ok(()));
         });
@@ -106,7 +106,7 @@ fn event_races_line_close_call() {
             CallerId::default(),
         );
         let live: &'static _ = Box::leak(Box::new(winprov_core::sync::AtomicUsize::new(0)));
-        let pending = call.drop_request(7, no_completion, live).accept();
+        let pending = CallShared::drop_request(&call, 7, no_completion, live).accept();
         let worker = {
             let call = Arc::clone(&call);
             loom::thread::spawn(move || {

@@ -206,7 +206,6 @@ impl RequestCtx {
         let owner = Arc::clone(&set);
         live.fetch_add(1, Ordering::SeqCst);
         let deliver = move |result: Result<(), LineErr>| {
-            owner.remove(key);
             let raw = match result {
                 Ok(()) => 0,
                 Err(error) if LineErr::is_error_value(error.raw()) => error.raw(),
@@ -224,10 +223,13 @@ impl RequestCtx {
                 OnSuccess::Idle(call) if raw == 0 => call.enqueue_with_idle(completion),
                 _ => dispatch.enqueue([completion]),
             };
-            live.fetch_sub(1, Ordering::SeqCst);
             if let Some(ticket) = ticket {
                 let _ = dispatch.wait(ticket);
             }
+            // Only now: a close that drains the set meanwhile finds this request's handle and
+            // waits (in `abort`) until the delivery above has happened.
+            owner.remove(key);
+            live.fetch_sub(1, Ordering::SeqCst);
         };
         let (guard, handle) = completion(deliver, Err(FAILED));
         if !set.insert(key, handle.clone()) {
@@ -308,7 +310,7 @@ impl CallShared {
     /// A `TSPI_lineDrop` request of this call, as the runtime makes it (for loom models).
     #[cfg(all(test, loom))]
     pub(crate) fn drop_request(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         id: u32,
         proc: CompletionProc,
         live: &'static AtomicUsize,
@@ -316,10 +318,10 @@ impl CallShared {
         RequestCtx {
             id,
             proc,
-            dispatch: Arc::clone(&self.dispatch),
-            set: Arc::clone(&self.pending),
-            token: self.token.clone(),
-            on_success: OnSuccess::Idle(Arc::clone(self)),
+            dispatch: Arc::clone(&this.dispatch),
+            set: Arc::clone(&this.pending),
+            token: this.token.clone(),
+            on_success: OnSuccess::Idle(Arc::clone(this)),
             live,
         }
     }
