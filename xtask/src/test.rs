@@ -126,10 +126,13 @@ const STRESS_OPERATIONS: &str = "2000000";
 
 /// The randomized host sequences, optimized, at full size.
 fn stress() -> Result<()> {
-    sh(cargo()
-        .args(["test", "--locked", "--release", "-p", "winprov-nspv2"])
-        .args(["--test", "stress", "--", "--nocapture"])
-        .env("WINPROV_STRESS_OPERATIONS", STRESS_OPERATIONS))
+    for package in ["winprov-nspv2", "winprov-tspi"] {
+        sh(cargo()
+            .args(["test", "--locked", "--release", "-p", package])
+            .args(["--test", "stress", "--", "--nocapture"])
+            .env("WINPROV_STRESS_OPERATIONS", STRESS_OPERATIONS))?;
+    }
+    Ok(())
 }
 
 fn wine_unit_tests(prefix: &Prefix) -> Result<()> {

@@ -358,8 +358,10 @@ impl std::fmt::Debug for Pending {
 
 /// The framework's side of creating a call for [`MakeCall::accept`].
 pub(crate) trait CallFactory<C>: Sync {
-    /// Registers `call` and returns its shared state and the creating request's guard.
-    fn create(&self, call: C, ctx: RequestCtx) -> (Arc<CallShared>, Pending);
+    /// Registers `call` and returns its shared state and the creating request's guard, or
+    /// `Err` with a guard that delivers nothing if the line closed meanwhile (the export then
+    /// returns `LINEERR_INVALLINEHANDLE`).
+    fn create(&self, call: C, ctx: RequestCtx) -> Result<(Arc<CallShared>, Pending), (Arc<CallShared>, Pending)>;
 }
 
 /// `TSPI_lineMakeCall`, during [`Line::make_call`].
@@ -411,8 +413,18 @@ impl<'r, C> MakeCall<'r, C> {
     /// [`PendingCall::succeed`] (R-TSP-6).
     pub fn accept(self, call: C) -> (PendingCall, Reply<'r>) {
         let id = self.request.id();
-        let (shared, pending) = self.factory.create(call, self.request.ctx);
-        self.request.reply.store(id as i32, Ordering::SeqCst);
+        let (shared, pending) = match self.factory.create(call, self.request.ctx) {
+            Ok(created) => {
+                self.request.reply.store(id as i32, Ordering::SeqCst);
+                created
+            }
+            Err(detached) => {
+                self.request
+                    .reply
+                    .store(LineErr::LINEERR_INVALLINEHANDLE.raw(), Ordering::SeqCst);
+                detached
+            }
+        };
         (PendingCall { pending, shared }, Reply::new())
     }
 }
@@ -447,12 +459,15 @@ pub struct PendingCall {
 
 impl PendingCall {
     /// The creating request succeeded: completes it with 0 and returns the call's event
-    /// sender, or `Err(Closed)` if the host closed the call meanwhile (R-TSP-7).
+    /// sender, or `Err(Closed)` if the host closed the call meanwhile (R-TSP-7) — or dropped
+    /// it, in which case the request completes with `LINEERR_OPERATIONFAILED`.
     pub fn succeed(self) -> Result<CallEvents, Closed> {
         match self.pending.complete(Ok(())) {
-            Delivery::Delivered if self.shared.gate.is_open() => Ok(CallEvents {
-                shared: self.shared,
-            }),
+            Delivery::Delivered if self.shared.gate.is_open() && self.shared.is_created() => {
+                Ok(CallEvents {
+                    shared: self.shared,
+                })
+            }
             _ => Err(Closed),
         }
     }

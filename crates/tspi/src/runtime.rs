@@ -171,6 +171,9 @@ impl PendingSet {
 /// What else a request's success sends, in the same turn as its completion.
 pub(crate) enum OnSuccess {
     Nothing,
+    /// The creating request of an outbound call: its success makes the call known to TAPI
+    /// (R-TSP-6) — unless the call was dropped meanwhile, which turns it into a failure.
+    Created(Arc<CallShared>),
     /// A successful drop: the call goes `IDLE` (R-TSP-10).
     Idle(Arc<CallShared>),
 }
@@ -221,6 +224,7 @@ impl RequestCtx {
             };
             let ticket = match on_success {
                 OnSuccess::Idle(call) if raw == 0 => call.enqueue_with_idle(completion),
+                OnSuccess::Created(call) => call.enqueue_creation(completion),
                 _ => dispatch.enqueue([completion]),
             };
             if let Some(ticket) = ticket {
@@ -240,6 +244,17 @@ impl RequestCtx {
         Pending { guard, id, cancel: token }
     }
 
+    /// A guard for a request the export fails synchronously: it delivers nothing.
+    fn detached(self) -> Pending {
+        let (guard, handle) = completion(|_: Result<(), LineErr>| {}, Err(FAILED));
+        let _ = handle.abort(Err(FAILED));
+        Pending {
+            guard,
+            id: self.id,
+            cancel: self.token,
+        }
+    }
+
     fn retarget(mut self, set: Arc<PendingSet>, token: CancellationToken) -> Self {
         self.set = set;
         self.token = token;
@@ -254,6 +269,8 @@ impl RequestCtx {
 struct CallStatus {
     /// `LINECALLSTATE_*`; 0 until the creating request succeeded.
     state: u32,
+    /// TAPI knows the call: its creating request succeeded (outbound) or it was offered.
+    created: bool,
     mode: u32,
     media: u32,
     origin: u32,
@@ -297,6 +314,7 @@ impl CallShared {
             ht_call: AtomicUsize::new(ht_call),
             status: Mutex::new(CallStatus {
                 state,
+                created: origin == tapi::LINECALLORIGIN_INBOUND,
                 mode: 0,
                 media: tapi::LINEMEDIAMODE_INTERACTIVEVOICE,
                 origin,
@@ -363,9 +381,15 @@ impl CallShared {
         }
     }
 
-    /// A successful drop's completion and the `IDLE` it implies, in one turn.
+    /// A successful drop's completion and the `IDLE` it implies, in one turn. A call TAPI
+    /// does not know yet (its creating request is pending) gets no event: it just goes idle,
+    /// and its creating request will fail.
     fn enqueue_with_idle(&self, completion: Item) -> Option<crate::dispatch::Ticket> {
         let mut status = lock(&self.status);
+        if !status.created {
+            status.state = tapi::LINECALLSTATE_IDLE;
+            return self.dispatch.enqueue([completion]);
+        }
         if status.state == tapi::LINECALLSTATE_IDLE || !self.gate.is_open() {
             return self.dispatch.enqueue([completion]);
         }
@@ -373,6 +397,34 @@ impl CallShared {
         status.mode = 0;
         let idle = self.state_item(tapi::LINECALLSTATE_IDLE, 0, status.media);
         self.dispatch.enqueue([completion, idle])
+    }
+
+    /// The creating request's completion: success makes the call known (and able to report
+    /// events), unless it was dropped before, which reports `LINEERR_OPERATIONFAILED` instead.
+    fn enqueue_creation(&self, completion: Item) -> Option<crate::dispatch::Ticket> {
+        let mut status = lock(&self.status);
+        let completion = match completion {
+            Item::Completion {
+                proc,
+                request,
+                result: 0,
+            } if status.state == tapi::LINECALLSTATE_IDLE => Item::Completion {
+                proc,
+                request,
+                result: FAILED.raw(),
+            },
+            Item::Completion { result: 0, .. } => {
+                status.created = true;
+                completion
+            }
+            other => other,
+        };
+        self.dispatch.enqueue([completion])
+    }
+
+    /// Whether TAPI knows the call (its creating request succeeded, or it was offered).
+    pub(crate) fn is_created(&self) -> bool {
+        lock(&self.status).created
     }
 
     pub(crate) fn current_state(&self) -> u32 {
@@ -1187,7 +1239,11 @@ struct MakeCallFactory<'a, P: ServiceProvider> {
 }
 
 impl<P: ServiceProvider> CallFactory<CallOf<P>> for MakeCallFactory<'_, P> {
-    fn create(&self, call: CallOf<P>, ctx: RequestCtx) -> (Arc<CallShared>, Pending) {
+    fn create(
+        &self,
+        call: CallOf<P>,
+        ctx: RequestCtx,
+    ) -> Result<(Arc<CallShared>, Pending), (Arc<CallShared>, Pending)> {
         let shared = self.inner.new_call(
             self.line,
             self.ht_call,
@@ -1196,21 +1252,22 @@ impl<P: ServiceProvider> CallFactory<CallOf<P>> for MakeCallFactory<'_, P> {
             CallerId::default(),
         );
         lock(&shared.status).dialled = self.dialled.clone();
-        let ctx = ctx.retarget(Arc::clone(&shared.pending), shared.token.clone());
+        let mut ctx = ctx.retarget(Arc::clone(&shared.pending), shared.token.clone());
+        ctx.on_success = OnSuccess::Created(Arc::clone(&shared));
         match self.inner.register_call(self.line, &shared, call) {
             Ok(raw) => {
                 // R-TSP-6: *lphdCall is written before anything can complete the request.
                 (self.publish)(raw);
-                (Arc::clone(&shared), ctx.accept())
+                Ok((Arc::clone(&shared), ctx.accept()))
             }
             Err(call) => {
-                // The line closed meanwhile: the request fails at once.
+                // The line closed meanwhile: the export fails synchronously
+                // (LINEERR_INVALLINEHANDLE), so the request must never be completed.
                 shared.terminate();
                 if let Some(call) = call {
                     winprov_core::boundary("Call::close", (), || call.close());
                 }
-                let pending = ctx.accept();
-                (shared, pending)
+                Err((shared, ctx.detached()))
             }
         }
     }

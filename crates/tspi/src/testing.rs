@@ -150,6 +150,8 @@ struct Log {
     completions: HashMap<u32, Vec<i32>>,
     /// Outbound calls: `HTAPICALL` → the creating request.
     created_by: HashMap<usize, u32>,
+    /// Every call: `HTAPICALL` → its line's `HTAPILINE`.
+    call_line: HashMap<usize, usize>,
     /// Inbound calls offered: (`HDRVCALL`, `HTAPICALL`), in order.
     offered: Vec<(usize, usize)>,
     /// `HTAPICALL`s whose `LINE_NEWCALL` was answered and whose `LINE_CALLSTATE` is due.
@@ -285,6 +287,7 @@ impl Record {
             ));
         }
         log.offered.push((hd_call, ht_call));
+        log.call_line.insert(ht_call, ht_line);
         if ht_call != 0 {
             log.awaiting_first_state.insert(ht_call);
         }
@@ -351,6 +354,8 @@ pub struct Host<P: ServiceProvider> {
     next_request: AtomicU32,
     provider_id: u32,
     line_base: u32,
+    /// Open lines: `HDRVLINE` → `HTAPILINE`.
+    lines: Mutex<HashMap<usize, usize>>,
 }
 
 impl<P: ServiceProvider> std::fmt::Debug for Host<P> {
@@ -404,6 +409,7 @@ impl<P: ServiceProvider> Host<P> {
             next_request: AtomicU32::new(1),
             provider_id: 7,
             line_base: 100,
+            lines: Mutex::new(HashMap::new()),
         }
     }
 
@@ -534,6 +540,10 @@ impl<P: ServiceProvider> Host<P> {
             )
         };
         if ret == 0 {
+            self.lines
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(hd.0 as usize, ht);
             Ok(LineRef {
                 hd: hd.0 as usize,
                 ht,
@@ -554,12 +564,12 @@ impl<P: ServiceProvider> Host<P> {
             let mut log = self.record.log();
             log.closed_lines.insert(line.ht);
             let calls: Vec<usize> = log
-                .created_by
-                .keys()
-                .copied()
-                .chain(log.offered.iter().map(|&(_, ht)| ht))
+                .call_line
+                .iter()
+                .filter(|&(&ht_call, &ht_line)| ht_line == line.ht && ht_call != 0)
+                .map(|(&ht_call, _)| ht_call)
                 .collect();
-            log.closed_calls.extend(calls.into_iter().filter(|&ht| ht != 0));
+            log.closed_calls.extend(calls);
         }
         ret
     }
@@ -570,12 +580,26 @@ impl<P: ServiceProvider> Host<P> {
         self.make_call_raw(line.hd, wide.as_deref())
     }
 
+    fn line_of(&self, hd_line: usize) -> Option<usize> {
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&hd_line)
+            .copied()
+    }
+
     /// `TSPI_lineMakeCall` with a raw line handle and raw UTF-16 (NUL-terminated by the
     /// caller, or not, to test the provider).
     pub fn make_call_raw(&self, hd_line: usize, destination: Option<&[u16]>) -> Async<Option<CallRef>> {
         let request = self.request_id();
         let ht = self.record.fresh_ht(2);
-        self.record.log().created_by.insert(ht, request);
+        {
+            let mut log = self.record.log();
+            log.created_by.insert(ht, request);
+            if let Some(line) = self.line_of(hd_line) {
+                log.call_line.insert(ht, line);
+            }
+        }
         let mut hd = HDRVCALL(std::ptr::null_mut());
         // SAFETY: a valid out pointer; the destination (if any) lives across the call.
         let ret = unsafe {

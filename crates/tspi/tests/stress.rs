@@ -122,7 +122,7 @@ fn author_step(shelf: &Shelf, roll: u64) {
         }
         Some(Held::Making(pending)) => match roll % 3 {
             0 => {
-                let _ = pending.fail(LineErr::LINEERR_BUSY);
+                let _ = pending.fail(LineErr::LINEERR_CALLUNAVAIL);
             }
             1 => drop(pending),
             _ => {
