@@ -154,7 +154,8 @@ fn call_with_pending(setup: &Setup, n: u32) -> HDRVCALL {
     assert_eq!(ret, 1);
     for id in 0..n {
         // SAFETY: no user-user information.
-        let ret = unsafe { export::line_drop(setup.runtime, id + 2, call, PCSTR(std::ptr::null()), 0) };
+        let ret =
+            unsafe { export::line_drop(setup.runtime, id + 2, call, PCSTR(std::ptr::null()), 0) };
         assert_eq!(ret, (id + 2) as i32);
     }
     call
@@ -172,7 +173,8 @@ fn median(mut samples: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let test_mode = std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
+    let test_mode =
+        std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let mut criterion = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_millis(500))
@@ -191,7 +193,11 @@ fn main() {
     group.finish();
 
     // 2. lineCloseCall with n pending requests.
-    let sizes: &[u32] = if test_mode { &[100, 1_000] } else { &[100, 1_000, 10_000] };
+    let sizes: &[u32] = if test_mode {
+        &[100, 1_000]
+    } else {
+        &[100, 1_000, 10_000]
+    };
     let mut group = criterion.benchmark_group("close_call");
     group.sample_size(10);
     for &n in sizes {
@@ -238,7 +244,10 @@ fn main() {
             close_call(&setup, call);
             let elapsed = started.elapsed();
             let completed = COMPLETIONS.load(Ordering::Relaxed) - before;
-            assert_eq!(completed, n as usize, "every pending request completed once");
+            assert_eq!(
+                completed, n as usize,
+                "every pending request completed once"
+            );
             per_request.push(elapsed.as_nanos() as f64 / f64::from(n));
         }
         let each = median(per_request);

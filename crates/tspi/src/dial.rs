@@ -63,7 +63,7 @@ impl DialString {
         let mut elements = Vec::new();
         let mut international = false;
         let mut incomplete = false;
-        for (position, ch) in number.chars().enumerate() {
+        for (position, ch) in number.char_indices() {
             if incomplete {
                 // `;` ends the dialable part.
                 return Err(LineErr::LINEERR_INVALADDRESS);

@@ -135,14 +135,7 @@ impl std::fmt::Debug for Item {
 /// Where delivered items go: TAPI's function pointers in production, a recorder in loom models.
 pub(crate) trait Outlet: Send + Sync {
     fn completion(&self, proc: CompletionProc, request: u32, result: i32);
-    fn event(
-        &self,
-        proc: EventProc,
-        ht_line: usize,
-        ht_call: usize,
-        msg: u32,
-        params: [usize; 3],
-    );
+    fn event(&self, proc: EventProc, ht_line: usize, ht_call: usize, msg: u32, params: [usize; 3]);
     /// Sends `LINE_NEWCALL` and returns the `HTAPICALL` TAPI wrote (0 for NULL).
     fn new_call(&self, proc: EventProc, ht_line: usize, hd_call: usize) -> usize;
 }
@@ -345,8 +338,7 @@ mod tests {
     use std::sync::{Mutex as StdMutex, mpsc};
 
     extern "system" fn no_completion(_: u32, _: i32) {}
-    extern "system" fn no_event(_: HTAPILINE, _: HTAPICALL, _: u32, _: usize, _: usize, _: usize) {
-    }
+    extern "system" fn no_event(_: HTAPILINE, _: HTAPICALL, _: u32, _: usize, _: usize, _: usize) {}
 
     /// Records deliveries and fails on overlap; can call a hook from inside a delivery.
     #[derive(Default)]

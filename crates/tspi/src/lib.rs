@@ -86,8 +86,8 @@ pub mod var;
 pub use dial::{DialElement, DialString};
 pub use provider::{
     Call, CallEvents, CallState, CallerId, Closed, DisconnectMode, EventError, InitInfo, Line,
-    LineCaps, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Reply,
-    Request, ServiceProvider, Version,
+    LineCaps, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Reply, Request,
+    ServiceProvider, Version,
 };
 pub use runtime::{Runtime, Stats};
 pub use winprov_core::{Delivery, LineErr};

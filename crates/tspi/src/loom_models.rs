@@ -22,7 +22,10 @@ struct Recorder(Arc<Mutex<Vec<Seen>>>);
 
 impl Outlet for Recorder {
     fn completion(&self, _: CompletionProc, request: u32, result: i32) {
-        self.0.lock().unwrap().push(Seen::Completion(request, result));
+        self.0
+            .lock()
+            .unwrap()
+            .push(Seen::Completion(request, result));
     }
     fn event(&self, _: EventProc, _: usize, _: usize, _: u32, params: [usize; 3]) {
         self.0.lock().unwrap().push(Seen::State(params[0] as u32));
@@ -40,7 +43,11 @@ fn check(seen: &[Seen]) {
         .iter()
         .filter(|s| matches!(s, Seen::Completion(..)))
         .collect();
-    assert_eq!(completions.len(), 1, "exactly one ASYNC_COMPLETION: {seen:?}");
+    assert_eq!(
+        completions.len(),
+        1,
+        "exactly one ASYNC_COMPLETION: {seen:?}"
+    );
     let closed = seen
         .iter()
         .position(|s| *s == Seen::Closed)
@@ -49,7 +56,10 @@ fn check(seen: &[Seen]) {
         .iter()
         .position(|s| matches!(s, Seen::Completion(..)))
         .unwrap();
-    assert!(completed < closed, "completed before lineCloseCall returned: {seen:?}");
+    assert!(
+        completed < closed,
+        "completed before lineCloseCall returned: {seen:?}"
+    );
     assert!(
         seen[closed + 1..].is_empty(),
         "nothing for the call after lineCloseCall returned: {seen:?}"

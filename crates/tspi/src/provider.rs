@@ -23,8 +23,8 @@
 use crate::dial::DialString;
 use crate::runtime::{CallShared, RequestCtx};
 use std::marker::PhantomData;
-use winprov_bindings::tapi;
 use std::sync::atomic::{AtomicI32, Ordering};
+use winprov_bindings::tapi;
 use winprov_core::sync::Arc;
 use winprov_core::{CancellationToken, Delivery, LineErr};
 
@@ -361,7 +361,11 @@ pub(crate) trait CallFactory<C>: Sync {
     /// Registers `call` and returns its shared state and the creating request's guard, or
     /// `Err` with a guard that delivers nothing if the line closed meanwhile (the export then
     /// returns `LINEERR_INVALLINEHANDLE`).
-    fn create(&self, call: C, ctx: RequestCtx) -> Result<(Arc<CallShared>, Pending), (Arc<CallShared>, Pending)>;
+    fn create(
+        &self,
+        call: C,
+        ctx: RequestCtx,
+    ) -> Result<(Arc<CallShared>, Pending), (Arc<CallShared>, Pending)>;
 }
 
 /// `TSPI_lineMakeCall`, during [`Line::make_call`].

@@ -19,11 +19,9 @@ use crate::provider::{
 use crate::var::VarWriter;
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use winprov_bindings::not_in_metadata::INITIALIZE_NEGOTIATION;
-use winprov_bindings::tapi::{
-    self, LINEADDRESSCAPS, LINECALLINFO, LINECALLSTATUS, LINEDEVCAPS,
-};
 use std::sync::atomic::Ordering as StdOrdering;
+use winprov_bindings::not_in_metadata::INITIALIZE_NEGOTIATION;
+use winprov_bindings::tapi::{self, LINEADDRESSCAPS, LINECALLINFO, LINECALLSTATUS, LINEDEVCAPS};
 use winprov_core::sync::{Arc, AtomicUsize, Mutex, Ordering, lock};
 use winprov_core::{
     CancellationSource, CancellationToken, CompletionHandle, HandleTable, LineErr, completion,
@@ -86,7 +84,9 @@ impl<P: ServiceProvider> Runtime<P> {
             make: made_with_a_provider::<P>,
             inner: OnceLock::new(),
         }));
-        let _ = runtime.inner.set(Inner::new(provider, crate::sys::host_outlet()));
+        let _ = runtime
+            .inner
+            .set(Inner::new(provider, crate::sys::host_outlet()));
         runtime
     }
 
@@ -241,7 +241,11 @@ impl RequestCtx {
             // close would have.
             let _ = handle.abort(Err(FAILED));
         }
-        Pending { guard, id, cancel: token }
+        Pending {
+            guard,
+            id,
+            cancel: token,
+        }
     }
 
     /// A guard for a request the export fails synchronously: it delivers nothing.
@@ -362,7 +366,8 @@ impl CallShared {
             }
             status.state = state;
             status.mode = mode;
-            self.dispatch.enqueue([self.state_item(state, mode, status.media)])
+            self.dispatch
+                .enqueue([self.state_item(state, mode, status.media)])
         };
         if let Some(ticket) = ticket {
             let _ = self.dispatch.wait(ticket);
@@ -594,7 +599,10 @@ impl<P: ServiceProvider> Inner<P> {
             Phase::Up { pairs, .. } => {
                 // R-TSP-2: an Init while a pair is outstanding is absorbed.
                 *pairs += 1;
-                tracing::debug!(pairs = *pairs, "TSPI_providerInit while initialized: ignored");
+                tracing::debug!(
+                    pairs = *pairs,
+                    "TSPI_providerInit while initialized: ignored"
+                );
                 return Ok(());
             }
             Phase::ShuttingDown => return Err(LineErr::LINEERR_NODRIVER),
@@ -728,14 +736,20 @@ impl<P: ServiceProvider> Inner<P> {
             at!(LINEADDRESSCAPS, dwDialToneModes),
             tapi::LINEDIALTONEMODE_NORMAL,
         );
-        w.dword(at!(LINEADDRESSCAPS, dwBusyModes), tapi::LINEBUSYMODE_STATION);
+        w.dword(
+            at!(LINEADDRESSCAPS, dwBusyModes),
+            tapi::LINEBUSYMODE_STATION,
+        );
         w.dword(at!(LINEADDRESSCAPS, dwDisconnectModes), DISCONNECT_MODES);
         w.dword(at!(LINEADDRESSCAPS, dwMaxNumActiveCalls), caps.max_calls);
         w.dword(
             at!(LINEADDRESSCAPS, dwCallFeatures),
             tapi::LINECALLFEATURE_DROP | tapi::LINECALLFEATURE_ANSWER,
         );
-        w.dword(at!(LINEADDRESSCAPS, dwAddressFeatures), LINEADDRFEATURE_MAKECALL);
+        w.dword(
+            at!(LINEADDRESSCAPS, dwAddressFeatures),
+            LINEADDRFEATURE_MAKECALL,
+        );
         w.finish();
         Ok(())
     }
@@ -861,11 +875,20 @@ impl<P: ServiceProvider> Inner<P> {
         self.line(raw).map(|_| 1)
     }
 
-    pub(crate) fn set_default_media_detection(&self, raw: usize, _media: u32) -> Result<(), LineErr> {
+    pub(crate) fn set_default_media_detection(
+        &self,
+        raw: usize,
+        _media: u32,
+    ) -> Result<(), LineErr> {
         self.line(raw).map(|_| ())
     }
 
-    fn request(&self, id: RequestId, set: &Arc<PendingSet>, token: &CancellationToken) -> Result<RequestCtx, LineErr> {
+    fn request(
+        &self,
+        id: RequestId,
+        set: &Arc<PendingSet>,
+        token: &CancellationToken,
+    ) -> Result<RequestCtx, LineErr> {
         if id.0 == 0 || id.0 > i32::MAX as u32 {
             return Err(LineErr::LINEERR_INVALPARAM);
         }
@@ -888,7 +911,10 @@ impl<P: ServiceProvider> Inner<P> {
         winprov_core::boundary(export, (), || body(&reply));
         match reply.load(StdOrdering::SeqCst) {
             0 => {
-                tracing::error!(export, "the request was neither rejected nor accepted (panic)");
+                tracing::error!(
+                    export,
+                    "the request was neither rejected nor accepted (panic)"
+                );
                 FAILED.raw()
             }
             value => value,
@@ -1348,4 +1374,3 @@ impl<P: ServiceProvider> Offer<P> for Inner<P> {
         }
     }
 }
-

@@ -22,14 +22,7 @@ impl Outlet for HostOutlet {
         unsafe { proc(request, result) }
     }
 
-    fn event(
-        &self,
-        proc: EventProc,
-        ht_line: usize,
-        ht_call: usize,
-        msg: u32,
-        params: [usize; 3],
-    ) {
+    fn event(&self, proc: EventProc, ht_line: usize, ht_call: usize, msg: u32, params: [usize; 3]) {
         // SAFETY: `proc` is the non-null LINEEVENT TAPI passed to TSPI_lineOpen for this
         // line, valid until TSPI_lineClose returns (which closes the line's gate and waits for
         // the dispatcher first); the handles are TAPI's own values, passed back unchanged.
@@ -190,8 +183,8 @@ pub mod exports {
         boundary("TSPI_providerEnumDevices", FAILED, || {
             let count = runtime.inner().enum_devices();
             // SAFETY: TAPI's out parameters; checked for null and alignment.
-            let written = unsafe { ffi::write(lines, count) }
-                .and_then(|()| unsafe { ffi::write(phones, 0) });
+            let written =
+                unsafe { ffi::write(lines, count) }.and_then(|()| unsafe { ffi::write(phones, 0) });
             code(written.map_err(pointer_error))
         })
     }
@@ -320,13 +313,11 @@ pub mod exports {
                 unsafe { ffi::write(hd_line, HDRVLINE(std::ptr::without_provenance_mut(raw))) }
                     .map_err(pointer_error)
             };
-            code(runtime.inner().open(
-                device,
-                ht_line.0 as usize,
-                version,
-                event_proc,
-                &publish,
-            ))
+            code(
+                runtime
+                    .inner()
+                    .open(device, ht_line.0 as usize, version, event_proc, &publish),
+            )
         })
     }
 
@@ -355,8 +346,7 @@ pub mod exports {
             }
             // SAFETY: a NUL-terminated string or null (tspi.h); the terminator is searched
             // within MAX_ADDRESS_UNITS.
-            let destination = match unsafe { ffi::wide_str_opt(destination.0, MAX_ADDRESS_UNITS) }
-            {
+            let destination = match unsafe { ffi::wide_str_opt(destination.0, MAX_ADDRESS_UNITS) } {
                 Ok(None) => None,
                 Ok(Some(units)) => match String::from_utf16(units) {
                     Ok(text) => Some(text),

@@ -172,7 +172,9 @@ struct Record {
 
 impl Record {
     fn log(&self) -> MutexGuard<'_, Log> {
-        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn enter(&self) {
@@ -195,9 +197,9 @@ impl Record {
         let mut log = self.log();
         log.messages.push(Message::Completion { request, result });
         match log.issued.get(&request).copied() {
-            None => log
-                .violations
-                .push(format!("R-TSP-4: completion of request {request:#x}, never issued")),
+            None => log.violations.push(format!(
+                "R-TSP-4: completion of request {request:#x}, never issued"
+            )),
             Some(Some(ret)) if ret < 0 => log.violations.push(format!(
                 "R-TSP-4: completion of request {request:#x}, whose export returned {ret:#x}"
             )),
@@ -304,7 +306,9 @@ impl Record {
 static HOSTS: Mutex<Vec<Option<Arc<Record>>>> = Mutex::new(Vec::new());
 
 fn hosts() -> MutexGuard<'static, Vec<Option<Arc<Record>>>> {
-    HOSTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    HOSTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn record(host: usize) -> Option<Arc<Record>> {
@@ -558,7 +562,10 @@ impl<P: ServiceProvider> Host<P> {
     pub fn close(&self, line: LineRef) -> i32 {
         // SAFETY: no pointers.
         let ret = unsafe {
-            exports::line_close(self.runtime, HDRVLINE(std::ptr::without_provenance_mut(line.hd)))
+            exports::line_close(
+                self.runtime,
+                HDRVLINE(std::ptr::without_provenance_mut(line.hd)),
+            )
         };
         if ret == 0 {
             let mut log = self.record.log();
@@ -590,7 +597,11 @@ impl<P: ServiceProvider> Host<P> {
 
     /// `TSPI_lineMakeCall` with a raw line handle and raw UTF-16 (NUL-terminated by the
     /// caller, or not, to test the provider).
-    pub fn make_call_raw(&self, hd_line: usize, destination: Option<&[u16]>) -> Async<Option<CallRef>> {
+    pub fn make_call_raw(
+        &self,
+        hd_line: usize,
+        destination: Option<&[u16]>,
+    ) -> Async<Option<CallRef>> {
         let request = self.request_id();
         let ht = self.record.fresh_ht(2);
         {
@@ -702,7 +713,10 @@ impl<P: ServiceProvider> Host<P> {
     pub fn close_call(&self, call: CallRef) -> i32 {
         // SAFETY: no pointers.
         let ret = unsafe {
-            exports::line_close_call(self.runtime, HDRVCALL(std::ptr::without_provenance_mut(call.hd)))
+            exports::line_close_call(
+                self.runtime,
+                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
+            )
         };
         if ret == 0 {
             self.record.log().closed_calls.insert(call.ht);
@@ -911,7 +925,9 @@ impl<P: ServiceProvider> Host<P> {
         let log = self.record.log();
         log.issued
             .iter()
-            .filter(|(id, ret)| matches!(ret, Some(r) if *r > 0) && !log.completions.contains_key(id))
+            .filter(|(id, ret)| {
+                matches!(ret, Some(r) if *r > 0) && !log.completions.contains_key(id)
+            })
             .map(|(id, _)| *id)
             .collect()
     }
@@ -925,7 +941,11 @@ impl<P: ServiceProvider> Host<P> {
     #[track_caller]
     pub fn assert_clean(&self) {
         let violations = self.violations();
-        assert!(violations.is_empty(), "rule violations:\n{}", violations.join("\n"));
+        assert!(
+            violations.is_empty(),
+            "rule violations:\n{}",
+            violations.join("\n")
+        );
     }
 }
 

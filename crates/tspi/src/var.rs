@@ -156,9 +156,15 @@ mod tests {
         assert_eq!(read_dword(&bytes, NEEDED), Some(46));
         assert_eq!(read_dword(&bytes, USED), Some(46));
         assert_eq!(read_dword(&bytes, A), Some(7));
-        assert_eq!(read_string(&bytes, S_SIZE, S_OFFSET).as_deref(), Some("line 1"));
+        assert_eq!(
+            read_string(&bytes, S_SIZE, S_OFFSET).as_deref(),
+            Some("line 1")
+        );
         assert_eq!(read_dword(&bytes, OWNED_BY_HOST), Some(0xEEEE_EEEE));
-        assert!(bytes[46..].iter().all(|&b| b == 0xEE), "nothing past the used size");
+        assert!(
+            bytes[46..].iter().all(|&b| b == 0xEE),
+            "nothing past the used size"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use winprov_tspi::testing::{CallRef, Host, Message, NewCallAnswer};
 use winprov_tspi::var::read_dword;
 use winprov_tspi::{
     Call, CallEvents, CallState, CallerId, Closed, Delivery, DisconnectMode, EventError, Line,
-    LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall,
-    Reply, Request, ServiceProvider, Version,
+    LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Reply,
+    Request, ServiceProvider, Version,
 };
 
 const FAILED: i32 = LineErr::LINEERR_OPERATIONFAILED.raw();
@@ -187,7 +187,12 @@ fn finish(host: Host<Lab>) {
     assert_eq!(host.shutdown(), 0);
     let stats = host.stats();
     assert_eq!(
-        (stats.lines, stats.calls, stats.pending_requests, stats.init_pairs),
+        (
+            stats.lines,
+            stats.calls,
+            stats.pending_requests,
+            stats.init_pairs
+        ),
         (0, 0, 0, 0),
         "{stats:?}"
     );
@@ -225,7 +230,9 @@ fn r_tsp_2_an_extra_init_is_absorbed() {
     assert_eq!(host.stats().init_pairs, 2);
     assert_eq!(host.shutdown(), 0);
     assert!(!control.shut_down.load(Ordering::SeqCst));
-    let line = host.open(0).expect("still initialized after the first shutdown");
+    let line = host
+        .open(0)
+        .expect("still initialized after the first shutdown");
     assert_eq!(host.close(line), 0);
     finish(host);
     assert!(control.shut_down.load(Ordering::SeqCst));
@@ -325,7 +332,11 @@ fn r_tsp_5_callbacks_never_overlap() {
             scope.spawn(move || {
                 for pending in chunk {
                     let events = pending.succeed().unwrap();
-                    for state in [CallState::Proceeding, CallState::Ringback, CallState::Connected] {
+                    for state in [
+                        CallState::Proceeding,
+                        CallState::Ringback,
+                        CallState::Connected,
+                    ] {
                         events.state(state).unwrap();
                     }
                     let _ = events.disconnected(DisconnectMode::Normal);
@@ -349,7 +360,10 @@ fn r_tsp_6_no_event_before_the_creating_request_succeeds() {
     let hd = call.value.unwrap();
     assert_ne!(hd.hd, 0, "*lphdCall written before the export returned");
     assert!(host.states(hd).is_empty());
-    assert_eq!(host.call_status(hd).unwrap().state, tapi::LINECALLSTATE_UNKNOWN);
+    assert_eq!(
+        host.call_status(hd).unwrap().state,
+        tapi::LINECALLSTATE_UNKNOWN
+    );
     // The only way to an event sender is the creating request's success.
     let pending = control.made.lock().unwrap().pop().unwrap();
     let events = pending.succeed().unwrap();
@@ -357,7 +371,12 @@ fn r_tsp_6_no_event_before_the_creating_request_succeeds() {
     let messages = host.messages();
     let completed = messages
         .iter()
-        .position(|m| *m == Message::Completion { request: call.request, result: 0 })
+        .position(|m| {
+            *m == Message::Completion {
+                request: call.request,
+                result: 0,
+            }
+        })
         .unwrap();
     let first_event = messages
         .iter()
@@ -391,7 +410,10 @@ fn r_tsp_8_close_call_right_after_drop_fails_the_pending_drop() {
     control.set_drop(DropMode::Hold);
     let drop = host.drop_call(call);
     assert_eq!(drop.ret, drop.request as i32);
-    assert!(host.completion(drop.request).is_none(), "the drop is pending");
+    assert!(
+        host.completion(drop.request).is_none(),
+        "the drop is pending"
+    );
     assert_eq!(host.close_call(call), 0);
     // Completed before lineCloseCall returned, with LINEERR_OPERATIONFAILED.
     assert_eq!(host.completions_of(drop.request), [FAILED]);
@@ -432,7 +454,11 @@ fn r_tsp_9_no_event_after_close_call() {
         stop.store(true, Ordering::SeqCst);
         let (_, closed) = worker.join().unwrap();
         assert!(closed);
-        assert_eq!(host.states(call).len(), count, "an event arrived after close");
+        assert_eq!(
+            host.states(call).len(),
+            count,
+            "an event arrived after close"
+        );
         finish(host);
     }
 }
@@ -445,7 +471,13 @@ fn r_tsp_10_idle_after_a_successful_drop() {
     assert_eq!(host.completions_of(drop.request), [0]);
     let states = host.states(call);
     assert_eq!(states.last(), Some(&tapi::LINECALLSTATE_IDLE));
-    assert_eq!(states.iter().filter(|&&s| s == tapi::LINECALLSTATE_IDLE).count(), 1);
+    assert_eq!(
+        states
+            .iter()
+            .filter(|&&s| s == tapi::LINECALLSTATE_IDLE)
+            .count(),
+        1
+    );
     let events = control.take_events();
     assert_eq!(events.state(CallState::Connected), Err(EventError::Idle));
     assert_eq!(host.close_call(call), 0);
@@ -476,12 +508,17 @@ fn r_tsp_11_remote_hangup_is_disconnected_then_idle_after_the_drop() {
     let events = control.take_events();
     events.disconnected(DisconnectMode::Normal).unwrap();
     let disconnected = host.messages().into_iter().rev().find_map(|m| match m {
-        Message::Event { ht_call, params, .. } if ht_call == call.ht => Some(params),
+        Message::Event {
+            ht_call, params, ..
+        } if ht_call == call.ht => Some(params),
         _ => None,
     });
     assert_eq!(
         disconnected.map(|p| (p[0] as u32, p[1] as u32)),
-        Some((tapi::LINECALLSTATE_DISCONNECTED, tapi::LINEDISCONNECTMODE_NORMAL))
+        Some((
+            tapi::LINECALLSTATE_DISCONNECTED,
+            tapi::LINEDISCONNECTMODE_NORMAL
+        ))
     );
     assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
     host.drop_call(call);
@@ -497,14 +534,20 @@ fn r_tsp_12_drop_of_an_idle_or_unknown_call() {
     host.drop_call(call);
     let again = host.drop_call(call);
     assert_eq!(again.ret, LineErr::LINEERR_INVALCALLSTATE.raw());
-    let forged = host.drop_call(CallRef { hd: 0x1234_5678, ht: 1 });
+    let forged = host.drop_call(CallRef {
+        hd: 0x1234_5678,
+        ht: 1,
+    });
     assert_eq!(forged.ret, LineErr::LINEERR_INVALCALLHANDLE.raw());
     let null = host.drop_call(CallRef { hd: 0, ht: 1 });
     assert_eq!(null.ret, LineErr::LINEERR_INVALCALLHANDLE.raw());
     assert_eq!(host.close_call(call), 0);
     let stale = host.drop_call(call);
     assert_eq!(stale.ret, LineErr::LINEERR_INVALCALLHANDLE.raw());
-    assert_eq!(host.close_call(call), LineErr::LINEERR_INVALCALLHANDLE.raw());
+    assert_eq!(
+        host.close_call(call),
+        LineErr::LINEERR_INVALCALLHANDLE.raw()
+    );
     for request in [again.request, forged.request, null.request, stale.request] {
         assert!(host.completions_of(request).is_empty());
     }
@@ -630,9 +673,16 @@ fn r_tsp_16_call_status_leaves_tapis_members_alone() {
     assert_eq!(ret, 0);
     assert_eq!(read_dword(&bytes, 0), Some(total as u32), "dwTotalSize");
     let privilege = std::mem::offset_of!(LINECALLSTATUS, dwCallPrivilege);
-    assert_eq!(read_dword(&bytes, privilege), Some(0xABAB_ABAB), "dwCallPrivilege");
+    assert_eq!(
+        read_dword(&bytes, privilege),
+        Some(0xABAB_ABAB),
+        "dwCallPrivilege"
+    );
     let state = std::mem::offset_of!(LINECALLSTATUS, dwCallState);
-    assert_eq!(read_dword(&bytes, state), Some(tapi::LINECALLSTATE_CONNECTED));
+    assert_eq!(
+        read_dword(&bytes, state),
+        Some(tapi::LINECALLSTATE_CONNECTED)
+    );
     let used = read_dword(&bytes, 8).unwrap() as usize;
     assert!(used <= total && read_dword(&bytes, 4).unwrap() as usize <= total);
     // Smaller than the fixed part: refused, untouched.
@@ -669,7 +719,11 @@ fn r_tsp_17_undiallable_strings_fail_synchronously() {
     let long = vec![u16::from(b'5'); 5000];
     let call = host.make_call_raw(line.hd, Some(&long));
     assert_eq!(call.ret, LineErr::LINEERR_INVALADDRESS.raw());
-    assert_eq!(control.make_calls.load(Ordering::SeqCst), 0, "never reached the author");
+    assert_eq!(
+        control.make_calls.load(Ordering::SeqCst),
+        0,
+        "never reached the author"
+    );
     assert_eq!(host.stats().calls, 0);
     finish(host);
 }
@@ -679,8 +733,14 @@ fn r_tsp_18_nothing_before_init_and_nothing_after_the_final_shutdown() {
     let control = Control::new();
     let host = Host::new(Lab(Arc::clone(&control)));
     assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_NODRIVER.raw()));
-    assert_eq!(host.dev_caps_bytes(0, 1024).0, LineErr::LINEERR_NODRIVER.raw());
-    assert!(host.negotiate(INITIALIZE_NEGOTIATION, Version::V2_0.0, Version::V2_2.0).is_ok());
+    assert_eq!(
+        host.dev_caps_bytes(0, 1024).0,
+        LineErr::LINEERR_NODRIVER.raw()
+    );
+    assert!(
+        host.negotiate(INITIALIZE_NEGOTIATION, Version::V2_0.0, Version::V2_2.0)
+            .is_ok()
+    );
     host.start().unwrap();
     let line = host.open(0).unwrap();
     control.set_make(MakeMode::Accept);
@@ -696,7 +756,10 @@ fn r_tsp_18_nothing_before_init_and_nothing_after_the_final_shutdown() {
 
 fn finish_after_shutdown(host: Host<Lab>) {
     let stats = host.stats();
-    assert_eq!((stats.lines, stats.calls, stats.pending_requests), (0, 0, 0));
+    assert_eq!(
+        (stats.lines, stats.calls, stats.pending_requests),
+        (0, 0, 0)
+    );
     host.assert_clean();
 }
 

@@ -113,11 +113,11 @@ fn author_step(shelf: &Shelf, roll: u64) {
     match item {
         None => {
             let lines = shelf.lines.lock().unwrap().clone();
-            if let Some(line) = lines.get(roll as usize % lines.len().max(1)) {
-                if let Ok(events) = line.new_call(ChaosCall(Arc::new(Shelf::default())), CallerId::number("1"))
-                {
-                    shelf.held.lock().unwrap().push(Held::Talking(events));
-                }
+            if let Some(line) = lines.get(roll as usize % lines.len().max(1))
+                && let Ok(events) =
+                    line.new_call(ChaosCall(Arc::new(Shelf::default())), CallerId::number("1"))
+            {
+                shelf.held.lock().unwrap().push(Held::Talking(events));
             }
         }
         Some(Held::Making(pending)) => match roll % 3 {
@@ -181,7 +181,9 @@ fn round(operations: usize, seed: u64) -> (usize, usize) {
                     };
                     let pick_call = || {
                         let calls = calls.lock().unwrap();
-                        calls.get((roll >> 8) as usize % calls.len().max(1)).copied()
+                        calls
+                            .get((roll >> 8) as usize % calls.len().max(1))
+                            .copied()
                     };
                     match roll % 16 {
                         0 => {
@@ -190,18 +192,18 @@ fn round(operations: usize, seed: u64) -> (usize, usize) {
                             }
                         }
                         1 => {
-                            if let Some(line) = pick_line() {
-                                if host.close(line) == 0 {
-                                    lines.lock().unwrap().retain(|l| *l != line);
-                                }
+                            if let Some(line) = pick_line()
+                                && host.close(line) == 0
+                            {
+                                lines.lock().unwrap().retain(|l| *l != line);
                             }
                         }
                         2..=4 => {
-                            if let Some(line) = pick_line() {
-                                let dial = if roll & 0x100 == 0 { "5551234" } else { "55W1" };
-                                if let Some(call) = host.make_call(line, Some(dial)).value {
-                                    calls.lock().unwrap().push(call);
-                                }
+                            let dial = if roll & 0x100 == 0 { "5551234" } else { "55W1" };
+                            if let Some(line) = pick_line()
+                                && let Some(call) = host.make_call(line, Some(dial)).value
+                            {
+                                calls.lock().unwrap().push(call);
                             }
                         }
                         5 | 6 => {
@@ -251,11 +253,20 @@ fn round(operations: usize, seed: u64) -> (usize, usize) {
     shelf.lines.lock().unwrap().clear();
     let stats = host.stats();
     assert_eq!(
-        (stats.lines, stats.calls, stats.pending_requests, stats.init_pairs),
+        (
+            stats.lines,
+            stats.calls,
+            stats.pending_requests,
+            stats.init_pairs
+        ),
         (0, 0, 0, 0),
         "{stats:?}"
     );
-    assert!(host.unfinished().is_empty(), "unfinished: {:?}", host.unfinished());
+    assert!(
+        host.unfinished().is_empty(),
+        "unfinished: {:?}",
+        host.unfinished()
+    );
     host.assert_clean();
     (host.messages().len(), leftovers)
 }
