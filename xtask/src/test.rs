@@ -34,6 +34,12 @@ pub const WINE_HARNESSES: &[WineHarness] = &[
         package: "email-directory",
         dll: "email_directory.dll",
     },
+    WineHarness {
+        name: "tsp_host",
+        source: "tests/wine-tspi/host/tsp_host.c",
+        package: "line-simulator",
+        dll: "line_simulator.dll",
+    },
 ];
 
 /// Crates whose unit tests also run for the Windows target under Wine.
