@@ -1,20 +1,18 @@
-//! `cargo xtask dist`: release Windows artifacts into `target/dist/`.
+//! `cargo xtask dist`: the release Windows artifacts of every sample provider and, from each
+//! sample's descriptor (`[package.metadata.winprov.dist]`, see `docs/dist.md`), its MSI:
+//! `target/dist/<sample>-<version>-x64.msi`, built by wixl and checked table by table.
 
+use crate::installer::{self, Descriptor};
 use crate::prereq::{self, Need};
-use crate::stage::{Stages, cargo, run as sh};
+use crate::stage::{Stages, cargo, describe, run as sh};
 use crate::{WINDOWS_TARGET, target_dir};
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-/// A shipped Windows artifact: the package that builds it and its file name.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Artifact {
-    pub package: String,
-    pub file: String,
-}
-
-/// Every `cdylib` and `bin` target of the packages under `samples/` ships; test crates do not.
-pub fn artifacts() -> Result<Vec<Artifact>> {
+/// The samples' installer descriptors, in workspace order. Samples without one are reported
+/// and skipped.
+pub fn descriptors() -> Result<Vec<Descriptor>> {
     let out =
         crate::stage::output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
             .context("cargo metadata failed")?;
@@ -26,79 +24,160 @@ pub fn artifacts() -> Result<Vec<Artifact>> {
         if !manifest.starts_with(&samples) {
             continue;
         }
-        let name = package["name"].as_str().unwrap_or_default();
-        for target in package["targets"].as_array().into_iter().flatten() {
-            let target_name = target["name"].as_str().unwrap_or_default();
-            let kinds: Vec<&str> = target["kind"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|k| k.as_str())
-                .collect();
-            if kinds.contains(&"cdylib") {
-                found.push(Artifact {
-                    package: name.to_string(),
-                    file: format!("{}.dll", target_name.replace('-', "_")),
-                });
-            }
-            if kinds.contains(&"bin") {
-                found.push(Artifact {
-                    package: name.to_string(),
-                    file: format!("{target_name}.exe"),
-                });
-            }
+        match Descriptor::from_package(package)? {
+            Some(descriptor) => found.push(descriptor),
+            None => println!(
+                "note: {} has no [package.metadata.winprov.dist]: no installer for it",
+                manifest.display()
+            ),
         }
     }
     Ok(found)
 }
 
-pub fn run() -> Result<()> {
-    let mut stages = Stages::new(3);
-    stages.run("prerequisites", || prereq::ensure(Need::CrossBuild))?;
-    let artifacts = artifacts()?;
-    stages.run("release build for Windows", || {
-        let mut cmd = cargo();
-        cmd.args(["build", "--release", "--locked", "--target", WINDOWS_TARGET]);
-        if artifacts.is_empty() {
-            // No sample yet: still check that the library crates build in release mode.
-            cmd.args(["--workspace", "--exclude", "xtask"]);
+/// Where the release Windows artifacts are.
+pub fn bin_dir() -> PathBuf {
+    target_dir().join(WINDOWS_TARGET).join("release")
+}
+
+/// `cargo build --release` of the samples' packages for Windows.
+pub fn release_build(descriptors: &[Descriptor]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--locked", "--target", WINDOWS_TARGET]);
+    for d in descriptors {
+        cmd.args(["-p", &d.package]);
+    }
+    if descriptors.is_empty() {
+        // No sample yet: still check that the library crates build in release mode.
+        cmd.args(["--workspace", "--exclude", "xtask"]);
+    }
+    sh(&mut cmd)
+}
+
+/// Writes `<out>/wix/<package>-<version>.wxs`.
+pub fn write_wxs(d: &Descriptor, out: &Path) -> Result<PathBuf> {
+    let dir = out.join("wix");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}-{}.wxs", d.package, d.version));
+    std::fs::write(&path, installer::wxs(d)).with_context(|| format!("{}", path.display()))?;
+    Ok(path)
+}
+
+/// Generates the source, compiles it with wixl into `<out>/<package>-<version>-x64.msi` and
+/// checks the tables. Any wixl line with WARNING or CRITICAL fails: wixl reports unsupported
+/// constructs that way and still writes a package without them.
+pub fn build_msi(d: &Descriptor, out: &Path) -> Result<PathBuf> {
+    let wxs = write_wxs(d, out)?;
+    let msi = out.join(d.msi_name());
+    let _ = std::fs::remove_file(&msi);
+    let mut cmd = Command::new("wixl");
+    cmd.args(["-a", "x64"])
+        .arg("-D")
+        .arg(format!("{}=.", installer::BIN_DIR_VARIABLE))
+        .arg("-D")
+        .arg(format!("{}=1", installer::WIXL_VARIABLE))
+        .arg("-o")
+        .arg(&msi)
+        .arg(&wxs)
+        // wixl resolves `Source` relative to the working directory and rejects absolute paths.
+        .current_dir(bin_dir());
+    let line = describe(&cmd);
+    println!("$ (cd {} && {line})", bin_dir().display());
+    let output = cmd
+        .output()
+        .with_context(|| format!("could not start `{line}`"))?;
+    let messages = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    print!("{messages}");
+    let flagged: Vec<&str> = messages
+        .lines()
+        .filter(|l| {
+            let upper = l.to_ascii_uppercase();
+            upper.contains("WARNING") || upper.contains("CRITICAL")
+        })
+        .collect();
+    if !output.status.success() {
+        bail!("`{line}` failed with {}", output.status);
+    }
+    if !flagged.is_empty() {
+        bail!(
+            "wixl reported problems with {} (treated as errors: it drops what it does not \
+             support):\n  {}",
+            wxs.display(),
+            flagged.join("\n  ")
+        );
+    }
+    let checked = crate::msi_check::check(&msi, d, &bin_dir())?;
+    for line in checked {
+        println!("  ok  {line}");
+    }
+    Ok(msi)
+}
+
+fn size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("{}", path.display()))?
+        .len())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let wxs_only = match args {
+        [] => false,
+        [flag] if flag == "--wxs-only" => true,
+        _ => bail!("dist takes only --wxs-only"),
+    };
+    let dist = target_dir().join("dist");
+    if wxs_only {
+        // On Windows: the sources for candle/light or cargo-wix, no wixl needed.
+        let mut stages = Stages::new(2);
+        let descriptors = stages.run("read the installer descriptors", descriptors)?;
+        let written = stages.run("write the WiX sources", || {
+            descriptors
+                .iter()
+                .map(|d| write_wxs(d, &dist))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        stages.summary();
+        for path in written {
+            println!("{}", path.display());
         }
-        for artifact in &artifacts {
-            cmd.args(["-p", &artifact.package]);
+        return Ok(());
+    }
+
+    let mut stages = Stages::new(4);
+    stages.run("prerequisites", || prereq::ensure(Need::Dist))?;
+    let descriptors = stages.run("read the installer descriptors", descriptors)?;
+    stages.run("release build for Windows", || release_build(&descriptors))?;
+    let built = stages.run("MSIs (generate .wxs, wixl, check the tables)", || {
+        let mut built = Vec::new();
+        for d in &descriptors {
+            println!("\n--- {} {}", d.package, d.version);
+            let msi = build_msi(d, &dist)?;
+            // The payloads next to the MSI, for whoever installs by hand.
+            let mut payloads = Vec::new();
+            for file in &d.files {
+                let to = dist.join(&file.source);
+                std::fs::copy(bin_dir().join(&file.source), &to)
+                    .with_context(|| format!("copying {}", file.source))?;
+                payloads.push(to);
+            }
+            built.push((d.package.clone(), msi, payloads));
         }
-        sh(&mut cmd)
+        Ok(built)
     })?;
-    let copied = stages.run("copy into target/dist", || copy_artifacts(&artifacts))?;
     stages.summary();
-    if copied.is_empty() {
-        println!("\nno sample provider exists yet: target/dist/ is empty");
-    } else {
-        println!("\n{:>12}  artifact", "bytes");
-        for (path, size) in &copied {
-            println!("{size:>12}  {}", path.display());
+    if built.is_empty() {
+        println!("\nno sample provider has an installer descriptor: target/dist/ has no MSI");
+        return Ok(());
+    }
+    println!("\n{:<20} {:>12}  file", "sample", "bytes");
+    for (package, msi, payloads) in &built {
+        for path in std::iter::once(msi).chain(payloads) {
+            println!("{package:<20} {:>12}  {}", size(path)?, path.display());
         }
     }
     Ok(())
-}
-
-fn copy_artifacts(artifacts: &[Artifact]) -> Result<Vec<(PathBuf, u64)>> {
-    let release = target_dir().join(WINDOWS_TARGET).join("release");
-    let dist = target_dir().join("dist");
-    std::fs::create_dir_all(&dist)?;
-    let mut copied = Vec::new();
-    for artifact in artifacts {
-        let from = release.join(&artifact.file);
-        if !from.is_file() {
-            bail!(
-                "{} was not built by -p {}",
-                from.display(),
-                artifact.package
-            );
-        }
-        let to = dist.join(&artifact.file);
-        let size =
-            std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
-        copied.push((to, size));
-    }
-    Ok(copied)
 }

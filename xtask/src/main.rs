@@ -1,7 +1,7 @@
 //! Project automation for winprov, run as `cargo xtask <command>`.
 //!
 //! - `test`: everything CI checks, in order, installing what is missing first.
-//! - `dist`: release Windows artifacts into `target/dist/`.
+//! - `dist`: release Windows artifacts and an MSI per sample into `target/dist/`.
 //! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
 //! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
 
@@ -12,6 +12,9 @@
 
 mod codegen;
 mod dist;
+mod installer;
+mod msi_check;
+mod msi_wine;
 mod prereq;
 mod stage;
 mod test;
@@ -29,7 +32,10 @@ usage: cargo xtask <command>
 commands:
   test [--no-wine]        format, clippy (Linux + Windows), unit/loom/trybuild/codegen tests,
                           Windows cross-build and the Wine ABI tests; installs prerequisites
-  dist                    release Windows artifacts into target/dist/
+  dist [--wxs-only]       release Windows artifacts and an MSI per sample into target/dist/
+                          (--wxs-only: only the WiX sources, for candle/light on Windows)
+  msi-test [--no-wine]    only the MSI stages of `test`: build and check every sample's MSI,
+                          then install, upgrade, roll back and uninstall it under Wine
   codegen [--check]       regenerate bindings/src/*.rs from their args files
   wine-prefix             create target/wine/prefix with the ProcessPrng shim
   wine <exe> [args...]    run a Windows executable in the project's Wine prefix
@@ -49,10 +55,8 @@ fn run() -> Result<()> {
     std::env::set_current_dir(workspace_root())?;
     match command.as_str() {
         "test" => test::run(&rest),
-        "dist" => {
-            no_args(&rest)?;
-            dist::run()
-        }
+        "dist" => dist::run(&rest),
+        "msi-test" => test::run_msi(&rest),
         "codegen" => match rest.as_slice() {
             [] => codegen::run(codegen::Mode::Write),
             [flag] if flag == "--check" => codegen::run(codegen::Mode::Check),

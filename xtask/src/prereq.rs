@@ -19,6 +19,8 @@ pub enum Need {
     Wine,
     /// Everything `cargo xtask test` uses, lints and MSI tools included.
     Everything,
+    /// `cargo xtask dist`: cross-building and the MSI tools (wixl, msiinfo).
+    Dist,
 }
 
 /// A system package and the program that shows it is present.
@@ -32,12 +34,12 @@ const PACKAGES: &[Package] = &[
     Package {
         debian: "mingw-w64",
         program: "x86_64-w64-mingw32-gcc",
-        needed_for: &[Need::CrossBuild, Need::Wine, Need::Everything],
+        needed_for: &[Need::CrossBuild, Need::Wine, Need::Everything, Need::Dist],
     },
     Package {
         debian: "mingw-w64",
         program: "x86_64-w64-mingw32-dlltool",
-        needed_for: &[Need::CrossBuild, Need::Wine, Need::Everything],
+        needed_for: &[Need::CrossBuild, Need::Wine, Need::Everything, Need::Dist],
     },
     Package {
         debian: "wine64",
@@ -47,12 +49,12 @@ const PACKAGES: &[Package] = &[
     Package {
         debian: "wixl",
         program: "wixl",
-        needed_for: &[Need::Everything],
+        needed_for: &[Need::Everything, Need::Dist],
     },
     Package {
         debian: "msitools",
         program: "msiinfo",
-        needed_for: &[Need::Everything],
+        needed_for: &[Need::Everything, Need::Dist],
     },
 ];
 

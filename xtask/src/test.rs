@@ -51,7 +51,7 @@ pub fn run(args: &[String]) -> Result<()> {
         [flag] if flag == "--no-wine" => false,
         _ => bail!("test takes only --no-wine"),
     };
-    let mut stages = Stages::new(if wine { 11 } else { 8 });
+    let mut stages = Stages::new(if wine { 13 } else { 9 });
     stages.run("prerequisites", || prereq::ensure(Need::Everything))?;
     stages.run("format", || {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))
@@ -100,6 +100,13 @@ pub fn run(args: &[String]) -> Result<()> {
             prefix.wait()
         })?;
     }
+    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
+    if wine {
+        stages.run(
+            "MSI install, upgrade, rollback, uninstall under Wine",
+            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
+        )?;
+    }
     stages.summary();
     println!("\nall checks passed");
     Ok(())
@@ -124,6 +131,58 @@ fn loom() -> Result<()> {
             .env("LOOM_MAX_PREEMPTIONS", "3"))?;
     }
     Ok(())
+}
+
+/// `cargo xtask msi-test`: the MSI stages of `cargo xtask test` alone.
+pub fn run_msi(args: &[String]) -> Result<()> {
+    let wine = match args {
+        [] => true,
+        [flag] if flag == "--no-wine" => false,
+        _ => bail!("msi-test takes only --no-wine"),
+    };
+    let mut stages = Stages::new(if wine { 3 } else { 2 });
+    stages.run("prerequisites", || {
+        prereq::ensure(Need::Dist)?;
+        if wine {
+            prereq::ensure(Need::Wine)?;
+        }
+        Ok(())
+    })?;
+    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
+    if wine {
+        stages.run(
+            "MSI install, upgrade, rollback, uninstall under Wine",
+            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
+        )?;
+    }
+    stages.summary();
+    Ok(())
+}
+
+/// Builds every sample's MSI into `target/dist` (the table checks run on each) and proves that
+/// the checks can fail: each MSI must be rejected against a descriptor with another upgrade code
+/// or version.
+fn msi_build() -> Result<Vec<crate::installer::Descriptor>> {
+    let descriptors = crate::dist::descriptors()?;
+    crate::dist::release_build(&descriptors)?;
+    let dist = target_dir().join("dist");
+    for d in &descriptors {
+        let msi = crate::dist::build_msi(d, &dist)?;
+        let mut other = d.with_version(&crate::msi_wine::next_version(&d.version))?;
+        other.upgrade_code = "00000000-0000-4000-8000-000000000001".to_string();
+        let Err(error) = crate::msi_check::check(&msi, &other, &crate::dist::bin_dir()) else {
+            bail!(
+                "the table checks accepted {} for another product",
+                msi.display()
+            );
+        };
+        let message = format!("{error:#}");
+        if !message.contains("ProductVersion") || !message.contains("UpgradeCode") {
+            bail!("the table checks missed a difference: {message}");
+        }
+        println!("  ok  the checks reject it for another version and upgrade code");
+    }
+    Ok(descriptors)
 }
 
 /// Operations each stress test runs in CI (an optimized build; a plain `cargo test` runs a

@@ -22,10 +22,14 @@ pub struct Prefix {
 impl Prefix {
     /// Creates the prefix when missing and (re)installs the ProcessPrng shim when it changed.
     pub fn prepare() -> Result<Self> {
+        Self::prepare_at(crate::target_dir().join("wine/prefix"))
+    }
+
+    /// [`Prefix::prepare`] for a prefix in `dir` (the MSI tests use one of their own).
+    pub fn prepare_at(dir: PathBuf) -> Result<Self> {
         let loader =
             find_program("wine64").context("wine64 not found (cargo xtask installs it)")?;
         let server = find_program("wineserver").context("wineserver not found")?;
-        let dir = crate::target_dir().join("wine/prefix");
         let prefix = Self {
             dir,
             loader,
@@ -96,6 +100,21 @@ impl Prefix {
 
     pub fn loader(&self) -> &Path {
         &self.loader
+    }
+
+    /// The prefix directory (`drive_c/` and `system.reg` are in it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops every process of the prefix (`wineserver -k`); quiet, for a prefix about to go.
+    pub fn kill(&self) {
+        let mut cmd = Command::new(&self.server);
+        cmd.arg("-k")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        self.env(&mut cmd);
+        let _ = cmd.status();
     }
 
     /// Waits until every process of the prefix has exited.

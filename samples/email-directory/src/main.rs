@@ -18,13 +18,17 @@ usage: email-directory <command> [options]
 commands:
   run [--directory PATH]      advertise the provider from this console until Enter is pressed
   service [--directory PATH]  the entry point the Windows Service Control Manager starts
-  install [--directory PATH] [--domain NAME]...
+  install [--directory PATH] [--domain NAME]... [--log-file PATH]
                               register the NS_EMAIL namespace in the Winsock catalog (for the
                               given domains, default example.org) and create the auto-start
-                              service running `email-directory service`; needs an elevated
-                              administrator
-  uninstall                   stop and delete the service, remove the namespace
+                              service running `email-directory service` (or use the one the
+                              installer created), then start it; needs an elevated administrator
+  uninstall [--log-file PATH] stop and delete the service, remove the namespace (a namespace or
+                              service that is not there is not an error)
   help                        this text
+
+  --log-file PATH             append one line with the outcome to PATH (`install: ok`,
+                              `uninstall: failed: <reason>`); the MSI's custom actions use it
 
 environment:
   EMAIL_DIRECTORY_FILE        the directory file; --directory wins (default on Windows:
@@ -41,7 +45,7 @@ enum Command {
     Run { directory: Option<PathBuf> },
     Service { directory: Option<PathBuf> },
     Install(InstallOptions),
-    Uninstall,
+    Uninstall { log_file: Option<PathBuf> },
 }
 
 /// The options of `install`.
@@ -49,6 +53,7 @@ enum Command {
 struct InstallOptions {
     directory: Option<PathBuf>,
     domains: Vec<String>,
+    log_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -84,15 +89,17 @@ fn parse(args: Vec<OsString>) -> Result<Command> {
         return Ok(Command::Help);
     };
     let command = command.to_string_lossy().into_owned();
-    // Which options the command takes: --directory, --domain.
-    let (takes_directory, takes_domains) = match command.as_str() {
-        "help" | "--help" | "-h" | "uninstall" => (false, false),
-        "run" | "service" => (true, false),
-        "install" => (true, true),
+    // Which options the command takes: --directory, --domain, --log-file.
+    let (takes_directory, takes_domains, takes_log_file) = match command.as_str() {
+        "help" | "--help" | "-h" => (false, false, false),
+        "uninstall" => (false, false, true),
+        "run" | "service" => (true, false, false),
+        "install" => (true, true, true),
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     };
     let mut directory = None;
     let mut domains = Vec::new();
+    let mut log_file = None;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -105,6 +112,8 @@ fn parse(args: Vec<OsString>) -> Result<Command> {
                 .into_string()
                 .map_err(|_| anyhow::anyhow!("--domain must be valid Unicode"))?;
             domains.push(domain);
+        } else if flag == "--log-file" && takes_log_file {
+            log_file = Some(PathBuf::from(value("--log-file")?));
         } else {
             bail!(
                 "unexpected argument {:?} for {command}\n\n{USAGE}",
@@ -115,8 +124,12 @@ fn parse(args: Vec<OsString>) -> Result<Command> {
     Ok(match command.as_str() {
         "run" => Command::Run { directory },
         "service" => Command::Service { directory },
-        "install" => Command::Install(InstallOptions { directory, domains }),
-        "uninstall" => Command::Uninstall,
+        "install" => Command::Install(InstallOptions {
+            directory,
+            domains,
+            log_file,
+        }),
+        "uninstall" => Command::Uninstall { log_file },
         _ => Command::Help,
     })
 }
@@ -129,9 +142,43 @@ fn execute(command: Command) -> Result<()> {
         }
         Command::Run { directory } => run(config(directory)),
         Command::Service { directory } => platform::run_service(config(directory)),
-        Command::Install(options) => install(options),
-        Command::Uninstall => uninstall(),
+        Command::Install(mut options) => {
+            let log_file = options.log_file.take();
+            record("install", log_file, install(options))
+        }
+        Command::Uninstall { log_file } => record("uninstall", log_file, uninstall()),
     }
+}
+
+/// Appends `<command>: ok` or `<command>: failed: <reason>` to `log_file` (creating its
+/// directory), so that whoever ran the command unattended — the MSI's custom actions, whose
+/// output no log keeps — can see what happened. Returns the command's outcome.
+fn record(command: &str, log_file: Option<PathBuf>, outcome: Result<()>) -> Result<()> {
+    let Some(path) = log_file else {
+        return outcome;
+    };
+    let line = match &outcome {
+        Ok(()) => format!("{command}: ok\n"),
+        Err(error) => format!(
+            "{command}: failed: {}\n",
+            format!("{error:#}").replace(['\r', '\n'], " ")
+        ),
+    };
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write as _;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?
+            .write_all(line.as_bytes())
+    })();
+    if let Err(error) = written {
+        eprintln!("warning: writing {}: {error}", path.display());
+    }
+    outcome
 }
 
 /// The environment's settings, with the file from the command line if given.
@@ -232,9 +279,22 @@ fn uninstall() -> Result<()> {
         Ok(false) => println!("service {} was not installed", identity::SERVICE_NAME),
         Err(error) => eprintln!("error: deleting the service: {error:#}"),
     }
-    let namespace = winprov_nspv2::uninstall(identity::PROVIDER_ID);
+    let namespace = match winprov_nspv2::uninstall(identity::PROVIDER_ID) {
+        // WSCUnInstallNameSpace reports WSAEINVAL for an id the catalog does not hold: an
+        // installation without registration (the MSI's SKIPREGISTRATION) has nothing to remove.
+        Err(error) if error.code() == Some(winprov_core::WsaError::WSAEINVAL) => {
+            println!("namespace {:?} was not registered", identity::PROVIDER_ID);
+            Ok(())
+        }
+        other => {
+            if other.is_ok() {
+                println!("namespace {:?} removed", identity::PROVIDER_ID);
+            }
+            other
+        }
+    };
     match &namespace {
-        Ok(()) => println!("namespace {:?} removed", identity::PROVIDER_ID),
+        Ok(()) => {}
         Err(error) => eprintln!("error: removing the namespace from the Winsock catalog: {error}"),
     }
     if service.is_err() || namespace.is_err() {
@@ -263,6 +323,8 @@ mod platform {
 
     /// `ERROR_SERVICE_DOES_NOT_EXIST`.
     const SERVICE_DOES_NOT_EXIST: i32 = 1060;
+    /// `ERROR_SERVICE_EXISTS`.
+    const SERVICE_EXISTS: i32 = 1073;
     /// How long `uninstall` waits for the service to stop.
     const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -376,19 +438,35 @@ mod platform {
             account_name: None,
             account_password: None,
         };
-        let service = manager
-            .create_service(&info, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)
-            .context("CreateService")?;
-        if let Err(error) = service.set_description(identity::SERVICE_DESCRIPTION) {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "setting the service description"
-            );
-        }
-        println!(
-            "service {} created (automatic start)",
-            identity::SERVICE_NAME
-        );
+        let access = ServiceAccess::CHANGE_CONFIG | ServiceAccess::START;
+        let service = match manager.create_service(&info, access) {
+            Ok(service) => {
+                if let Err(error) = service.set_description(identity::SERVICE_DESCRIPTION) {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "setting the service description"
+                    );
+                }
+                println!(
+                    "service {} created (automatic start)",
+                    identity::SERVICE_NAME
+                );
+                service
+            }
+            // The MSI creates the service itself (ServiceInstall) and then runs `install`.
+            Err(windows_service::Error::Winapi(error))
+                if error.raw_os_error() == Some(SERVICE_EXISTS) =>
+            {
+                println!(
+                    "service {} exists (created by the installer)",
+                    identity::SERVICE_NAME
+                );
+                manager
+                    .open_service(identity::SERVICE_NAME, access)
+                    .context("opening the existing service")?
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("CreateService")),
+        };
         match service.start::<&str>(&[]) {
             Ok(()) => println!("service {} started", identity::SERVICE_NAME),
             Err(error) => eprintln!(
@@ -451,5 +529,55 @@ mod platform {
 
     pub(super) fn delete_service() -> Result<bool> {
         bail!("Windows services exist only on Windows")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn install_and_uninstall_take_a_log_file() {
+        let Command::Install(options) = parse(args(&[
+            "install",
+            "--log-file",
+            "r.log",
+            "--domain",
+            "a.org",
+        ]))
+        .unwrap() else {
+            panic!("not install");
+        };
+        assert_eq!(options.log_file, Some(PathBuf::from("r.log")));
+        assert_eq!(options.domains, ["a.org"]);
+        let Command::Uninstall { log_file } =
+            parse(args(&["uninstall", "--log-file", "r.log"])).unwrap()
+        else {
+            panic!("not uninstall");
+        };
+        assert_eq!(log_file, Some(PathBuf::from("r.log")));
+        assert!(parse(args(&["run", "--log-file", "r.log"])).is_err());
+        assert!(parse(args(&["uninstall", "--log-file"])).is_err());
+    }
+
+    #[test]
+    fn outcomes_are_appended_to_the_log_file() {
+        let dir =
+            std::env::temp_dir().join(format!("email-directory-record-{}", std::process::id()));
+        let path = dir.join("nested/registration.log");
+        record("install", Some(path.clone()), Ok(())).unwrap();
+        let failure = Err(anyhow::anyhow!("second line\nof it").context("first"));
+        assert!(record("uninstall", Some(path.clone()), failure).is_err());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "install: ok\nuninstall: failed: first: second line of it\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(record("install", None, Ok(())).is_ok());
     }
 }
