@@ -251,7 +251,9 @@ impl Reply<'_> {
 /// Where an export learns how its request was resolved: 0 = not yet, else its return value.
 pub(crate) type ReplySlot = AtomicI32;
 
-fn error_value(error: LineErr) -> i32 {
+/// The `LONG` that reports `error`: a value that is not a `LINEERR_*` (not negative) would read
+/// as success or a request id, so it becomes `LINEERR_OPERATIONFAILED`.
+pub(crate) fn error_value(error: LineErr) -> i32 {
     if LineErr::is_error_value(error.raw()) {
         error.raw()
     } else {

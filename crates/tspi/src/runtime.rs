@@ -211,11 +211,7 @@ impl RequestCtx {
         let deliver = move |result: Result<(), LineErr>| {
             let raw = match result {
                 Ok(()) => 0,
-                Err(error) if LineErr::is_error_value(error.raw()) => error.raw(),
-                Err(error) => {
-                    tracing::warn!(%error, "a request was failed with a value that is not a LINEERR");
-                    FAILED.raw()
-                }
+                Err(error) => crate::provider::error_value(error),
             };
             let completion = Item::Completion {
                 proc,
@@ -467,6 +463,9 @@ pub(crate) struct LineShared {
     pub(crate) index: LineIndex,
     ht_line: usize,
     event_proc: EventProc,
+    /// TAPI's `ASYNC_COMPLETION` from the `TSPI_providerInit` the line was opened under (a line
+    /// never outlives its Init/Shutdown pair), so requests need no lifecycle lock.
+    completion: CompletionProc,
     /// Call-less requests.
     pending: Arc<PendingSet>,
     /// `HDRVCALL`s of the line's calls.
@@ -520,7 +519,7 @@ pub(crate) struct Inner<P: ServiceProvider> {
     pending_live: &'static AtomicUsize,
 }
 
-/// A request's raw parameters, as the export received them.
+/// TAPI's `dwRequestID`, as the export received it (validated by `Inner::request`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RequestId(pub(crate) u32);
 
@@ -764,7 +763,7 @@ impl<P: ServiceProvider> Inner<P> {
         event_proc: Option<EventProc>,
         publish: &dyn Fn(usize) -> Result<(), LineErr>,
     ) -> Result<(), LineErr> {
-        let (info, _) = self.up()?;
+        let (info, completion) = self.up()?;
         let index = self.line_index(&info, device)?;
         if version < P::LOWEST_VERSION.0 || version > P::HIGHEST_VERSION.0 {
             return Err(LineErr::LINEERR_INCOMPATIBLEAPIVERSION);
@@ -779,6 +778,7 @@ impl<P: ServiceProvider> Inner<P> {
             index,
             ht_line,
             event_proc,
+            completion,
             pending: Arc::new(PendingSet::new()),
             calls: Mutex::new(Vec::new()),
             caps,
@@ -883,19 +883,20 @@ impl<P: ServiceProvider> Inner<P> {
         self.line(raw).map(|_| ())
     }
 
+    /// A request of `line` (or of one of its calls), pending in `set`.
     fn request(
         &self,
         id: RequestId,
+        line: &LineShared,
         set: &Arc<PendingSet>,
         token: &CancellationToken,
     ) -> Result<RequestCtx, LineErr> {
         if id.0 == 0 || id.0 > i32::MAX as u32 {
             return Err(LineErr::LINEERR_INVALPARAM);
         }
-        let (_, proc) = self.up()?;
         Ok(RequestCtx {
             id: id.0,
-            proc,
+            proc: line.completion,
             dispatch: Arc::clone(&self.dispatch),
             set: Arc::clone(set),
             token: token.clone(),
@@ -939,7 +940,7 @@ impl<P: ServiceProvider> Inner<P> {
             if lock(&line.shared.calls).len() >= line.shared.caps.max_calls as usize {
                 return Err(LineErr::LINEERR_CALLUNAVAIL);
             }
-            let ctx = self.request(id, &line.shared.pending, &line.shared.token)?;
+            let ctx = self.request(id, &line.shared, &line.shared.pending, &line.shared.token)?;
             Ok((line, destination, ctx))
         })();
         let (line, destination, ctx) = match prepared {
@@ -985,7 +986,7 @@ impl<P: ServiceProvider> Inner<P> {
             };
         }
         let prepared = self.line(line_raw).and_then(|line| {
-            let ctx = self.request(id, &line.shared.pending, &line.shared.token)?;
+            let ctx = self.request(id, &line.shared, &line.shared.pending, &line.shared.token)?;
             Ok((line, ctx))
         });
         let (line, ctx) = match prepared {
@@ -1080,7 +1081,7 @@ impl<P: ServiceProvider> Inner<P> {
             if call.shared.current_state() == tapi::LINECALLSTATE_IDLE {
                 return Err(LineErr::LINEERR_INVALCALLSTATE);
             }
-            let mut ctx = self.request(id, &call.shared.pending, &call.shared.token)?;
+            let mut ctx = self.request(id, &call.line, &call.shared.pending, &call.shared.token)?;
             ctx.on_success = OnSuccess::Idle(Arc::clone(&call.shared));
             Ok((call, ctx))
         });
@@ -1106,7 +1107,7 @@ impl<P: ServiceProvider> Inner<P> {
             if state != tapi::LINECALLSTATE_OFFERING && state != tapi::LINECALLSTATE_ACCEPTED {
                 return Err(LineErr::LINEERR_INVALCALLSTATE);
             }
-            let ctx = self.request(id, &call.shared.pending, &call.shared.token)?;
+            let ctx = self.request(id, &call.line, &call.shared.pending, &call.shared.token)?;
             Ok((call, ctx))
         });
         let (call, ctx) = match prepared {

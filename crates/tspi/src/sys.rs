@@ -9,6 +9,7 @@ use crate::dispatch::{CompletionProc, EventProc, Outlet};
 use crate::runtime::RequestId;
 use winprov_bindings::not_in_metadata::LINE_NEWCALL;
 use winprov_bindings::tapi::{HTAPICALL, HTAPILINE};
+use winprov_bindings::windows_core::PCSTR;
 use winprov_core::{LineErr, PtrError, ffi};
 
 /// Calls TAPI's own function pointers.
@@ -106,6 +107,30 @@ unsafe fn uui<'a>(data: *const u8, size: u32) -> Result<&'a [u8], LineErr> {
     unsafe { ffi::slice(data, size as usize) }.map_err(pointer_error)
 }
 
+/// A call request that carries user-user information (`TSPI_lineDrop`, `TSPI_lineAnswer`).
+///
+/// # Safety
+/// `user_user_info` is null or readable for `size` bytes.
+unsafe fn with_uui(user_user_info: PCSTR, size: u32, request: impl FnOnce(&[u8]) -> i32) -> i32 {
+    // SAFETY: the caller's contract.
+    match unsafe { uui(user_user_info.0, size) } {
+        Ok(info) => request(info),
+        Err(error) => error.raw(),
+    }
+}
+
+/// A query that fills one of TAPI's variable-sized structures.
+///
+/// # Safety
+/// As for [`var_bytes`].
+unsafe fn with_var<T>(ptr: *mut T, fill: impl FnOnce(&mut [u8]) -> Result<(), LineErr>) -> i32 {
+    // SAFETY: the caller's contract.
+    match unsafe { var_bytes(ptr) } {
+        Ok(bytes) => code(fill(bytes)),
+        Err(error) => error.raw(),
+    }
+}
+
 /// The path of the module (DLL) this code is in.
 #[cfg(windows)]
 fn own_module_path() -> Option<Vec<u16>> {
@@ -151,7 +176,7 @@ pub mod exports {
         LINECALLPARAMS, LINECALLSTATUS, LINEDEVCAPS, LINEEVENT, MAX_PATH, PHONEEVENT,
         TUISPIDLLCALLBACK,
     };
-    use winprov_bindings::windows_core::{PCSTR, PCWSTR, PWSTR};
+    use winprov_bindings::windows_core::{PCWSTR, PWSTR};
     use winprov_core::boundary;
 
     pub unsafe fn line_negotiate_tspi_version<P: ServiceProvider>(
@@ -258,7 +283,9 @@ pub mod exports {
         _params: *mut c_void,
         _size: u32,
     ) -> i32 {
-        LineErr::LINEERR_OPERATIONUNAVAIL.raw()
+        boundary("TSPI_providerGenericDialogData", FAILED, || {
+            LineErr::LINEERR_OPERATIONUNAVAIL.raw()
+        })
     }
 
     pub unsafe fn line_get_dev_caps<P: ServiceProvider>(
@@ -269,12 +296,12 @@ pub mod exports {
         caps: *mut LINEDEVCAPS,
     ) -> i32 {
         boundary("TSPI_lineGetDevCaps", FAILED, || {
-            // SAFETY: TAPI's LINEDEVCAPS with dwTotalSize set.
-            let bytes = match unsafe { var_bytes(caps) } {
-                Ok(bytes) => bytes,
-                Err(error) => return error.raw(),
-            };
-            code(runtime.inner().dev_caps(device, version, bytes))
+            // SAFETY: TAPI's structure, with dwTotalSize set.
+            unsafe {
+                with_var(caps, |bytes| {
+                    runtime.inner().dev_caps(device, version, bytes)
+                })
+            }
         })
     }
 
@@ -287,12 +314,12 @@ pub mod exports {
         caps: *mut LINEADDRESSCAPS,
     ) -> i32 {
         boundary("TSPI_lineGetAddressCaps", FAILED, || {
-            // SAFETY: TAPI's LINEADDRESSCAPS with dwTotalSize set.
-            let bytes = match unsafe { var_bytes(caps) } {
-                Ok(bytes) => bytes,
-                Err(error) => return error.raw(),
-            };
-            code(runtime.inner().address_caps(device, address, bytes))
+            // SAFETY: TAPI's structure, with dwTotalSize set.
+            unsafe {
+                with_var(caps, |bytes| {
+                    runtime.inner().address_caps(device, address, bytes)
+                })
+            }
         })
     }
 
@@ -384,13 +411,13 @@ pub mod exports {
     ) -> i32 {
         boundary("TSPI_lineDrop", FAILED, || {
             // SAFETY: `size` bytes at `user_user_info`, or null (tspi.h).
-            let info = match unsafe { uui(user_user_info.0, size) } {
-                Ok(info) => info,
-                Err(error) => return error.raw(),
-            };
-            runtime
-                .inner()
-                .drop_call(RequestId(request), hd_call.0 as usize, info)
+            unsafe {
+                with_uui(user_user_info, size, |info| {
+                    runtime
+                        .inner()
+                        .drop_call(RequestId(request), hd_call.0 as usize, info)
+                })
+            }
         })
     }
 
@@ -403,13 +430,13 @@ pub mod exports {
     ) -> i32 {
         boundary("TSPI_lineAnswer", FAILED, || {
             // SAFETY: `size` bytes at `user_user_info`, or null (tspi.h).
-            let info = match unsafe { uui(user_user_info.0, size) } {
-                Ok(info) => info,
-                Err(error) => return error.raw(),
-            };
-            runtime
-                .inner()
-                .answer(RequestId(request), hd_call.0 as usize, info)
+            unsafe {
+                with_uui(user_user_info, size, |info| {
+                    runtime
+                        .inner()
+                        .answer(RequestId(request), hd_call.0 as usize, info)
+                })
+            }
         })
     }
 
@@ -456,12 +483,12 @@ pub mod exports {
         status: *mut LINECALLSTATUS,
     ) -> i32 {
         boundary("TSPI_lineGetCallStatus", FAILED, || {
-            // SAFETY: TAPI's LINECALLSTATUS with dwTotalSize set.
-            let bytes = match unsafe { var_bytes(status) } {
-                Ok(bytes) => bytes,
-                Err(error) => return error.raw(),
-            };
-            code(runtime.inner().call_status(hd_call.0 as usize, bytes))
+            // SAFETY: TAPI's structure, with dwTotalSize set.
+            unsafe {
+                with_var(status, |bytes| {
+                    runtime.inner().call_status(hd_call.0 as usize, bytes)
+                })
+            }
         })
     }
 
@@ -471,12 +498,12 @@ pub mod exports {
         info: *mut LINECALLINFO,
     ) -> i32 {
         boundary("TSPI_lineGetCallInfo", FAILED, || {
-            // SAFETY: TAPI's LINECALLINFO with dwTotalSize set.
-            let bytes = match unsafe { var_bytes(info) } {
-                Ok(bytes) => bytes,
-                Err(error) => return error.raw(),
-            };
-            code(runtime.inner().call_info(hd_call.0 as usize, bytes))
+            // SAFETY: TAPI's structure, with dwTotalSize set.
+            unsafe {
+                with_var(info, |bytes| {
+                    runtime.inner().call_info(hd_call.0 as usize, bytes)
+                })
+            }
         })
     }
 

@@ -58,7 +58,6 @@ use winprov_bindings::tapi::{
     LINEDEVCAPS,
 };
 use winprov_bindings::windows_core::{PCSTR, PCWSTR};
-use winprov_core::LineErr;
 
 /// One callback the provider made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,8 +378,6 @@ impl<P: ServiceProvider> Drop for Host<P> {
     }
 }
 
-const FAILED: i32 = LineErr::LINEERR_OPERATIONFAILED.raw();
-
 impl<P: ServiceProvider> Host<P> {
     /// A host for a new runtime around `provider`.
     pub fn new(provider: P) -> Self {
@@ -645,34 +642,27 @@ impl<P: ServiceProvider> Host<P> {
 
     /// `TSPI_lineDrop`.
     pub fn drop_call(&self, call: CallRef) -> Async<()> {
-        let request = self.request_id();
-        // SAFETY: no user-user information.
-        let ret = unsafe {
-            exports::line_drop(
-                self.runtime,
-                request,
-                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
-                PCSTR(std::ptr::null()),
-                0,
-            )
-        };
-        self.returned(request, ret);
-        Async {
-            request,
-            ret,
-            value: (),
-        }
+        self.call_request(call, exports::line_drop::<P>)
     }
 
     /// `TSPI_lineAnswer`.
     pub fn answer(&self, call: CallRef) -> Async<()> {
+        self.call_request(call, exports::line_answer::<P>)
+    }
+
+    /// A call request with no user-user information, through `export`.
+    fn call_request(
+        &self,
+        call: CallRef,
+        export: unsafe fn(&'static Runtime<P>, u32, HDRVCALL, PCSTR, u32) -> i32,
+    ) -> Async<()> {
         let request = self.request_id();
         // SAFETY: no user-user information.
         let ret = unsafe {
-            exports::line_answer(
+            export(
                 self.runtime,
                 request,
-                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
+                hd_call(call),
                 PCSTR(std::ptr::null()),
                 0,
             )
@@ -727,16 +717,10 @@ impl<P: ServiceProvider> Host<P> {
     /// `TSPI_lineGetCallStatus` with a `total`-byte buffer prefilled with `fill`; returns the
     /// export's value and the buffer.
     pub fn call_status_bytes(&self, call: CallRef, total: usize, fill: u8) -> (i32, Vec<u8>) {
-        let mut buffer = AlignedBuffer::new(total, fill);
-        // SAFETY: `buffer` is 8-aligned, `total` bytes, with dwTotalSize set.
-        let ret = unsafe {
-            exports::line_get_call_status(
-                self.runtime,
-                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
-                buffer.as_mut_ptr().cast(),
-            )
-        };
-        (ret, buffer.into_bytes())
+        AlignedBuffer::query(total, fill, |buffer| {
+            // SAFETY: `buffer` is 8-aligned, `total` bytes, with dwTotalSize set.
+            unsafe { exports::line_get_call_status(self.runtime, hd_call(call), buffer.cast()) }
+        })
     }
 
     /// `TSPI_lineGetCallStatus`, decoded.
@@ -755,16 +739,10 @@ impl<P: ServiceProvider> Host<P> {
 
     /// `TSPI_lineGetCallInfo` with a `total`-byte buffer.
     pub fn call_info_bytes(&self, call: CallRef, total: usize) -> (i32, Vec<u8>) {
-        let mut buffer = AlignedBuffer::new(total, 0);
-        // SAFETY: as in `call_status_bytes`.
-        let ret = unsafe {
-            exports::line_get_call_info(
-                self.runtime,
-                HDRVCALL(std::ptr::without_provenance_mut(call.hd)),
-                buffer.as_mut_ptr().cast(),
-            )
-        };
-        (ret, buffer.into_bytes())
+        AlignedBuffer::query(total, 0, |buffer| {
+            // SAFETY: as in `call_status_bytes`.
+            unsafe { exports::line_get_call_info(self.runtime, hd_call(call), buffer.cast()) }
+        })
     }
 
     /// The caller id (number) of a call, from `TSPI_lineGetCallInfo`.
@@ -783,18 +761,18 @@ impl<P: ServiceProvider> Host<P> {
 
     /// `TSPI_lineGetDevCaps` of line `index` with a `total`-byte buffer.
     pub fn dev_caps_bytes(&self, index: u32, total: usize) -> (i32, Vec<u8>) {
-        let mut buffer = AlignedBuffer::new(total, 0);
-        // SAFETY: as in `call_status_bytes`.
-        let ret = unsafe {
-            exports::line_get_dev_caps(
-                self.runtime,
-                self.device(index),
-                P::HIGHEST_VERSION.0,
-                0,
-                buffer.as_mut_ptr().cast(),
-            )
-        };
-        (ret, buffer.into_bytes())
+        AlignedBuffer::query(total, 0, |buffer| {
+            // SAFETY: as in `call_status_bytes`.
+            unsafe {
+                exports::line_get_dev_caps(
+                    self.runtime,
+                    self.device(index),
+                    P::HIGHEST_VERSION.0,
+                    0,
+                    buffer.cast(),
+                )
+            }
+        })
     }
 
     /// The line name from `TSPI_lineGetDevCaps`.
@@ -937,6 +915,30 @@ impl<P: ServiceProvider> Host<P> {
         self.record.log().violations.clone()
     }
 
+    /// Checks the end state of a run: no rule violation, every accepted request completed,
+    /// and no line, call, pending request or Init pair left. Call it after the final
+    /// [`shutdown`](Self::shutdown).
+    #[track_caller]
+    pub fn assert_idle(&self) {
+        self.assert_clean();
+        let stats = self.stats();
+        assert_eq!(
+            (
+                stats.lines,
+                stats.calls,
+                stats.pending_requests,
+                stats.init_pairs
+            ),
+            (0, 0, 0, 0),
+            "live objects left: {stats:?}"
+        );
+        let unfinished = self.unfinished();
+        assert!(
+            unfinished.is_empty(),
+            "accepted, never completed: {unfinished:x?}"
+        );
+    }
+
     /// Panics with the violations, if any.
     #[track_caller]
     pub fn assert_clean(&self) {
@@ -955,7 +957,18 @@ struct AlignedBuffer {
     len: usize,
 }
 
+fn hd_call(call: CallRef) -> HDRVCALL {
+    HDRVCALL(std::ptr::without_provenance_mut(call.hd))
+}
+
 impl AlignedBuffer {
+    /// Runs one query export on a fresh buffer; returns its value and the bytes.
+    fn query(total: usize, fill: u8, export: impl FnOnce(*mut u8) -> i32) -> (i32, Vec<u8>) {
+        let mut buffer = Self::new(total, fill);
+        let ret = export(buffer.as_mut_ptr());
+        (ret, buffer.into_bytes())
+    }
+
     fn new(total: usize, fill: u8) -> Self {
         let mut words = vec![u64::from_ne_bytes([fill; 8]); total.div_ceil(8).max(1)];
         let header = (total as u32).to_le_bytes();
@@ -978,6 +991,3 @@ impl AlignedBuffer {
             .collect()
     }
 }
-
-/// Returns `FAILED` as the result a test host expects from a panicking provider.
-pub const OPERATION_FAILED: i32 = FAILED;

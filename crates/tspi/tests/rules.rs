@@ -185,19 +185,7 @@ fn connected(host: &Host<Lab>, control: &Control) -> CallRef {
 
 fn finish(host: Host<Lab>) {
     assert_eq!(host.shutdown(), 0);
-    let stats = host.stats();
-    assert_eq!(
-        (
-            stats.lines,
-            stats.calls,
-            stats.pending_requests,
-            stats.init_pairs
-        ),
-        (0, 0, 0, 0),
-        "{stats:?}"
-    );
-    assert!(host.unfinished().is_empty(), "{:?}", host.unfinished());
-    host.assert_clean();
+    host.assert_idle();
 }
 
 #[test]
@@ -751,16 +739,7 @@ fn r_tsp_18_nothing_before_init_and_nothing_after_the_final_shutdown() {
     assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_NODRIVER.raw()));
     assert_eq!(host.close(line), LineErr::LINEERR_INVALLINEHANDLE.raw());
     control.made.lock().unwrap().clear();
-    finish_after_shutdown(host);
-}
-
-fn finish_after_shutdown(host: Host<Lab>) {
-    let stats = host.stats();
-    assert_eq!(
-        (stats.lines, stats.calls, stats.pending_requests),
-        (0, 0, 0)
-    );
-    host.assert_clean();
+    host.assert_idle();
 }
 
 #[test]

@@ -251,23 +251,7 @@ fn round(operations: usize, seed: u64) -> (usize, usize) {
     assert_eq!(host.shutdown(), 0);
     let leftovers = shelf.held.lock().unwrap().drain(..).count();
     shelf.lines.lock().unwrap().clear();
-    let stats = host.stats();
-    assert_eq!(
-        (
-            stats.lines,
-            stats.calls,
-            stats.pending_requests,
-            stats.init_pairs
-        ),
-        (0, 0, 0, 0),
-        "{stats:?}"
-    );
-    assert!(
-        host.unfinished().is_empty(),
-        "unfinished: {:?}",
-        host.unfinished()
-    );
-    host.assert_clean();
+    host.assert_idle();
     (host.messages().len(), leftovers)
 }
 

@@ -80,23 +80,7 @@ fn drop_to_idle(host: &Host<LineSimulator>, call: CallRef) {
 /// request or Init pair, no worker thread.
 fn finish(host: Host<LineSimulator>) {
     assert_eq!(host.shutdown(), 0);
-    host.assert_clean();
-    let stats = host.stats();
-    assert_eq!(
-        (
-            stats.lines,
-            stats.calls,
-            stats.pending_requests,
-            stats.init_pairs
-        ),
-        (0, 0, 0, 0),
-        "{stats:?}"
-    );
-    assert!(
-        host.unfinished().is_empty(),
-        "unfinished: {:?}",
-        host.unfinished()
-    );
+    host.assert_idle();
     assert_eq!(host.runtime().provider().live_workers(), 0);
 }
 
