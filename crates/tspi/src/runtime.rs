@@ -289,6 +289,10 @@ pub(crate) struct CallShared {
     ht_line: usize,
     ht_call: AtomicUsize,
     status: Mutex<CallStatus>,
+    /// Tripped once the call's termination and the author's `Call::close` are over, whoever
+    /// ran them (`TSPI_lineCloseCall`, `TSPI_lineClose`, or a refused inbound call): a
+    /// `TSPI_lineClose` that finds one of its calls already being closed waits for this.
+    finished: CancellationSource,
     id: u32,
 }
 
@@ -321,6 +325,7 @@ impl CallShared {
                 dialled: None,
                 caller,
             }),
+            finished: CancellationSource::new(),
             id: CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -468,8 +473,8 @@ pub(crate) struct LineShared {
     completion: CompletionProc,
     /// Call-less requests.
     pending: Arc<PendingSet>,
-    /// `HDRVCALL`s of the line's calls.
-    calls: Mutex<Vec<usize>>,
+    /// The line's calls, by `HDRVCALL`.
+    calls: Mutex<Vec<(usize, Arc<CallShared>)>>,
     caps: LineCaps,
 }
 
@@ -844,10 +849,14 @@ impl<P: ServiceProvider> Inner<P> {
         let shared = &entry.shared;
         shared.gate.close();
         shared.cancel.cancel();
-        let calls: Vec<usize> = std::mem::take(&mut *lock(&shared.calls));
-        for call in calls {
-            if let Ok(call) = self.calls.remove(call) {
-                self.finish_call(&call);
+        let calls = std::mem::take(&mut *lock(&shared.calls));
+        for (raw, call) in calls {
+            match self.calls.remove(raw) {
+                Ok(entry) => self.finish_call(&entry),
+                // A `TSPI_lineCloseCall` on another thread took the call first: the line is not
+                // closed before that call is (no event of it after this returns, and its
+                // `Call::close` before the line's).
+                Err(_) => call.finished.token().wait(),
             }
         }
         shared.pending.terminate();
@@ -1051,7 +1060,7 @@ impl<P: ServiceProvider> Inner<P> {
                 line: Arc::clone(line),
             })
             .map_err(|_| None)?;
-        calls.push(handle.raw());
+        calls.push((handle.raw(), Arc::clone(shared)));
         Ok(handle.raw())
     }
 
@@ -1062,6 +1071,7 @@ impl<P: ServiceProvider> Inner<P> {
         if let Some(call) = author {
             winprov_core::boundary("Call::close", (), || call.close());
         }
+        entry.shared.finished.cancel();
     }
 
     /// `TSPI_lineCloseCall`.
@@ -1070,8 +1080,9 @@ impl<P: ServiceProvider> Inner<P> {
             .calls
             .remove(raw)
             .map_err(|_| LineErr::LINEERR_INVALCALLHANDLE)?;
-        lock(&entry.line.calls).retain(|&call| call != raw);
+        // Left in the line's list until finished, so a `TSPI_lineClose` racing this one waits.
         self.finish_call(&entry);
+        lock(&entry.line.calls).retain(|(call, _)| *call != raw);
         Ok(())
     }
 
@@ -1339,8 +1350,8 @@ impl<P: ServiceProvider> Offer<P> for Inner<P> {
         }]);
         let discard = |this: &Self| {
             if let Ok(entry) = this.calls.remove(raw) {
-                lock(&line.calls).retain(|&c| c != raw);
                 this.finish_call(&entry);
+                lock(&line.calls).retain(|(call, _)| *call != raw);
             }
         };
         match (sent, reply.get()) {

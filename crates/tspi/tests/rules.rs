@@ -2,7 +2,7 @@
 //! scriptable provider through the host simulator. docs/rules.md lists them.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use winprov_bindings::not_in_metadata::{INITIALIZE_NEGOTIATION, LINE_NEWCALL};
 use winprov_bindings::tapi::{self, LINECALLSTATUS};
@@ -46,6 +46,8 @@ struct Control {
     calls_closed: AtomicUsize,
     lines_closed: AtomicUsize,
     shut_down: AtomicBool,
+    /// Runs inside the next `Call::close`.
+    on_call_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Control {
@@ -61,6 +63,7 @@ impl Control {
             calls_closed: AtomicUsize::new(0),
             lines_closed: AtomicUsize::new(0),
             shut_down: AtomicBool::new(false),
+            on_call_close: Mutex::new(None),
         })
     }
 
@@ -152,6 +155,10 @@ impl Call for LabCall {
         request.complete(Ok(()))
     }
     fn close(self) {
+        let hook = self.0.on_call_close.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         self.0.calls_closed.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -572,6 +579,43 @@ fn r_tsp_13_line_close_completes_everything_and_silences_the_line() {
         assert_eq!(late.complete(Ok(())), Delivery::AlreadyFinished);
     }
     control.made.lock().unwrap().clear();
+    finish(host);
+}
+
+/// `TSPI_lineCloseCall` and `TSPI_lineClose` of the call's line on two threads: the line's
+/// close does not return (nor close the line) before the call's close is over, so no event of
+/// the call can follow it.
+#[test]
+fn r_tsp_13_line_close_waits_for_a_call_closing_on_another_thread() {
+    let (host, control) = lab();
+    let line = host.open(0).unwrap();
+    control.set_make(MakeMode::Succeed);
+    let call = host.make_call(line, Some("1")).value.unwrap();
+    let events = control.take_events();
+    let (entered, in_close) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    *control.on_call_close.lock().unwrap() = Some(Box::new(move || {
+        entered.send(()).unwrap();
+        released.recv().unwrap();
+    }));
+    std::thread::scope(|scope| {
+        let closing_call = scope.spawn(|| host.close_call(call));
+        in_close.recv().unwrap();
+        let closing_line = scope.spawn(|| host.close(line));
+        // Long enough for a lineClose that does not wait to have returned.
+        std::thread::sleep(Duration::from_millis(300));
+        let early = closing_line.is_finished() || control.lines_closed.load(Ordering::SeqCst) > 0;
+        release.send(()).unwrap();
+        assert!(
+            !early,
+            "lineClose returned (or closed the line) while a call of the line was being closed"
+        );
+        assert_eq!(closing_call.join().unwrap(), 0);
+        assert_eq!(closing_line.join().unwrap(), 0);
+    });
+    assert_eq!(events.state(CallState::Connected), Err(EventError::Closed));
+    assert_eq!(control.calls_closed.load(Ordering::SeqCst), 1);
+    assert_eq!(control.lines_closed.load(Ordering::SeqCst), 1);
     finish(host);
 }
 
