@@ -17,21 +17,21 @@
 //! the delivery panics.
 //!
 //! The slot does not hold the deliver function or the outcome: the owner keeps what a delivery
-//! needs (the operation's record) and the claimer runs it. A cycle is
-//! [`arm`](CallSlot::arm) → one delivery → [`disarm`](CallSlot::disarm), all by the one caller
-//! that runs the operations (it serializes them); [`close`](CallSlot::close) ends the cycles
-//! for good.
+//! needs (the operation's record) and the claimer runs it. A cycle is [`arm`](CallSlot::arm),
+//! one delivery (the end of which makes the slot idle again), and the owner's own
+//! [`claim`](CallSlot::claim) when the operation's call ends (finishing it if the guard was
+//! leaked, waiting if another thread is delivering). The owner arms the next operation only
+//! after that: it serializes the operations, and a slot back to idle is one whose operation
+//! was delivered. [`close`](CallSlot::close) ends the cycles for good.
 
 use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering, lock, thread_mark};
 
-/// No operation armed.
+/// No operation armed (none yet, or the last one was delivered).
 const IDLE: usize = 0;
 /// An operation is armed; nobody claimed its delivery yet.
 const ARMED: usize = 1;
 /// The delivery was claimed and is running (the claimer's [`thread_mark`] in `MARK`).
 const DELIVERING: usize = 2;
-/// The delivery returned; the slot waits for [`CallSlot::disarm`].
-const FINISHED: usize = 3;
 const PHASE: usize = 0b11;
 /// [`CallSlot::close`] ran: nothing arms again.
 const CLOSED: usize = 0b100;
@@ -65,8 +65,8 @@ impl CallSlot {
     }
 
     /// Starts an operation. `false` if the slot was closed (the caller finishes the operation
-    /// itself: nobody else can), or if an operation is still armed (a caller bug: operations
-    /// must be disarmed before the next one arms).
+    /// itself: nobody else can), or if the last operation was not delivered yet (a caller bug:
+    /// the owner's [`claim`](Self::claim) at the end of each call delivers or waits).
     ///
     /// What a delivery needs must be stored before this: a claim that succeeds sees it.
     pub fn arm(&self) -> bool {
@@ -76,8 +76,9 @@ impl CallSlot {
     }
 
     /// Claims the armed operation's delivery. `None` when there is nothing to deliver: no
-    /// operation is armed, or its delivery was claimed by someone else — in which case this
-    /// returns only after that delivery ended (unless it is this thread's own, re-entered).
+    /// operation is armed (for the owner: its operation was delivered), or its delivery was
+    /// claimed by someone else — in which case this returns only after that delivery ended
+    /// (unless it is this thread's own, re-entered).
     pub fn claim(&self) -> Option<Claimed<'_>> {
         let mark = thread_mark();
         let mut state = self.state.load(Ordering::Acquire);
@@ -99,7 +100,7 @@ impl CallSlot {
                     self.wait_finished();
                     return None;
                 }
-                // Idle, finished, or re-entered from inside this thread's own delivery.
+                // Idle (delivered), or re-entered from inside this thread's own delivery.
                 _ => return None,
             }
         }
@@ -110,27 +111,6 @@ impl CallSlot {
     pub fn close(&self) -> Option<Claimed<'_>> {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
         self.claim()
-    }
-
-    /// Ends the cycle of a delivered operation, so the next one can [`arm`](Self::arm).
-    /// `false` (and nothing changes) if the operation was not delivered: [`claim`](Self::claim)
-    /// first — it finishes a leaked operation or waits for a running delivery.
-    pub fn disarm(&self) -> bool {
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            if state & PHASE != FINISHED {
-                return false;
-            }
-            match self.state.compare_exchange_weak(
-                state,
-                state & CLOSED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => state = now,
-            }
-        }
     }
 
     /// Whether [`close`](Self::close) ran.
@@ -168,10 +148,9 @@ impl std::fmt::Debug for CallSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.state.load(Ordering::Acquire);
         let phase = match state & PHASE {
-            IDLE => "idle",
             ARMED => "armed",
             DELIVERING => "delivering",
-            _ => "finished",
+            _ => "idle",
         };
         f.debug_struct("CallSlot")
             .field("phase", &phase)
@@ -181,7 +160,7 @@ impl std::fmt::Debug for CallSlot {
 }
 
 /// The right to deliver the armed operation's outcome, held by exactly one claimer. Deliver,
-/// then drop it: the operation is then finished, and claims waiting on other threads return.
+/// then drop it: the slot is then idle again, and claims waiting on other threads return.
 #[must_use = "dropping the claim finishes the operation without delivering"]
 pub struct Claimed<'a> {
     slot: &'a CallSlot,
@@ -190,18 +169,8 @@ pub struct Claimed<'a> {
 impl Drop for Claimed<'_> {
     fn drop(&mut self) {
         let slot = self.slot;
-        let mut state = slot.state.load(Ordering::Relaxed);
-        loop {
-            match slot.state.compare_exchange_weak(
-                state,
-                (state & CLOSED) | FINISHED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => state = now,
-            }
-        }
+        // Idle, keeping CLOSED (which End may be setting right now).
+        let state = slot.state.fetch_and(CLOSED, Ordering::AcqRel);
         if state & WAITING != 0 {
             // The waiters announced themselves under this lock and released it only by going
             // to sleep: taking it here means they are asleep (or have seen the new state).
@@ -230,12 +199,11 @@ mod tests {
             assert!(slot.claim().is_none(), "nothing armed");
             assert!(slot.arm());
             assert!(!slot.arm(), "armed twice");
-            assert!(!slot.disarm(), "not delivered yet");
             let claimed = slot.claim().expect("armed");
             assert!(slot.claim().is_none(), "re-entered: no second delivery");
+            assert!(!slot.arm(), "not delivered yet");
             drop(claimed);
             assert!(slot.claim().is_none(), "already delivered");
-            assert!(slot.disarm());
         }
     }
 
@@ -246,7 +214,6 @@ mod tests {
         let claimed = slot.close().expect("armed");
         drop(claimed);
         assert!(slot.claim().is_none());
-        assert!(slot.disarm());
         assert!(slot.is_closed());
         assert!(!slot.arm(), "closed");
         assert!(slot.close().is_none());
@@ -295,7 +262,7 @@ mod tests {
         }));
         assert!(result.is_err());
         assert!(slot.close().is_none());
-        assert!(slot.disarm());
+        assert!(!slot.arm(), "closed");
     }
 
     #[test]
