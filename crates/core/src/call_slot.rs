@@ -69,6 +69,7 @@ impl CallSlot {
     /// the owner's [`claim`](Self::claim) at the end of each call delivers or waits).
     ///
     /// What a delivery needs must be stored before this: a claim that succeeds sees it.
+    #[inline]
     pub fn arm(&self) -> bool {
         self.state
             .compare_exchange(IDLE, ARMED, Ordering::AcqRel, Ordering::Acquire)
@@ -79,13 +80,13 @@ impl CallSlot {
     /// operation is armed (for the owner: its operation was delivered), or its delivery was
     /// claimed by someone else — in which case this returns only after that delivery ended
     /// (unless it is this thread's own, re-entered).
+    #[inline]
     pub fn claim(&self) -> Option<Claimed<'_>> {
-        let mark = thread_mark();
         let mut state = self.state.load(Ordering::Acquire);
         loop {
             match state & PHASE {
                 ARMED => {
-                    let delivering = (state & CLOSED) | DELIVERING | mark;
+                    let delivering = (state & CLOSED) | DELIVERING | thread_mark();
                     match self.state.compare_exchange_weak(
                         state,
                         delivering,
@@ -96,7 +97,7 @@ impl CallSlot {
                         Err(now) => state = now,
                     }
                 }
-                DELIVERING if state & MARK != mark => {
+                DELIVERING if state & MARK != thread_mark() => {
                     self.wait_finished();
                     return None;
                 }
@@ -118,7 +119,17 @@ impl CallSlot {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
+    /// Wakes the threads that wait for the delivery that just ended.
+    #[cold]
+    fn wake_waiters(&self) {
+        // The waiters announced themselves under this lock and released it only by going to
+        // sleep: taking it here means they are asleep (or have seen the new state).
+        drop(lock(&self.sleepers));
+        self.finished.notify_all();
+    }
+
     /// Sleeps until the running delivery ends.
+    #[cold]
     fn wait_finished(&self) {
         let mut sleepers = lock(&self.sleepers);
         loop {
@@ -167,15 +178,13 @@ pub struct Claimed<'a> {
 }
 
 impl Drop for Claimed<'_> {
+    #[inline]
     fn drop(&mut self) {
         let slot = self.slot;
         // Idle, keeping CLOSED (which End may be setting right now).
         let state = slot.state.fetch_and(CLOSED, Ordering::AcqRel);
         if state & WAITING != 0 {
-            // The waiters announced themselves under this lock and released it only by going
-            // to sleep: taking it here means they are asleep (or have seen the new state).
-            drop(lock(&slot.sleepers));
-            slot.finished.notify_all();
+            slot.wake_waiters();
         }
     }
 }

@@ -557,6 +557,7 @@ impl LookupShared {
     /// call's own guard has one), records the end or a result that did not fit, and completes
     /// the host's call. Once the lookup is ended every outcome becomes `WSA_E_CANCELLED`.
     /// Returns the code.
+    #[inline]
     fn deliver(
         &self,
         async_call: usize,
@@ -602,6 +603,7 @@ impl LookupShared {
     }
 
     /// Delivers the slot's call (claimed by the caller) and records its code.
+    #[inline]
     fn deliver_slot(
         &self,
         claimed: Claimed<'_>,
@@ -616,6 +618,7 @@ impl LookupShared {
 
     /// The pending result or the end, if there is one to answer with instead of asking the
     /// author. Called with the author's lock held.
+    #[inline]
     fn replay(&self, flags: ControlFlags) -> Option<NextOutcome> {
         if !self.replay.load(Ordering::Acquire) {
             return None;
@@ -645,6 +648,7 @@ pub(crate) enum NextGuard<'call> {
 
 impl NextGuard<'_> {
     /// Completes the call with `outcome`, unless End already did.
+    #[inline]
     pub(crate) fn complete(self, outcome: NextOutcome) -> Delivery {
         match self {
             Self::Slot(mut call) => call.finish(outcome),
@@ -663,6 +667,7 @@ pub(crate) struct SlotCall<'call> {
 }
 
 impl SlotCall<'_> {
+    #[inline]
     fn finish(&mut self, outcome: NextOutcome) -> Delivery {
         self.finished = true;
         match self.shared.slot.claim() {
@@ -738,6 +743,7 @@ impl Drop for Inflight<'_> {
 impl<P: NamespaceProvider> LookupEntry<P> {
     /// Runs one call with the author's lock held: the replay of a kept result or of the end,
     /// or the author's `next`.
+    #[inline]
     fn serve(
         &self,
         author: &mut P::Lookup,
