@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod boundary;
+pub mod call_slot;
 pub mod cancel;
 pub mod completion;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod handle;
 pub mod sync;
 
 pub use boundary::{Panic, boundary, boundary_with};
+pub use call_slot::{CallSlot, Claimed};
 pub use cancel::{
     CancelRegistration, CancellationSource, CancellationToken, Cancelled, WaitOutcome,
 };

@@ -3,14 +3,14 @@
 //! build their state machines on the same types, so their loom models do too.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(loom)]
 pub use loom::thread::{ThreadId, current as current_thread};
 
 #[cfg(not(loom))]
-pub use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(loom))]
@@ -24,6 +24,16 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Locks if the lock is free (ignoring poisoning, as [`lock`]); `None` if another thread holds
+/// it.
+pub fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Shares a value that may be unsized (`dyn Trait`): made as a `std` `Arc` (which coerces) and
 /// converted, since loom's `Arc` cannot coerce to a trait object itself.
 pub fn arc_from_std<T: ?Sized>(value: std::sync::Arc<T>) -> Arc<T> {
@@ -31,4 +41,24 @@ pub fn arc_from_std<T: ?Sized>(value: std::sync::Arc<T>) -> Arc<T> {
     return Arc::from_std(value);
     #[cfg(not(loom))]
     value
+}
+
+/// A thread-local object whose address identifies the running thread.
+#[repr(align(16))]
+struct Mark(#[allow(dead_code)] u8);
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static MARK: Mark = const { Mark(0) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static MARK: Mark = Mark(0);
+}
+
+/// A value that tells the running thread from every other live thread: never zero, the four
+/// low bits clear. Cheaper than `thread::current().id()` (no reference count): the address of
+/// a thread-local.
+pub fn thread_mark() -> usize {
+    MARK.with(|mark| std::ptr::from_ref(mark).addr())
 }

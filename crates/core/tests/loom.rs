@@ -5,7 +5,7 @@
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use winprov_core::{CancellationSource, Delivery, HandleError, HandleTable, completion};
+use winprov_core::{CallSlot, CancellationSource, Delivery, HandleError, HandleTable, completion};
 
 fn counting_deliver(count: &Arc<AtomicUsize>) -> impl FnOnce(i32) + Send + 'static {
     let count = Arc::clone(count);
@@ -150,5 +150,88 @@ fn double_remove_races() {
         let second = second.join().unwrap();
         assert!(first ^ second, "exactly one remove succeeds");
         assert_eq!(freed.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Claims a slot's delivery and counts it, as a claimer does; returns the count seen after.
+fn claim_and_count(
+    slot: &CallSlot,
+    claim: impl FnOnce(&CallSlot) -> Option<winprov_core::Claimed<'_>>,
+    count: &AtomicUsize,
+) -> usize {
+    if let Some(claimed) = claim(slot) {
+        count.fetch_add(1, Ordering::SeqCst);
+        drop(claimed);
+    }
+    count.load(Ordering::SeqCst)
+}
+
+/// A reusable slot: the author's claim vs End's close vs the framework's claim after the call:
+/// exactly one delivery, and every claimer returns only after it.
+#[test]
+fn call_slot_claim_races_close() {
+    loom::model(|| {
+        let slot = Arc::new(CallSlot::new());
+        let delivered = Arc::new(AtomicUsize::new(0));
+        assert!(slot.arm());
+        let host = thread::spawn({
+            let slot = Arc::clone(&slot);
+            let delivered = Arc::clone(&delivered);
+            move || claim_and_count(&slot, CallSlot::close, &delivered)
+        });
+        // The author completes, then the call ends.
+        let author = claim_and_count(&slot, CallSlot::claim, &delivered);
+        let after = claim_and_count(&slot, CallSlot::claim, &delivered);
+        assert_eq!(author, 1, "claim returned before the delivery");
+        assert_eq!(after, 1);
+        assert_eq!(
+            host.join().unwrap(),
+            1,
+            "close returned before the delivery"
+        );
+        assert_eq!(delivered.load(Ordering::SeqCst), 1);
+        assert!(!slot.arm(), "closed");
+    });
+}
+
+/// Successive operations in one slot vs a close: every operation that armed is delivered
+/// exactly once (by its author or by the close), none arms after the close, and the close
+/// returns only after the delivery it found running.
+#[test]
+fn call_slot_cycles_race_close() {
+    loom::model(|| {
+        let slot = Arc::new(CallSlot::new());
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let host = thread::spawn({
+            let slot = Arc::clone(&slot);
+            let delivered = Arc::clone(&delivered);
+            move || {
+                let claimed = slot.close();
+                if let Some(claimed) = claimed {
+                    delivered.fetch_add(1, Ordering::SeqCst);
+                    drop(claimed);
+                }
+                delivered.load(Ordering::SeqCst)
+            }
+        });
+        let mut armed = 0;
+        for _ in 0..2 {
+            if !slot.arm() {
+                assert!(slot.is_closed());
+                continue;
+            }
+            armed += 1;
+            let seen = claim_and_count(&slot, CallSlot::claim, &delivered);
+            assert_eq!(
+                seen, armed,
+                "one delivery per operation, before the claim returns"
+            );
+            // The framework's finish after the call: a no-op once delivered.
+            assert!(slot.claim().is_none());
+        }
+        let seen_by_close = host.join().unwrap();
+        assert_eq!(delivered.load(Ordering::SeqCst), armed);
+        assert!(seen_by_close <= armed);
+        assert!(!slot.arm(), "closed");
     });
 }

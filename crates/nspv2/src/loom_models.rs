@@ -36,10 +36,13 @@ enum Behaviour {
     Blocks,
     /// next answers at once.
     Answers,
+    /// next leaks its guard (and panics, having no `Completed` to return).
+    Leaks,
 }
 
-struct Provider(Behaviour);
-struct ModelLookup(Behaviour);
+struct Provider(Behaviour, StdArc<AtomicBool>);
+/// The behaviour, and a flag set when `next` is entered.
+struct ModelLookup(Behaviour, StdArc<AtomicBool>);
 
 impl NamespaceProvider for Provider {
     type Session = ();
@@ -48,18 +51,23 @@ impl NamespaceProvider for Provider {
         Ok(())
     }
     fn lookup_begin(&self, _: &(), _: &Query, _: ControlFlags) -> Result<ModelLookup, WsaError> {
-        Ok(ModelLookup(self.0))
+        Ok(ModelLookup(self.0, StdArc::clone(&self.1)))
     }
 }
 
 impl Lookup for ModelLookup {
     fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+        self.1.store(true, Ordering::SeqCst);
         match self.0 {
             Behaviour::Blocks => {
                 call.wait();
                 call.cancelled()
             }
             Behaviour::Answers => call.found(QueryResult::named("a@example.org")),
+            Behaviour::Leaks => {
+                std::mem::forget(call);
+                panic!("leaked the call guard")
+            }
         }
     }
 }
@@ -69,7 +77,8 @@ fn race(behaviour: Behaviour) {
         let sink = StdArc::new(Sink::default());
         let registry = Arc::new(Registry::new(std::sync::Arc::new(StdArc::clone(&sink))));
         let id = Guid::from_u128(1);
-        assert!(registry.register(id, Provider(behaviour)).is_ok());
+        let entered = StdArc::new(AtomicBool::new(false));
+        assert!(registry.register(id, Provider(behaviour, entered)).is_ok());
         let session = registry.startup(Some(id)).unwrap();
         let lookup = registry
             .begin(
@@ -108,6 +117,7 @@ fn race(behaviour: Behaviour) {
         let invalid = WsaError::WSA_INVALID_HANDLE.raw();
         match behaviour {
             Behaviour::Blocks => assert!(delivered == cancelled || delivered == invalid),
+            Behaviour::Leaks => unreachable!("panics: see race_calls"),
             Behaviour::Answers => {
                 assert!(delivered == 0 || delivered == cancelled || delivered == invalid);
                 assert!(
@@ -120,6 +130,125 @@ fn race(behaviour: Behaviour) {
         assert_eq!(registry.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
         assert_eq!(registry.stats(&id).unwrap().live_lookups, 0);
     });
+}
+
+/// One raw NextEx on `lookup` with its own buffer, completing `async_call`.
+fn next_ex(registry: &Registry, async_call: usize, lookup: usize) -> i32 {
+    let mut words = vec![0u64; 64];
+    let mut length = 512u32;
+    // SAFETY: both live on this thread's stack/heap until next_ex returns.
+    let buffer = unsafe { ResultBuffer::from_host(&mut length, words.as_mut_ptr().cast()) };
+    registry.next_ex(async_call, lookup, ControlFlags::RETURN_ALL, buffer)
+}
+
+/// End vs NextEx calls of one lookup: `threads` lists, per thread, the `hAsyncCall`s it issues
+/// one after the other. Every call is completed exactly once, before it returns, with the code
+/// it returns (a call that panicked returns none); nothing is delivered as a result after End
+/// returned, and the lookup is freed once.
+fn race_calls(behaviour: Behaviour, threads: &'static [&'static [usize]]) {
+    loom::model(move || {
+        let sink = StdArc::new(Sink::default());
+        let registry = Arc::new(Registry::new(std::sync::Arc::new(StdArc::clone(&sink))));
+        let id = Guid::from_u128(1);
+        let entered = StdArc::new(AtomicBool::new(false));
+        assert!(
+            registry
+                .register(id, Provider(behaviour, StdArc::clone(&entered)))
+                .is_ok()
+        );
+        let session = registry.startup(Some(id)).unwrap();
+        let lookup = registry
+            .begin(
+                Some(id),
+                Ok(Query::name("a@example.org")),
+                ControlFlags::RETURN_ALL,
+                session,
+            )
+            .unwrap();
+        let callers: Vec<_> = threads
+            .iter()
+            .map(|calls| {
+                let registry = Arc::clone(&registry);
+                let sink = StdArc::clone(&sink);
+                thread::spawn(move || {
+                    let mut returned = Vec::new();
+                    for &call in calls.iter() {
+                        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            next_ex(&registry, call, lookup)
+                        }));
+                        let completed =
+                            sink.completions.lock().unwrap().iter().any(|c| c.0 == call);
+                        assert!(completed, "NextEx {call} returned uncompleted");
+                        returned.push((call, code.ok()));
+                    }
+                    returned
+                })
+            })
+            .collect();
+        // A call blocked in `next` when End starts is completed when End returns.
+        let blocked = matches!(behaviour, Behaviour::Blocks) && entered.load(Ordering::SeqCst);
+        assert_eq!(registry.end(lookup), Ok(()));
+        sink.end_returned.store(true, Ordering::SeqCst);
+        let returned: Vec<_> = callers
+            .into_iter()
+            .flat_map(|caller| caller.join().unwrap())
+            .collect();
+
+        let mut completions = sink.completions.lock().unwrap().clone();
+        completions.sort_unstable();
+        assert_eq!(
+            completions.len(),
+            returned.len(),
+            "one completion per call: {completions:?}"
+        );
+        assert!(
+            !blocked || completions.iter().any(|c| !c.2),
+            "End returned before the blocked call was completed"
+        );
+        let cancelled = WsaError::WSA_E_CANCELLED.raw();
+        let invalid = WsaError::WSA_INVALID_HANDLE.raw();
+        let failed = WsaError::WSASYSCALLFAILURE.raw();
+        for (call, code) in returned {
+            let at = completions.binary_search_by_key(&call, |c| c.0);
+            let (_, delivered, after_end) = completions[at.expect("completed")];
+            match code {
+                Some(code) => {
+                    assert_eq!(delivered, code, "NextEx reports the code it completed with")
+                }
+                None => assert!(matches!(behaviour, Behaviour::Leaks)),
+            }
+            assert!(
+                [0, cancelled, invalid, failed].contains(&delivered),
+                "{delivered}"
+            );
+            assert!(delivered != failed || matches!(behaviour, Behaviour::Leaks));
+            assert!(
+                !(delivered == 0 && (after_end || matches!(behaviour, Behaviour::Blocks))),
+                "a result delivered after End returned"
+            );
+        }
+        assert_eq!(registry.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
+        assert_eq!(registry.stats(&id).unwrap().live_lookups, 0);
+    });
+}
+
+/// Successive calls reuse the lookup's slot; End closes it between or during them.
+#[test]
+fn end_races_successive_nexts() {
+    race_calls(Behaviour::Answers, &[&[7, 8]]);
+}
+
+/// A guard leaked by the author is finished by the framework before NextEx returns, racing
+/// End's close of the slot.
+#[test]
+fn end_races_a_leaked_guard() {
+    race_calls(Behaviour::Leaks, &[&[7]]);
+}
+
+/// A second call finds the lookup busy and waits with its own completion, which End aborts.
+#[test]
+fn end_races_two_nexts_of_one_lookup() {
+    race_calls(Behaviour::Blocks, &[&[7], &[8]]);
 }
 
 #[test]

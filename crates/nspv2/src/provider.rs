@@ -9,6 +9,7 @@
 //! call (scoped threads are fine).
 
 use crate::query::{ControlFlags, Query, QueryResult, RegInfo, SetServiceOp};
+use crate::runtime::NextGuard;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 use winprov_core::{
@@ -173,14 +174,14 @@ impl<'call> Cancellation<'call> {
 /// One `NSPv2LookupServiceNextEx` call, as the author sees it.
 #[must_use = "complete the call with found, no_more or fail"]
 pub struct NextCall<'call> {
-    guard: Completion<'static, NextOutcome>,
+    guard: NextGuard<'call>,
     cancellation: Cancellation<'call>,
     flags: ControlFlags,
 }
 
 impl<'call> NextCall<'call> {
     pub(crate) fn new(
-        guard: Completion<'static, NextOutcome>,
+        guard: NextGuard<'call>,
         token: &'call CancellationToken,
         flags: ControlFlags,
     ) -> Self {

@@ -6,14 +6,17 @@
 //!
 //! A lookup is an `Arc` in a generation-checked [`HandleTable`]; NextEx holds a clone for its
 //! whole run, so End (which removes the handle) never frees it under a running call: the object
-//! is freed once, after both. Each NextEx completes through a core [`Completion`] guard whose
-//! [`CompletionHandle`] is registered in the lookup while the call runs. End removes the handle,
-//! trips the lookup's cancellation and aborts every registered handle with `WSA_E_CANCELLED`:
-//! exactly one delivery happens per call whoever gets there first, and when End returns every
-//! NextEx that was running has been completed (a delivery in progress on the NextEx thread is
-//! waited for). A NextEx that registers after End ran sees the cancellation and reports it.
-//! Writing the result into the caller's buffer is part of the delivery, so after End's abort
-//! the buffer is never touched again.
+//! is freed once, after both. A NextEx that finds the lookup free (the common case) runs in the
+//! lookup's [`CallSlot`], reused call after call: its guard claims the slot's one delivery, and
+//! the call ends by finishing a leaked guard and freeing the slot, before the next call can take
+//! the lookup. A NextEx that finds another one running waits for the lookup with a core
+//! [`Completion`] of its own, registered in the lookup while it waits. End trips the lookup's
+//! cancellation, closes the slot (claiming the running call's delivery, or waiting for one in
+//! progress) and aborts every registered completion with `WSA_E_CANCELLED`: exactly one
+//! delivery happens per call whoever gets there first, and when End returns every NextEx that
+//! was running has been completed. A NextEx that arrives after End ran sees the cancellation
+//! and reports it. Writing the result into the caller's buffer is part of the delivery, so
+//! after End's delivery the buffer is never touched again.
 
 use crate::provider::{
     Completed, Lookup, NamespaceProvider, NextCall, NextOutcome, SetServiceCall,
@@ -21,10 +24,12 @@ use crate::provider::{
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::sys::ResultBuffer;
 use crate::wire::{self, ResultContext};
-use std::sync::atomic::AtomicI32;
-use winprov_core::sync::{Arc, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock};
+use winprov_core::sync::{
+    Arc, AtomicBool, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock, try_lock,
+};
 use winprov_core::{
-    CancellationSource, CancellationToken, CompletionHandle, HandleTable, WsaError, completion,
+    CallSlot, CancellationSource, CancellationToken, Claimed, Completion, CompletionHandle,
+    Delivery, HandleTable, WsaError, completion,
 };
 
 /// `NO_ERROR`.
@@ -190,7 +195,7 @@ impl Registry {
             Err(_) => return self.fail(async_call, WsaError::WSA_INVALID_HANDLE),
         };
         match buffer {
-            Ok(buffer) => lookup.next_ex(&self.sink, async_call, flags, buffer),
+            Ok(buffer) => lookup.next_ex(async_call, flags, buffer),
             Err(error) => self.fail(async_call, error),
         }
     }
@@ -384,14 +389,15 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
             .provider
             .lookup_begin(&session, query, flags)?;
         let entry: std::sync::Arc<dyn LookupObject> = std::sync::Arc::new(LookupEntry::<P> {
-            shared: LookupShared::new(
+            shared: Arc::new(LookupShared::new(
                 flags,
                 session_raw,
                 ResultContext {
                     namespace: P::NAMESPACE,
                     provider_id: self.provider.id,
                 },
-            ),
+                std::sync::Arc::clone(&registry.sink),
+            )),
             author: Mutex::new(lookup),
             provider: Arc::clone(&self.provider),
         });
@@ -425,7 +431,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
                 let code = Arc::clone(&code);
                 move |outcome: Result<(), WsaError>| {
                     let raw = outcome.err().map_or(NO_ERROR, WsaError::raw);
-                    code.store(raw, std::sync::atomic::Ordering::SeqCst);
+                    code.store(raw, Ordering::SeqCst);
                     sink.complete(async_call, raw);
                 }
             },
@@ -433,7 +439,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
         );
         let Some(session) = self.open() else {
             let _ = guard.complete(Err(WsaError::WSAEINVAL));
-            return code.load(std::sync::atomic::Ordering::SeqCst);
+            return code.load(Ordering::SeqCst);
         };
         let ns_email = P::NAMESPACE == winprov_bindings::ws2spi::NS_EMAIL;
         if ns_email
@@ -448,7 +454,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
         }
         // A guard leaked with mem::forget is finished here; otherwise a no-op.
         let _ = handle.abort(Err(WsaError::WSASYSCALLFAILURE));
-        code.load(std::sync::atomic::Ordering::SeqCst)
+        code.load(Ordering::SeqCst)
     }
 
     fn close(&self, registry: &Registry, how: Close, session_raw: usize) {
@@ -483,13 +489,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
 trait LookupObject: Send + Sync {
     fn session(&self) -> usize;
     fn end(&self);
-    fn next_ex(
-        &self,
-        sink: &std::sync::Arc<dyn AsyncSink>,
-        async_call: usize,
-        flags: ControlFlags,
-        buffer: ResultBuffer,
-    ) -> i32;
+    fn next_ex(&self, async_call: usize, flags: ControlFlags, buffer: ResultBuffer) -> i32;
 }
 
 /// What a delivery needs besides the outcome.
@@ -500,19 +500,37 @@ struct Progress {
     exhausted: bool,
 }
 
+/// A lookup's state that does not depend on the provider's types.
 struct LookupShared {
     cancel: CancellationSource,
     token: CancellationToken,
     begin_flags: ControlFlags,
     session: usize,
     context: ResultContext,
-    progress: Arc<Mutex<Progress>>,
+    sink: std::sync::Arc<dyn AsyncSink>,
+    /// The NextEx call that found the lookup free, reusing this slot call after call (the
+    /// common case: no allocation, no registration).
+    slot: CallSlot,
+    /// That call's `hAsyncCall`, stored before the slot arms.
+    async_call: AtomicUsize,
+    /// The code that call completed with, stored by its delivery.
+    code: AtomicI32,
+    progress: Mutex<Progress>,
+    /// Whether `progress` holds a pending result or the end: lets NextEx skip its lock.
+    replay: AtomicBool,
+    /// Calls that had to wait for the lookup (another NextEx was running): each has its own
+    /// completion, registered here so that End completes them while they wait.
     inflight: Mutex<Vec<(usize, CompletionHandle<'static, NextOutcome>)>>,
     next_call: AtomicUsize,
 }
 
 impl LookupShared {
-    fn new(begin_flags: ControlFlags, session: usize, context: ResultContext) -> Self {
+    fn new(
+        begin_flags: ControlFlags,
+        session: usize,
+        context: ResultContext,
+        sink: std::sync::Arc<dyn AsyncSink>,
+    ) -> Self {
         let cancel = CancellationSource::new();
         let token = cancel.token();
         Self {
@@ -521,18 +539,180 @@ impl LookupShared {
             begin_flags,
             session,
             context,
-            progress: Arc::new(Mutex::new(Progress {
+            sink,
+            slot: CallSlot::new(),
+            async_call: AtomicUsize::new(0),
+            code: AtomicI32::new(NO_ERROR),
+            progress: Mutex::new(Progress {
                 pending: None,
                 exhausted: false,
-            })),
+            }),
+            replay: AtomicBool::new(false),
             inflight: Mutex::new(Vec::new()),
             next_call: AtomicUsize::new(0),
+        }
+    }
+
+    /// Delivers one NextEx call's outcome: writes a result into the caller's buffer (only the
+    /// call's own guard has one), records the end or a result that did not fit, and completes
+    /// the host's call. Once the lookup is ended every outcome becomes `WSA_E_CANCELLED`.
+    /// Returns the code.
+    #[inline]
+    fn deliver(
+        &self,
+        async_call: usize,
+        outcome: NextOutcome,
+        buffer: Option<(&mut ResultBuffer, ControlFlags)>,
+    ) -> i32 {
+        let raw = if self.token.is_cancelled() {
+            WsaError::WSA_E_CANCELLED.raw()
+        } else {
+            match outcome {
+                NextOutcome::Cancelled => WsaError::WSA_E_CANCELLED.raw(),
+                NextOutcome::Failed(error) => error.raw(),
+                NextOutcome::NoMore => {
+                    lock(&self.progress).exhausted = true;
+                    self.replay.store(true, Ordering::Release);
+                    WsaError::WSA_E_NO_MORE.raw()
+                }
+                NextOutcome::Found(result) => match buffer {
+                    // Only End and the framework deliver without the buffer, never a result.
+                    None => WsaError::WSASYSCALLFAILURE.raw(),
+                    Some((buffer, flags)) => match buffer.write(|bytes, base| {
+                        wire::encode(&result, flags, &self.context, bytes, base)
+                    }) {
+                        Ok(_) => NO_ERROR,
+                        Err(too_small) => {
+                            let raw = match u32::try_from(too_small.needed) {
+                                Ok(needed) => {
+                                    buffer.set_needed(needed);
+                                    WsaError::WSAEFAULT.raw()
+                                }
+                                Err(_) => WsaError::WSA_NOT_ENOUGH_MEMORY.raw(),
+                            };
+                            lock(&self.progress).pending = Some(result);
+                            self.replay.store(true, Ordering::Release);
+                            raw
+                        }
+                    },
+                },
+            }
+        };
+        self.sink.complete(async_call, raw);
+        raw
+    }
+
+    /// Delivers the slot's call (claimed by the caller) and records its code.
+    #[inline]
+    fn deliver_slot(
+        &self,
+        claimed: Claimed<'_>,
+        outcome: NextOutcome,
+        buffer: Option<(&mut ResultBuffer, ControlFlags)>,
+    ) {
+        let async_call = self.async_call.load(Ordering::Relaxed);
+        let code = self.deliver(async_call, outcome, buffer);
+        self.code.store(code, Ordering::Relaxed);
+        drop(claimed);
+    }
+
+    /// The pending result or the end, if there is one to answer with instead of asking the
+    /// author. Called with the author's lock held.
+    #[inline]
+    fn replay(&self, flags: ControlFlags) -> Option<NextOutcome> {
+        if !self.replay.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut progress = lock(&self.progress);
+        let replay = if progress.exhausted {
+            Some(NextOutcome::NoMore)
+        } else {
+            match progress.pending.take() {
+                Some(_) if flags.contains(ControlFlags::FLUSHPREVIOUS) => None,
+                Some(result) => Some(NextOutcome::Found(result)),
+                None => None,
+            }
+        };
+        self.replay.store(progress.exhausted, Ordering::Release);
+        replay
+    }
+}
+
+/// How a NextEx call is completed, as the author's [`NextCall`] holds it.
+pub(crate) enum NextGuard<'call> {
+    /// A call that found the lookup free: the lookup's slot.
+    Slot(SlotCall<'call>),
+    /// A call that waited for the lookup: its own completion, registered in the lookup.
+    Owned(Completion<'static, NextOutcome>),
+}
+
+impl NextGuard<'_> {
+    /// Completes the call with `outcome`, unless End already did.
+    #[inline]
+    pub(crate) fn complete(self, outcome: NextOutcome) -> Delivery {
+        match self {
+            Self::Slot(mut call) => call.finish(outcome),
+            Self::Owned(guard) => guard.complete(outcome),
+        }
+    }
+}
+
+/// The author's side of the slot's call: owns the caller's buffer; dropped uncompleted (a
+/// panic, an early return) it completes the call with `WSASYSCALLFAILURE`.
+pub(crate) struct SlotCall<'call> {
+    shared: &'call LookupShared,
+    buffer: ResultBuffer,
+    flags: ControlFlags,
+    finished: bool,
+}
+
+impl SlotCall<'_> {
+    #[inline]
+    fn finish(&mut self, outcome: NextOutcome) -> Delivery {
+        self.finished = true;
+        match self.shared.slot.claim() {
+            Some(claimed) => {
+                let buffer = Some((&mut self.buffer, self.flags));
+                self.shared.deliver_slot(claimed, outcome, buffer);
+                Delivery::Delivered
+            }
+            None => {
+                tracing::debug!("complete() after the lookup was ended: ignored");
+                Delivery::AlreadyFinished
+            }
+        }
+    }
+}
+
+impl Drop for SlotCall<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            tracing::debug!("NextEx guard dropped uncompleted");
+            let _ = self.finish(NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
+        }
+    }
+}
+
+/// Ends the slot's cycle when the call ends, however it ends: finishes a guard the author
+/// leaked (`WSASYSCALLFAILURE`) or waits for a delivery End runs on another thread, so that the
+/// slot is free for the next call. Dropped before the author's lock is released.
+struct SlotTurn<'a> {
+    shared: &'a LookupShared,
+}
+
+impl Drop for SlotTurn<'_> {
+    fn drop(&mut self) {
+        let shared = self.shared;
+        if let Some(claimed) = shared.slot.claim() {
+            tracing::debug!("NextEx guard leaked: completed by the framework");
+            let failure = NextOutcome::Failed(WsaError::WSASYSCALLFAILURE);
+            shared.deliver_slot(claimed, failure, None);
         }
     }
 }
 
 struct LookupEntry<P: NamespaceProvider> {
-    shared: LookupShared,
+    shared: Arc<LookupShared>,
     author: Mutex<P::Lookup>,
     provider: Arc<ProviderInner<P>>,
 }
@@ -543,8 +723,8 @@ impl<P: NamespaceProvider> Drop for LookupEntry<P> {
     }
 }
 
-/// Unregisters a call's handle when the call ends, however it ends, after finishing the call
-/// (a no-op unless the author leaked the guard).
+/// Unregisters a waiting call's handle when the call ends, however it ends, after finishing
+/// the call (a no-op unless the author leaked the guard).
 struct Inflight<'a> {
     shared: &'a LookupShared,
     id: usize,
@@ -560,71 +740,51 @@ impl Drop for Inflight<'_> {
     }
 }
 
-impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
-    fn session(&self) -> usize {
-        self.shared.session
-    }
-
-    fn end(&self) {
-        self.shared.cancel.cancel();
-        let running: Vec<_> = lock(&self.shared.inflight)
-            .iter()
-            .map(|(_, handle)| handle.clone())
-            .collect();
-        for handle in running {
-            let _ = handle.abort(NextOutcome::Cancelled);
+impl<P: NamespaceProvider> LookupEntry<P> {
+    /// Runs one call with the author's lock held: the replay of a kept result or of the end,
+    /// or the author's `next`.
+    #[inline]
+    fn serve(
+        &self,
+        author: &mut P::Lookup,
+        guard: NextGuard<'_>,
+        flags: ControlFlags,
+        effective: ControlFlags,
+    ) {
+        let shared = &*self.shared;
+        if shared.token.is_cancelled() {
+            // End ran before this call got the lookup (and has completed it, or does now).
+            let _ = guard.complete(NextOutcome::Cancelled);
+            return;
+        }
+        match shared.replay(flags) {
+            Some(outcome) => {
+                let _ = guard.complete(outcome);
+            }
+            None => {
+                let call = NextCall::new(guard, &shared.token, effective);
+                let _: Completed<'_> = author.next(call);
+            }
         }
     }
 
-    fn next_ex(
+    /// A call that found the lookup busy: an owned completion registered for End, then its
+    /// turn.
+    fn next_ex_waiting(
         &self,
-        sink: &std::sync::Arc<dyn AsyncSink>,
         async_call: usize,
         flags: ControlFlags,
+        effective: ControlFlags,
         mut buffer: ResultBuffer,
     ) -> i32 {
-        let shared = &self.shared;
-        let effective = shared.begin_flags.narrowed_by(flags);
+        let shared = &*self.shared;
         let code = Arc::new(AtomicI32::new(NO_ERROR));
         let deliver = {
             let code = Arc::clone(&code);
-            let sink = std::sync::Arc::clone(sink);
-            let progress = Arc::clone(&shared.progress);
-            let token = shared.token.clone();
-            let context = shared.context;
+            let shared = Arc::clone(&self.shared);
             move |outcome: NextOutcome| {
-                let raw = if token.is_cancelled() {
-                    WsaError::WSA_E_CANCELLED.raw()
-                } else {
-                    match outcome {
-                        NextOutcome::Cancelled => WsaError::WSA_E_CANCELLED.raw(),
-                        NextOutcome::Failed(error) => error.raw(),
-                        NextOutcome::NoMore => {
-                            lock(&progress).exhausted = true;
-                            WsaError::WSA_E_NO_MORE.raw()
-                        }
-                        NextOutcome::Found(result) => {
-                            match buffer.write(|bytes, base| {
-                                wire::encode(&result, effective, &context, bytes, base)
-                            }) {
-                                Ok(_) => NO_ERROR,
-                                Err(too_small) => {
-                                    let raw = match u32::try_from(too_small.needed) {
-                                        Ok(needed) => {
-                                            buffer.set_needed(needed);
-                                            WsaError::WSAEFAULT.raw()
-                                        }
-                                        Err(_) => WsaError::WSA_NOT_ENOUGH_MEMORY.raw(),
-                                    };
-                                    lock(&progress).pending = Some(result);
-                                    raw
-                                }
-                            }
-                        }
-                    }
-                };
-                code.store(raw, std::sync::atomic::Ordering::SeqCst);
-                sink.complete(async_call, raw);
+                let raw = shared.deliver(async_call, outcome, Some((&mut buffer, effective)));
+                code.store(raw, Ordering::SeqCst);
             }
         };
         let (guard, handle) = completion(deliver, NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
@@ -638,35 +798,55 @@ impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
         } else {
             // One NextEx per lookup at a time; End does not take this lock.
             let mut author = lock(&self.author);
-            if shared.token.is_cancelled() {
-                // End ran while this call waited its turn (and has completed it, or does now).
-                let _ = guard.complete(NextOutcome::Cancelled);
-            } else {
-                let replay = {
-                    let mut progress = lock(&shared.progress);
-                    if progress.exhausted {
-                        Some(NextOutcome::NoMore)
-                    } else {
-                        let pending = progress.pending.take();
-                        match pending {
-                            Some(_) if flags.contains(ControlFlags::FLUSHPREVIOUS) => None,
-                            Some(result) => Some(NextOutcome::Found(result)),
-                            None => None,
-                        }
-                    }
-                };
-                match replay {
-                    Some(outcome) => {
-                        let _ = guard.complete(outcome);
-                    }
-                    None => {
-                        let call = NextCall::new(guard, &shared.token, effective);
-                        let _: Completed<'_> = author.next(call);
-                    }
-                }
-            }
+            self.serve(&mut author, NextGuard::Owned(guard), flags, effective);
         }
         drop(_inflight);
-        code.load(std::sync::atomic::Ordering::SeqCst)
+        code.load(Ordering::SeqCst)
+    }
+}
+
+impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
+    fn session(&self) -> usize {
+        self.shared.session
+    }
+
+    fn end(&self) {
+        let shared = &*self.shared;
+        shared.cancel.cancel();
+        if let Some(claimed) = shared.slot.close() {
+            shared.deliver_slot(claimed, NextOutcome::Cancelled, None);
+        }
+        let waiting: Vec<_> = lock(&shared.inflight)
+            .iter()
+            .map(|(_, handle)| handle.clone())
+            .collect();
+        for handle in waiting {
+            let _ = handle.abort(NextOutcome::Cancelled);
+        }
+    }
+
+    fn next_ex(&self, async_call: usize, flags: ControlFlags, buffer: ResultBuffer) -> i32 {
+        let shared = &*self.shared;
+        let effective = shared.begin_flags.narrowed_by(flags);
+        // The common case: the lookup is free. The call runs in the lookup's slot, which End
+        // closes (completing the call) from any thread.
+        if let Some(mut author) = try_lock(&self.author) {
+            shared.async_call.store(async_call, Ordering::Relaxed);
+            if shared.slot.arm() {
+                let turn = SlotTurn { shared };
+                let guard = NextGuard::Slot(SlotCall {
+                    shared,
+                    buffer,
+                    flags: effective,
+                    finished: false,
+                });
+                self.serve(&mut author, guard, flags, effective);
+                drop(turn);
+                drop(author);
+                return shared.code.load(Ordering::Relaxed);
+            }
+            // Closed: End ran. Answered below, like a call that arrives while another runs.
+        }
+        self.next_ex_waiting(async_call, flags, effective, buffer)
     }
 }
