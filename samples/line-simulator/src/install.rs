@@ -148,11 +148,19 @@ pub fn parse_record(text: &str) -> Option<u32> {
 pub enum Removal {
     /// `lineRemoveProvider(id)`: found in TAPI's provider list, or recorded by `install` when
     /// the list cannot be read.
-    Remove { id: u32, listed: bool },
+    Remove {
+        /// The permanent provider id.
+        id: u32,
+        /// Found in the provider list (`false`: taken from the record).
+        listed: bool,
+    },
     /// TAPI's list has no provider with our file name.
     NotListed,
     /// The list cannot be read and no registration was recorded: nothing to remove.
-    NothingRecorded { why: String },
+    NothingRecorded {
+        /// Why the list could not be read.
+        why: String,
+    },
 }
 
 /// Decides what `uninstall` removes: the provider list wins (it also finds a registration made
@@ -192,7 +200,10 @@ mod tests {
     fn uninstall_goes_by_the_list_then_by_the_record() {
         assert_eq!(
             plan_removal(Ok(Some(3)), Some(9)),
-            Removal::Remove { id: 3, listed: true }
+            Removal::Remove {
+                id: 3,
+                listed: true
+            }
         );
         assert_eq!(plan_removal(Ok(None), Some(9)), Removal::NotListed);
         assert_eq!(

@@ -246,9 +246,8 @@ mod platform {
                     source.display()
                 );
             }
-            std::fs::copy(&source, &target).with_context(|| {
-                format!("copying {} to {}", source.display(), target.display())
-            })?;
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
             println!("copied {} to {}", source.display(), target.display());
         }
         match sys::line_add_provider(TSP_FILE_NAME) {
@@ -274,8 +273,7 @@ mod platform {
     }
 
     fn record_file() -> Result<PathBuf> {
-        let program_data =
-            std::env::var_os("ProgramData").context("%ProgramData% is not set")?;
+        let program_data = std::env::var_os("ProgramData").context("%ProgramData% is not set")?;
         Ok(record_path(Path::new(&program_data)))
     }
 
