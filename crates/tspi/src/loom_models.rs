@@ -3,7 +3,7 @@
 //! TAPI's `TSPI_lineCloseCall` runs on another.
 
 use crate::dispatch::{CompletionProc, Dispatcher, EventProc, Outlet};
-use crate::provider::CallerId;
+use crate::provider::{CallerId, Pending};
 use crate::runtime::CallShared;
 use loom::sync::{Arc, Mutex};
 use winprov_bindings::tapi::{self, HTAPICALL, HTAPILINE};
@@ -71,24 +71,31 @@ fn check(seen: &[Seen]) {
     }
 }
 
+/// A call in `state` whose host side records into the returned recorder, with an accepted
+/// `TSPI_lineDrop` (request 7) pending.
+fn call_with_pending_drop(state: u32) -> (Recorder, Arc<CallShared>, Pending) {
+    let recorder = Recorder::default();
+    let dispatch = Arc::new(Dispatcher::new(Box::new(recorder.clone())));
+    let call = CallShared::new(
+        dispatch,
+        no_event,
+        1,
+        2,
+        state,
+        tapi::LINECALLORIGIN_OUTBOUND,
+        CallerId::default(),
+    );
+    let live: &'static _ = Box::leak(Box::new(winprov_core::sync::AtomicUsize::new(0)));
+    let pending = CallShared::drop_request(&call, 7, no_completion, live).accept();
+    (recorder, call, pending)
+}
+
 /// A drop request completed by the author (success, which also sends IDLE) races
 /// `TSPI_lineCloseCall`: one completion, delivered before close returns, and no event after.
 #[test]
 fn complete_races_line_close_call() {
     loom::model(|| {
-        let recorder = Recorder::default();
-        let dispatch = Arc::new(Dispatcher::new(Box::new(recorder.clone())));
-        let call = CallShared::new(
-            dispatch,
-            no_event,
-            1,
-            2,
-            tapi::LINECALLSTATE_CONNECTED,
-            tapi::LINECALLORIGIN_OUTBOUND,
-            CallerId::default(),
-        );
-        let live: &'static _ = Box::leak(Box::new(winprov_core::sync::AtomicUsize::new(0)));
-        let pending = CallShared::drop_request(&call, 7, no_completion, live).accept();
+        let (recorder, call, pending) = call_with_pending_drop(tapi::LINECALLSTATE_CONNECTED);
         let author = loom::thread::spawn(move || {
             let _ = pending.complete(Ok(()));
         });
@@ -104,19 +111,7 @@ fn complete_races_line_close_call() {
 #[test]
 fn event_races_line_close_call() {
     loom::model(|| {
-        let recorder = Recorder::default();
-        let dispatch = Arc::new(Dispatcher::new(Box::new(recorder.clone())));
-        let call = CallShared::new(
-            dispatch,
-            no_event,
-            1,
-            2,
-            tapi::LINECALLSTATE_DIALING,
-            tapi::LINECALLORIGIN_OUTBOUND,
-            CallerId::default(),
-        );
-        let live: &'static _ = Box::leak(Box::new(winprov_core::sync::AtomicUsize::new(0)));
-        let pending = CallShared::drop_request(&call, 7, no_completion, live).accept();
+        let (recorder, call, pending) = call_with_pending_drop(tapi::LINECALLSTATE_DIALING);
         let worker = {
             let call = Arc::clone(&call);
             loom::thread::spawn(move || {
