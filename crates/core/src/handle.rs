@@ -97,6 +97,48 @@ const MAX_INDEX: usize = INDEX_MASK - 1;
 /// Tags are handed out round-robin over `1..=TAG_MASK` so tables made one after the other differ.
 static NEXT_TAG: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// The values of one table: `tag | generation | index + 1`. Shared by the table kinds of this
+/// crate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Codec {
+    tag: usize,
+}
+
+impl Codec {
+    /// Largest index a handle can carry.
+    pub(crate) const MAX_INDEX: usize = MAX_INDEX;
+    /// Largest generation a handle can carry.
+    pub(crate) const MAX_GENERATION: usize = GENERATION_MASK;
+
+    /// A codec with the next tag.
+    pub(crate) fn new() -> Self {
+        let tag = NEXT_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % TAG_MASK + 1;
+        Self { tag }
+    }
+
+    pub(crate) fn encode(self, index: usize, generation: usize) -> Handle {
+        let raw =
+            (self.tag << (INDEX_BITS + GENERATION_BITS)) | (generation << INDEX_BITS) | (index + 1);
+        Handle(NonZeroUsize::new(raw).expect("index + 1 is never zero"))
+    }
+
+    /// Splits a host value into (index, generation), or rejects it without touching any slot.
+    pub(crate) fn decode(self, raw: usize) -> Result<(usize, usize), HandleError> {
+        if raw == 0 {
+            return Err(HandleError::Null);
+        }
+        let tag = (raw >> (INDEX_BITS + GENERATION_BITS)) & TAG_MASK;
+        let high = raw
+            .checked_shr(INDEX_BITS + GENERATION_BITS + TAG_BITS)
+            .unwrap_or(0);
+        let index_plus_one = raw & INDEX_MASK;
+        if tag != self.tag || high != 0 || index_plus_one == 0 {
+            return Err(HandleError::Unknown { raw });
+        }
+        Ok((index_plus_one - 1, (raw >> INDEX_BITS) & GENERATION_MASK))
+    }
+}
+
 struct Entry<T: ?Sized> {
     /// Generation of the handle currently (or next) issued for this slot.
     generation: usize,
@@ -110,7 +152,7 @@ struct Slots<T: ?Sized> {
 
 /// Maps host-visible handles to shared objects. See the module documentation.
 pub struct HandleTable<T: ?Sized> {
-    tag: usize,
+    codec: Codec,
     slots: RwLock<Slots<T>>,
     live: AtomicUsize,
 }
@@ -124,9 +166,8 @@ impl<T: ?Sized> Default for HandleTable<T> {
 impl<T: ?Sized> HandleTable<T> {
     /// An empty table with its own tag.
     pub fn new() -> Self {
-        let tag = NEXT_TAG.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % TAG_MASK + 1;
         Self {
-            tag,
+            codec: Codec::new(),
             slots: RwLock::new(Slots {
                 entries: Vec::new(),
                 free: Vec::new(),
@@ -136,25 +177,11 @@ impl<T: ?Sized> HandleTable<T> {
     }
 
     fn encode(&self, index: usize, generation: usize) -> Handle {
-        let raw =
-            (self.tag << (INDEX_BITS + GENERATION_BITS)) | (generation << INDEX_BITS) | (index + 1);
-        Handle(NonZeroUsize::new(raw).expect("index + 1 is never zero"))
+        self.codec.encode(index, generation)
     }
 
-    /// Splits a host value into (index, generation), or rejects it without touching any slot.
     fn decode(&self, raw: usize) -> Result<(usize, usize), HandleError> {
-        if raw == 0 {
-            return Err(HandleError::Null);
-        }
-        let tag = (raw >> (INDEX_BITS + GENERATION_BITS)) & TAG_MASK;
-        let high = raw
-            .checked_shr(INDEX_BITS + GENERATION_BITS + TAG_BITS)
-            .unwrap_or(0);
-        let index_plus_one = raw & INDEX_MASK;
-        if tag != self.tag || high != 0 || index_plus_one == 0 {
-            return Err(HandleError::Unknown { raw });
-        }
-        Ok((index_plus_one - 1, (raw >> INDEX_BITS) & GENERATION_MASK))
+        self.codec.decode(raw)
     }
 
     /// Stores `value` and returns its new handle.
@@ -296,7 +323,7 @@ impl<T: ?Sized> HandleTable<T> {
 impl<T: ?Sized> std::fmt::Debug for HandleTable<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandleTable")
-            .field("tag", &self.tag)
+            .field("tag", &self.codec.tag)
             .field("live", &self.len())
             .finish()
     }

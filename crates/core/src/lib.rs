@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
-// No unsafe code outside the `ffi` module (enforced by a test that reads the sources, too).
+// No unsafe code outside the `ffi` and `lease` modules (enforced by a test that reads the
+// sources, too).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -11,6 +12,8 @@ pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod handle;
+#[allow(unsafe_code)]
+pub mod lease;
 pub mod sync;
 
 pub use boundary::{Panic, boundary, boundary_with};
@@ -22,3 +25,4 @@ pub use completion::{CallScope, Completion, CompletionHandle, Delivery, call_sco
 pub use error::{HResult, LineErr, WsaError};
 pub use ffi::PtrError;
 pub use handle::{Handle, HandleError, HandleTable, TableFull};
+pub use lease::{Lease, LeaseTable};

@@ -3,18 +3,46 @@
 //! build their state machines on the same types, so their loom models do too.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+pub use loom::cell::UnsafeCell;
+#[cfg(loom)]
+pub use loom::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(loom)]
 pub use loom::thread::{ThreadId, current as current_thread};
 
 #[cfg(not(loom))]
-pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+pub use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 #[cfg(not(loom))]
 pub use std::thread::{ThreadId, current as current_thread};
+
+/// `std`'s `UnsafeCell` with loom's access API: the pointer is handed to a closure, so that
+/// under loom every access is checked against the others.
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    /// A cell holding `value`.
+    pub const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Runs `f` with a pointer for reading the value.
+    #[inline(always)]
+    pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Runs `f` with a pointer for writing the value.
+    #[inline(always)]
+    pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
 
 /// Locks, ignoring poisoning: every critical section here leaves its data consistent before any
 /// code that could panic runs, so a poisoned lock carries no broken invariant.

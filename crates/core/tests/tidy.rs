@@ -1,4 +1,5 @@
-//! Source rules the compiler does not check: `unsafe` lives only in `src/ffi.rs`, and every
+//! Source rules the compiler does not check: `unsafe` lives only in `src/ffi.rs` and
+//! `src/lease.rs`, and every
 //! module starts with `//!` documentation.
 #![cfg(not(loom))]
 
@@ -20,9 +21,9 @@ fn sources() -> Vec<(String, String)> {
 }
 
 #[test]
-fn unsafe_code_is_confined_to_the_ffi_module() {
+fn unsafe_code_is_confined_to_the_named_modules() {
     for (name, text) in sources() {
-        if name == "ffi.rs" {
+        if name == "ffi.rs" || name == "lease.rs" {
             continue;
         }
         for (number, line) in text.lines().enumerate() {
@@ -32,7 +33,7 @@ fn unsafe_code_is_confined_to_the_ffi_module() {
                 .any(|word| word == "unsafe");
             assert!(
                 !mentions_unsafe,
-                "src/{name}:{}: unsafe outside src/ffi.rs",
+                "src/{name}:{}: unsafe outside src/ffi.rs and src/lease.rs",
                 number + 1
             );
         }
