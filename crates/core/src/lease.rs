@@ -450,12 +450,20 @@ impl<S, X> Lease<'_, S, X> {
         }
     }
 
-    /// Waits for the turn (returns at once if this lease holds it). The turn comes when the
-    /// lease holding it is returned.
-    pub fn wait_turn(&mut self) {
-        if self.turn {
-            return;
+    /// Waits for the turn (returns at once if this lease holds it) and returns both parts. The
+    /// turn comes when the lease holding it is returned.
+    pub fn wait_turn(&mut self) -> (&S, &mut X) {
+        if !self.turn {
+            self.acquire_turn();
         }
+        match self.parts() {
+            (shared, Some(exclusive)) => (shared, exclusive),
+            (_, None) => unreachable!("the lease holds the turn"),
+        }
+    }
+
+    #[cold]
+    fn acquire_turn(&mut self) {
         let entry = self.entry;
         let mut sleepers = lock(&entry.sleepers);
         loop {
@@ -670,8 +678,7 @@ mod tests {
             let waiter = scope.spawn(|| {
                 let mut lease = table.lease(handle.raw()).unwrap();
                 assert!(!lease.turn());
-                lease.wait_turn();
-                *lease.parts().1.unwrap()
+                *lease.wait_turn().1
             });
             std::thread::sleep(std::time::Duration::from_millis(20));
             *holder.parts().1.unwrap() = 5;
@@ -713,8 +720,7 @@ mod tests {
                             .insert(Tracked(drops.clone()), Counter::new(0))
                             .unwrap();
                         let mut lease = table.lease(handle.raw()).unwrap();
-                        lease.wait_turn();
-                        lease.parts().1.unwrap().fetch_add(1, Ordering::Relaxed);
+                        lease.wait_turn().1.fetch_add(1, Ordering::Relaxed);
                         drop(table.remove(handle.raw()).unwrap());
                         drop(lease);
                     }

@@ -198,9 +198,7 @@ fn turn_is_exclusive_and_passes_on() {
         let raw = table.insert((), 0usize).unwrap().raw();
         let call = move |table: &LeaseTable<(), usize>| {
             let mut lease = table.lease(raw).unwrap();
-            lease.wait_turn();
-            let (_, exclusive) = lease.parts();
-            let exclusive = exclusive.expect("wait_turn returns with the turn");
+            let (_, exclusive) = lease.wait_turn();
             // A non-atomic read-modify-write: loom reports it if two turns overlap.
             *exclusive += 1;
         };

@@ -4,13 +4,16 @@
 //!
 //! # End during NextEx (R-NSP-2, R-NSP-3, R-NSP-15)
 //!
-//! A lookup is an `Arc` in a generation-checked [`HandleTable`]; NextEx holds a clone for its
-//! whole run, so End (which removes the handle) never frees it under a running call: the object
-//! is freed once, after both. A NextEx that finds the lookup free (the common case) runs in the
-//! lookup's [`CallSlot`], reused call after call: its guard claims the slot's one delivery, and
-//! the call ends by finishing a leaked guard and freeing the slot, before the next call can take
-//! the lookup. A NextEx that finds another one running waits for the lookup with a core
-//! [`Completion`] of its own, registered in the lookup while it waits. End trips the lookup's
+//! A lookup is an entry of a core [`LeaseTable`]: its shared state ([`LookupShared`]) and the
+//! author's [`Lookup`], reached through the entry's turn. NextEx leases the entry for its
+//! whole run — one atomic operation, which also takes the turn when it is free — so End (which
+//! removes the handle) never frees it under a running call: the lookup is freed once, by
+//! whichever returns its lease last. A NextEx that gets the turn (the common case: a client's
+//! calls on one lookup come one after the other) runs in the lookup's [`CallSlot`], reused call
+//! after call: its guard claims the slot's one delivery, and the call ends by finishing a
+//! leaked guard and freeing the slot, before it returns the turn. A NextEx that finds another
+//! one running waits for the turn with a core [`Completion`] of its own, registered in the
+//! lookup while it waits. End trips the lookup's
 //! cancellation, closes the slot (claiming the running call's delivery, or waiting for one in
 //! progress) and aborts every registered completion with `WSA_E_CANCELLED`: exactly one
 //! delivery happens per call whoever gets there first, and when End returns every NextEx that
@@ -25,11 +28,11 @@ use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::sys::ResultBuffer;
 use crate::wire::{self, ResultContext};
 use winprov_core::sync::{
-    Arc, AtomicBool, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock, try_lock,
+    Arc, AtomicBool, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock,
 };
 use winprov_core::{
     CallSlot, CancellationSource, CancellationToken, Claimed, Completion, CompletionHandle,
-    Delivery, HandleTable, WsaError, completion,
+    Delivery, HandleTable, Lease, LeaseTable, WsaError, completion,
 };
 
 /// `NO_ERROR`.
@@ -55,7 +58,7 @@ pub struct Stats {
 pub(crate) struct Registry {
     providers: RwLock<Vec<(Guid, Arc<dyn ProviderObject>)>>,
     sessions: HandleTable<dyn SessionObject>,
-    lookups: HandleTable<dyn LookupObject>,
+    lookups: LeaseTable<Arc<LookupShared>, AuthorLookup>,
     sink: std::sync::Arc<dyn AsyncSink>,
 }
 
@@ -64,7 +67,7 @@ impl Registry {
         Self {
             providers: RwLock::new(Vec::new()),
             sessions: HandleTable::new(),
-            lookups: HandleTable::new(),
+            lookups: LeaseTable::new(),
             sink,
         }
     }
@@ -190,12 +193,12 @@ impl Registry {
         flags: ControlFlags,
         buffer: Result<ResultBuffer, WsaError>,
     ) -> i32 {
-        let lookup = match self.lookups.get(raw) {
+        let mut lookup = match self.lookups.lease(raw) {
             Ok(lookup) => lookup,
             Err(_) => return self.fail(async_call, WsaError::WSA_INVALID_HANDLE),
         };
         match buffer {
-            Ok(buffer) => lookup.next_ex(async_call, flags, buffer),
+            Ok(buffer) => next_ex(&mut lookup, async_call, flags, buffer),
             Err(error) => self.fail(async_call, error),
         }
     }
@@ -266,7 +269,7 @@ struct ProviderInner<P: NamespaceProvider> {
     provider: P,
     /// Open sessions; the lifecycle lock of `first_startup` / `final_cleanup`.
     sessions: Mutex<usize>,
-    live_lookups: AtomicUsize,
+    live_lookups: Arc<AtomicUsize>,
 }
 
 impl<P: NamespaceProvider> ProviderInner<P> {
@@ -275,7 +278,7 @@ impl<P: NamespaceProvider> ProviderInner<P> {
             id,
             provider,
             sessions: Mutex::new(0),
-            live_lookups: AtomicUsize::new(0),
+            live_lookups: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -388,23 +391,19 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
             .provider
             .provider
             .lookup_begin(&session, query, flags)?;
-        let entry: std::sync::Arc<dyn LookupObject> = std::sync::Arc::new(LookupEntry::<P> {
-            shared: Arc::new(LookupShared::new(
-                flags,
-                session_raw,
-                ResultContext {
-                    namespace: P::NAMESPACE,
-                    provider_id: self.provider.id,
-                },
-                std::sync::Arc::clone(&registry.sink),
-            )),
-            author: Mutex::new(lookup),
-            provider: Arc::clone(&self.provider),
-        });
-        self.provider.live_lookups.fetch_add(1, Ordering::SeqCst);
+        let shared = Arc::new(LookupShared::new(
+            flags,
+            session_raw,
+            ResultContext {
+                namespace: P::NAMESPACE,
+                provider_id: self.provider.id,
+            },
+            std::sync::Arc::clone(&registry.sink),
+        ));
+        let author = AuthorLookup::new(lookup, &self.provider.live_lookups);
         let handle = registry
             .lookups
-            .insert_arc(arc_from_std(entry))
+            .insert(shared, author)
             .map_err(|_| WsaError::WSA_NOT_ENOUGH_MEMORY)?;
         // A Cleanup or Rundown that ran meanwhile may have missed this lookup: undo it.
         if self.open().is_none() {
@@ -471,8 +470,10 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
             return; // Cleanup after Rundown: the session was already released.
         };
         for (handle, lookup) in registry.lookups.snapshot() {
-            if lookup.session() == session_raw && registry.lookups.remove(handle.raw()).is_ok() {
-                lookup.end();
+            if lookup.session == session_raw
+                && let Ok(removed) = registry.lookups.remove(handle.raw())
+            {
+                removed.end();
             }
         }
         if how == Close::Rundown {
@@ -486,10 +487,31 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
 // ---------------------------------------------------------------------------------------------
 // Lookups
 
-trait LookupObject: Send + Sync {
-    fn session(&self) -> usize;
-    fn end(&self);
-    fn next_ex(&self, async_call: usize, flags: ControlFlags, buffer: ResultBuffer) -> i32;
+/// A lookup's entry in the registry's table: the shared part, and the author's lookup as the
+/// exclusive part (reached by the lease holding the entry's turn).
+type LookupLease<'t> = Lease<'t, Arc<LookupShared>, AuthorLookup>;
+
+/// The author's lookup, counted in its provider's live lookups until it is dropped (when the
+/// last lease of an ended lookup is returned).
+struct AuthorLookup {
+    lookup: Box<dyn Lookup>,
+    live: Arc<AtomicUsize>,
+}
+
+impl AuthorLookup {
+    fn new(lookup: impl Lookup, live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Self {
+            lookup: Box::new(lookup),
+            live: Arc::clone(live),
+        }
+    }
+}
+
+impl Drop for AuthorLookup {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What a delivery needs besides the outcome.
@@ -525,6 +547,23 @@ struct LookupShared {
 }
 
 impl LookupShared {
+    /// `NSPv2LookupServiceEnd` (the handle is already removed): trips the cancellation and
+    /// completes every running NextEx with `WSA_E_CANCELLED` (or waits for a delivery in
+    /// progress), so that none is completed after End returns.
+    fn end(&self) {
+        self.cancel.cancel();
+        if let Some(claimed) = self.slot.close() {
+            self.deliver_slot(claimed, NextOutcome::Cancelled, None);
+        }
+        let waiting: Vec<_> = lock(&self.inflight)
+            .iter()
+            .map(|(_, handle)| handle.clone())
+            .collect();
+        for handle in waiting {
+            let _ = handle.abort(NextOutcome::Cancelled);
+        }
+    }
+
     fn new(
         begin_flags: ControlFlags,
         session: usize,
@@ -711,18 +750,6 @@ impl Drop for SlotTurn<'_> {
     }
 }
 
-struct LookupEntry<P: NamespaceProvider> {
-    shared: Arc<LookupShared>,
-    author: Mutex<P::Lookup>,
-    provider: Arc<ProviderInner<P>>,
-}
-
-impl<P: NamespaceProvider> Drop for LookupEntry<P> {
-    fn drop(&mut self) {
-        self.provider.live_lookups.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// Unregisters a waiting call's handle when the call ends, however it ends, after finishing
 /// the call (a no-op unless the author leaked the guard).
 struct Inflight<'a> {
@@ -740,113 +767,100 @@ impl Drop for Inflight<'_> {
     }
 }
 
-impl<P: NamespaceProvider> LookupEntry<P> {
-    /// Runs one call with the author's lock held: the replay of a kept result or of the end,
-    /// or the author's `next`.
-    #[inline]
-    fn serve(
-        &self,
-        author: &mut P::Lookup,
-        guard: NextGuard<'_>,
-        flags: ControlFlags,
-        effective: ControlFlags,
-    ) {
-        let shared = &*self.shared;
-        if shared.token.is_cancelled() {
-            // End ran before this call got the lookup (and has completed it, or does now).
-            let _ = guard.complete(NextOutcome::Cancelled);
-            return;
-        }
-        match shared.replay(flags) {
-            Some(outcome) => {
-                let _ = guard.complete(outcome);
-            }
-            None => {
-                let call = NextCall::new(guard, &shared.token, effective);
-                let _: Completed<'_> = author.next(call);
-            }
-        }
+/// Runs one call with the lookup's turn: the replay of a kept result or of the end, or the
+/// author's `next`.
+#[inline]
+fn serve(
+    shared: &LookupShared,
+    author: &mut AuthorLookup,
+    guard: NextGuard<'_>,
+    flags: ControlFlags,
+    effective: ControlFlags,
+) {
+    if shared.token.is_cancelled() {
+        // End ran before this call got the lookup (and has completed it, or does now).
+        let _ = guard.complete(NextOutcome::Cancelled);
+        return;
     }
-
-    /// A call that found the lookup busy: an owned completion registered for End, then its
-    /// turn.
-    fn next_ex_waiting(
-        &self,
-        async_call: usize,
-        flags: ControlFlags,
-        effective: ControlFlags,
-        mut buffer: ResultBuffer,
-    ) -> i32 {
-        let shared = &*self.shared;
-        let code = Arc::new(AtomicI32::new(NO_ERROR));
-        let deliver = {
-            let code = Arc::clone(&code);
-            let shared = Arc::clone(&self.shared);
-            move |outcome: NextOutcome| {
-                let raw = shared.deliver(async_call, outcome, Some((&mut buffer, effective)));
-                code.store(raw, Ordering::SeqCst);
-            }
-        };
-        let (guard, handle) = completion(deliver, NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
-        let id = shared.next_call.fetch_add(1, Ordering::Relaxed);
-        lock(&shared.inflight).push((id, handle.clone()));
-        let _inflight = Inflight { shared, id, handle };
-
-        if shared.token.is_cancelled() {
-            // End ran before this call registered.
-            let _ = guard.complete(NextOutcome::Cancelled);
-        } else {
-            // One NextEx per lookup at a time; End does not take this lock.
-            let mut author = lock(&self.author);
-            self.serve(&mut author, NextGuard::Owned(guard), flags, effective);
+    match shared.replay(flags) {
+        Some(outcome) => {
+            let _ = guard.complete(outcome);
         }
-        drop(_inflight);
-        code.load(Ordering::SeqCst)
+        None => {
+            let call = NextCall::new(guard, &shared.token, effective);
+            let _: Completed<'_> = author.lookup.next(call);
+        }
     }
 }
 
-impl<P: NamespaceProvider> LookupObject for LookupEntry<P> {
-    fn session(&self) -> usize {
-        self.shared.session
+/// `NSPv2LookupServiceNextEx` on a leased lookup: completes `async_call` exactly once and
+/// returns the code.
+#[inline]
+fn next_ex(
+    lookup: &mut LookupLease<'_>,
+    async_call: usize,
+    flags: ControlFlags,
+    buffer: ResultBuffer,
+) -> i32 {
+    let (shared, author) = lookup.parts();
+    let effective = shared.begin_flags.narrowed_by(flags);
+    // The common case: the lease got the turn. The call runs in the lookup's slot, which End
+    // closes (completing the call) from any thread.
+    if let Some(author) = author {
+        shared.async_call.store(async_call, Ordering::Relaxed);
+        if shared.slot.arm() {
+            let turn = SlotTurn { shared };
+            let guard = NextGuard::Slot(SlotCall {
+                shared,
+                buffer,
+                flags: effective,
+                finished: false,
+            });
+            serve(shared, author, guard, flags, effective);
+            drop(turn);
+            return shared.code.load(Ordering::Relaxed);
+        }
+        // Closed: End ran. Answered below, like a call that arrives while another runs.
     }
+    next_ex_waiting(lookup, async_call, flags, effective, buffer)
+}
 
-    fn end(&self) {
-        let shared = &*self.shared;
-        shared.cancel.cancel();
-        if let Some(claimed) = shared.slot.close() {
-            shared.deliver_slot(claimed, NextOutcome::Cancelled, None);
+/// A call that found the lookup busy: an owned completion registered for End, then its turn.
+#[cold]
+fn next_ex_waiting(
+    lookup: &mut LookupLease<'_>,
+    async_call: usize,
+    flags: ControlFlags,
+    effective: ControlFlags,
+    mut buffer: ResultBuffer,
+) -> i32 {
+    let shared = Arc::clone(&**lookup);
+    let code = Arc::new(AtomicI32::new(NO_ERROR));
+    let deliver = {
+        let code = Arc::clone(&code);
+        let shared = Arc::clone(&shared);
+        move |outcome: NextOutcome| {
+            let raw = shared.deliver(async_call, outcome, Some((&mut buffer, effective)));
+            code.store(raw, Ordering::SeqCst);
         }
-        let waiting: Vec<_> = lock(&shared.inflight)
-            .iter()
-            .map(|(_, handle)| handle.clone())
-            .collect();
-        for handle in waiting {
-            let _ = handle.abort(NextOutcome::Cancelled);
-        }
-    }
+    };
+    let (guard, handle) = completion(deliver, NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
+    let id = shared.next_call.fetch_add(1, Ordering::Relaxed);
+    lock(&shared.inflight).push((id, handle.clone()));
+    let inflight = Inflight {
+        shared: &shared,
+        id,
+        handle,
+    };
 
-    fn next_ex(&self, async_call: usize, flags: ControlFlags, buffer: ResultBuffer) -> i32 {
-        let shared = &*self.shared;
-        let effective = shared.begin_flags.narrowed_by(flags);
-        // The common case: the lookup is free. The call runs in the lookup's slot, which End
-        // closes (completing the call) from any thread.
-        if let Some(mut author) = try_lock(&self.author) {
-            shared.async_call.store(async_call, Ordering::Relaxed);
-            if shared.slot.arm() {
-                let turn = SlotTurn { shared };
-                let guard = NextGuard::Slot(SlotCall {
-                    shared,
-                    buffer,
-                    flags: effective,
-                    finished: false,
-                });
-                self.serve(&mut author, guard, flags, effective);
-                drop(turn);
-                drop(author);
-                return shared.code.load(Ordering::Relaxed);
-            }
-            // Closed: End ran. Answered below, like a call that arrives while another runs.
-        }
-        self.next_ex_waiting(async_call, flags, effective, buffer)
+    if shared.token.is_cancelled() {
+        // End ran before this call registered.
+        let _ = guard.complete(NextOutcome::Cancelled);
+    } else {
+        // One NextEx per lookup at a time; End does not take the turn.
+        let (_, author) = lookup.wait_turn();
+        serve(&shared, author, NextGuard::Owned(guard), flags, effective);
     }
+    drop(inflight);
+    code.load(Ordering::SeqCst)
 }
