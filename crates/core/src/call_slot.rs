@@ -1,13 +1,13 @@
 //! Exactly-once completion for an object that runs one operation at a time, without allocating.
 //!
-//! [`completion`](crate::completion) makes a fresh, shared slot for every operation: right for
+//! [`completion`](mod@crate::completion) makes a fresh, shared slot for every operation: right for
 //! operations that overlap or outlive their call, but each costs an allocation, a boxed deliver
 //! function and a few locks. Some operations come one at a time per object — an NSPv2 lookup's
 //! `NextEx` calls are serialized by the lookup — and there a [`CallSlot`] embedded in the object
 //! serves call after call. Its state is one atomic word; a lock is only taken when a finisher
 //! has to wait for a delivery running on another thread.
 //!
-//! The parties are those of [`completion`](crate::completion): the author (completing, or
+//! The parties are those of [`completion`](mod@crate::completion): the author (completing, or
 //! dropping its guard), and the host side (ending the object, [`CallSlot::close`], or the
 //! framework finishing a leaked guard after the call). Each calls [`CallSlot::claim`]; exactly
 //! one gets the [`Claimed`] right to deliver, and delivers without any lock held. Every other
