@@ -96,6 +96,17 @@ impl<S, X> Entry<S, X> {
     }
 }
 
+/// What taking a lease does besides counting it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Takes the turn if it is free (a call).
+    Turn,
+    /// Leaves the turn alone (a snapshot).
+    Shared,
+    /// Clears the live bit: the handle is retired (a removal).
+    Retire,
+}
+
 struct Growth {
     /// Entries ever used: indices below it are in allocated segments.
     next: usize,
@@ -218,6 +229,22 @@ impl<S, X> LeaseTable<S, X> {
     /// [`Lease::turn`]): one atomic operation.
     #[inline]
     pub fn lease(&self, raw: usize) -> Result<Lease<'_, S, X>, HandleError> {
+        self.take(raw, Take::Turn)
+    }
+
+    /// Retires a handle: later leases of it fail with [`HandleError::Stale`]. Returns a lease
+    /// (without the turn) to finish the object with; its parts are dropped when the last lease
+    /// — this one, or a call's still running — is returned.
+    pub fn remove(&self, raw: usize) -> Result<Lease<'_, S, X>, HandleError> {
+        let lease = self.take(raw, Take::Retire)?;
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        Ok(lease)
+    }
+
+    /// Takes a lease on the live entry `raw` names, in one compare-and-swap that also does
+    /// what `how` says.
+    #[inline]
+    fn take(&self, raw: usize, how: Take) -> Result<Lease<'_, S, X>, HandleError> {
         let (index, presented) = self.codec.decode(raw)?;
         let entry = self.entry(index).ok_or(HandleError::Unknown { raw })?;
         let mut state = entry.state.load(Ordering::Relaxed);
@@ -229,14 +256,22 @@ impl<S, X> LeaseTable<S, X> {
                 // 4 billion leases at once: refused rather than overflowing the count.
                 return Err(HandleError::Unknown { raw });
             }
-            let turn = state & TURN == 0;
-            let next = state + PIN + if turn { TURN } else { 0 };
-            match entry.state.compare_exchange_weak(
-                state,
-                next,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
+            let turn = how == Take::Turn && state & TURN == 0;
+            let next = match how {
+                Take::Retire => (state & !LIVE) + PIN,
+                _ if turn => state + PIN + TURN,
+                _ => state + PIN,
+            };
+            // Acquire: the lease sees the object as inserted and as the previous turn left
+            // it. Retiring also releases (the lease that frees the entry synchronizes with it).
+            let success = match how {
+                Take::Retire => Ordering::AcqRel,
+                _ => Ordering::Acquire,
+            };
+            match entry
+                .state
+                .compare_exchange_weak(state, next, success, Ordering::Relaxed)
+            {
                 Ok(_) => {
                     return Ok(Lease {
                         table: self,
@@ -250,40 +285,6 @@ impl<S, X> LeaseTable<S, X> {
         }
     }
 
-    /// Retires a handle: later leases of it fail with [`HandleError::Stale`]. Returns a lease
-    /// (without the turn) to finish the object with; its parts are dropped when the last lease
-    /// — this one, or a call's still running — is returned.
-    pub fn remove(&self, raw: usize) -> Result<Lease<'_, S, X>, HandleError> {
-        let (index, presented) = self.codec.decode(raw)?;
-        let entry = self.entry(index).ok_or(HandleError::Unknown { raw })?;
-        let mut state = entry.state.load(Ordering::Relaxed);
-        loop {
-            if generation(state) != presented || state & LIVE == 0 {
-                return Err(Self::classify(raw, state, presented));
-            }
-            if state & PINS == PINS {
-                return Err(HandleError::Unknown { raw });
-            }
-            let next = (state & !LIVE) + PIN;
-            match entry.state.compare_exchange_weak(
-                state,
-                next,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => state = now,
-            }
-        }
-        self.live.fetch_sub(1, Ordering::Relaxed);
-        Ok(Lease {
-            table: self,
-            entry,
-            index,
-            turn: false,
-        })
-    }
-
     /// The live handles, each with a lease (without the turn), at one instant.
     pub fn snapshot(&self) -> Vec<(Handle, Lease<'_, S, X>)> {
         let used = lock(&self.growth).next;
@@ -292,39 +293,11 @@ impl<S, X> LeaseTable<S, X> {
                 let entry = self.entry(index)?;
                 let state = entry.state.load(Ordering::Relaxed);
                 let handle = self.codec.encode(index, generation(state).max(1));
-                self.lease_shared(handle.raw())
+                self.take(handle.raw(), Take::Shared)
                     .ok()
                     .map(|lease| (handle, lease))
             })
             .collect()
-    }
-
-    /// Leases without taking the turn.
-    fn lease_shared(&self, raw: usize) -> Result<Lease<'_, S, X>, HandleError> {
-        let (index, presented) = self.codec.decode(raw)?;
-        let entry = self.entry(index).ok_or(HandleError::Unknown { raw })?;
-        let mut state = entry.state.load(Ordering::Relaxed);
-        loop {
-            if generation(state) != presented || state & LIVE == 0 || state & PINS == PINS {
-                return Err(Self::classify(raw, state, presented));
-            }
-            match entry.state.compare_exchange_weak(
-                state,
-                state + PIN,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    return Ok(Lease {
-                        table: self,
-                        entry,
-                        index,
-                        turn: false,
-                    });
-                }
-                Err(now) => state = now,
-            }
-        }
     }
 
     /// How many handles are live.
