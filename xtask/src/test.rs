@@ -100,13 +100,7 @@ pub fn run(args: &[String]) -> Result<()> {
             prefix.wait()
         })?;
     }
-    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
-    if wine {
-        stages.run(
-            "MSI install, upgrade, rollback, uninstall under Wine",
-            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
-        )?;
-    }
+    msi_stages(&mut stages, wine)?;
     stages.summary();
     println!("\nall checks passed");
     Ok(())
@@ -133,6 +127,19 @@ fn loom() -> Result<()> {
     Ok(())
 }
 
+/// The MSI stages: build and check the installers, then (with Wine) install, upgrade, roll
+/// back and uninstall them.
+fn msi_stages(stages: &mut Stages, wine: bool) -> Result<()> {
+    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
+    if wine {
+        stages.run(
+            "MSI install, upgrade, rollback, uninstall under Wine",
+            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
+        )?;
+    }
+    Ok(())
+}
+
 /// `cargo xtask msi-test`: the MSI stages of `cargo xtask test` alone.
 pub fn run_msi(args: &[String]) -> Result<()> {
     let wine = match args {
@@ -148,13 +155,7 @@ pub fn run_msi(args: &[String]) -> Result<()> {
         }
         Ok(())
     })?;
-    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
-    if wine {
-        stages.run(
-            "MSI install, upgrade, rollback, uninstall under Wine",
-            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
-        )?;
-    }
+    msi_stages(&mut stages, wine)?;
     stages.summary();
     Ok(())
 }

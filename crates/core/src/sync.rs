@@ -52,16 +52,6 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Locks if the lock is free (ignoring poisoning, as [`lock`]); `None` if another thread holds
-/// it.
-pub fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match mutex.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-        Err(std::sync::TryLockError::WouldBlock) => None,
-    }
-}
-
 /// Shares a value that may be unsized (`dyn Trait`): made as a `std` `Arc` (which coerces) and
 /// converted, since loom's `Arc` cannot coerce to a trait object itself.
 pub fn arc_from_std<T: ?Sized>(value: std::sync::Arc<T>) -> Arc<T> {

@@ -72,22 +72,52 @@ impl Lookup for ModelLookup {
     }
 }
 
+/// A registry with one provider of `behaviour`, one session and one lookup begun on it.
+struct Setup {
+    sink: StdArc<Sink>,
+    registry: Arc<Registry>,
+    id: Guid,
+    entered: StdArc<AtomicBool>,
+    lookup: usize,
+}
+
+fn setup(behaviour: Behaviour) -> Setup {
+    let sink = StdArc::new(Sink::default());
+    let registry = Arc::new(Registry::new(std::sync::Arc::new(StdArc::clone(&sink))));
+    let id = Guid::from_u128(1);
+    let entered = StdArc::new(AtomicBool::new(false));
+    assert!(
+        registry
+            .register(id, Provider(behaviour, StdArc::clone(&entered)))
+            .is_ok()
+    );
+    let session = registry.startup(Some(id)).unwrap();
+    let lookup = registry
+        .begin(
+            Some(id),
+            Ok(Query::name("a@example.org")),
+            ControlFlags::RETURN_ALL,
+            session,
+        )
+        .unwrap();
+    Setup {
+        sink,
+        registry,
+        id,
+        entered,
+        lookup,
+    }
+}
+
 fn race(behaviour: Behaviour) {
     loom::model(move || {
-        let sink = StdArc::new(Sink::default());
-        let registry = Arc::new(Registry::new(std::sync::Arc::new(StdArc::clone(&sink))));
-        let id = Guid::from_u128(1);
-        let entered = StdArc::new(AtomicBool::new(false));
-        assert!(registry.register(id, Provider(behaviour, entered)).is_ok());
-        let session = registry.startup(Some(id)).unwrap();
-        let lookup = registry
-            .begin(
-                Some(id),
-                Ok(Query::name("a@example.org")),
-                ControlFlags::RETURN_ALL,
-                session,
-            )
-            .unwrap();
+        let Setup {
+            sink,
+            registry,
+            id,
+            entered: _,
+            lookup,
+        } = setup(behaviour);
 
         let next = thread::spawn({
             let registry = Arc::clone(&registry);
@@ -147,24 +177,13 @@ fn next_ex(registry: &Registry, async_call: usize, lookup: usize) -> i32 {
 /// returned, and the lookup is freed once.
 fn race_calls(behaviour: Behaviour, threads: &'static [&'static [usize]]) {
     loom::model(move || {
-        let sink = StdArc::new(Sink::default());
-        let registry = Arc::new(Registry::new(std::sync::Arc::new(StdArc::clone(&sink))));
-        let id = Guid::from_u128(1);
-        let entered = StdArc::new(AtomicBool::new(false));
-        assert!(
-            registry
-                .register(id, Provider(behaviour, StdArc::clone(&entered)))
-                .is_ok()
-        );
-        let session = registry.startup(Some(id)).unwrap();
-        let lookup = registry
-            .begin(
-                Some(id),
-                Ok(Query::name("a@example.org")),
-                ControlFlags::RETURN_ALL,
-                session,
-            )
-            .unwrap();
+        let Setup {
+            sink,
+            registry,
+            id,
+            entered,
+            lookup,
+        } = setup(behaviour);
         let callers: Vec<_> = threads
             .iter()
             .map(|calls| {

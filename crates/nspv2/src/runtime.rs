@@ -487,8 +487,8 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
 // ---------------------------------------------------------------------------------------------
 // Lookups
 
-/// A lookup's entry in the registry's table: the shared part, and the author's lookup as the
-/// exclusive part (reached by the lease holding the entry's turn).
+/// A lease on a lookup's entry in the registry's table: the shared part, and the author's
+/// lookup as the exclusive part (reached when the lease holds the entry's turn).
 type LookupLease<'t> = Lease<'t, Arc<LookupShared>, AuthorLookup>;
 
 /// The author's lookup, counted in its provider's live lookups until it is dropped (when the
