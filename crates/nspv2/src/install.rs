@@ -146,7 +146,7 @@ fn put(blob: &mut [u8], offset: usize, value: u32) {
 /// an empty DLL path as NSPv2 providers have none). Needs an elevated administrator.
 pub fn install(description: &NamespaceInstall) -> Result<(), NspError> {
     let blob = description.blob()?;
-    crate::sys::install_namespace(
+    crate::abi::install_namespace(
         &description.identifier,
         NS_EMAIL,
         description.version,
@@ -157,5 +157,5 @@ pub fn install(description: &NamespaceInstall) -> Result<(), NspError> {
 
 /// Removes the namespace provider `id` from the catalog (`WSCUnInstallNameSpace`).
 pub fn uninstall(id: Guid) -> Result<(), NspError> {
-    crate::sys::uninstall_namespace(id)
+    crate::abi::uninstall_namespace(id)
 }

@@ -55,6 +55,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[allow(unsafe_code)]
+mod abi;
 mod error;
 mod install;
 #[cfg(all(test, loom))]
@@ -63,8 +65,6 @@ mod loom_models;
 mod provider;
 mod query;
 mod runtime;
-#[allow(unsafe_code)]
-mod sys;
 #[cfg(feature = "testing")]
 #[allow(unsafe_code)]
 pub mod testing;
@@ -85,14 +85,14 @@ pub use winprov_core::{CancelRegistration, Cancelled, Delivery, WaitOutcome, Wsa
 /// provider registered under the GUID Winsock passes (see [`register`]). Hand it to
 /// `WSAAdvertiseProvider` yourself, or let [`Advertisement`] do it.
 pub fn routine() -> &'static NSPV2_ROUTINE {
-    &sys::ROUTINE
+    &abi::ROUTINE
 }
 
 /// Makes `provider` answer calls of [`routine`] for provider id `id` until the returned
 /// [`Registration`] is dropped. (A DLL that exports the routine table for another host uses
 /// this; a service uses [`Advertisement`], which registers too.)
 pub fn register<P: NamespaceProvider>(id: Guid, provider: P) -> Result<Registration, NspError> {
-    sys::REGISTRY
+    abi::REGISTRY
         .register(id, provider)
         .map_err(|_| NspError::AlreadyRegistered { id })?;
     Ok(Registration { id })
@@ -114,7 +114,7 @@ impl Registration {
 
     /// Live lookups and open sessions of this provider.
     pub fn stats(&self) -> Stats {
-        sys::REGISTRY.stats(&self.id).unwrap_or_default()
+        abi::REGISTRY.stats(&self.id).unwrap_or_default()
     }
 
     /// Keeps the provider registered for the rest of the process (a DLL's export).
@@ -125,7 +125,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        sys::REGISTRY.unregister(self.id);
+        abi::REGISTRY.unregister(self.id);
     }
 }
 
@@ -142,7 +142,7 @@ impl Advertisement {
     /// Registers `provider` under `id` (its catalog GUID, see [`install`]) and advertises it.
     pub fn new<P: NamespaceProvider>(id: Guid, provider: P) -> Result<Self, NspError> {
         let registration = register(id, provider)?;
-        sys::advertise(id)?;
+        abi::advertise(id)?;
         Ok(Self { registration })
     }
 
@@ -161,6 +161,6 @@ impl Drop for Advertisement {
     /// Withdraws the provider from Winsock; the registration (a field) is dropped after this,
     /// closing what is left of its sessions.
     fn drop(&mut self) {
-        sys::unadvertise(self.registration.id());
+        abi::unadvertise(self.registration.id());
     }
 }

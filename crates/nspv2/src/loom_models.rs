@@ -2,10 +2,10 @@
 //! `cargo xtask test` with `--cfg loom`. They drive the runtime itself (the exports only add
 //! pointer checks), with a recording sink in place of `WSAProviderCompleteAsyncCall`.
 
+use crate::abi::ResultBuffer;
 use crate::provider::{Completed, Lookup, NamespaceProvider, NextCall};
 use crate::query::{ControlFlags, Guid, Query, QueryResult};
 use crate::runtime::{AsyncSink, Registry};
-use crate::sys::ResultBuffer;
 use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;

@@ -3,7 +3,7 @@
 //! `NSPv2LookupServiceNextEx`) and what a client registers ([`RegInfo`], the request of
 //! `NSPv2SetServiceEx`), plus the `LUP_*` control flags.
 //!
-//! The framework converts between these and the raw structure (`wire` writes results, `sys`
+//! The framework converts between these and the raw structure (`wire` writes results, `abi`
 //! reads restrictions and registrations): authors never see a host pointer.
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! The framework's state machine: providers by GUID, sessions, lookups, and the End-vs-NextEx
 //! protocol. Portable and free of `unsafe`: host memory reaches it only through
-//! [`ResultBuffer`](crate::sys::ResultBuffer), and completions leave through an [`AsyncSink`].
+//! [`ResultBuffer`](crate::abi::ResultBuffer), and completions leave through an [`AsyncSink`].
 //!
 //! # End during NextEx (R-NSP-2, R-NSP-3, R-NSP-15)
 //!
@@ -21,11 +21,11 @@
 //! and reports it. Writing the result into the caller's buffer is part of the delivery, so
 //! after End's delivery the buffer is never touched again.
 
+use crate::abi::ResultBuffer;
 use crate::provider::{
     Completed, Lookup, NamespaceProvider, NextCall, NextOutcome, SetServiceCall,
 };
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
-use crate::sys::ResultBuffer;
 use crate::wire::{self, ResultContext};
 use winprov_core::sync::{
     Arc, AtomicBool, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock,

@@ -58,7 +58,7 @@ struct AsyncCall(usize);
 impl AsyncCall {
     fn new() -> Self {
         assert!(
-            crate::sys::set_completion_hook(record),
+            crate::abi::set_completion_hook(record),
             "another completion hook is installed"
         );
         // Odd values: never mistaken for an aligned pointer.
@@ -411,7 +411,7 @@ impl Host {
 
     /// Live lookups and open sessions.
     pub fn stats(&self) -> Stats {
-        crate::sys::REGISTRY.stats(&self.id).unwrap_or_default()
+        crate::abi::REGISTRY.stats(&self.id).unwrap_or_default()
     }
 
     /// Plays `WSAUnadvertiseProvider` while calls may be running: the provider's sessions
@@ -538,7 +538,7 @@ impl Host {
             )
         };
         let code = call.finish("NSPv2LookupServiceNextEx");
-        let last = crate::sys::last_error();
+        let last = crate::abi::last_error();
         assert_eq!(
             last, code,
             "NextEx must leave its completion code as the last error"
@@ -648,14 +648,14 @@ impl Host {
             )
         };
         assert_eq!(stray_completions(), before, "completed a NULL hAsyncCall");
-        crate::sys::last_error()
+        crate::abi::last_error()
     }
 }
 
 fn int_status(rc: i32) -> Result<(), WsaError> {
     match rc {
         0 => Ok(()),
-        SOCKET_ERROR => Err(WsaError::from_raw(crate::sys::last_error())),
+        SOCKET_ERROR => Err(WsaError::from_raw(crate::abi::last_error())),
         other => panic!("an INT entry returned {other}, neither NO_ERROR nor SOCKET_ERROR"),
     }
 }

@@ -1,5 +1,5 @@
 //! The provider's state machine, in safe code: lifecycle, lines, calls, requests and their
-//! termination. `sys` turns TAPI's raw arguments into the typed ones used here.
+//! termination. `abi` turns TAPI's raw arguments into the typed ones used here.
 //!
 //! Ownership: the [`Runtime`] owns every line and call in generation-checked handle tables
 //! (their values are the `HDRVLINE` / `HDRVCALL` TAPI holds). Each accepted request's
@@ -86,13 +86,13 @@ impl<P: ServiceProvider> Runtime<P> {
         }));
         let _ = runtime
             .inner
-            .set(Inner::new(provider, crate::sys::host_outlet()));
+            .set(Inner::new(provider, crate::abi::host_outlet()));
         runtime
     }
 
     pub(crate) fn inner(&'static self) -> &'static Inner<P> {
         self.inner
-            .get_or_init(|| Inner::new((self.make)(), crate::sys::host_outlet()))
+            .get_or_init(|| Inner::new((self.make)(), crate::abi::host_outlet()))
     }
 
     /// The provider.

@@ -43,9 +43,9 @@
 //! Several hosts may run at once (tests run in parallel): each stamps its request ids and TAPI
 //! handles with its own number, which routes the callbacks back to it.
 
+use crate::abi::exports;
 use crate::provider::{ServiceProvider, Version};
 use crate::runtime::{Runtime, Stats};
-use crate::sys::exports;
 use crate::var::{read_dword, read_string};
 use std::collections::{HashMap, HashSet};
 use std::mem::offset_of;
