@@ -24,7 +24,8 @@
 //! after that: it serializes the operations, and a slot back to idle is one whose operation
 //! was delivered. [`close`](CallSlot::close) ends the cycles for good.
 
-use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering, lock, thread_mark};
+use crate::park::{Parking, Step};
+use crate::sync::{AtomicUsize, Ordering, thread_mark};
 
 /// No operation armed (none yet, or the last one was delivered).
 const IDLE: usize = 0;
@@ -35,7 +36,7 @@ const DELIVERING: usize = 2;
 const PHASE: usize = 0b11;
 /// [`CallSlot::close`] ran: nothing arms again.
 const CLOSED: usize = 0b100;
-/// A thread sleeps on `finished` until this delivery ends (set under `sleepers`' lock).
+/// A thread sleeps until this delivery ends (announced under the parking lock).
 const WAITING: usize = 0b1000;
 /// The delivering thread (marks have their four low bits clear).
 const MARK: usize = !0b1111;
@@ -43,9 +44,8 @@ const MARK: usize = !0b1111;
 /// See the [module documentation](self).
 pub struct CallSlot {
     state: AtomicUsize,
-    /// Taken only by threads that wait for a delivery, and by a delivery that ends with waiters.
-    sleepers: Mutex<()>,
-    finished: Condvar,
+    /// Used only by threads that wait for a delivery, and by a delivery that ends with waiters.
+    parking: Parking,
 }
 
 impl Default for CallSlot {
@@ -59,8 +59,7 @@ impl CallSlot {
     pub fn new() -> Self {
         Self {
             state: AtomicUsize::new(IDLE),
-            sleepers: Mutex::new(()),
-            finished: Condvar::new(),
+            parking: Parking::new(),
         }
     }
 
@@ -119,39 +118,29 @@ impl CallSlot {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
-    /// Wakes the threads that wait for the delivery that just ended.
-    #[cold]
-    fn wake_waiters(&self) {
-        // The waiters announced themselves under this lock and released it only by going to
-        // sleep: taking it here means they are asleep (or have seen the new state).
-        drop(lock(&self.sleepers));
-        self.finished.notify_all();
+    /// Whether an operation is armed and nobody claimed its delivery yet.
+    pub fn is_armed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & PHASE == ARMED
     }
 
     /// Sleeps until the running delivery ends.
     #[cold]
     fn wait_finished(&self) {
-        let mut sleepers = lock(&self.sleepers);
-        loop {
+        self.parking.wait(|| {
             let state = self.state.load(Ordering::Acquire);
             if state & PHASE != DELIVERING {
-                return;
-            }
-            // Announced under the lock: the delivery's end takes it before it wakes anybody,
-            // so the wake-up cannot fall between this and the wait.
-            if state & WAITING == 0
-                && self
+                Step::Done(())
+            } else if state & WAITING != 0
+                || self
                     .state
                     .compare_exchange(state, state | WAITING, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
+                    .is_ok()
             {
-                continue;
+                Step::Sleep
+            } else {
+                Step::Again
             }
-            sleepers = self
-                .finished
-                .wait(sleepers)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
+        })
     }
 }
 
@@ -184,7 +173,7 @@ impl Drop for Claimed<'_> {
         // Idle, keeping CLOSED (which End may be setting right now).
         let state = slot.state.fetch_and(CLOSED, Ordering::AcqRel);
         if state & WAITING != 0 {
-            slot.wake_waiters();
+            slot.parking.wake_all(|| {});
         }
     }
 }

@@ -21,11 +21,14 @@
 //!
 //! Guards come in two flavours. [`completion`] makes an owned guard (`Completion<'static, _>`)
 //! that may move to a worker thread and complete long after the export returned.
-//! [`call_scope`] makes guards tied to one call: they cannot leave it, and their deliver function
-//! may borrow the call's frame (the caller's buffer, say).
+//! [`call::Scope::completion`](crate::call::Scope::completion) makes guards tied to one call:
+//! they cannot leave it, and their deliver function may borrow the call's frame.
+//!
+//! Every guard is one armed [`CallSlot`]: the same exactly-once engine as an object's reusable
+//! slot, used once.
 
-use crate::sync::{Arc, Condvar, Mutex, ThreadId, current_thread, lock};
-use std::marker::PhantomData;
+use crate::call_slot::CallSlot;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, lock};
 
 /// What a finishing call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,115 +50,70 @@ enum Path {
 
 type Deliver<'a, O> = Box<dyn FnOnce(O) + Send + 'a>;
 
-enum State<'a, O> {
-    Pending {
-        deliver: Deliver<'a, O>,
-        on_drop: O,
-    },
-    /// `waiters`: threads that went to sleep on `finished` during this delivery (counted under
-    /// the lock, so the end of the delivery wakes them, and skips the wake-up when there are
-    /// none — the common case, on every call's path).
-    Delivering {
-        by: ThreadId,
-        waiters: usize,
-    },
-    Finished {
-        aborted: bool,
-    },
+/// What the one delivery needs: taken by whoever claims it.
+struct Job<'a, O> {
+    deliver: Deliver<'a, O>,
+    on_drop: O,
 }
 
+/// One operation: a [`CallSlot`] armed once (the exactly-once engine every guard shares) and
+/// the job its claimer runs.
 struct Slot<'a, O> {
-    state: Mutex<State<'a, O>>,
-    finished: Condvar,
+    slot: CallSlot,
+    job: Mutex<Option<Job<'a, O>>>,
+    aborted: AtomicBool,
 }
 
 impl<'a, O: Send + 'a> Slot<'a, O> {
     fn new(deliver: Deliver<'a, O>, on_drop: O) -> Arc<Self> {
+        let slot = CallSlot::new();
+        let armed = slot.arm();
+        debug_assert!(armed, "a new slot arms");
         Arc::new(Self {
-            state: Mutex::new(State::Pending { deliver, on_drop }),
-            finished: Condvar::new(),
+            slot,
+            job: Mutex::new(Some(Job { deliver, on_drop })),
+            aborted: AtomicBool::new(false),
         })
     }
 
     /// Delivers `outcome` (or the drop outcome) if nothing was delivered yet; otherwise waits
     /// until a delivery in progress on another thread has returned.
     fn finish(&self, outcome: Option<O>, path: Path) -> Delivery {
-        let me = current_thread().id();
-        let mut state = lock(&self.state);
-        loop {
-            let delivering = State::Delivering { by: me, waiters: 0 };
-            match std::mem::replace(&mut *state, delivering) {
-                State::Pending { deliver, on_drop } => {
-                    drop(state);
-                    let outcome = outcome.unwrap_or(on_drop);
-                    let _finished = MarkFinished {
-                        slot: self,
-                        aborted: path == Path::Aborted,
-                    };
-                    if path != Path::Completed {
-                        tracing::debug!(?path, "operation finished without the author's outcome");
-                    }
-                    deliver(outcome);
-                    return Delivery::Delivered;
-                }
-                State::Delivering { by, waiters } if by != me => {
-                    // A spurious wake-up counts this thread again: at worst one wake-up too many.
-                    *state = State::Delivering {
-                        by,
-                        waiters: waiters + 1,
-                    };
-                    state = self
-                        .finished
-                        .wait(state)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                }
-                previous => {
-                    // Finished, or re-entered from inside our own deliver function.
-                    *state = previous;
-                    if path == Path::Completed {
-                        tracing::debug!("complete() after the operation finished: ignored");
-                    }
-                    return Delivery::AlreadyFinished;
-                }
+        let Some(claimed) = self.slot.claim() else {
+            // Finished, or re-entered from inside our own deliver function.
+            if path == Path::Completed {
+                tracing::debug!("complete() after the operation finished: ignored");
             }
+            return Delivery::AlreadyFinished;
+        };
+        let Some(Job { deliver, on_drop }) = lock(&self.job).take() else {
+            unreachable!("the claimer of an armed slot finds its job");
+        };
+        if path == Path::Aborted {
+            self.aborted.store(true, Ordering::Release);
         }
+        if path != Path::Completed {
+            tracing::debug!(?path, "operation finished without the author's outcome");
+        }
+        // Dropping the claim (also when `deliver` panics) ends the delivery and wakes waiters.
+        deliver(outcome.unwrap_or(on_drop));
+        drop(claimed);
+        Delivery::Delivered
     }
 
     fn is_finished(&self) -> bool {
-        !matches!(*lock(&self.state), State::Pending { .. })
+        !self.slot.is_armed()
     }
 
     fn is_aborted(&self) -> bool {
-        matches!(*lock(&self.state), State::Finished { aborted: true })
-    }
-}
-
-/// Marks a slot finished when dropped, so waiters wake even if the deliver function panics.
-struct MarkFinished<'s, 'a, O> {
-    slot: &'s Slot<'a, O>,
-    aborted: bool,
-}
-
-impl<O> Drop for MarkFinished<'_, '_, O> {
-    fn drop(&mut self) {
-        let mut state = lock(&self.slot.state);
-        let previous = std::mem::replace(
-            &mut *state,
-            State::Finished {
-                aborted: self.aborted,
-            },
-        );
-        drop(state);
-        if matches!(previous, State::Delivering { waiters, .. } if waiters > 0) {
-            self.slot.finished.notify_all();
-        }
+        self.aborted.load(Ordering::Acquire)
     }
 }
 
 /// The author's side of an operation: complete it exactly once.
 ///
 /// `'call` is `'static` for guards made by [`completion`], and the call's scope for guards made
-/// by [`CallScope::completion`].
+/// by [`Scope::completion`](crate::call::Scope::completion).
 #[must_use = "dropping a Completion completes the operation with its failure outcome"]
 pub struct Completion<'call, O: Send + 'call> {
     slot: Option<Arc<Slot<'call, O>>>,
@@ -237,7 +195,7 @@ pub fn completion<O: Send + 'static>(
     pair(Box::new(deliver), on_drop)
 }
 
-fn pair<'a, O: Send + 'a>(
+pub(crate) fn pair<'a, O: Send + 'a>(
     deliver: Deliver<'a, O>,
     on_drop: O,
 ) -> (Completion<'a, O>, CompletionHandle<'a, O>) {
@@ -248,44 +206,6 @@ fn pair<'a, O: Send + 'a>(
         },
         CompletionHandle { slot },
     )
-}
-
-/// The extent of one call from the host; see [`call_scope`]. It carries only lifetimes: guards
-/// made from it cannot outlive the call.
-pub struct CallScope<'scope, 'env: 'scope> {
-    _scope: PhantomData<&'scope mut &'scope ()>,
-    _env: PhantomData<&'env mut &'env ()>,
-}
-
-impl<'scope, 'env> CallScope<'scope, 'env> {
-    /// A guard that cannot outlive this call. Its `deliver` may borrow the call's environment.
-    pub fn completion<O: Send + 'scope>(
-        &'scope self,
-        deliver: impl FnOnce(O) + Send + 'scope,
-        on_drop: O,
-    ) -> (Completion<'scope, O>, CompletionHandle<'scope, O>) {
-        pair(Box::new(deliver), on_drop)
-    }
-}
-
-impl std::fmt::Debug for CallScope<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallScope").finish_non_exhaustive()
-    }
-}
-
-/// Runs `body` with a scope whose guards cannot escape it (compare `std::thread::scope`).
-///
-/// The framework keeps each guard's [`CompletionHandle`] and aborts through it before the call
-/// returns: a no-op for guards that finished, and the end of guards the author leaked with
-/// `mem::forget` (which no destructor will ever finish).
-pub fn call_scope<'env, R>(
-    body: impl for<'scope> FnOnce(&'scope CallScope<'scope, 'env>) -> R,
-) -> R {
-    body(&CallScope {
-        _scope: PhantomData,
-        _env: PhantomData,
-    })
 }
 
 #[cfg(all(test, not(loom)))]
@@ -385,41 +305,6 @@ mod tests {
         assert!(result.is_err());
         assert!(handle.is_finished());
         assert_eq!(handle.abort(-2), Delivery::AlreadyFinished);
-    }
-
-    #[test]
-    fn scoped_guards_may_borrow_the_call_and_leaked_ones_end_through_their_handle() {
-        let mut written = Vec::new();
-        let sink = std::sync::Mutex::new(&mut written);
-        call_scope(|scope| {
-            let (kept, kept_handle) = scope.completion(|v: i32| sink.lock().unwrap().push(v), -1);
-            let (leaked, leaked_handle) =
-                scope.completion(|v: i32| sink.lock().unwrap().push(v), -1);
-            assert_eq!(kept.complete(5), Delivery::Delivered);
-            std::mem::forget(leaked);
-            assert!(!leaked_handle.is_finished());
-            // What a framework does before the export returns:
-            assert_eq!(kept_handle.abort(-99), Delivery::AlreadyFinished);
-            assert_eq!(leaked_handle.abort(-99), Delivery::Delivered);
-        });
-        assert_eq!(written, [5, -99]);
-    }
-
-    #[test]
-    fn scoped_guards_can_complete_on_scoped_threads() {
-        let count = AtomicUsize::new(0);
-        call_scope(|scope| {
-            let (guard, _) = scope.completion(
-                |v: usize| {
-                    count.fetch_add(v, Ordering::SeqCst);
-                },
-                0,
-            );
-            std::thread::scope(|threads| {
-                threads.spawn(move || guard.complete(4));
-            });
-        });
-        assert_eq!(count.load(Ordering::SeqCst), 4);
     }
 
     #[test]

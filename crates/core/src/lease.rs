@@ -30,7 +30,8 @@
 //! the state word. The loom models in `tests/loom.rs` explore its races.
 
 use crate::handle::{Codec, Handle, HandleError, TableFull};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, UnsafeCell, lock};
+use crate::park::{Parking, Step};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering, UnsafeCell, lock};
 use std::marker::PhantomData;
 
 /// Leases held on the entry (the low 32 bits).
@@ -40,7 +41,7 @@ const PIN: u64 = 1;
 const LIVE: u64 = 1 << 32;
 /// A lease holds the turn (`&mut X`).
 const TURN: u64 = 1 << 33;
-/// A lease sleeps on `turn_free` until the turn is returned (set under `sleepers`' lock).
+/// A lease sleeps until the turn is returned (announced under the entry's parking lock).
 const WAITERS: u64 = 1 << 34;
 /// The generation of the entry's handle (of the next one, while the entry is free).
 const GENERATION_SHIFT: u32 = 40;
@@ -74,9 +75,8 @@ fn segment_len(segment: usize) -> usize {
 
 struct Entry<S, X> {
     state: AtomicU64,
-    /// Taken by leases that wait for the turn, and by a turn's return that finds waiters.
-    sleepers: Mutex<()>,
-    turn_free: Condvar,
+    /// Used by leases that wait for the turn, and by a turn's return that finds waiters.
+    parking: Parking,
     /// `Some` while the entry holds an object. Written only while the entry is free (no lease,
     /// not live); read through leases.
     shared: UnsafeCell<Option<S>>,
@@ -88,8 +88,7 @@ impl<S, X> Entry<S, X> {
     fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
-            sleepers: Mutex::new(()),
-            turn_free: Condvar::new(),
+            parking: Parking::new(),
             shared: UnsafeCell::new(None),
             exclusive: UnsafeCell::new(None),
         }
@@ -438,45 +437,39 @@ impl<S, X> Lease<'_, S, X> {
     #[cold]
     fn acquire_turn(&mut self) {
         let entry = self.entry;
-        let mut sleepers = lock(&entry.sleepers);
-        loop {
+        entry.parking.wait(|| {
             let state = entry.state.load(Ordering::Acquire);
             if state & TURN == 0 {
-                if entry
-                    .state
-                    .compare_exchange(state, state | TURN, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    self.turn = true;
-                    return;
+                match entry.state.compare_exchange(
+                    state,
+                    state | TURN,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => Step::Done(()),
+                    Err(_) => Step::Again,
                 }
-                continue;
-            }
-            // Announced under the lock: a return takes it before it wakes anybody, so the
-            // wake-up cannot fall between this and the wait.
-            if state & WAITERS == 0
-                && entry
+            } else if state & WAITERS != 0
+                || entry
                     .state
                     .compare_exchange(state, state | WAITERS, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
+                    .is_ok()
             {
-                continue;
+                Step::Sleep
+            } else {
+                Step::Again
             }
-            sleepers = entry
-                .turn_free
-                .wait(sleepers)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
+        });
+        self.turn = true;
     }
 
     /// Wakes the leases waiting for the turn just returned.
     #[cold]
     fn wake_waiters(&self) {
         let entry = self.entry;
-        let sleepers = lock(&entry.sleepers);
-        entry.state.fetch_and(!WAITERS, Ordering::AcqRel);
-        drop(sleepers);
-        entry.turn_free.notify_all();
+        entry.parking.wake_all(|| {
+            entry.state.fetch_and(!WAITERS, Ordering::AcqRel);
+        });
     }
 }
 

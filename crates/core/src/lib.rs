@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod boundary;
+pub mod call;
 pub mod call_slot;
 pub mod cancel;
 pub mod completion;
@@ -14,14 +15,16 @@ pub mod ffi;
 pub mod handle;
 #[allow(unsafe_code)]
 pub mod lease;
+mod park;
 pub mod sync;
 
 pub use boundary::{Panic, boundary, boundary_with};
+pub use call::{Completed, Issuer, Scope};
 pub use call_slot::{CallSlot, Claimed};
 pub use cancel::{
     CancelRegistration, CancellationSource, CancellationToken, Cancelled, WaitOutcome,
 };
-pub use completion::{CallScope, Completion, CompletionHandle, Delivery, call_scope, completion};
+pub use completion::{Completion, CompletionHandle, Delivery, completion};
 pub use error::{HResult, LineErr, WsaError};
 pub use ffi::PtrError;
 pub use handle::{Handle, HandleError, HandleTable, TableFull};

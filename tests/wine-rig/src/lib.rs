@@ -13,9 +13,7 @@ pub mod exports;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use winprov_core::{
-    CancellationSource, HandleError, HandleTable, WaitOutcome, WsaError, call_scope,
-};
+use winprov_core::{CancellationSource, HandleError, HandleTable, WaitOutcome, WsaError, call};
 
 /// Objects alive in the process, including those only kept alive by a call still running.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -76,7 +74,7 @@ impl Rig {
         timeout: Duration,
         report: impl FnOnce(WsaError) + Send,
     ) -> Result<(), WsaError> {
-        call_scope(|scope| {
+        call::scope(|scope| {
             let (guard, handle) = scope.completion(
                 |outcome: Result<(), WsaError>| {
                     report(outcome.err().unwrap_or(WsaError::from_raw(0)));
