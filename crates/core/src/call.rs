@@ -26,7 +26,7 @@ use std::marker::PhantomData;
 type Brand<'call> = PhantomData<fn(&'call ()) -> &'call ()>;
 
 /// The extent of one call; see [`scope`]. It carries only lifetimes.
-pub struct Scope<'call, 'env: 'call> {
+pub struct Scope<'call, 'env> {
     _brand: Brand<'call>,
     _env: PhantomData<&'call mut &'env ()>,
 }
