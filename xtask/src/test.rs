@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check CI runs, in order, each step timed.
 
+use crate::installer::Descriptor;
 use crate::prereq::{self, Need};
-use crate::stage::{Stages, cargo, run as sh};
+use crate::stage::{Handoff, Stages, cargo, run as sh};
 use crate::wine::Prefix;
 use crate::{WINDOWS_TARGET, target_dir, workspace_root};
 use anyhow::{Context, Result, bail};
@@ -51,17 +52,41 @@ pub fn run(args: &[String]) -> Result<()> {
         [flag] if flag == "--no-wine" => false,
         _ => bail!("test takes only --no-wine"),
     };
-    let mut stages = Stages::new(if wine { 13 } else { 9 });
-    stages.run("prerequisites", || prereq::ensure(Need::Everything))?;
-    stages.run("format", || {
+    let handoffs = Handoffs::new();
+    plan(&handoffs, wine).run()?;
+    println!("\nall checks passed");
+    Ok(())
+}
+
+/// What one stage makes for later ones.
+#[derive(Debug)]
+struct Handoffs {
+    prefix: Handoff<Prefix>,
+    installers: Handoff<Vec<Descriptor>>,
+}
+
+impl Handoffs {
+    fn new() -> Self {
+        Self {
+            prefix: Handoff::new("the Wine prefix"),
+            installers: Handoff::new("the MSIs"),
+        }
+    }
+}
+
+/// The stages of `cargo xtask test`.
+fn plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
+    let mut stages = Stages::new();
+    stages.add("prerequisites", || prereq::ensure(Need::Everything));
+    stages.add("format", || {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))
-    })?;
-    stages.run("clippy (Linux)", || {
+    });
+    stages.add("clippy (Linux)", || {
         sh(cargo()
             .args(["clippy", "--workspace", "--all-targets", "--locked"])
             .args(["--", "-D", "warnings"]))
-    })?;
-    stages.run("clippy (Windows)", || {
+    });
+    stages.add("clippy (Windows)", || {
         // xtask is a host tool; everything else must be clean for the Windows target too.
         sh(cargo()
             .args([
@@ -79,31 +104,32 @@ pub fn run(args: &[String]) -> Result<()> {
                 "-D",
                 "warnings",
             ]))
-    })?;
-    stages.run("tests (unit, trybuild, codegen freshness)", || {
+    });
+    stages.add("tests (unit, trybuild, codegen freshness)", || {
         sh(cargo().args(["test", "--workspace", "--locked"]))
-    })?;
-    stages.run("loom models", loom)?;
-    stages.run("stress (randomized host sequences)", stress)?;
-    stages.run("Windows cross-build", || {
+    });
+    stages.add("loom models", loom);
+    stages.add("stress (randomized host sequences)", stress);
+    stages.add("Windows cross-build", || {
         sh(cargo()
             .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
             .args(["--target", WINDOWS_TARGET]))
-    })?;
+    });
     if wine {
-        let prefix = stages.run("Wine prefix", Prefix::prepare)?;
-        stages.run("unit tests under Wine", || wine_unit_tests(&prefix))?;
-        stages.run("Wine ABI harnesses", || {
+        stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
+        stages.add("unit tests under Wine", || {
+            wine_unit_tests(handoffs.prefix.get()?)
+        });
+        stages.add("Wine ABI harnesses", || {
+            let prefix = handoffs.prefix.get()?;
             for harness in WINE_HARNESSES {
-                run_harness(&prefix, harness)?;
+                run_harness(prefix, harness)?;
             }
             prefix.wait()
-        })?;
+        });
     }
-    msi_stages(&mut stages, wine)?;
-    stages.summary();
-    println!("\nall checks passed");
-    Ok(())
+    msi_stages(&mut stages, handoffs, wine);
+    stages
 }
 
 /// The loom models, compiled with `--cfg loom` into their own target directory so the normal
@@ -129,15 +155,16 @@ fn loom() -> Result<()> {
 
 /// The MSI stages: build and check the installers, then (with Wine) install, upgrade, roll
 /// back and uninstall them.
-fn msi_stages(stages: &mut Stages, wine: bool) -> Result<()> {
-    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
+fn msi_stages<'a>(stages: &mut Stages<'a>, handoffs: &'a Handoffs, wine: bool) {
+    stages.add("MSIs (release build, wixl, table checks)", || {
+        handoffs.installers.put(msi_build()?)
+    });
     if wine {
-        stages.run(
+        stages.add(
             "MSI install, upgrade, rollback, uninstall under Wine",
-            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
-        )?;
+            || crate::msi_wine::run(handoffs.installers.get()?, &target_dir().join("dist")),
+        );
     }
-    Ok(())
 }
 
 /// `cargo xtask msi-test`: the MSI stages of `cargo xtask test` alone.
@@ -147,23 +174,29 @@ pub fn run_msi(args: &[String]) -> Result<()> {
         [flag] if flag == "--no-wine" => false,
         _ => bail!("msi-test takes only --no-wine"),
     };
-    let mut stages = Stages::new(if wine { 3 } else { 2 });
-    stages.run("prerequisites", || {
+    let handoffs = Handoffs::new();
+    msi_plan(&handoffs, wine).run()?;
+    Ok(())
+}
+
+/// The stages of `cargo xtask msi-test`.
+fn msi_plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
+    let mut stages = Stages::new();
+    stages.add("prerequisites", move || {
         prereq::ensure(Need::Dist)?;
         if wine {
             prereq::ensure(Need::Wine)?;
         }
         Ok(())
-    })?;
-    msi_stages(&mut stages, wine)?;
-    stages.summary();
-    Ok(())
+    });
+    msi_stages(&mut stages, handoffs, wine);
+    stages
 }
 
 /// Builds every sample's MSI into `target/dist` (the table checks run on each) and proves that
 /// the checks can fail: each MSI must be rejected against a descriptor with another upgrade code
 /// or version.
-fn msi_build() -> Result<Vec<crate::installer::Descriptor>> {
+fn msi_build() -> Result<Vec<Descriptor>> {
     let descriptors = crate::dist::descriptors()?;
     crate::dist::release_build(&descriptors)?;
     let dist = target_dir().join("dist");
@@ -288,6 +321,40 @@ mod tests {
         assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
         assert_eq!(parse_summary("3 passed, 2 failed\r"), Some((3, 2)));
         assert_eq!(parse_summary("ok 3 - something"), None);
+    }
+
+    #[test]
+    fn the_plans_count_their_stages() {
+        let handoffs = Handoffs::new();
+        let common = [
+            "prerequisites",
+            "format",
+            "clippy (Linux)",
+            "clippy (Windows)",
+            "tests (unit, trybuild, codegen freshness)",
+            "loom models",
+            "stress (randomized host sequences)",
+            "Windows cross-build",
+        ];
+        let wine = ["Wine prefix", "unit tests under Wine", "Wine ABI harnesses"];
+        let msi = "MSIs (release build, wixl, table checks)";
+        let msi_wine = "MSI install, upgrade, rollback, uninstall under Wine";
+        let with_wine: Vec<&str> = common
+            .iter()
+            .chain(&wine)
+            .chain(&[msi, msi_wine])
+            .copied()
+            .collect();
+        let without_wine: Vec<&str> = common.iter().chain(&[msi]).copied().collect();
+        assert_eq!(plan(&handoffs, true).names(), with_wine);
+        assert_eq!(plan(&handoffs, false).names(), without_wine);
+        assert_eq!(with_wine.len(), 13);
+        assert_eq!(without_wine.len(), 9);
+        assert_eq!(
+            msi_plan(&handoffs, true).names(),
+            ["prerequisites", msi, msi_wine]
+        );
+        assert_eq!(msi_plan(&handoffs, false).names(), ["prerequisites", msi]);
     }
 
     #[test]
