@@ -13,10 +13,7 @@ use std::process::Command;
 /// The samples' installer descriptors, in workspace order. Samples without one are reported
 /// and skipped.
 pub fn descriptors() -> Result<Vec<Descriptor>> {
-    let out =
-        crate::stage::output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
-            .context("cargo metadata failed")?;
-    let metadata: serde_json::Value = serde_json::from_str(&out)?;
+    let metadata = crate::discover::cargo_metadata()?;
     let samples = crate::workspace_root().join("samples");
     let mut found = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: every check CI runs, in order, each step timed.
 
+use crate::discover::{Discovered, LoomRun, StressRun, WineHarness};
 use crate::installer::Descriptor;
 use crate::prereq::{self, Need};
 use crate::stage::{Handoff, Stages, cargo, run as sh};
@@ -9,51 +10,15 @@ use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// A Wine ABI test: a C host harness (compiled with mingw-w64, against its headers) that loads a
-/// provider DLL from the workspace through its exports and plays the host.
-#[derive(Debug)]
-pub struct WineHarness {
-    /// Name of the test, the harness exe and its log.
-    pub name: &'static str,
-    /// The harness source, relative to the workspace root.
-    pub source: &'static str,
-    /// Cargo package that builds the DLL, and the DLL's file name.
-    pub package: &'static str,
-    pub dll: &'static str,
-}
-
-pub const WINE_HARNESSES: &[WineHarness] = &[
-    WineHarness {
-        name: "rig_host",
-        source: "tests/wine-rig/host/rig_host.c",
-        package: "winprov-wine-rig",
-        dll: "winprov_wine_rig.dll",
-    },
-    WineHarness {
-        name: "nsp_host",
-        source: "tests/wine-nspv2/host/nsp_host.c",
-        package: "email-directory",
-        dll: "email_directory.dll",
-    },
-    WineHarness {
-        name: "tsp_host",
-        source: "tests/wine-tspi/host/tsp_host.c",
-        package: "line-simulator",
-        dll: "line_simulator.dll",
-    },
-];
-
-/// Crates whose unit tests also run for the Windows target under Wine.
-const WINE_UNIT_TEST_PACKAGES: &[&str] = &["winprov-core"];
-
 pub fn run(args: &[String]) -> Result<()> {
     let wine = match args {
         [] => true,
         [flag] if flag == "--no-wine" => false,
         _ => bail!("test takes only --no-wine"),
     };
+    let found = Discovered::find()?;
     let handoffs = Handoffs::new();
-    plan(&handoffs, wine).run()?;
+    plan(&found, &handoffs, wine).run()?;
     println!("\nall checks passed");
     Ok(())
 }
@@ -75,7 +40,7 @@ impl Handoffs {
 }
 
 /// The stages of `cargo xtask test`.
-fn plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
+fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages<'a> {
     let mut stages = Stages::new();
     stages.add("prerequisites", || prereq::ensure(Need::Everything));
     stages.add("format", || {
@@ -108,8 +73,10 @@ fn plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
     stages.add("tests (unit, trybuild, codegen freshness)", || {
         sh(cargo().args(["test", "--workspace", "--locked"]))
     });
-    stages.add("loom models", loom);
-    stages.add("stress (randomized host sequences)", stress);
+    stages.add("loom models", || loom(&found.loom));
+    stages.add("stress (randomized host sequences)", || {
+        stress(&found.stress)
+    });
     stages.add("Windows cross-build", || {
         sh(cargo()
             .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
@@ -118,11 +85,11 @@ fn plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
     if wine {
         stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
         stages.add("unit tests under Wine", || {
-            wine_unit_tests(handoffs.prefix.get()?)
+            wine_unit_tests(handoffs.prefix.get()?, &found.wine_unit_tests)
         });
         stages.add("Wine ABI harnesses", || {
             let prefix = handoffs.prefix.get()?;
-            for harness in WINE_HARNESSES {
+            for harness in &found.wine_harnesses {
                 run_harness(prefix, harness)?;
             }
             prefix.wait()
@@ -132,20 +99,14 @@ fn plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
     stages
 }
 
-/// The loom models, compiled with `--cfg loom` into their own target directory so the normal
-/// build cache survives: the core primitives' (`tests/loom.rs`) and the interface crates'
-/// state machines (their `loom_models` unit-test modules).
-fn loom() -> Result<()> {
+/// The loom models each package declares, compiled with `--cfg loom` into their own target
+/// directory so the normal build cache survives.
+fn loom(runs: &[LoomRun]) -> Result<()> {
     let loom_target = target_dir().join("loom");
-    let runs: [&[&str]; 3] = [
-        &["-p", "winprov-core", "--test", "loom"],
-        &["-p", "winprov-nspv2", "--lib", "loom_models"],
-        &["-p", "winprov-tspi", "--lib", "loom_models"],
-    ];
     for run in runs {
         sh(cargo()
             .args(["test", "--locked", "--release"])
-            .args(run)
+            .args(run.args())
             .env("RUSTFLAGS", "--cfg loom")
             .env("CARGO_TARGET_DIR", &loom_target)
             .env("LOOM_MAX_PREEMPTIONS", "3"))?;
@@ -219,25 +180,19 @@ fn msi_build() -> Result<Vec<Descriptor>> {
     Ok(descriptors)
 }
 
-/// Operations each stress test runs in CI (an optimized build; a plain `cargo test` runs a
-/// smaller count so the test is never skipped). About 20 s each on two cores: the TSPI
-/// sequences are cheaper per operation, so they run more of them (their rarest races — a close
-/// of a line racing the close of one of its calls — showed up once in 2 million).
-const STRESS_OPERATIONS: [(&str, &str); 2] =
-    [("winprov-nspv2", "2000000"), ("winprov-tspi", "8000000")];
-
-/// The randomized host sequences, optimized, at full size.
-fn stress() -> Result<()> {
-    for (package, operations) in STRESS_OPERATIONS {
+/// The randomized host sequences, optimized, at full size (each package's
+/// `stress-operations`: a plain `cargo test` runs a smaller count so the test is never skipped).
+fn stress(runs: &[StressRun]) -> Result<()> {
+    for run in runs {
         sh(cargo()
-            .args(["test", "--locked", "--release", "-p", package])
+            .args(["test", "--locked", "--release", "-p", &run.package])
             .args(["--test", "stress", "--", "--nocapture"])
-            .env("WINPROV_STRESS_OPERATIONS", operations))?;
+            .env("WINPROV_STRESS_OPERATIONS", run.operations.to_string()))?;
     }
     Ok(())
 }
 
-fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
+fn wine_unit_tests(prefix: &Prefix, packages: &[String]) -> Result<()> {
     let mut cmd = cargo();
     cmd.args([
         "test",
@@ -247,7 +202,7 @@ fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
         "--lib",
         "--tests",
     ]);
-    for package in WINE_UNIT_TEST_PACKAGES {
+    for package in packages {
         cmd.args(["-p", package]);
     }
     cmd.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", prefix.loader());
@@ -263,9 +218,9 @@ fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
     sh(Command::new("x86_64-w64-mingw32-gcc")
         .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&exe)
-        .arg(root.join(harness.source)))?;
-    let dll = built_windows_artifact(harness.dll);
-    std::fs::copy(&dll, bin.join(harness.dll)).with_context(|| {
+        .arg(root.join(&harness.source)))?;
+    let dll = built_windows_artifact(&harness.dll);
+    std::fs::copy(&dll, bin.join(&harness.dll)).with_context(|| {
         format!(
             "copying {} (built by -p {})",
             dll.display(),
@@ -274,7 +229,7 @@ fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
     })?;
     let mut cmd = prefix.command(&exe);
     // Panics are expected (the boundary tests): keep their default-hook output short.
-    cmd.arg(harness.dll)
+    cmd.arg(&harness.dll)
         .current_dir(&bin)
         .env("RUST_BACKTRACE", "0");
     println!("$ wine {} {}", exe.display(), harness.dll);
@@ -325,6 +280,7 @@ mod tests {
 
     #[test]
     fn the_plans_count_their_stages() {
+        let found = Discovered::default();
         let handoffs = Handoffs::new();
         let common = [
             "prerequisites",
@@ -346,8 +302,8 @@ mod tests {
             .copied()
             .collect();
         let without_wine: Vec<&str> = common.iter().chain(&[msi]).copied().collect();
-        assert_eq!(plan(&handoffs, true).names(), with_wine);
-        assert_eq!(plan(&handoffs, false).names(), without_wine);
+        assert_eq!(plan(&found, &handoffs, true).names(), with_wine);
+        assert_eq!(plan(&found, &handoffs, false).names(), without_wine);
         assert_eq!(with_wine.len(), 13);
         assert_eq!(without_wine.len(), 9);
         assert_eq!(
@@ -359,11 +315,13 @@ mod tests {
 
     #[test]
     fn harness_sources_exist() {
-        for harness in WINE_HARNESSES {
+        let found = Discovered::find().unwrap();
+        assert!(!found.wine_harnesses.is_empty());
+        for harness in &found.wine_harnesses {
             assert!(
-                workspace_root().join(harness.source).is_file(),
+                workspace_root().join(&harness.source).is_file(),
                 "{}",
-                harness.source
+                harness.source.display()
             );
         }
     }
