@@ -102,16 +102,22 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
 /// The loom models each package declares, compiled with `--cfg loom` into their own target
 /// directory so the normal build cache survives.
 fn loom(runs: &[LoomRun]) -> Result<()> {
+    loom_commands(runs).iter_mut().try_for_each(sh)
+}
+
+fn loom_commands(runs: &[LoomRun]) -> Vec<Command> {
     let loom_target = target_dir().join("loom");
-    for run in runs {
-        sh(cargo()
-            .args(["test", "--locked", "--release"])
-            .args(run.args())
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("CARGO_TARGET_DIR", &loom_target)
-            .env("LOOM_MAX_PREEMPTIONS", "3"))?;
-    }
-    Ok(())
+    runs.iter()
+        .map(|run| {
+            let mut cmd = cargo();
+            cmd.args(["test", "--locked", "--release"])
+                .args(run.args())
+                .env("RUSTFLAGS", "--cfg loom")
+                .env("CARGO_TARGET_DIR", &loom_target)
+                .env("LOOM_MAX_PREEMPTIONS", "3");
+            cmd
+        })
+        .collect()
 }
 
 /// The MSI stages: build and check the installers, then (with Wine) install, upgrade, roll
@@ -183,13 +189,19 @@ fn msi_build() -> Result<Vec<Descriptor>> {
 /// The randomized host sequences, optimized, at full size (each package's
 /// `stress-operations`: a plain `cargo test` runs a smaller count so the test is never skipped).
 fn stress(runs: &[StressRun]) -> Result<()> {
-    for run in runs {
-        sh(cargo()
-            .args(["test", "--locked", "--release", "-p", &run.package])
-            .args(["--test", "stress", "--", "--nocapture"])
-            .env("WINPROV_STRESS_OPERATIONS", run.operations.to_string()))?;
-    }
-    Ok(())
+    stress_commands(runs).iter_mut().try_for_each(sh)
+}
+
+fn stress_commands(runs: &[StressRun]) -> Vec<Command> {
+    runs.iter()
+        .map(|run| {
+            let mut cmd = cargo();
+            cmd.args(["test", "--locked", "--release", "-p", &run.package])
+                .args(["--test", "stress", "--", "--nocapture"])
+                .env("WINPROV_STRESS_OPERATIONS", run.operations.to_string());
+            cmd
+        })
+        .collect()
 }
 
 fn wine_unit_tests(prefix: &Prefix, packages: &[String]) -> Result<()> {
@@ -270,6 +282,7 @@ pub fn built_windows_artifact(file: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::describe;
 
     #[test]
     fn summary_line_is_parsed() {
@@ -311,6 +324,47 @@ mod tests {
             ["prerequisites", msi, msi_wine]
         );
         assert_eq!(msi_plan(&handoffs, false).names(), ["prerequisites", msi]);
+    }
+
+    /// The loom and stress commands of this workspace: those `cargo xtask test` ran when it
+    /// listed them by hand.
+    #[test]
+    fn the_loom_and_stress_commands_are_found() {
+        let found = Discovered::find().unwrap();
+        let lines = |commands: Vec<Command>| -> Vec<String> {
+            commands
+                .iter()
+                .map(|cmd| {
+                    let program = cmd.get_program().to_string_lossy().into_owned();
+                    describe(cmd).replacen(&program, "cargo", 1)
+                })
+                .collect()
+        };
+        let loom_env = format!(
+            "CARGO_TARGET_DIR={} LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS=--cfg loom",
+            target_dir().join("loom").display()
+        );
+        assert_eq!(
+            lines(loom_commands(&found.loom)),
+            [
+                format!("{loom_env} cargo test --locked --release -p winprov-core --test loom"),
+                format!(
+                    "{loom_env} cargo test --locked --release -p winprov-nspv2 --lib loom_models"
+                ),
+                format!(
+                    "{loom_env} cargo test --locked --release -p winprov-tspi --lib loom_models"
+                ),
+            ]
+        );
+        assert_eq!(
+            lines(stress_commands(&found.stress)),
+            [
+                "WINPROV_STRESS_OPERATIONS=2000000 cargo test --locked --release -p \
+                 winprov-nspv2 --test stress -- --nocapture",
+                "WINPROV_STRESS_OPERATIONS=8000000 cargo test --locked --release -p \
+                 winprov-tspi --test stress -- --nocapture",
+            ]
+        );
     }
 
     #[test]
