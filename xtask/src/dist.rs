@@ -4,7 +4,7 @@
 
 use crate::installer::{self, Descriptor};
 use crate::prereq::{self, Need};
-use crate::stage::{Stages, cargo, describe, run as sh};
+use crate::stage::{Handoff, Stages, cargo, describe, run as sh};
 use crate::{WINDOWS_TARGET, target_dir};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -13,10 +13,7 @@ use std::process::Command;
 /// The samples' installer descriptors, in workspace order. Samples without one are reported
 /// and skipped.
 pub fn descriptors() -> Result<Vec<Descriptor>> {
-    let out =
-        crate::stage::output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
-            .context("cargo metadata failed")?;
-    let metadata: serde_json::Value = serde_json::from_str(&out)?;
+    let metadata = crate::discover::cargo_metadata()?;
     let samples = crate::workspace_root().join("samples");
     let mut found = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
@@ -130,30 +127,42 @@ pub fn run(args: &[String]) -> Result<()> {
         _ => bail!("dist takes only --wxs-only"),
     };
     let dist = target_dir().join("dist");
+    let descriptors = Handoff::new("the installer descriptors");
     if wxs_only {
         // On Windows: the sources for candle/light or cargo-wix, no wixl needed.
-        let mut stages = Stages::new(2);
-        let descriptors = stages.run("read the installer descriptors", descriptors)?;
-        let written = stages.run("write the WiX sources", || {
-            descriptors
-                .iter()
-                .map(|d| write_wxs(d, &dist))
-                .collect::<Result<Vec<_>>>()
-        })?;
-        stages.summary();
-        for path in written {
+        let written = Handoff::new("the WiX sources");
+        let mut stages = Stages::new();
+        stages.add("read the installer descriptors", || {
+            descriptors.put(self::descriptors()?)
+        });
+        stages.add("write the WiX sources", || {
+            written.put(
+                descriptors
+                    .get()?
+                    .iter()
+                    .map(|d| write_wxs(d, &dist))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        });
+        stages.run()?;
+        for path in written.get()? {
             println!("{}", path.display());
         }
         return Ok(());
     }
 
-    let mut stages = Stages::new(4);
-    stages.run("prerequisites", || prereq::ensure(Need::Dist))?;
-    let descriptors = stages.run("read the installer descriptors", descriptors)?;
-    stages.run("release build for Windows", || release_build(&descriptors))?;
-    let built = stages.run("MSIs (generate .wxs, wixl, check the tables)", || {
-        let mut built = Vec::new();
-        for d in &descriptors {
+    let built = Handoff::new("the MSIs");
+    let mut stages = Stages::new();
+    stages.add("prerequisites", || prereq::ensure(Need::Dist));
+    stages.add("read the installer descriptors", || {
+        descriptors.put(self::descriptors()?)
+    });
+    stages.add("release build for Windows", || {
+        release_build(descriptors.get()?)
+    });
+    stages.add("MSIs (generate .wxs, wixl, check the tables)", || {
+        let mut made = Vec::new();
+        for d in descriptors.get()? {
             println!("\n--- {} {}", d.package, d.version);
             let msi = build_msi(d, &dist)?;
             // The payloads next to the MSI, for whoever installs by hand.
@@ -164,17 +173,18 @@ pub fn run(args: &[String]) -> Result<()> {
                     .with_context(|| format!("copying {}", file.source))?;
                 payloads.push(to);
             }
-            built.push((d.package.clone(), msi, payloads));
+            made.push((d.package.clone(), msi, payloads));
         }
-        Ok(built)
-    })?;
-    stages.summary();
+        built.put(made)
+    });
+    stages.run()?;
+    let built = built.get()?;
     if built.is_empty() {
         println!("\nno sample provider has an installer descriptor: target/dist/ has no MSI");
         return Ok(());
     }
     println!("\n{:<20} {:>12}  file", "sample", "bytes");
-    for (package, msi, payloads) in &built {
+    for (package, msi, payloads) in built {
         for path in std::iter::once(msi).chain(payloads) {
             println!("{package:<20} {:>12}  {}", size(path)?, path.display());
         }

@@ -208,7 +208,7 @@ impl Descriptor {
 }
 
 /// The keys a table may have; anything else is a mistake worth stopping for.
-fn only_keys(table: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
+pub fn only_keys(table: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
     for key in table.keys() {
         if !allowed.contains(&key.as_str()) {
             bail!(
@@ -220,7 +220,7 @@ fn only_keys(table: &Map<String, Value>, allowed: &[&str], what: &str) -> Result
     Ok(())
 }
 
-fn table<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
+pub fn table<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>> {
     value
         .as_object()
         .with_context(|| format!("{what} must be a table"))

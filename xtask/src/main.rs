@@ -11,6 +11,7 @@
 )]
 
 mod codegen;
+mod discover;
 mod dist;
 mod installer;
 mod msi_check;

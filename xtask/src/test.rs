@@ -1,49 +1,14 @@
 //! `cargo xtask test`: every check CI runs, in order, each step timed.
 
+use crate::discover::{Discovered, LoomRun, StressRun, WineHarness};
+use crate::installer::Descriptor;
 use crate::prereq::{self, Need};
-use crate::stage::{Stages, cargo, run as sh};
+use crate::stage::{Handoff, Stages, cargo, run as sh};
 use crate::wine::Prefix;
 use crate::{WINDOWS_TARGET, target_dir, workspace_root};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::Command;
-
-/// A Wine ABI test: a C host harness (compiled with mingw-w64, against its headers) that loads a
-/// provider DLL from the workspace through its exports and plays the host.
-#[derive(Debug)]
-pub struct WineHarness {
-    /// Name of the test, the harness exe and its log.
-    pub name: &'static str,
-    /// The harness source, relative to the workspace root.
-    pub source: &'static str,
-    /// Cargo package that builds the DLL, and the DLL's file name.
-    pub package: &'static str,
-    pub dll: &'static str,
-}
-
-pub const WINE_HARNESSES: &[WineHarness] = &[
-    WineHarness {
-        name: "rig_host",
-        source: "tests/wine-rig/host/rig_host.c",
-        package: "winprov-wine-rig",
-        dll: "winprov_wine_rig.dll",
-    },
-    WineHarness {
-        name: "nsp_host",
-        source: "tests/wine-nspv2/host/nsp_host.c",
-        package: "email-directory",
-        dll: "email_directory.dll",
-    },
-    WineHarness {
-        name: "tsp_host",
-        source: "tests/wine-tspi/host/tsp_host.c",
-        package: "line-simulator",
-        dll: "line_simulator.dll",
-    },
-];
-
-/// Crates whose unit tests also run for the Windows target under Wine.
-const WINE_UNIT_TEST_PACKAGES: &[&str] = &["winprov-core"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let wine = match args {
@@ -51,17 +16,42 @@ pub fn run(args: &[String]) -> Result<()> {
         [flag] if flag == "--no-wine" => false,
         _ => bail!("test takes only --no-wine"),
     };
-    let mut stages = Stages::new(if wine { 13 } else { 9 });
-    stages.run("prerequisites", || prereq::ensure(Need::Everything))?;
-    stages.run("format", || {
+    let found = Discovered::find()?;
+    let handoffs = Handoffs::new();
+    plan(&found, &handoffs, wine).run()?;
+    println!("\nall checks passed");
+    Ok(())
+}
+
+/// What one stage makes for later ones.
+#[derive(Debug)]
+struct Handoffs {
+    prefix: Handoff<Prefix>,
+    installers: Handoff<Vec<Descriptor>>,
+}
+
+impl Handoffs {
+    fn new() -> Self {
+        Self {
+            prefix: Handoff::new("the Wine prefix"),
+            installers: Handoff::new("the MSIs"),
+        }
+    }
+}
+
+/// The stages of `cargo xtask test`.
+fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages<'a> {
+    let mut stages = Stages::new();
+    stages.add("prerequisites", || prereq::ensure(Need::Everything));
+    stages.add("format", || {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))
-    })?;
-    stages.run("clippy (Linux)", || {
+    });
+    stages.add("clippy (Linux)", || {
         sh(cargo()
             .args(["clippy", "--workspace", "--all-targets", "--locked"])
             .args(["--", "-D", "warnings"]))
-    })?;
-    stages.run("clippy (Windows)", || {
+    });
+    stages.add("clippy (Windows)", || {
         // xtask is a host tool; everything else must be clean for the Windows target too.
         sh(cargo()
             .args([
@@ -79,65 +69,69 @@ pub fn run(args: &[String]) -> Result<()> {
                 "-D",
                 "warnings",
             ]))
-    })?;
-    stages.run("tests (unit, trybuild, codegen freshness)", || {
+    });
+    stages.add("tests (unit, trybuild, codegen freshness)", || {
         sh(cargo().args(["test", "--workspace", "--locked"]))
-    })?;
-    stages.run("loom models", loom)?;
-    stages.run("stress (randomized host sequences)", stress)?;
-    stages.run("Windows cross-build", || {
+    });
+    stages.add("loom models", || loom(&found.loom));
+    stages.add("stress (randomized host sequences)", || {
+        stress(&found.stress)
+    });
+    stages.add("Windows cross-build", || {
         sh(cargo()
             .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
             .args(["--target", WINDOWS_TARGET]))
-    })?;
+    });
     if wine {
-        let prefix = stages.run("Wine prefix", Prefix::prepare)?;
-        stages.run("unit tests under Wine", || wine_unit_tests(&prefix))?;
-        stages.run("Wine ABI harnesses", || {
-            for harness in WINE_HARNESSES {
-                run_harness(&prefix, harness)?;
+        stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
+        stages.add("unit tests under Wine", || {
+            wine_unit_tests(handoffs.prefix.get()?, &found.wine_unit_tests)
+        });
+        stages.add("Wine ABI harnesses", || {
+            let prefix = handoffs.prefix.get()?;
+            for harness in &found.wine_harnesses {
+                run_harness(prefix, harness)?;
             }
             prefix.wait()
-        })?;
+        });
     }
-    msi_stages(&mut stages, wine)?;
-    stages.summary();
-    println!("\nall checks passed");
-    Ok(())
+    msi_stages(&mut stages, handoffs, wine);
+    stages
 }
 
-/// The loom models, compiled with `--cfg loom` into their own target directory so the normal
-/// build cache survives: the core primitives' (`tests/loom.rs`) and the interface crates'
-/// state machines (their `loom_models` unit-test modules).
-fn loom() -> Result<()> {
+/// The loom models each package declares, compiled with `--cfg loom` into their own target
+/// directory so the normal build cache survives.
+fn loom(runs: &[LoomRun]) -> Result<()> {
+    loom_commands(runs).iter_mut().try_for_each(sh)
+}
+
+fn loom_commands(runs: &[LoomRun]) -> Vec<Command> {
     let loom_target = target_dir().join("loom");
-    let runs: [&[&str]; 3] = [
-        &["-p", "winprov-core", "--test", "loom"],
-        &["-p", "winprov-nspv2", "--lib", "loom_models"],
-        &["-p", "winprov-tspi", "--lib", "loom_models"],
-    ];
-    for run in runs {
-        sh(cargo()
-            .args(["test", "--locked", "--release"])
-            .args(run)
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("CARGO_TARGET_DIR", &loom_target)
-            .env("LOOM_MAX_PREEMPTIONS", "3"))?;
-    }
-    Ok(())
+    runs.iter()
+        .map(|run| {
+            let mut cmd = cargo();
+            cmd.args(["test", "--locked", "--release"])
+                .args(run.args())
+                .env("RUSTFLAGS", "--cfg loom")
+                .env("CARGO_TARGET_DIR", &loom_target)
+                .env("LOOM_MAX_PREEMPTIONS", "3");
+            cmd
+        })
+        .collect()
 }
 
 /// The MSI stages: build and check the installers, then (with Wine) install, upgrade, roll
 /// back and uninstall them.
-fn msi_stages(stages: &mut Stages, wine: bool) -> Result<()> {
-    let installers = stages.run("MSIs (release build, wixl, table checks)", msi_build)?;
+fn msi_stages<'a>(stages: &mut Stages<'a>, handoffs: &'a Handoffs, wine: bool) {
+    stages.add("MSIs (release build, wixl, table checks)", || {
+        handoffs.installers.put(msi_build()?)
+    });
     if wine {
-        stages.run(
+        stages.add(
             "MSI install, upgrade, rollback, uninstall under Wine",
-            || crate::msi_wine::run(&installers, &target_dir().join("dist")),
-        )?;
+            || crate::msi_wine::run(handoffs.installers.get()?, &target_dir().join("dist")),
+        );
     }
-    Ok(())
 }
 
 /// `cargo xtask msi-test`: the MSI stages of `cargo xtask test` alone.
@@ -147,23 +141,29 @@ pub fn run_msi(args: &[String]) -> Result<()> {
         [flag] if flag == "--no-wine" => false,
         _ => bail!("msi-test takes only --no-wine"),
     };
-    let mut stages = Stages::new(if wine { 3 } else { 2 });
-    stages.run("prerequisites", || {
+    let handoffs = Handoffs::new();
+    msi_plan(&handoffs, wine).run()?;
+    Ok(())
+}
+
+/// The stages of `cargo xtask msi-test`.
+fn msi_plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
+    let mut stages = Stages::new();
+    stages.add("prerequisites", move || {
         prereq::ensure(Need::Dist)?;
         if wine {
             prereq::ensure(Need::Wine)?;
         }
         Ok(())
-    })?;
-    msi_stages(&mut stages, wine)?;
-    stages.summary();
-    Ok(())
+    });
+    msi_stages(&mut stages, handoffs, wine);
+    stages
 }
 
 /// Builds every sample's MSI into `target/dist` (the table checks run on each) and proves that
 /// the checks can fail: each MSI must be rejected against a descriptor with another upgrade code
 /// or version.
-fn msi_build() -> Result<Vec<crate::installer::Descriptor>> {
+fn msi_build() -> Result<Vec<Descriptor>> {
     let descriptors = crate::dist::descriptors()?;
     crate::dist::release_build(&descriptors)?;
     let dist = target_dir().join("dist");
@@ -186,25 +186,25 @@ fn msi_build() -> Result<Vec<crate::installer::Descriptor>> {
     Ok(descriptors)
 }
 
-/// Operations each stress test runs in CI (an optimized build; a plain `cargo test` runs a
-/// smaller count so the test is never skipped). About 20 s each on two cores: the TSPI
-/// sequences are cheaper per operation, so they run more of them (their rarest races — a close
-/// of a line racing the close of one of its calls — showed up once in 2 million).
-const STRESS_OPERATIONS: [(&str, &str); 2] =
-    [("winprov-nspv2", "2000000"), ("winprov-tspi", "8000000")];
-
-/// The randomized host sequences, optimized, at full size.
-fn stress() -> Result<()> {
-    for (package, operations) in STRESS_OPERATIONS {
-        sh(cargo()
-            .args(["test", "--locked", "--release", "-p", package])
-            .args(["--test", "stress", "--", "--nocapture"])
-            .env("WINPROV_STRESS_OPERATIONS", operations))?;
-    }
-    Ok(())
+/// The randomized host sequences, optimized, at full size (each package's
+/// `stress-operations`: a plain `cargo test` runs a smaller count so the test is never skipped).
+fn stress(runs: &[StressRun]) -> Result<()> {
+    stress_commands(runs).iter_mut().try_for_each(sh)
 }
 
-fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
+fn stress_commands(runs: &[StressRun]) -> Vec<Command> {
+    runs.iter()
+        .map(|run| {
+            let mut cmd = cargo();
+            cmd.args(["test", "--locked", "--release", "-p", &run.package])
+                .args(["--test", "stress", "--", "--nocapture"])
+                .env("WINPROV_STRESS_OPERATIONS", run.operations.to_string());
+            cmd
+        })
+        .collect()
+}
+
+fn wine_unit_tests(prefix: &Prefix, packages: &[String]) -> Result<()> {
     let mut cmd = cargo();
     cmd.args([
         "test",
@@ -214,7 +214,7 @@ fn wine_unit_tests(prefix: &Prefix) -> Result<()> {
         "--lib",
         "--tests",
     ]);
-    for package in WINE_UNIT_TEST_PACKAGES {
+    for package in packages {
         cmd.args(["-p", package]);
     }
     cmd.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", prefix.loader());
@@ -230,9 +230,9 @@ fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
     sh(Command::new("x86_64-w64-mingw32-gcc")
         .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&exe)
-        .arg(root.join(harness.source)))?;
-    let dll = built_windows_artifact(harness.dll);
-    std::fs::copy(&dll, bin.join(harness.dll)).with_context(|| {
+        .arg(root.join(&harness.source)))?;
+    let dll = built_windows_artifact(&harness.dll);
+    std::fs::copy(&dll, bin.join(&harness.dll)).with_context(|| {
         format!(
             "copying {} (built by -p {})",
             dll.display(),
@@ -241,7 +241,7 @@ fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
     })?;
     let mut cmd = prefix.command(&exe);
     // Panics are expected (the boundary tests): keep their default-hook output short.
-    cmd.arg(harness.dll)
+    cmd.arg(&harness.dll)
         .current_dir(&bin)
         .env("RUST_BACKTRACE", "0");
     println!("$ wine {} {}", exe.display(), harness.dll);
@@ -282,6 +282,7 @@ pub fn built_windows_artifact(file: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::describe;
 
     #[test]
     fn summary_line_is_parsed() {
@@ -291,12 +292,90 @@ mod tests {
     }
 
     #[test]
+    fn the_plans_count_their_stages() {
+        let found = Discovered::default();
+        let handoffs = Handoffs::new();
+        let common = [
+            "prerequisites",
+            "format",
+            "clippy (Linux)",
+            "clippy (Windows)",
+            "tests (unit, trybuild, codegen freshness)",
+            "loom models",
+            "stress (randomized host sequences)",
+            "Windows cross-build",
+        ];
+        let wine = ["Wine prefix", "unit tests under Wine", "Wine ABI harnesses"];
+        let msi = "MSIs (release build, wixl, table checks)";
+        let msi_wine = "MSI install, upgrade, rollback, uninstall under Wine";
+        let with_wine: Vec<&str> = common
+            .iter()
+            .chain(&wine)
+            .chain(&[msi, msi_wine])
+            .copied()
+            .collect();
+        let without_wine: Vec<&str> = common.iter().chain(&[msi]).copied().collect();
+        assert_eq!(plan(&found, &handoffs, true).names(), with_wine);
+        assert_eq!(plan(&found, &handoffs, false).names(), without_wine);
+        assert_eq!(with_wine.len(), 13);
+        assert_eq!(without_wine.len(), 9);
+        assert_eq!(
+            msi_plan(&handoffs, true).names(),
+            ["prerequisites", msi, msi_wine]
+        );
+        assert_eq!(msi_plan(&handoffs, false).names(), ["prerequisites", msi]);
+    }
+
+    /// The loom and stress commands of this workspace: those `cargo xtask test` ran when it
+    /// listed them by hand.
+    #[test]
+    fn the_loom_and_stress_commands_are_found() {
+        let found = Discovered::find().unwrap();
+        let lines = |commands: Vec<Command>| -> Vec<String> {
+            commands
+                .iter()
+                .map(|cmd| {
+                    let program = cmd.get_program().to_string_lossy().into_owned();
+                    describe(cmd).replacen(&program, "cargo", 1)
+                })
+                .collect()
+        };
+        let loom_env = format!(
+            "CARGO_TARGET_DIR={} LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS=--cfg loom",
+            target_dir().join("loom").display()
+        );
+        assert_eq!(
+            lines(loom_commands(&found.loom)),
+            [
+                format!("{loom_env} cargo test --locked --release -p winprov-core --test loom"),
+                format!(
+                    "{loom_env} cargo test --locked --release -p winprov-nspv2 --lib loom_models"
+                ),
+                format!(
+                    "{loom_env} cargo test --locked --release -p winprov-tspi --lib loom_models"
+                ),
+            ]
+        );
+        assert_eq!(
+            lines(stress_commands(&found.stress)),
+            [
+                "WINPROV_STRESS_OPERATIONS=2000000 cargo test --locked --release -p \
+                 winprov-nspv2 --test stress -- --nocapture",
+                "WINPROV_STRESS_OPERATIONS=8000000 cargo test --locked --release -p \
+                 winprov-tspi --test stress -- --nocapture",
+            ]
+        );
+    }
+
+    #[test]
     fn harness_sources_exist() {
-        for harness in WINE_HARNESSES {
+        let found = Discovered::find().unwrap();
+        assert!(!found.wine_harnesses.is_empty());
+        for harness in &found.wine_harnesses {
             assert!(
-                workspace_root().join(harness.source).is_file(),
+                workspace_root().join(&harness.source).is_file(),
                 "{}",
-                harness.source
+                harness.source.display()
             );
         }
     }
