@@ -22,8 +22,9 @@
 use crate::completion::{Completion, CompletionHandle, Delivery};
 use std::marker::PhantomData;
 
-/// Makes a lifetime invariant: `'call` can neither grow nor shrink.
-type Brand<'call> = PhantomData<fn(&'call ()) -> &'call ()>;
+/// Makes a lifetime invariant: `'call` can neither grow nor shrink. Guards and what they lend
+/// (a call's cancellation, say) carry it, so nothing of one call passes for another's.
+pub type Brand<'call> = PhantomData<fn(&'call ()) -> &'call ()>;
 
 /// The extent of one call; see [`scope`]. It carries only lifetimes.
 pub struct Scope<'call, 'env> {

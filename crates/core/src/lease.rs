@@ -231,6 +231,13 @@ impl<S, X> LeaseTable<S, X> {
         self.take(raw, Take::Turn)
     }
 
+    /// Leases the object behind a host value without its turn, for calls that only read the
+    /// shared part: one atomic operation.
+    #[inline]
+    pub fn lease_shared(&self, raw: usize) -> Result<Lease<'_, S, X>, HandleError> {
+        self.take(raw, Take::Shared)
+    }
+
     /// Retires a handle: later leases of it fail with [`HandleError::Stale`]. Returns a lease
     /// (without the turn) to finish the object with; its parts are dropped when the last lease
     /// — this one, or a call's still running — is returned.

@@ -13,6 +13,7 @@ pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod handle;
+pub mod host;
 #[allow(unsafe_code)]
 pub mod lease;
 mod park;
@@ -27,5 +28,6 @@ pub use cancel::{
 pub use completion::{Completion, CompletionHandle, Delivery, completion};
 pub use error::{HResult, LineErr, WsaError};
 pub use ffi::PtrError;
+pub use host::{HostMessage, HostSink};
 pub use handle::{Handle, HandleError, HandleTable, TableFull};
 pub use lease::{Lease, LeaseTable};

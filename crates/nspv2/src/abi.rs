@@ -11,17 +11,18 @@
 //! and ClientSessionRundown return `VOID` and report through `WSAProviderCompleteAsyncCall`
 //! (mingw-w64 declares them `int`, which is wrong).
 
+use crate::host::{AsyncCompletion, NO_ERROR};
+use crate::lookup::ResultBuffer;
 use crate::query::{AfProtocol, Comparator, ControlFlags, CsAddr, Guid, Query, RegInfo, Version};
-use crate::runtime::{AsyncSink, NO_ERROR, Registry};
+use crate::runtime::Registry;
 use crate::wire::{self, BUFFER_ALIGN};
 use std::ffi::c_void;
-use std::ptr::NonNull;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 use winprov_bindings::ws2spi::{
     AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKET_ERROR, WSAESETSERVICEOP,
     WSAQUERYSET2W, WSAVERSION,
 };
-use winprov_core::{PtrError, WsaError, boundary_with, ffi};
+use winprov_core::{HostSink, PtrError, WsaError, boundary_with, ffi};
 
 /// Longest string accepted in a query set (the `UNICODE_STRING` limit, in UTF-16 units).
 const MAX_STRING_UNITS: usize = 32_767;
@@ -33,13 +34,15 @@ const MAX_SOCKADDR: usize = 128;
 const MAX_BLOB: usize = 16 << 20;
 
 // ---------------------------------------------------------------------------------------------
-// The process-wide registry the exports dispatch to.
+// The process-wide registry the routine table dispatches to.
 
+/// The providers of this process, completing through Winsock.
 pub(crate) static REGISTRY: LazyLock<Registry> =
-    LazyLock::new(|| Registry::new(std::sync::Arc::new(SysSink)));
+    LazyLock::new(|| Registry::new(std::sync::Arc::new(Winsock)));
 
 /// The routine table every provider of this process is advertised with. Calls are routed by
 /// the provider GUID (Startup, Cleanup, Begin, SetServiceEx, Rundown) or by handle (NextEx, End).
+/// Each entry forwards to [`exports`] with [`REGISTRY`].
 pub(crate) static ROUTINE: NSPV2_ROUTINE = NSPV2_ROUTINE {
     cbSize: size_of::<NSPV2_ROUTINE>() as u32,
     dwMajorVersion: 1,
@@ -56,30 +59,12 @@ pub(crate) static ROUTINE: NSPV2_ROUTINE = NSPV2_ROUTINE {
 // ---------------------------------------------------------------------------------------------
 // Completions and the last error.
 
-/// Sends completions to `WSAProviderCompleteAsyncCall` (or to the test host's hook).
-struct SysSink;
+/// The real host: completions go to `WSAProviderCompleteAsyncCall`.
+struct Winsock;
 
-/// A host simulator's replacement for `WSAProviderCompleteAsyncCall`.
-pub(crate) type CompletionHook = fn(async_call: usize, code: i32);
-
-static COMPLETION_HOOK: OnceLock<CompletionHook> = OnceLock::new();
-
-/// Routes completions to `hook` instead of Winsock (host simulators only; set once).
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
-pub(crate) fn set_completion_hook(hook: CompletionHook) -> bool {
-    COMPLETION_HOOK.set(hook).is_ok() || COMPLETION_HOOK.get() == Some(&hook)
-}
-
-impl AsyncSink for SysSink {
-    fn complete(&self, async_call: usize, code: i32) {
-        if async_call == 0 {
-            tracing::warn!(code, "NULL hAsyncCall: nothing to complete");
-            return;
-        }
-        if let Some(hook) = COMPLETION_HOOK.get() {
-            return hook(async_call, code);
-        }
-        complete_async_call(async_call, code);
+impl HostSink<AsyncCompletion> for Winsock {
+    fn deliver(&self, completion: AsyncCompletion) {
+        complete_async_call(completion.async_call, completion.code);
     }
 }
 
@@ -154,59 +139,31 @@ fn fault(error: PtrError) -> WsaError {
 // ---------------------------------------------------------------------------------------------
 // The caller's result buffer.
 
-/// The `lpdwBufferLength` / `lpqsResults` pair of one NextEx call.
+/// Borrows the `lpdwBufferLength` / `lpqsResults` pair of one NextEx call: `lpdwBufferLength`
+/// must be a valid pointer; `lpqsResults` may be NULL only for a zero length (a size probe) and
+/// must be aligned.
 ///
-/// Invariant (from [`ResultBuffer::from_host`]'s contract): both pointers stay valid until the
-/// NextEx call that received them returns, and the runtime uses this value only before that —
-/// a delivery runs either on the NextEx thread or on End's thread while NextEx is still waiting
-/// for that delivery to finish (see `runtime`).
-pub(crate) struct ResultBuffer {
-    length: NonNull<u32>,
+/// # Safety
+/// If the checks pass, `length` is readable and writable and `data` writable for `*length`
+/// bytes for `'call`, and nobody else accesses them meanwhile (the host does not touch them
+/// while the NextEx call runs, and `'call` ends before the call returns).
+unsafe fn result_buffer<'call>(
+    length: *mut u32,
     data: *mut u8,
-    capacity: usize,
-}
-
-// SAFETY: the pointers are only dereferenced by the one delivery of the call they belong to,
-// which may run on another thread (End's) while the NextEx call is still running; the host
-// does not touch the buffer during the call.
-unsafe impl Send for ResultBuffer {}
-
-impl ResultBuffer {
-    /// Checks the pointers of a NextEx call: `lpdwBufferLength` must be a valid pointer;
-    /// `lpqsResults` may be NULL only for a zero length (a size probe) and must be aligned.
-    ///
-    /// # Safety
-    /// If the checks pass, `length` is readable and writable and `data` writable for
-    /// `*length` bytes until the NextEx call returns, and nobody else accesses them meanwhile.
-    pub(crate) unsafe fn from_host(length: *mut u32, data: *mut u8) -> Result<Self, WsaError> {
-        let length = ffi::check(length).map_err(fault)?;
-        // SAFETY: checked non-null and aligned; readable per the caller.
-        let capacity = unsafe { length.read() } as usize;
-        if capacity > 0 && (data.is_null() || !data.addr().is_multiple_of(BUFFER_ALIGN)) {
-            return Err(WsaError::WSAEFAULT);
-        }
-        Ok(Self {
-            length,
-            data,
-            capacity,
-        })
+) -> Result<ResultBuffer<'call>, WsaError> {
+    let length = ffi::check(length).map_err(fault)?;
+    // SAFETY: checked non-null and aligned; valid and exclusively ours for 'call per the
+    // caller.
+    let length: &'call mut u32 = unsafe { &mut *length.as_ptr() };
+    let capacity = *length as usize;
+    if capacity > 0 && (data.is_null() || !data.addr().is_multiple_of(BUFFER_ALIGN)) {
+        return Err(WsaError::WSAEFAULT);
     }
-
-    /// Runs `fill` over the buffer's bytes and their address.
-    pub(crate) fn write<R>(&mut self, fill: impl FnOnce(&mut [u8], usize) -> R) -> R {
-        // SAFETY: `data` is writable for `capacity` bytes and exclusively ours during the call
-        // (from_host's contract); a zero capacity makes an empty slice from any pointer.
-        let bytes = unsafe { ffi::slice_mut(self.data, self.capacity) }.unwrap_or(&mut []);
-        // Bytes may hold anything; the encoder only writes them.
-        let base = self.data.addr();
-        fill(bytes, base)
-    }
-
-    /// Reports the size a result needs (`WSAEFAULT` answers).
-    pub(crate) fn set_needed(&mut self, needed: u32) {
-        // SAFETY: `length` is valid for writes during the call (from_host's contract).
-        unsafe { self.length.write(needed) };
-    }
+    // SAFETY: `data` is writable for `capacity` bytes and exclusively ours for 'call (the
+    // caller's contract); a zero capacity makes an empty slice from any pointer. Bytes may hold
+    // anything; the encoder only writes them.
+    let data = unsafe { ffi::slice_mut(data, capacity) }.unwrap_or(&mut []);
+    Ok(ResultBuffer::new(length, data))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -379,44 +336,23 @@ unsafe fn read_query_set(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The exports.
+// The exports: the routine table's entries forward to the functions of `exports` with the
+// process's registry; a host simulator calls the same functions with a registry of its own.
 
 unsafe extern "system" fn nsp_startup(
     lp_provider_id: *const Guid,
     ppv_client_session_arg: *mut *mut c_void,
 ) -> i32 {
-    boundary_with(
-        "NSPv2Startup",
-        |_| panicked(),
-        || {
-            int_result((|| {
-                // SAFETY: the host passes a GUID pointer (or NULL).
-                let id = unsafe { read_guid(lp_provider_id) }?;
-                let out = ffi::check(ppv_client_session_arg).map_err(fault)?;
-                let session = REGISTRY.startup(id)?;
-                // SAFETY: checked non-null and aligned; the host passes a writable pointer slot.
-                unsafe { out.write(std::ptr::without_provenance_mut(session)) };
-                Ok(())
-            })())
-        },
-    )
+    // SAFETY: forwarded from the host, which calls the entry as the interface defines it.
+    unsafe { exports::startup(&REGISTRY, lp_provider_id, ppv_client_session_arg) }
 }
 
 unsafe extern "system" fn nsp_cleanup(
     lp_provider_id: *const Guid,
     pv_client_session_arg: *const c_void,
 ) -> i32 {
-    boundary_with(
-        "NSPv2Cleanup",
-        |_| panicked(),
-        || {
-            int_result((|| {
-                // SAFETY: the host passes a GUID pointer (or NULL).
-                let id = unsafe { read_guid(lp_provider_id) }?;
-                REGISTRY.cleanup(id, pv_client_session_arg.addr())
-            })())
-        },
-    )
+    // SAFETY: as for nsp_startup.
+    unsafe { exports::cleanup(&REGISTRY, lp_provider_id, pv_client_session_arg) }
 }
 
 unsafe extern "system" fn nsp_lookup_service_begin(
@@ -426,37 +362,17 @@ unsafe extern "system" fn nsp_lookup_service_begin(
     lpv_client_session_arg: *const c_void,
     lph_lookup: *mut HANDLE,
 ) -> i32 {
-    boundary_with(
-        "NSPv2LookupServiceBegin",
-        |_| panicked(),
-        || {
-            int_result((|| {
-                // SAFETY: the host passes a GUID pointer (or NULL).
-                let id = unsafe { read_guid(lp_provider_id) }?;
-                let out = ffi::check(lph_lookup).map_err(fault)?;
-                // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
-                let query = unsafe { read_query_set(lpqs_restrictions, false) }.map(|f| Query {
-                    service_instance_name: f.name,
-                    version: f.version,
-                    namespace: f.namespace,
-                    provider_id: f.provider_id,
-                    context: f.context,
-                    protocols: f.protocols,
-                    query_string: f.query_string,
-                    blob: f.blob,
-                });
-                let lookup = REGISTRY.begin(
-                    id,
-                    query,
-                    ControlFlags::from_raw(dw_control_flags),
-                    lpv_client_session_arg.addr(),
-                )?;
-                // SAFETY: checked non-null and aligned; the host passes a writable HANDLE slot.
-                unsafe { out.write(HANDLE(std::ptr::without_provenance_mut(lookup))) };
-                Ok(())
-            })())
-        },
-    )
+    // SAFETY: as for nsp_startup.
+    unsafe {
+        exports::lookup_service_begin(
+            &REGISTRY,
+            lp_provider_id,
+            lpqs_restrictions,
+            dw_control_flags,
+            lpv_client_session_arg,
+            lph_lookup,
+        )
+    }
 }
 
 unsafe extern "system" fn nsp_lookup_service_next_ex(
@@ -466,34 +382,21 @@ unsafe extern "system" fn nsp_lookup_service_next_ex(
     lpdw_buffer_length: *const u32,
     lpqs_results: *mut WSAQUERYSET2W,
 ) {
-    let async_call = h_async_call.0.addr();
-    boundary_with(
-        "NSPv2LookupServiceNextEx",
-        |_| set_last_error(WsaError::WSASYSCALLFAILURE.raw()),
-        || {
-            // The metadata types lpdwBufferLength as `const DWORD*`; it is an in/out LPDWORD.
-            // SAFETY: the host passes the in/out length and the buffer it describes, valid for
-            // the duration of this call.
-            let buffer = unsafe {
-                ResultBuffer::from_host(lpdw_buffer_length.cast_mut(), lpqs_results.cast())
-            };
-            let code = REGISTRY.next_ex(
-                async_call,
-                h_lookup.0.addr(),
-                ControlFlags::from_raw(dw_control_flags),
-                buffer,
-            );
-            set_last_error(code);
-        },
-    )
+    // SAFETY: as for nsp_startup.
+    unsafe {
+        exports::lookup_service_next_ex(
+            &REGISTRY,
+            h_async_call,
+            h_lookup,
+            dw_control_flags,
+            lpdw_buffer_length,
+            lpqs_results,
+        )
+    }
 }
 
 unsafe extern "system" fn nsp_lookup_service_end(h_lookup: HANDLE) -> i32 {
-    boundary_with(
-        "NSPv2LookupServiceEnd",
-        |_| panicked(),
-        || int_result(REGISTRY.end(h_lookup.0.addr())),
-    )
+    exports::lookup_service_end(&REGISTRY, h_lookup)
 }
 
 unsafe extern "system" fn nsp_set_service_ex(
@@ -504,58 +407,246 @@ unsafe extern "system" fn nsp_set_service_ex(
     dw_control_flags: u32,
     lpv_client_session_arg: *const c_void,
 ) {
-    let async_call = h_async_call.0.addr();
-    boundary_with(
-        "NSPv2SetServiceEx",
-        |_| set_last_error(WsaError::WSASYSCALLFAILURE.raw()),
-        || {
-            // SAFETY: the host passes a GUID pointer (or NULL).
-            let id = match unsafe { read_guid(lp_provider_id) } {
-                Ok(id) => id,
-                Err(error) => {
-                    SysSink.complete(async_call, error.raw());
-                    return set_last_error(error.raw());
-                }
-            };
-            // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
-            let reg = unsafe { read_query_set(lpqs_reg_info, true) }.map(|f| RegInfo {
-                service_instance_name: f.name,
-                version: f.version,
-                comment: f.comment,
-                namespace: f.namespace,
-                provider_id: f.provider_id,
-                context: f.context,
-                addresses: f.addresses,
-                blob: f.blob,
-            });
-            let code = REGISTRY.set_service(
-                async_call,
-                id,
-                reg,
-                ess_operation.0,
-                dw_control_flags,
-                lpv_client_session_arg.addr(),
-            );
-            set_last_error(code);
-        },
-    )
+    // SAFETY: as for nsp_startup.
+    unsafe {
+        exports::set_service_ex(
+            &REGISTRY,
+            h_async_call,
+            lp_provider_id,
+            lpqs_reg_info,
+            ess_operation,
+            dw_control_flags,
+            lpv_client_session_arg,
+        )
+    }
 }
 
 unsafe extern "system" fn nsp_client_session_rundown(
     lp_provider_id: *const Guid,
     pv_client_session_arg: *const c_void,
 ) {
-    boundary_with(
-        "NSPv2ClientSessionRundown",
-        |_| (),
-        || {
-            // SAFETY: the host passes a GUID pointer (or NULL).
-            match unsafe { read_guid(lp_provider_id) } {
-                Ok(id) => REGISTRY.rundown(id, pv_client_session_arg.addr()),
-                Err(error) => tracing::warn!(%error, "NSPv2ClientSessionRundown: bad provider id"),
-            }
-        },
-    )
+    // SAFETY: as for nsp_startup.
+    unsafe { exports::client_session_rundown(&REGISTRY, lp_provider_id, pv_client_session_arg) }
+}
+
+/// The body of every entry of the routine table, for a given registry. Each runs inside
+/// [`boundary_with`] and reads the host's arguments through [`ffi`].
+///
+/// # Safety
+/// Every function takes the arguments of the `NSPV2_ROUTINE` entry of the same name, as the
+/// interface defines them (pointers NULL or valid for what the interface says).
+pub(crate) mod exports {
+    use super::*;
+
+    /// `NSPv2Startup`.
+    ///
+    /// # Safety
+    /// See the [module documentation](self).
+    pub(crate) unsafe fn startup(
+        registry: &Registry,
+        lp_provider_id: *const Guid,
+        ppv_client_session_arg: *mut *mut c_void,
+    ) -> i32 {
+        boundary_with(
+            "NSPv2Startup",
+            |_| panicked(),
+            || {
+                int_result((|| {
+                    // SAFETY: the host passes a GUID pointer (or NULL).
+                    let id = unsafe { read_guid(lp_provider_id) }?;
+                    let out = ffi::check(ppv_client_session_arg).map_err(fault)?;
+                    let session = registry.startup(id)?;
+                    // SAFETY: checked non-null and aligned; the host passes a writable slot.
+                    unsafe { out.write(std::ptr::without_provenance_mut(session)) };
+                    Ok(())
+                })())
+            },
+        )
+    }
+
+    /// `NSPv2Cleanup`.
+    ///
+    /// # Safety
+    /// See the [module documentation](self).
+    pub(crate) unsafe fn cleanup(
+        registry: &Registry,
+        lp_provider_id: *const Guid,
+        pv_client_session_arg: *const c_void,
+    ) -> i32 {
+        boundary_with(
+            "NSPv2Cleanup",
+            |_| panicked(),
+            || {
+                int_result((|| {
+                    // SAFETY: the host passes a GUID pointer (or NULL).
+                    let id = unsafe { read_guid(lp_provider_id) }?;
+                    registry.cleanup(id, pv_client_session_arg.addr())
+                })())
+            },
+        )
+    }
+
+    /// `NSPv2LookupServiceBegin`.
+    ///
+    /// # Safety
+    /// See the [module documentation](self).
+    pub(crate) unsafe fn lookup_service_begin(
+        registry: &Registry,
+        lp_provider_id: *const Guid,
+        lpqs_restrictions: *const WSAQUERYSET2W,
+        dw_control_flags: u32,
+        lpv_client_session_arg: *const c_void,
+        lph_lookup: *mut HANDLE,
+    ) -> i32 {
+        boundary_with(
+            "NSPv2LookupServiceBegin",
+            |_| panicked(),
+            || {
+                int_result((|| {
+                    // SAFETY: the host passes a GUID pointer (or NULL).
+                    let id = unsafe { read_guid(lp_provider_id) }?;
+                    let out = ffi::check(lph_lookup).map_err(fault)?;
+                    // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
+                    let query =
+                        unsafe { read_query_set(lpqs_restrictions, false) }.map(|f| Query {
+                            service_instance_name: f.name,
+                            version: f.version,
+                            namespace: f.namespace,
+                            provider_id: f.provider_id,
+                            context: f.context,
+                            protocols: f.protocols,
+                            query_string: f.query_string,
+                            blob: f.blob,
+                        });
+                    let lookup = registry.begin(
+                        id,
+                        query,
+                        ControlFlags::from_raw(dw_control_flags),
+                        lpv_client_session_arg.addr(),
+                    )?;
+                    // SAFETY: checked non-null and aligned; the host passes a writable slot.
+                    unsafe { out.write(HANDLE(std::ptr::without_provenance_mut(lookup))) };
+                    Ok(())
+                })())
+            },
+        )
+    }
+
+    /// `NSPv2LookupServiceNextEx`.
+    ///
+    /// # Safety
+    /// See the [module documentation](self).
+    pub(crate) unsafe fn lookup_service_next_ex(
+        registry: &Registry,
+        h_async_call: HANDLE,
+        h_lookup: HANDLE,
+        dw_control_flags: u32,
+        lpdw_buffer_length: *const u32,
+        lpqs_results: *mut WSAQUERYSET2W,
+    ) {
+        let async_call = h_async_call.0.addr();
+        boundary_with(
+            "NSPv2LookupServiceNextEx",
+            |_| set_last_error(WsaError::WSASYSCALLFAILURE.raw()),
+            || {
+                // The metadata types lpdwBufferLength as `const DWORD*`; it is an in/out
+                // LPDWORD.
+                // SAFETY: the host passes the in/out length and the buffer it describes, valid
+                // and left alone by the host until this call returns; the borrow ends with
+                // this closure.
+                let buffer = unsafe {
+                    result_buffer(lpdw_buffer_length.cast_mut(), lpqs_results.cast())
+                };
+                let code = registry.next_ex(
+                    async_call,
+                    h_lookup.0.addr(),
+                    ControlFlags::from_raw(dw_control_flags),
+                    buffer,
+                );
+                set_last_error(code);
+            },
+        )
+    }
+
+    /// `NSPv2LookupServiceEnd`.
+    pub(crate) fn lookup_service_end(registry: &Registry, h_lookup: HANDLE) -> i32 {
+        boundary_with(
+            "NSPv2LookupServiceEnd",
+            |_| panicked(),
+            || int_result(registry.end(h_lookup.0.addr())),
+        )
+    }
+
+    /// `NSPv2SetServiceEx`.
+    ///
+    /// # Safety
+    /// See the [module documentation](self).
+    pub(crate) unsafe fn set_service_ex(
+        registry: &Registry,
+        h_async_call: HANDLE,
+        lp_provider_id: *const Guid,
+        lpqs_reg_info: *const WSAQUERYSET2W,
+        ess_operation: WSAESETSERVICEOP,
+        dw_control_flags: u32,
+        lpv_client_session_arg: *const c_void,
+    ) {
+        let async_call = h_async_call.0.addr();
+        boundary_with(
+            "NSPv2SetServiceEx",
+            |_| set_last_error(WsaError::WSASYSCALLFAILURE.raw()),
+            || {
+                // SAFETY: the host passes a GUID pointer (or NULL).
+                let id = match unsafe { read_guid(lp_provider_id) } {
+                    Ok(id) => id,
+                    Err(error) => return set_last_error(registry.fail(async_call, error)),
+                };
+                // SAFETY: the host passes a WSAQUERYSET2W as the interface defines it.
+                let reg = unsafe { read_query_set(lpqs_reg_info, true) }.map(|f| RegInfo {
+                    service_instance_name: f.name,
+                    version: f.version,
+                    comment: f.comment,
+                    namespace: f.namespace,
+                    provider_id: f.provider_id,
+                    context: f.context,
+                    addresses: f.addresses,
+                    blob: f.blob,
+                });
+                let code = registry.set_service(
+                    async_call,
+                    id,
+                    reg,
+                    ess_operation.0,
+                    dw_control_flags,
+                    lpv_client_session_arg.addr(),
+                );
+                set_last_error(code);
+            },
+        )
+    }
+
+    /// `NSPv2ClientSessionRundown`.
+    ///
+    /// # Safety
+    /// See the [module documentation](self).
+    pub(crate) unsafe fn client_session_rundown(
+        registry: &Registry,
+        lp_provider_id: *const Guid,
+        pv_client_session_arg: *const c_void,
+    ) {
+        boundary_with(
+            "NSPv2ClientSessionRundown",
+            |_| (),
+            || {
+                // SAFETY: the host passes a GUID pointer (or NULL).
+                match unsafe { read_guid(lp_provider_id) } {
+                    Ok(id) => registry.rundown(id, pv_client_session_arg.addr()),
+                    Err(error) => {
+                        tracing::warn!(%error, "NSPv2ClientSessionRundown: bad provider id")
+                    }
+                }
+            },
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

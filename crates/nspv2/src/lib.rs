@@ -58,10 +58,11 @@
 #[allow(unsafe_code)]
 mod abi;
 mod error;
+mod host;
 mod install;
 #[cfg(all(test, loom))]
-#[allow(unsafe_code)]
 mod loom_models;
+mod lookup;
 mod provider;
 mod query;
 mod runtime;
@@ -72,14 +73,14 @@ pub mod wire;
 
 pub use error::NspError;
 pub use install::{Domain, NamespaceInstall, ProviderLevel, ProviderType, install, uninstall};
-pub use provider::{Cancellation, Completed, Lookup, NamespaceProvider, NextCall, SetServiceCall};
+pub use provider::{Cancellation, Lookup, NamespaceProvider, NextCall, SetServiceCall};
 pub use query::{
     AfProtocol, Comparator, ControlFlags, CsAddr, Guid, IPROTOCOL_ANY, OutputFlags, Query,
     QueryResult, RegInfo, SetServiceOp, Version,
 };
 pub use runtime::Stats;
 pub use winprov_bindings::ws2spi::NSPV2_ROUTINE;
-pub use winprov_core::{CancelRegistration, Cancelled, Delivery, WaitOutcome, WsaError};
+pub use winprov_core::{CancelRegistration, Cancelled, Completed, Delivery, WaitOutcome, WsaError};
 
 /// The routine table of this process's providers. Every slot is filled; calls are routed to the
 /// provider registered under the GUID Winsock passes (see [`register`]). Hand it to

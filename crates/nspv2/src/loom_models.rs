@@ -2,15 +2,16 @@
 //! `cargo xtask test` with `--cfg loom`. They drive the runtime itself (the exports only add
 //! pointer checks), with a recording sink in place of `WSAProviderCompleteAsyncCall`.
 
-use crate::abi::ResultBuffer;
-use crate::provider::{Completed, Lookup, NamespaceProvider, NextCall};
+use crate::host::AsyncCompletion;
+use crate::lookup::ResultBuffer;
+use crate::provider::{Lookup, NamespaceProvider, NextCall};
 use crate::query::{ControlFlags, Guid, Query, QueryResult};
-use crate::runtime::{AsyncSink, Registry};
+use crate::runtime::Registry;
 use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use std::sync::Arc as StdArc;
-use winprov_core::WsaError;
+use winprov_core::{Completed, HostSink, WsaError};
 use winprov_core::sync::Arc;
 
 /// Records every completion, and whether End had returned when it arrived.
@@ -20,13 +21,14 @@ struct Sink {
     end_returned: AtomicBool,
 }
 
-impl AsyncSink for StdArc<Sink> {
-    fn complete(&self, async_call: usize, code: i32) {
+impl HostSink<AsyncCompletion> for StdArc<Sink> {
+    fn deliver(&self, completion: AsyncCompletion) {
         let after_end = self.end_returned.load(Ordering::SeqCst);
-        self.completions
-            .lock()
-            .unwrap()
-            .push((async_call, code, after_end));
+        self.completions.lock().unwrap().push((
+            completion.async_call,
+            completion.code,
+            after_end,
+        ));
     }
 }
 
@@ -121,14 +123,7 @@ fn race(behaviour: Behaviour) {
 
         let next = thread::spawn({
             let registry = Arc::clone(&registry);
-            move || {
-                let mut words = vec![0u64; 64];
-                let mut length = 512u32;
-                // SAFETY: both live on this thread's stack/heap until next_ex returns.
-                let buffer =
-                    unsafe { ResultBuffer::from_host(&mut length, words.as_mut_ptr().cast()) };
-                registry.next_ex(7, lookup, ControlFlags::RETURN_ALL, buffer)
-            }
+            move || next_ex(&registry, 7, lookup)
         });
         assert_eq!(registry.end(lookup), Ok(()));
         sink.end_returned.store(true, Ordering::SeqCst);
@@ -164,11 +159,10 @@ fn race(behaviour: Behaviour) {
 
 /// One raw NextEx on `lookup` with its own buffer, completing `async_call`.
 fn next_ex(registry: &Registry, async_call: usize, lookup: usize) -> i32 {
-    let mut words = vec![0u64; 64];
+    let mut bytes = vec![0u8; 512];
     let mut length = 512u32;
-    // SAFETY: both live on this thread's stack/heap until next_ex returns.
-    let buffer = unsafe { ResultBuffer::from_host(&mut length, words.as_mut_ptr().cast()) };
-    registry.next_ex(async_call, lookup, ControlFlags::RETURN_ALL, buffer)
+    let buffer = ResultBuffer::new(&mut length, &mut bytes);
+    registry.next_ex(async_call, lookup, ControlFlags::RETURN_ALL, Ok(buffer))
 }
 
 /// End vs NextEx calls of one lookup: `threads` lists, per thread, the `hAsyncCall`s it issues

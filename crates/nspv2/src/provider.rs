@@ -3,21 +3,21 @@
 //!
 //! The guards carry the one obligation of an asynchronous NSPv2 call: it is completed exactly
 //! once (R-NSP-15). A guard is consumed by its completing method, which returns the
-//! [`Completed`] proof the trait method must return; so an implementation that forgets to
-//! complete, or completes twice, does not compile. Guards and the cancellation they expose are
-//! branded with the call's lifetime: they cannot be stored or sent to a thread that outlives the
-//! call (scoped threads are fine).
+//! [`Completed`] proof the trait method must return (core's [`call`](winprov_core::call)
+//! module: the proof cannot be forged, nor taken from another call); so an implementation that
+//! forgets to complete, or completes twice, does not compile. Guards, the cancellation they
+//! expose and the caller's buffer they hold are borrowed for the call (`'call`): they cannot be
+//! stored or sent to a thread that outlives the call (scoped threads are fine).
 
+use crate::lookup::{NextDelivery, NextOutcome};
 use crate::query::{ControlFlags, Query, QueryResult, RegInfo, SetServiceOp};
-use crate::runtime::NextGuard;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
+use winprov_core::call::Brand;
 use winprov_core::{
-    CancelRegistration, CancellationToken, Cancelled, Completion, Delivery, WaitOutcome, WsaError,
+    CancelRegistration, CancellationToken, Cancelled, Completed, Completion, Issuer, WaitOutcome,
+    WsaError,
 };
-
-/// Makes a lifetime invariant, so a proof from one call cannot stand in for another's.
-type Brand<'call> = PhantomData<fn(&'call ()) -> &'call ()>;
 
 /// A namespace provider: the behaviour behind one advertised provider GUID.
 ///
@@ -99,38 +99,6 @@ pub trait Lookup: Send + 'static {
     fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call>;
 }
 
-/// Proof that a call was completed; only the completing methods of the call guards make one.
-#[must_use = "return it from the trait method"]
-#[derive(Debug)]
-pub struct Completed<'call> {
-    delivery: Delivery,
-    _brand: Brand<'call>,
-}
-
-impl Completed<'_> {
-    fn new(delivery: Delivery) -> Self {
-        Self {
-            delivery,
-            _brand: PhantomData,
-        }
-    }
-
-    /// Whether this completion reached the host, or the host side had already ended the call
-    /// (the lookup was ended meanwhile).
-    pub fn delivery(&self) -> Delivery {
-        self.delivery
-    }
-}
-
-/// What a NextEx call ends with (the framework's side of the guard).
-#[derive(Debug)]
-pub(crate) enum NextOutcome {
-    Found(QueryResult),
-    NoMore,
-    Failed(WsaError),
-    Cancelled,
-}
-
 /// The cancellation of one call, borrowed for the call's duration.
 #[derive(Clone, Copy, Debug)]
 pub struct Cancellation<'call> {
@@ -174,25 +142,31 @@ impl<'call> Cancellation<'call> {
 /// One `NSPv2LookupServiceNextEx` call, as the author sees it.
 #[must_use = "complete the call with found, no_more or fail"]
 pub struct NextCall<'call> {
-    guard: NextGuard<'call>,
+    delivery: NextDelivery<'call>,
+    issuer: Issuer<'call>,
     cancellation: Cancellation<'call>,
     flags: ControlFlags,
 }
 
 impl<'call> NextCall<'call> {
     pub(crate) fn new(
-        guard: NextGuard<'call>,
-        token: &'call CancellationToken,
+        issuer: Issuer<'call>,
+        delivery: NextDelivery<'call>,
         flags: ControlFlags,
     ) -> Self {
         Self {
-            guard,
             cancellation: Cancellation {
-                token,
+                token: delivery.token(),
                 _brand: PhantomData,
             },
+            delivery,
+            issuer,
             flags,
         }
+    }
+
+    fn finish(self, outcome: NextOutcome) -> Completed<'call> {
+        self.issuer.completed(self.delivery.complete(outcome))
     }
 
     /// The effective flags: Begin's `LUP_RETURN_*` bits narrowed by this call's (R-NSP-7).
@@ -238,18 +212,18 @@ impl<'call> NextCall<'call> {
     /// Returns `result`. If it does not fit the caller's buffer the caller gets `WSAEFAULT`
     /// and the size needed, and the framework keeps the result for the retry (R-NSP-5).
     pub fn found(self, result: QueryResult) -> Completed<'call> {
-        Completed::new(self.guard.complete(NextOutcome::Found(result)))
+        self.finish(NextOutcome::Found(result))
     }
 
     /// No more results: the caller gets `WSA_E_NO_MORE` (R-NSP-4), now and on every later
     /// NextEx of this lookup (the author is not asked again).
     pub fn no_more(self) -> Completed<'call> {
-        Completed::new(self.guard.complete(NextOutcome::NoMore))
+        self.finish(NextOutcome::NoMore)
     }
 
     /// Fails this call with `error` (`WSANO_DATA`, `WSASERVICE_NOT_FOUND` …).
     pub fn fail(self, error: WsaError) -> Completed<'call> {
-        Completed::new(self.guard.complete(NextOutcome::Failed(error)))
+        self.finish(NextOutcome::Failed(error))
     }
 
     /// Completes with `Ok(Some(result))` = [`found`](Self::found), `Ok(None)` =
@@ -265,7 +239,7 @@ impl<'call> NextCall<'call> {
     /// Completes with `WSA_E_CANCELLED` when the lookup was ended (convenient after a
     /// [`check`](Self::check) failed).
     pub fn cancelled(self) -> Completed<'call> {
-        Completed::new(self.guard.complete(NextOutcome::Cancelled))
+        self.finish(NextOutcome::Cancelled)
     }
 }
 
@@ -281,26 +255,27 @@ impl std::fmt::Debug for NextCall<'_> {
 /// One `NSPv2SetServiceEx` call, as the author sees it.
 #[must_use = "complete the call"]
 pub struct SetServiceCall<'call> {
-    guard: Completion<'static, Result<(), WsaError>>,
+    guard: Completion<'call, Result<(), WsaError>>,
+    issuer: Issuer<'call>,
     operation: SetServiceOp,
     registration: RegInfo,
     flags: u32,
-    _brand: Brand<'call>,
 }
 
 impl<'call> SetServiceCall<'call> {
     pub(crate) fn new(
-        guard: Completion<'static, Result<(), WsaError>>,
+        issuer: Issuer<'call>,
+        guard: Completion<'call, Result<(), WsaError>>,
         operation: SetServiceOp,
         registration: RegInfo,
         flags: u32,
     ) -> Self {
         Self {
             guard,
+            issuer,
             operation,
             registration,
             flags,
-            _brand: PhantomData,
         }
     }
 
@@ -321,7 +296,7 @@ impl<'call> SetServiceCall<'call> {
 
     /// Completes the request: `Ok(())` is `NO_ERROR`.
     pub fn complete(self, outcome: Result<(), WsaError>) -> Completed<'call> {
-        Completed::new(self.guard.complete(outcome))
+        self.issuer.completed(self.guard.complete(outcome))
     }
 }
 

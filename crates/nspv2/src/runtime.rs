@@ -1,6 +1,6 @@
 //! The framework's state machine: providers by GUID, sessions, lookups, and the End-vs-NextEx
-//! protocol. Portable and free of `unsafe`: host memory reaches it only through
-//! [`ResultBuffer`](crate::abi::ResultBuffer), and completions leave through an [`AsyncSink`].
+//! protocol. Portable and free of `unsafe`: host memory reaches it only as a borrowed
+//! [`ResultBuffer`], and completions leave through the registry's [`Sink`](crate::host::Sink).
 //!
 //! # End during NextEx (R-NSP-2, R-NSP-3, R-NSP-15)
 //!
@@ -9,40 +9,22 @@
 //! whole run — one atomic operation, which also takes the turn when it is free — so End (which
 //! removes the handle) never frees it under a running call: the lookup is freed once, by
 //! whichever returns its lease last. A NextEx that gets the turn (the common case: a client's
-//! calls on one lookup come one after the other) runs in the lookup's [`CallSlot`], reused call
-//! after call: its guard claims the slot's one delivery, and the call ends by finishing a
-//! leaked guard and freeing the slot, before it returns the turn. A NextEx that finds another
-//! one running waits for the turn with a core [`Completion`] of its own, registered in the
-//! lookup while it waits. End trips the lookup's
-//! cancellation, closes the slot (claiming the running call's delivery, or waiting for one in
-//! progress) and aborts every registered completion with `WSA_E_CANCELLED`: exactly one
-//! delivery happens per call whoever gets there first, and when End returns every NextEx that
-//! was running has been completed. A NextEx that arrives after End ran sees the cancellation
-//! and reports it. Writing the result into the caller's buffer is part of the delivery, so
-//! after End's delivery the buffer is never touched again.
+//! calls on one lookup come one after the other) runs on the lookup's own [`Op`], reused call
+//! after call; a NextEx that finds another one running gets an `Op` of its own, registered in
+//! the lookup while it waits for the turn. Either way the author's guard claims the `Op`'s one
+//! delivery, and the call ends by finishing a leaked guard (see [`crate::lookup`]). End trips
+//! the lookup's cancellation and closes every `Op` (claiming the running call's delivery, or
+//! waiting for one in progress): exactly one delivery happens per call whoever gets there
+//! first, and when End returns every NextEx that was running has been completed. A NextEx that
+//! arrives after End ran sees the cancellation and reports it.
 
-use crate::abi::ResultBuffer;
-use crate::provider::{
-    Completed, Lookup, NamespaceProvider, NextCall, NextOutcome, SetServiceCall,
-};
+use crate::host::{self, NO_ERROR, Sink};
+use crate::lookup::{LookupShared, NextDelivery, NextOutcome, Op, ResultBuffer};
+use crate::provider::{Lookup, NamespaceProvider, NextCall, SetServiceCall};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
-use crate::wire::{self, ResultContext};
-use winprov_core::sync::{
-    Arc, AtomicBool, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock,
-};
-use winprov_core::{
-    CallSlot, CancellationSource, CancellationToken, Claimed, Completion, CompletionHandle,
-    Delivery, HandleTable, Lease, LeaseTable, WsaError, completion,
-};
-
-/// `NO_ERROR`.
-pub(crate) const NO_ERROR: i32 = 0;
-
-/// Where completions go: `WSAProviderCompleteAsyncCall` in a real host, a recorder in tests.
-pub(crate) trait AsyncSink: Send + Sync {
-    /// Completes the host's asynchronous call `async_call` with `code`.
-    fn complete(&self, async_call: usize, code: i32);
-}
+use crate::wire::ResultContext;
+use winprov_core::sync::{Arc, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock};
+use winprov_core::{Lease, LeaseTable, WsaError, call};
 
 /// Live object counts of one provider.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,16 +39,17 @@ pub struct Stats {
 /// Every provider registered in one process, with their sessions and lookups.
 pub(crate) struct Registry {
     providers: RwLock<Vec<(Guid, Arc<dyn ProviderObject>)>>,
-    sessions: HandleTable<dyn SessionObject>,
+    sessions: LeaseTable<Arc<dyn SessionObject>, ()>,
     lookups: LeaseTable<Arc<LookupShared>, AuthorLookup>,
-    sink: std::sync::Arc<dyn AsyncSink>,
+    sink: Sink,
 }
 
 impl Registry {
-    pub(crate) fn new(sink: std::sync::Arc<dyn AsyncSink>) -> Self {
+    /// An empty registry whose completions go to `sink`.
+    pub(crate) fn new(sink: Sink) -> Self {
         Self {
             providers: RwLock::new(Vec::new()),
-            sessions: HandleTable::new(),
+            sessions: LeaseTable::new(),
             lookups: LeaseTable::new(),
             sink,
         }
@@ -99,6 +82,7 @@ impl Registry {
         for (handle, session) in self.sessions.snapshot() {
             if session.provider_id() == id {
                 session.close(self, Close::Cleanup, handle.raw());
+                drop(session);
                 let _ = self.sessions.remove(handle.raw());
             }
         }
@@ -122,7 +106,7 @@ impl Registry {
         let id = provider_id.ok_or(WsaError::WSAEINVAL)?;
         let provider = self.provider(&id).ok_or(WsaError::WSAEINVALIDPROVIDER)?;
         let session = provider.startup()?;
-        match self.sessions.insert_arc(session.clone()) {
+        match self.sessions.insert(Arc::clone(&session), ()) {
             Ok(handle) => Ok(handle.raw()),
             Err(_) => {
                 session.close(self, Close::Cleanup, 0);
@@ -136,10 +120,13 @@ impl Registry {
         provider_id: Option<Guid>,
         raw: usize,
     ) -> Result<Arc<dyn SessionObject>, WsaError> {
-        let session = self.sessions.get(raw).map_err(|_| WsaError::WSAEINVAL)?;
+        let session = self
+            .sessions
+            .lease_shared(raw)
+            .map_err(|_| WsaError::WSAEINVAL)?;
         match provider_id {
             Some(id) if id != session.provider_id() => Err(WsaError::WSAEINVALIDPROVIDER),
-            _ => Ok(session),
+            _ => Ok(Arc::clone(&*session)),
         }
     }
 
@@ -147,7 +134,7 @@ impl Registry {
     pub(crate) fn cleanup(&self, provider_id: Option<Guid>, raw: usize) -> Result<(), WsaError> {
         let session = self.session(provider_id, raw)?;
         session.close(self, Close::Cleanup, raw);
-        self.sessions.remove(raw).map_err(|_| WsaError::WSAEINVAL)?;
+        drop(self.sessions.remove(raw).map_err(|_| WsaError::WSAEINVAL)?);
         Ok(())
     }
 
@@ -191,7 +178,7 @@ impl Registry {
         async_call: usize,
         raw: usize,
         flags: ControlFlags,
-        buffer: Result<ResultBuffer, WsaError>,
+        buffer: Result<ResultBuffer<'_>, WsaError>,
     ) -> i32 {
         let mut lookup = match self.lookups.lease(raw) {
             Ok(lookup) => lookup,
@@ -231,9 +218,12 @@ impl Registry {
         session.set_service(&self.sink, async_call, operation, registration, flags)
     }
 
-    fn fail(&self, async_call: usize, error: WsaError) -> i32 {
-        self.sink.complete(async_call, error.raw());
-        error.raw()
+    /// Completes `async_call` with `error` (a call refused before it reached a lookup or a
+    /// session) and returns the code.
+    pub(crate) fn fail(&self, async_call: usize, error: WsaError) -> i32 {
+        let code = error.raw();
+        host::complete(&self.sink, async_call, code);
+        code
     }
 }
 
@@ -335,7 +325,7 @@ trait SessionObject: Send + Sync {
     ) -> Result<usize, WsaError>;
     fn set_service(
         &self,
-        sink: &std::sync::Arc<dyn AsyncSink>,
+        sink: &Sink,
         async_call: usize,
         operation: SetServiceOp,
         registration: RegInfo,
@@ -398,7 +388,7 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
                 namespace: P::NAMESPACE,
                 provider_id: self.provider.id,
             },
-            std::sync::Arc::clone(&registry.sink),
+            Sink::clone(&registry.sink),
         ));
         let author = AuthorLookup::new(lookup, &self.provider.live_lookups);
         let handle = registry
@@ -417,42 +407,44 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
 
     fn set_service(
         &self,
-        sink: &std::sync::Arc<dyn AsyncSink>,
+        sink: &Sink,
         async_call: usize,
         operation: SetServiceOp,
         registration: RegInfo,
         flags: u32,
     ) -> i32 {
-        let code = Arc::new(AtomicI32::new(NO_ERROR));
-        let sink = std::sync::Arc::clone(sink);
-        let (guard, handle) = completion(
-            {
-                let code = Arc::clone(&code);
-                move |outcome: Result<(), WsaError>| {
+        let code = AtomicI32::new(NO_ERROR);
+        call::scope(|scope| {
+            let (guard, handle) = scope.completion(
+                |outcome: Result<(), WsaError>| {
                     let raw = outcome.err().map_or(NO_ERROR, WsaError::raw);
                     code.store(raw, Ordering::SeqCst);
-                    sink.complete(async_call, raw);
+                    host::complete(sink, async_call, raw);
+                },
+                Err(WsaError::WSASYSCALLFAILURE),
+            );
+            let ns_email = P::NAMESPACE == winprov_bindings::ws2spi::NS_EMAIL;
+            match self.open() {
+                None => {
+                    let _ = guard.complete(Err(WsaError::WSAEINVAL));
                 }
-            },
-            Err(WsaError::WSASYSCALLFAILURE),
-        );
-        let Some(session) = self.open() else {
-            let _ = guard.complete(Err(WsaError::WSAEINVAL));
-            return code.load(Ordering::SeqCst);
-        };
-        let ns_email = P::NAMESPACE == winprov_bindings::ws2spi::NS_EMAIL;
-        if ns_email
-            && matches!(operation, SetServiceOp::Register { .. })
-            && registration.blob.is_none()
-        {
-            // NS_EMAIL registrations carry their data in lpBlob (required by the interface).
-            let _ = guard.complete(Err(WsaError::WSAEINVAL));
-        } else {
-            let call = SetServiceCall::new(guard, operation, registration, flags);
-            let _: Completed<'_> = self.provider.provider.set_service(&session, call);
-        }
-        // A guard leaked with mem::forget is finished here; otherwise a no-op.
-        let _ = handle.abort(Err(WsaError::WSASYSCALLFAILURE));
+                // NS_EMAIL registrations carry their data in lpBlob (required by the interface).
+                Some(_)
+                    if ns_email
+                        && matches!(operation, SetServiceOp::Register { .. })
+                        && registration.blob.is_none() =>
+                {
+                    let _ = guard.complete(Err(WsaError::WSAEINVAL));
+                }
+                Some(session) => {
+                    let call =
+                        SetServiceCall::new(scope.issuer(), guard, operation, registration, flags);
+                    let _ = self.provider.provider.set_service(&session, call).delivery();
+                }
+            }
+            // A guard leaked with mem::forget is finished here; otherwise a no-op.
+            let _ = handle.abort(Err(WsaError::WSASYSCALLFAILURE));
+        });
         code.load(Ordering::SeqCst)
     }
 
@@ -514,282 +506,31 @@ impl Drop for AuthorLookup {
     }
 }
 
-/// What a delivery needs besides the outcome.
-struct Progress {
-    /// The result that did not fit the caller's buffer, kept for the retry (R-NSP-5).
-    pending: Option<crate::query::QueryResult>,
-    /// The author reported the end (R-NSP-4): later calls answer `WSA_E_NO_MORE` directly.
-    exhausted: bool,
-}
-
-/// A lookup's state that does not depend on the provider's types.
-struct LookupShared {
-    cancel: CancellationSource,
-    token: CancellationToken,
-    begin_flags: ControlFlags,
-    session: usize,
-    context: ResultContext,
-    sink: std::sync::Arc<dyn AsyncSink>,
-    /// The NextEx call that found the lookup free, reusing this slot call after call (the
-    /// common case: no allocation, no registration).
-    slot: CallSlot,
-    /// That call's `hAsyncCall`, stored before the slot arms.
-    async_call: AtomicUsize,
-    /// The code that call completed with, stored by its delivery.
-    code: AtomicI32,
-    progress: Mutex<Progress>,
-    /// Whether `progress` holds a pending result or the end: lets NextEx skip its lock.
-    replay: AtomicBool,
-    /// Calls that had to wait for the lookup (another NextEx was running): each has its own
-    /// completion, registered here so that End completes them while they wait.
-    inflight: Mutex<Vec<(usize, CompletionHandle<'static, NextOutcome>)>>,
-    next_call: AtomicUsize,
-}
-
-impl LookupShared {
-    /// `NSPv2LookupServiceEnd` (the handle is already removed): trips the cancellation and
-    /// completes every running NextEx with `WSA_E_CANCELLED` (or waits for a delivery in
-    /// progress), so that none is completed after End returns.
-    fn end(&self) {
-        self.cancel.cancel();
-        if let Some(claimed) = self.slot.close() {
-            self.deliver_slot(claimed, NextOutcome::Cancelled, None);
-        }
-        let waiting: Vec<_> = lock(&self.inflight)
-            .iter()
-            .map(|(_, handle)| handle.clone())
-            .collect();
-        for handle in waiting {
-            let _ = handle.abort(NextOutcome::Cancelled);
-        }
-    }
-
-    fn new(
-        begin_flags: ControlFlags,
-        session: usize,
-        context: ResultContext,
-        sink: std::sync::Arc<dyn AsyncSink>,
-    ) -> Self {
-        let cancel = CancellationSource::new();
-        let token = cancel.token();
-        Self {
-            cancel,
-            token,
-            begin_flags,
-            session,
-            context,
-            sink,
-            slot: CallSlot::new(),
-            async_call: AtomicUsize::new(0),
-            code: AtomicI32::new(NO_ERROR),
-            progress: Mutex::new(Progress {
-                pending: None,
-                exhausted: false,
-            }),
-            replay: AtomicBool::new(false),
-            inflight: Mutex::new(Vec::new()),
-            next_call: AtomicUsize::new(0),
-        }
-    }
-
-    /// Delivers one NextEx call's outcome: writes a result into the caller's buffer (only the
-    /// call's own guard has one), records the end or a result that did not fit, and completes
-    /// the host's call. Once the lookup is ended every outcome becomes `WSA_E_CANCELLED`.
-    /// Returns the code.
-    #[inline]
-    fn deliver(
-        &self,
-        async_call: usize,
-        outcome: NextOutcome,
-        buffer: Option<(&mut ResultBuffer, ControlFlags)>,
-    ) -> i32 {
-        let raw = if self.token.is_cancelled() {
-            WsaError::WSA_E_CANCELLED.raw()
-        } else {
-            match outcome {
-                NextOutcome::Cancelled => WsaError::WSA_E_CANCELLED.raw(),
-                NextOutcome::Failed(error) => error.raw(),
-                NextOutcome::NoMore => {
-                    lock(&self.progress).exhausted = true;
-                    self.replay.store(true, Ordering::Release);
-                    WsaError::WSA_E_NO_MORE.raw()
-                }
-                NextOutcome::Found(result) => match buffer {
-                    // Only End and the framework deliver without the buffer, never a result.
-                    None => WsaError::WSASYSCALLFAILURE.raw(),
-                    Some((buffer, flags)) => match buffer.write(|bytes, base| {
-                        wire::encode(&result, flags, &self.context, bytes, base)
-                    }) {
-                        Ok(_) => NO_ERROR,
-                        Err(too_small) => {
-                            let raw = match u32::try_from(too_small.needed) {
-                                Ok(needed) => {
-                                    buffer.set_needed(needed);
-                                    WsaError::WSAEFAULT.raw()
-                                }
-                                Err(_) => WsaError::WSA_NOT_ENOUGH_MEMORY.raw(),
-                            };
-                            lock(&self.progress).pending = Some(result);
-                            self.replay.store(true, Ordering::Release);
-                            raw
-                        }
-                    },
-                },
-            }
-        };
-        self.sink.complete(async_call, raw);
-        raw
-    }
-
-    /// Delivers the slot's call (claimed by the caller) and records its code.
-    #[inline]
-    fn deliver_slot(
-        &self,
-        claimed: Claimed<'_>,
-        outcome: NextOutcome,
-        buffer: Option<(&mut ResultBuffer, ControlFlags)>,
-    ) {
-        let async_call = self.async_call.load(Ordering::Relaxed);
-        let code = self.deliver(async_call, outcome, buffer);
-        self.code.store(code, Ordering::Relaxed);
-        drop(claimed);
-    }
-
-    /// The pending result or the end, if there is one to answer with instead of asking the
-    /// author. Called with the author's lock held.
-    #[inline]
-    fn replay(&self, flags: ControlFlags) -> Option<NextOutcome> {
-        if !self.replay.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut progress = lock(&self.progress);
-        let replay = if progress.exhausted {
-            Some(NextOutcome::NoMore)
-        } else {
-            match progress.pending.take() {
-                Some(_) if flags.contains(ControlFlags::FLUSHPREVIOUS) => None,
-                Some(result) => Some(NextOutcome::Found(result)),
-                None => None,
-            }
-        };
-        self.replay.store(progress.exhausted, Ordering::Release);
-        replay
-    }
-}
-
-/// How a NextEx call is completed, as the author's [`NextCall`] holds it.
-pub(crate) enum NextGuard<'call> {
-    /// A call that found the lookup free: the lookup's slot.
-    Slot(SlotCall<'call>),
-    /// A call that waited for the lookup: its own completion, registered in the lookup.
-    Owned(Completion<'static, NextOutcome>),
-}
-
-impl NextGuard<'_> {
-    /// Completes the call with `outcome`, unless End already did.
-    #[inline]
-    pub(crate) fn complete(self, outcome: NextOutcome) -> Delivery {
-        match self {
-            Self::Slot(mut call) => call.finish(outcome),
-            Self::Owned(guard) => guard.complete(outcome),
-        }
-    }
-}
-
-/// The author's side of the slot's call: owns the caller's buffer; dropped uncompleted (a
-/// panic, an early return) it completes the call with `WSASYSCALLFAILURE`.
-pub(crate) struct SlotCall<'call> {
-    shared: &'call LookupShared,
-    buffer: ResultBuffer,
-    flags: ControlFlags,
-    finished: bool,
-}
-
-impl SlotCall<'_> {
-    #[inline]
-    fn finish(&mut self, outcome: NextOutcome) -> Delivery {
-        self.finished = true;
-        match self.shared.slot.claim() {
-            Some(claimed) => {
-                let buffer = Some((&mut self.buffer, self.flags));
-                self.shared.deliver_slot(claimed, outcome, buffer);
-                Delivery::Delivered
-            }
-            None => {
-                tracing::debug!("complete() after the lookup was ended: ignored");
-                Delivery::AlreadyFinished
-            }
-        }
-    }
-}
-
-impl Drop for SlotCall<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            tracing::debug!("NextEx guard dropped uncompleted");
-            let _ = self.finish(NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
-        }
-    }
-}
-
-/// Ends the slot's cycle when the call ends, however it ends: finishes a guard the author
-/// leaked (`WSASYSCALLFAILURE`) or waits for a delivery End runs on another thread, so that the
-/// slot is free for the next call. Dropped before the author's lock is released.
-struct SlotTurn<'a> {
-    shared: &'a LookupShared,
-}
-
-impl Drop for SlotTurn<'_> {
-    fn drop(&mut self) {
-        let shared = self.shared;
-        if let Some(claimed) = shared.slot.claim() {
-            tracing::debug!("NextEx guard leaked: completed by the framework");
-            let failure = NextOutcome::Failed(WsaError::WSASYSCALLFAILURE);
-            shared.deliver_slot(claimed, failure, None);
-        }
-    }
-}
-
-/// Unregisters a waiting call's handle when the call ends, however it ends, after finishing
-/// the call (a no-op unless the author leaked the guard).
-struct Inflight<'a> {
-    shared: &'a LookupShared,
-    id: usize,
-    handle: CompletionHandle<'static, NextOutcome>,
-}
-
-impl Drop for Inflight<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .handle
-            .abort(NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
-        lock(&self.shared.inflight).retain(|(id, _)| *id != self.id);
-    }
-}
-
 /// Runs one call with the lookup's turn: the replay of a kept result or of the end, or the
 /// author's `next`.
 #[inline]
 fn serve(
     shared: &LookupShared,
     author: &mut AuthorLookup,
-    guard: NextGuard<'_>,
+    op: &Op,
+    buffer: ResultBuffer<'_>,
     flags: ControlFlags,
     effective: ControlFlags,
 ) {
+    let delivery = NextDelivery::new(shared, op, buffer, effective);
     if shared.token.is_cancelled() {
         // End ran before this call got the lookup (and has completed it, or does now).
-        let _ = guard.complete(NextOutcome::Cancelled);
+        let _ = delivery.complete(NextOutcome::Cancelled);
         return;
     }
     match shared.replay(flags) {
         Some(outcome) => {
-            let _ = guard.complete(outcome);
+            let _ = delivery.complete(outcome);
         }
-        None => {
-            let call = NextCall::new(guard, &shared.token, effective);
-            let _: Completed<'_> = author.lookup.next(call);
-        }
+        None => call::scope(|scope| {
+            let call = NextCall::new(scope.issuer(), delivery, effective);
+            let _ = author.lookup.next(call).delivery();
+        }),
     }
 }
 
@@ -800,67 +541,56 @@ fn next_ex(
     lookup: &mut LookupLease<'_>,
     async_call: usize,
     flags: ControlFlags,
-    buffer: ResultBuffer,
+    buffer: ResultBuffer<'_>,
 ) -> i32 {
     let (shared, author) = lookup.parts();
     let effective = shared.begin_flags.narrowed_by(flags);
-    // The common case: the lease got the turn. The call runs in the lookup's slot, which End
-    // closes (completing the call) from any thread.
+    // The common case: the lease got the turn. The call runs on the lookup's own Op, which
+    // End closes (completing the call) from any thread.
     if let Some(author) = author {
-        shared.async_call.store(async_call, Ordering::Relaxed);
-        if shared.slot.arm() {
-            let turn = SlotTurn { shared };
-            let guard = NextGuard::Slot(SlotCall {
-                shared,
-                buffer,
-                flags: effective,
-                finished: false,
-            });
-            serve(shared, author, guard, flags, effective);
-            drop(turn);
-            return shared.code.load(Ordering::Relaxed);
+        let op = &shared.op;
+        if op.arm(async_call) {
+            // However the call ends (a panic, a leaked guard), its Op is finished before the
+            // turn is returned.
+            let end = scopeguard::guard((), |()| shared.end_of_call(op));
+            serve(shared, author, op, buffer, flags, effective);
+            drop(end);
+            return op.code();
         }
         // Closed: End ran. Answered below, like a call that arrives while another runs.
     }
     next_ex_waiting(lookup, async_call, flags, effective, buffer)
 }
 
-/// A call that found the lookup busy: an owned completion registered for End, then its turn.
+/// A call that found the lookup busy (or ended): an `Op` of its own, registered for End,
+/// then its turn.
 #[cold]
 fn next_ex_waiting(
     lookup: &mut LookupLease<'_>,
     async_call: usize,
     flags: ControlFlags,
     effective: ControlFlags,
-    mut buffer: ResultBuffer,
+    buffer: ResultBuffer<'_>,
 ) -> i32 {
     let shared = Arc::clone(&**lookup);
-    let code = Arc::new(AtomicI32::new(NO_ERROR));
-    let deliver = {
-        let code = Arc::clone(&code);
-        let shared = Arc::clone(&shared);
-        move |outcome: NextOutcome| {
-            let raw = shared.deliver(async_call, outcome, Some((&mut buffer, effective)));
-            code.store(raw, Ordering::SeqCst);
-        }
-    };
-    let (guard, handle) = completion(deliver, NextOutcome::Failed(WsaError::WSASYSCALLFAILURE));
-    let id = shared.next_call.fetch_add(1, Ordering::Relaxed);
-    lock(&shared.inflight).push((id, handle.clone()));
-    let inflight = Inflight {
-        shared: &shared,
-        id,
-        handle,
-    };
-
+    let op = Arc::new(Op::new());
+    let armed = op.arm(async_call);
+    debug_assert!(armed, "a new Op arms");
+    shared.register(&op);
+    // Unregisters the call however it ends, after finishing it (a no-op unless the author
+    // leaked the guard).
+    let _registered = scopeguard::guard((), |()| {
+        shared.end_of_call(&op);
+        shared.unregister(&op);
+    });
     if shared.token.is_cancelled() {
         // End ran before this call registered.
-        let _ = guard.complete(NextOutcome::Cancelled);
+        let _ = NextDelivery::new(&shared, &op, buffer, effective).complete(NextOutcome::Cancelled);
     } else {
         // One NextEx per lookup at a time; End does not take the turn.
         let (_, author) = lookup.wait_turn();
-        serve(&shared, author, NextGuard::Owned(guard), flags, effective);
+        serve(&shared, author, &op, buffer, flags, effective);
     }
-    drop(inflight);
-    code.load(Ordering::SeqCst)
+    drop(_registered);
+    op.code()
 }

@@ -12,14 +12,16 @@
 //! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
 //! runs the lookup rules against a provider given one query it answers.
 
+use crate::abi::exports;
+use crate::host::{AsyncCompletion, Sink};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
-use crate::runtime::Stats;
+use crate::runtime::{Registry, Stats};
 use crate::wire::{self, Decoded};
-use crate::{NamespaceProvider, Registration};
+use crate::NamespaceProvider;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use winprov_bindings::windows_core::PWSTR;
 use winprov_bindings::ws2spi::{
     AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKADDR, SOCKET_ADDRESS, SOCKET_ERROR,
@@ -30,56 +32,62 @@ use winprov_core::WsaError;
 // ---------------------------------------------------------------------------------------------
 // The completion recorder standing in for WSAProviderCompleteAsyncCall.
 
-#[derive(Default)]
+/// One host's completions, by `hAsyncCall`.
+#[derive(Debug, Default)]
 struct Recorder {
     calls: HashMap<usize, Vec<i32>>,
     stray: usize,
 }
 
-static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+/// Completions for unknown `hAsyncCall` values, over every host of the process.
+static STRAY: AtomicUsize = AtomicUsize::new(0);
 static NEXT_ASYNC: AtomicUsize = AtomicUsize::new(1);
 
-fn recorder() -> MutexGuard<'static, Option<Recorder>> {
-    RECORDER.lock().unwrap_or_else(|p| p.into_inner())
+/// A host's recorder, shared with the sink its registry completes through.
+type Recorded = Arc<Mutex<Recorder>>;
+
+fn recorder(recorded: &Recorded) -> MutexGuard<'_, Recorder> {
+    recorded.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn record(async_call: usize, code: i32) {
-    let mut guard = recorder();
-    let recorder = guard.get_or_insert_with(Recorder::default);
-    match recorder.calls.get_mut(&async_call) {
-        Some(codes) => codes.push(code),
-        None => recorder.stray += 1,
-    }
+/// The sink of a simulated host's registry: records each completion under its `hAsyncCall`.
+fn sink(recorded: &Recorded) -> Sink {
+    let recorded = Arc::clone(recorded);
+    Arc::new(move |completion: AsyncCompletion| {
+        let mut recorder = recorder(&recorded);
+        match recorder.calls.get_mut(&completion.async_call) {
+            Some(codes) => codes.push(completion.code),
+            None => {
+                recorder.stray += 1;
+                STRAY.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
 }
 
 /// An `hAsyncCall` the recorder tracks until [`AsyncCall::finish`].
-struct AsyncCall(usize);
+struct AsyncCall<'h> {
+    id: usize,
+    recorded: &'h Recorded,
+}
 
-impl AsyncCall {
-    fn new() -> Self {
-        assert!(
-            crate::abi::set_completion_hook(record),
-            "another completion hook is installed"
-        );
+impl<'h> AsyncCall<'h> {
+    fn new(recorded: &'h Recorded) -> Self {
         // Odd values: never mistaken for an aligned pointer.
         let id = NEXT_ASYNC.fetch_add(2, Ordering::Relaxed) | 1;
-        recorder()
-            .get_or_insert_with(Recorder::default)
-            .calls
-            .insert(id, Vec::new());
-        Self(id)
+        recorder(recorded).calls.insert(id, Vec::new());
+        Self { id, recorded }
     }
 
     fn handle(&self) -> HANDLE {
-        HANDLE(std::ptr::without_provenance_mut(self.0))
+        HANDLE(std::ptr::without_provenance_mut(self.id))
     }
 
     /// The one completion the call made (R-NSP-15).
     fn finish(self, entry: &str) -> i32 {
-        let codes = recorder()
-            .get_or_insert_with(Recorder::default)
+        let codes = recorder(self.recorded)
             .calls
-            .remove(&self.0)
+            .remove(&self.id)
             .unwrap_or_default();
         match codes.as_slice() {
             [code] => *code,
@@ -91,9 +99,10 @@ impl AsyncCall {
     }
 }
 
-/// Completions for `hAsyncCall` values no simulated call issued (should stay 0).
+/// Completions for `hAsyncCall` values no simulated call issued, over every host of the
+/// process (should stay 0).
 pub fn stray_completions() -> usize {
-    recorder().as_ref().map_or(0, |r| r.stray)
+    STRAY.load(Ordering::SeqCst)
 }
 
 /// The routine table's entries, or the R-NSP-1 error `WSAAdvertiseProvider` would report.
@@ -369,16 +378,14 @@ impl std::fmt::Debug for RawQuerySet {
 // ---------------------------------------------------------------------------------------------
 // The host.
 
-/// Winsock, simulated: one advertised provider.
+/// Winsock, simulated: one advertised provider, in a registry of its own whose completions
+/// this host records (hosts run side by side in one process).
 #[derive(Debug)]
 pub struct Host {
     id: Guid,
-    registration: Mutex<Option<Registration>>,
-}
-
-/// The entries of the routine table (checked present by [`check_routine`]).
-fn table() -> &'static NSPV2_ROUTINE {
-    crate::routine()
+    registry: Arc<Registry>,
+    recorded: Recorded,
+    withdrawn: AtomicBool,
 }
 
 const GUARD: usize = 64;
@@ -388,20 +395,41 @@ impl Host {
     /// Plays `WSAAdvertiseProvider(id, routine())` for `provider`: the table is checked as
     /// Winsock checks it (R-NSP-1), then the provider answers calls for `id`.
     pub fn advertise<P: NamespaceProvider>(id: Guid, provider: P) -> Result<Self, WsaError> {
-        check_routine(Some(table()))?;
-        let registration = crate::register(id, provider).map_err(|_| WsaError::WSAEINVAL)?;
+        check_routine(Some(crate::routine()))?;
+        let recorded = Recorded::default();
+        let registry = Arc::new(Registry::new(sink(&recorded)));
+        Self::advertise_in(registry, recorded, id, provider)
+    }
+
+    fn advertise_in<P: NamespaceProvider>(
+        registry: Arc<Registry>,
+        recorded: Recorded,
+        id: Guid,
+        provider: P,
+    ) -> Result<Self, WsaError> {
+        registry
+            .register(id, provider)
+            .map_err(|_| WsaError::WSAEINVAL)?;
         Ok(Self {
             id,
-            registration: Mutex::new(Some(registration)),
+            registry,
+            recorded,
+            withdrawn: AtomicBool::new(false),
         })
+    }
+
+    /// Another provider advertised in the same process as this one (one routine table serves
+    /// both, routing by provider id), under a fresh id: for the rules about values of one
+    /// provider passed to another.
+    pub fn advertise_beside<P: NamespaceProvider>(&self, provider: P) -> Self {
+        let id = fresh_id();
+        let (registry, recorded) = (Arc::clone(&self.registry), Arc::clone(&self.recorded));
+        Self::advertise_in(registry, recorded, id, provider).expect("a fresh id is free")
     }
 
     /// Like [`advertise`](Self::advertise) with a fresh random-looking id.
     pub fn advertise_new<P: NamespaceProvider>(provider: P) -> Self {
-        static SEQUENCE: AtomicUsize = AtomicUsize::new(1);
-        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed) as u128;
-        let id = Guid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | n);
-        Self::advertise(id, provider).expect("a fresh id is free")
+        Self::advertise(fresh_id(), provider).expect("a fresh id is free")
     }
 
     /// The provider id.
@@ -411,41 +439,42 @@ impl Host {
 
     /// Live lookups and open sessions.
     pub fn stats(&self) -> Stats {
-        crate::abi::REGISTRY.stats(&self.id).unwrap_or_default()
+        self.registry.stats(&self.id).unwrap_or_default()
+    }
+
+    /// Completions this host received for `hAsyncCall` values it never issued (should be 0).
+    pub fn stray_completions(&self) -> usize {
+        recorder(&self.recorded).stray
     }
 
     /// Plays `WSAUnadvertiseProvider` while calls may be running: the provider's sessions
     /// close and its running lookups are cancelled; later calls find no such provider.
     pub fn withdraw(&self) {
-        let registration = self
-            .registration
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(registration);
+        if !self.withdrawn.swap(true, Ordering::SeqCst) {
+            self.registry.unregister(self.id);
+        }
     }
 
     /// `NSPv2Startup`.
     pub fn startup(&self) -> Result<SessionArg, WsaError> {
         let mut out: *mut c_void = std::ptr::null_mut();
-        let startup = table().NSPv2Startup.expect("filled");
         // SAFETY: valid GUID and out-pointer for the call.
-        let rc = unsafe { startup(&self.id, &mut out) };
+        let rc = unsafe { exports::startup(&self.registry, &self.id, &mut out) };
         int_status(rc).map(|()| SessionArg(out.addr()))
     }
 
     /// `NSPv2Cleanup`.
     pub fn cleanup(&self, session: SessionArg) -> Result<(), WsaError> {
-        let cleanup = table().NSPv2Cleanup.expect("filled");
+        let arg = std::ptr::without_provenance(session.0);
         // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
-        int_status(unsafe { cleanup(&self.id, std::ptr::without_provenance(session.0)) })
+        int_status(unsafe { exports::cleanup(&self.registry, &self.id, arg) })
     }
 
     /// `NSPv2ClientSessionRundown`.
     pub fn rundown(&self, session: SessionArg) {
-        let rundown = table().NSPv2ClientSessionRundown.expect("filled");
+        let arg = std::ptr::without_provenance(session.0);
         // SAFETY: as for cleanup.
-        unsafe { rundown(&self.id, std::ptr::without_provenance(session.0)) }
+        unsafe { exports::client_session_rundown(&self.registry, &self.id, arg) }
     }
 
     /// `NSPv2LookupServiceBegin` for `query`.
@@ -465,12 +494,12 @@ impl Host {
         restrictions: Option<&RawQuerySet>,
         flags: ControlFlags,
     ) -> Result<LookupHandle, WsaError> {
-        let begin = table().NSPv2LookupServiceBegin.expect("filled");
         let mut handle = HANDLE::default();
         let qs = restrictions.map_or(std::ptr::null(), RawQuerySet::as_ptr);
         // SAFETY: the set's memory is valid for the call; valid out-pointer.
         let rc = unsafe {
-            begin(
+            exports::lookup_service_begin(
+                &self.registry,
                 &self.id,
                 qs,
                 flags.raw(),
@@ -500,8 +529,7 @@ impl Host {
     /// `NSPv2LookupServiceNextEx` with the buffer passed as `buffer` says, checking R-NSP-2,
     /// -4, -5, -8 and -15 on the way.
     pub fn next_with(&self, lookup: LookupHandle, flags: ControlFlags, buffer: Buffer) -> Next {
-        let call = AsyncCall::new();
-        let next_ex = table().NSPv2LookupServiceNextEx.expect("filled");
+        let call = AsyncCall::new(&self.recorded);
         let (given, offset, null_length, null_data) = match buffer {
             Buffer::Len(len) => (len, 0, false, len == 0),
             Buffer::NullLength => (0, 0, true, true),
@@ -529,7 +557,8 @@ impl Host {
         // SAFETY: `data` has `given` writable bytes (plus the guard) and `length` is valid, both
         // for the duration of the call.
         unsafe {
-            next_ex(
+            exports::lookup_service_next_ex(
+                &self.registry,
                 call.handle(),
                 HANDLE(std::ptr::without_provenance_mut(lookup.0)),
                 flags.raw(),
@@ -583,9 +612,8 @@ impl Host {
 
     /// `NSPv2LookupServiceEnd`.
     pub fn end(&self, lookup: LookupHandle) -> Result<(), WsaError> {
-        let end = table().NSPv2LookupServiceEnd.expect("filled");
-        // SAFETY: the handle is passed by value.
-        int_status(unsafe { end(HANDLE(std::ptr::without_provenance_mut(lookup.0))) })
+        let handle = HANDLE(std::ptr::without_provenance_mut(lookup.0));
+        int_status(exports::lookup_service_end(&self.registry, handle))
     }
 
     /// `NSPv2SetServiceEx`; returns the completion code.
@@ -611,12 +639,12 @@ impl Host {
         operation: i32,
         flags: u32,
     ) -> Result<(), WsaError> {
-        let call = AsyncCall::new();
-        let set_service = table().NSPv2SetServiceEx.expect("filled");
+        let call = AsyncCall::new(&self.recorded);
         let qs = reg.map_or(std::ptr::null(), RawQuerySet::as_ptr);
         // SAFETY: the set's memory and the GUID are valid for the call.
         unsafe {
-            set_service(
+            exports::set_service_ex(
+                &self.registry,
                 call.handle(),
                 &self.id,
                 qs,
@@ -634,12 +662,12 @@ impl Host {
     /// `NSPv2LookupServiceNextEx` with a NULL `hAsyncCall`: nothing can be completed; returns
     /// the last error.
     pub fn next_without_async_call(&self, lookup: LookupHandle) -> i32 {
-        let next_ex = table().NSPv2LookupServiceNextEx.expect("filled");
         let length = 0u32;
-        let before = stray_completions();
+        let before = self.stray_completions();
         // SAFETY: valid length pointer; NULL buffer with zero length.
         unsafe {
-            next_ex(
+            exports::lookup_service_next_ex(
+                &self.registry,
                 HANDLE::default(),
                 HANDLE(std::ptr::without_provenance_mut(lookup.0)),
                 0,
@@ -647,9 +675,23 @@ impl Host {
                 std::ptr::null_mut(),
             )
         };
-        assert_eq!(stray_completions(), before, "completed a NULL hAsyncCall");
+        assert_eq!(self.stray_completions(), before, "completed a NULL hAsyncCall");
         crate::abi::last_error()
     }
+}
+
+impl Drop for Host {
+    /// Withdraws the provider (as dropping an advertisement does): its sessions close.
+    fn drop(&mut self) {
+        self.withdraw();
+    }
+}
+
+/// A provider id no other simulated host of the process uses.
+fn fresh_id() -> Guid {
+    static SEQUENCE: AtomicUsize = AtomicUsize::new(1);
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed) as u128;
+    Guid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 | n)
 }
 
 fn int_status(rc: i32) -> Result<(), WsaError> {

@@ -300,14 +300,16 @@ fn r_nsp_1_advertise_rejects_incomplete_tables() {
             Err(WsaError::WSAEINVAL)
         );
     }
-    // The same id cannot be advertised twice by one process.
+    // The same id cannot be registered twice in one process's routine table.
     let (provider, _) = TestProvider::new(Mode::Results);
     let (again, _) = TestProvider::new(Mode::Results);
-    let host = Host::advertise_new(provider);
+    let id = winprov_nspv2::Guid::from_u128(0x5eed_0001_0000_4000_8000_0000_0000_0001);
+    let registration = winprov_nspv2::register(id, provider).expect("a fresh id");
     assert!(matches!(
-        winprov_nspv2::register(host.id(), again),
+        winprov_nspv2::register(id, again),
         Err(NspError::AlreadyRegistered { .. })
     ));
+    drop(registration);
     // A real advertisement needs Winsock: off Windows it is a clear error.
     #[cfg(not(windows))]
     {
@@ -728,7 +730,8 @@ fn r_nsp_11_session_value_round_trips() {
         host.begin(SessionArg(a.0 ^ 0x10000), &alice(), ALL),
         Err(WsaError::WSAEINVAL)
     );
-    let (other, _) = self::host(Mode::Results);
+    let (provider, _) = TestProvider::new(Mode::Results);
+    let other = host.advertise_beside(provider);
     assert_eq!(
         other.begin(a, &alice(), ALL),
         Err(WsaError::WSAEINVALIDPROVIDER),
