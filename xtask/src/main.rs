@@ -19,6 +19,7 @@ mod msi_wine;
 mod prereq;
 mod stage;
 mod test;
+mod tidy;
 mod wine;
 
 use anyhow::{Result, bail};

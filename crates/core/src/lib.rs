@@ -28,6 +28,6 @@ pub use cancel::{
 pub use completion::{Completion, CompletionHandle, Delivery, completion};
 pub use error::{HResult, LineErr, WsaError};
 pub use ffi::PtrError;
-pub use host::{HostMessage, HostSink};
 pub use handle::{Handle, HandleError, HandleTable, TableFull};
+pub use host::{HostMessage, HostSink};
 pub use lease::{Lease, LeaseTable};

@@ -554,9 +554,8 @@ pub(crate) mod exports {
                 // SAFETY: the host passes the in/out length and the buffer it describes, valid
                 // and left alone by the host until this call returns; the borrow ends with
                 // this closure.
-                let buffer = unsafe {
-                    result_buffer(lpdw_buffer_length.cast_mut(), lpqs_results.cast())
-                };
+                let buffer =
+                    unsafe { result_buffer(lpdw_buffer_length.cast_mut(), lpqs_results.cast()) };
                 let code = registry.next_ex(
                     async_call,
                     h_lookup.0.addr(),

@@ -60,9 +60,9 @@ mod abi;
 mod error;
 mod host;
 mod install;
+mod lookup;
 #[cfg(all(test, loom))]
 mod loom_models;
-mod lookup;
 mod provider;
 mod query;
 mod runtime;

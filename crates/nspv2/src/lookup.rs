@@ -227,7 +227,12 @@ impl LookupShared {
 
     /// Serializes `result` into the caller's buffer; keeps it for the retry if it does not fit.
     #[inline]
-    fn write(&self, buffer: &mut ResultBuffer<'_>, flags: ControlFlags, result: QueryResult) -> i32 {
+    fn write(
+        &self,
+        buffer: &mut ResultBuffer<'_>,
+        flags: ControlFlags,
+        result: QueryResult,
+    ) -> i32 {
         match buffer.write(|bytes, base| wire::encode(&result, flags, &self.context, bytes, base)) {
             Ok(_) => NO_ERROR,
             Err(too_small) => {

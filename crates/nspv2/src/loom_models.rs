@@ -11,8 +11,8 @@ use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use std::sync::Arc as StdArc;
-use winprov_core::{Completed, HostSink, WsaError};
 use winprov_core::sync::Arc;
+use winprov_core::{Completed, HostSink, WsaError};
 
 /// Records every completion, and whether End had returned when it arrived.
 #[derive(Default)]
@@ -24,11 +24,10 @@ struct Sink {
 impl HostSink<AsyncCompletion> for StdArc<Sink> {
     fn deliver(&self, completion: AsyncCompletion) {
         let after_end = self.end_returned.load(Ordering::SeqCst);
-        self.completions.lock().unwrap().push((
-            completion.async_call,
-            completion.code,
-            after_end,
-        ));
+        self.completions
+            .lock()
+            .unwrap()
+            .push((completion.async_call, completion.code, after_end));
     }
 }
 

@@ -23,7 +23,9 @@ use crate::lookup::{LookupShared, NextDelivery, NextOutcome, Op, ResultBuffer};
 use crate::provider::{Lookup, NamespaceProvider, NextCall, SetServiceCall};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::wire::ResultContext;
-use winprov_core::sync::{Arc, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock};
+use winprov_core::sync::{
+    Arc, AtomicI32, AtomicUsize, Mutex, Ordering, RwLock, arc_from_std, lock,
+};
 use winprov_core::{Lease, LeaseTable, WsaError, call};
 
 /// Live object counts of one provider.
@@ -439,7 +441,11 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
                 Some(session) => {
                     let call =
                         SetServiceCall::new(scope.issuer(), guard, operation, registration, flags);
-                    let _ = self.provider.provider.set_service(&session, call).delivery();
+                    let _ = self
+                        .provider
+                        .provider
+                        .set_service(&session, call)
+                        .delivery();
                 }
             }
             // A guard leaked with mem::forget is finished here; otherwise a no-op.

@@ -12,12 +12,12 @@
 //! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
 //! runs the lookup rules against a provider given one query it answers.
 
+use crate::NamespaceProvider;
 use crate::abi::exports;
 use crate::host::{AsyncCompletion, Sink};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::runtime::{Registry, Stats};
 use crate::wire::{self, Decoded};
-use crate::NamespaceProvider;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -675,7 +675,11 @@ impl Host {
                 std::ptr::null_mut(),
             )
         };
-        assert_eq!(self.stray_completions(), before, "completed a NULL hAsyncCall");
+        assert_eq!(
+            self.stray_completions(),
+            before,
+            "completed a NULL hAsyncCall"
+        );
         crate::abi::last_error()
     }
 }
