@@ -17,6 +17,9 @@ pub mod host;
 #[allow(unsafe_code)]
 pub mod lease;
 mod park;
+// The loom-switchable synchronisation types, for the interface crates' state machines and
+// their loom models: not part of the API.
+#[doc(hidden)]
 pub mod sync;
 
 pub use boundary::{Panic, boundary, boundary_with};

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use winprov_bindings::ws2spi::{HANDLE, NS_EMAIL, WSAQUERYSET2W};
+use winprov_nspv2::testing::wire::{self, BUFFER_ALIGN, ResultContext};
 use winprov_nspv2::testing::{Host, LookupHandle, SessionArg};
-use winprov_nspv2::wire::{self, BUFFER_ALIGN, ResultContext};
 use winprov_nspv2::{
     Completed, ControlFlags, CsAddr, Lookup, NamespaceProvider, NextCall, Query, QueryResult,
     WsaError, routine,

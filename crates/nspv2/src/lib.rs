@@ -69,7 +69,9 @@ mod runtime;
 #[cfg(feature = "testing")]
 #[allow(unsafe_code)]
 pub mod testing;
-pub mod wire;
+// The decoder and the sockaddr helpers serve the host simulator (feature `testing`).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+mod wire;
 
 pub use error::NspError;
 pub use install::{Domain, NamespaceInstall, ProviderLevel, ProviderType, install, uninstall};

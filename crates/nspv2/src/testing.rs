@@ -17,7 +17,7 @@ use crate::abi::exports;
 use crate::host::{AsyncCompletion, Sink};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::runtime::{Registry, Stats};
-use crate::wire::{self, Decoded};
+use crate::wire::Decoded;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,6 +28,15 @@ use winprov_bindings::ws2spi::{
     WSAECOMPARATOR, WSAESETSERVICEOP, WSAQUERYSET2W, WSAVERSION,
 };
 use winprov_core::WsaError;
+
+/// The result-buffer format of `NSPv2LookupServiceNextEx` (what the simulator decodes results
+/// with), for tests and benchmarks that encode or decode results themselves.
+pub mod wire {
+    pub use crate::wire::{
+        BUFFER_ALIGN, DecodeError, Decoded, ResultContext, TooSmall, decode, encode, encoded_len,
+        parse_sockaddr, sockaddr_bytes,
+    };
+}
 
 // ---------------------------------------------------------------------------------------------
 // The completion recorder standing in for WSAProviderCompleteAsyncCall.

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use winprov_nspv2::testing::wire::Decoded;
 use winprov_nspv2::testing::{self, Buffer, Host, LookupHandle, RawQuerySet, SessionArg};
-use winprov_nspv2::wire::Decoded;
 use winprov_nspv2::{
     Completed, ControlFlags, CsAddr, Domain, Lookup, NamespaceInstall, NamespaceProvider, NextCall,
     NspError, OutputFlags, ProviderLevel, ProviderType, Query, QueryResult, RegInfo,

@@ -13,7 +13,7 @@ pub mod exports;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use winprov_core::{CancellationSource, HandleError, HandleTable, WaitOutcome, WsaError, call};
+use winprov_core::{CancellationSource, HandleError, LeaseTable, WaitOutcome, WsaError, call};
 
 /// Objects alive in the process, including those only kept alive by a call still running.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -23,6 +23,8 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 pub struct Object {
     value: u32,
     cancel: CancellationSource,
+    /// `wait` calls running on the object.
+    waiting: AtomicUsize,
 }
 
 impl Object {
@@ -31,6 +33,7 @@ impl Object {
         Self {
             value,
             cancel: CancellationSource::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 }
@@ -49,7 +52,7 @@ pub fn live_objects() -> usize {
 /// The provider's state: its handle table.
 #[derive(Debug, Default)]
 pub struct Rig {
-    objects: HandleTable<Object>,
+    objects: LeaseTable<Object, ()>,
 }
 
 /// Null, stale, forged: the interface has one code for every bad handle.
@@ -61,7 +64,7 @@ impl Rig {
     /// Creates an object; returns its handle.
     pub fn open(&self, value: u32) -> Result<usize, WsaError> {
         self.objects
-            .insert(Object::new(value))
+            .insert(Object::new(value), ())
             .map(|handle| handle.raw())
             .map_err(|_| WsaError::WSA_NOT_ENOUGH_MEMORY)
     }
@@ -81,12 +84,17 @@ impl Rig {
                 },
                 Err(WsaError::WSASYSCALLFAILURE),
             );
-            let outcome = match self.objects.get(raw) {
+            let outcome = match self.objects.lease_shared(raw) {
                 Err(error) => Err(handle_error(error)),
-                Ok(object) => match object.cancel.token().wait_timeout(timeout) {
-                    WaitOutcome::Cancelled => Err(WsaError::WSA_E_CANCELLED),
-                    WaitOutcome::TimedOut => Ok(()),
-                },
+                Ok(object) => {
+                    object.waiting.fetch_add(1, Ordering::SeqCst);
+                    let outcome = match object.cancel.token().wait_timeout(timeout) {
+                        WaitOutcome::Cancelled => Err(WsaError::WSA_E_CANCELLED),
+                        WaitOutcome::TimedOut => Ok(()),
+                    };
+                    object.waiting.fetch_sub(1, Ordering::SeqCst);
+                    outcome
+                }
             };
             let _ = guard.complete(outcome);
             // The framework's end-of-call sweep: a no-op here, since the guard completed.
@@ -104,7 +112,7 @@ impl Rig {
 
     /// The object's description, as a host would ask for it into its own buffer.
     pub fn describe(&self, raw: usize) -> Result<String, WsaError> {
-        let object = self.objects.get(raw).map_err(handle_error)?;
+        let object = self.objects.lease_shared(raw).map_err(handle_error)?;
         Ok(format!("rig object {}", object.value))
     }
 }
@@ -112,7 +120,7 @@ impl Rig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[test]
     fn close_during_wait_cancels_it_and_frees_the_object_once() {
@@ -126,13 +134,13 @@ mod tests {
                     reports.lock().unwrap().push(code)
                 })
             });
-            // Close only once the waiter holds the object (table + this probe + the waiter);
-            // cancellation is sticky, so it need not be blocked yet.
+            // Close only once the waiter holds the object; cancellation is sticky, so it need
+            // not be blocked yet.
             while rig
                 .objects
-                .get(raw)
-                .map_or(0, |object| Arc::strong_count(&object))
-                < 3
+                .lease_shared(raw)
+                .map_or(0, |object| object.waiting.load(Ordering::SeqCst))
+                < 1
             {
                 std::thread::yield_now();
             }
