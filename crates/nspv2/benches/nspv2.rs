@@ -24,12 +24,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
-use winprov_bindings::ws2spi::{HANDLE, NS_EMAIL, WSAQUERYSET2W};
+use winprov_bindings::ws2spi::NS_EMAIL;
 use winprov_nspv2::testing::wire::{self, BUFFER_ALIGN, ResultContext};
 use winprov_nspv2::testing::{Host, LookupHandle, SessionArg};
 use winprov_nspv2::{
     Completed, ControlFlags, CsAddr, Lookup, NamespaceProvider, NextCall, Query, QueryResult,
-    WsaError, routine,
+    WsaError,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -232,25 +232,11 @@ impl AlignedBuffer {
     }
 }
 
-/// `NSPv2LookupServiceNextEx(NULL, lookup, flags, &len, buffer)`: the raw entry, with a NULL
-/// `hAsyncCall` so that nothing is completed. Returns `*lpdwBufferLength` after the call.
-fn next_ex(lookup: usize, flags: ControlFlags, buffer: &mut [u8]) -> u32 {
-    let entry = routine().NSPv2LookupServiceNextEx.expect("filled");
-    let mut length = u32::try_from(buffer.len()).expect("buffer under 4 GiB");
-    let length_ptr: *mut u32 = &mut length;
-    // SAFETY: a NULL hAsyncCall and a lookup handle are passed by value; `length_ptr` is valid
-    // for reads and writes and `buffer` is writable, aligned to BUFFER_ALIGN (AlignedBuffer)
-    // and `length` bytes long, both for the duration of the call, which is synchronous.
-    unsafe {
-        entry(
-            HANDLE::default(),
-            HANDLE(std::ptr::without_provenance_mut(lookup)),
-            flags.raw(),
-            length_ptr.cast_const(),
-            buffer.as_mut_ptr().cast::<WSAQUERYSET2W>(),
-        )
-    };
-    length
+/// `NSPv2LookupServiceNextEx(NULL, lookup, flags, &len, buffer)` through `host`'s exports,
+/// with a NULL `hAsyncCall` so that nothing is completed. Returns `*lpdwBufferLength` after the
+/// call.
+fn next_ex(host: &Host, lookup: LookupHandle, flags: ControlFlags, buffer: &mut [u8]) -> u32 {
+    host.next_into(lookup, flags, buffer).1
 }
 
 /// One lookup of [`Endless`] behind a host.
@@ -282,7 +268,7 @@ impl EndlessHost {
     /// Checks that a raw NextEx on `lookup` writes the result the baseline encodes.
     fn check(&self, lookup: LookupHandle, buffer: &mut AlignedBuffer) {
         buffer.bytes().fill(0);
-        next_ex(lookup.0, FLAGS, buffer.bytes());
+        next_ex(&self.host, lookup, FLAGS, buffer.bytes());
         let base = buffer.bytes().as_ptr().addr();
         let decoded = wire::decode(buffer.bytes(), base).expect("NextEx wrote a result");
         assert_eq!(
@@ -368,11 +354,21 @@ fn next_ex_overhead(c: &mut Criterion, args: &Args) {
         black_box(written).expect("fits");
     };
     let mut framework = || {
-        let length = next_ex(black_box(lookup.0), FLAGS, framework_buffer.bytes());
+        let length = next_ex(
+            &endless.host,
+            black_box(lookup),
+            FLAGS,
+            framework_buffer.bytes(),
+        );
         black_box(length);
     };
     let mut no_result = || {
-        let length = next_ex(black_box(failing_lookup.0), FLAGS, no_result_buffer.bytes());
+        let length = next_ex(
+            &failing,
+            black_box(failing_lookup),
+            FLAGS,
+            no_result_buffer.bytes(),
+        );
         black_box(length);
     };
 
@@ -443,7 +439,12 @@ fn handle_scaling(c: &mut Criterion, args: &Args) {
         let lookup = *lookups.last().expect("n > 0");
         endless.check(lookup, &mut buffer);
         let mut call = || {
-            black_box(next_ex(black_box(lookup.0), FLAGS, buffer.bytes()));
+            black_box(next_ex(
+                &endless.host,
+                black_box(lookup),
+                FLAGS,
+                buffer.bytes(),
+            ));
         };
         group.bench_with_input(BenchmarkId::new("next_ex", n), &n, |b, _| b.iter(&mut call));
         let ns = args.measures().then(|| {
@@ -507,7 +508,7 @@ struct BlockedRound {
 
 impl BlockedRound {
     /// Begins `n` lookups on `session` and blocks one NextEx in each, on its own thread.
-    fn start(host: &Host, session: SessionArg, n: usize) -> Self {
+    fn start(host: &Arc<Host>, session: SessionArg, n: usize) -> Self {
         let lookups: Vec<LookupHandle> = (0..n)
             .map(|_| {
                 host.begin(session, &Query::name(NAME), FLAGS)
@@ -521,13 +522,14 @@ impl BlockedRound {
             .iter()
             .enumerate()
             .map(|(i, lookup)| {
-                let (tx, raw, release) = (tx.clone(), lookup.0, Arc::clone(&release));
+                let (tx, lookup, release) = (tx.clone(), *lookup, Arc::clone(&release));
+                let host = Arc::clone(host);
                 std::thread::Builder::new()
                     .name(format!("next-ex-{i}"))
                     .stack_size(64 * 1024)
                     .spawn(move || {
                         let mut buffer = AlignedBuffer::new(1024);
-                        next_ex(raw, FLAGS, buffer.bytes());
+                        next_ex(&host, lookup, FLAGS, buffer.bytes());
                         let at = Instant::now();
                         let _ = tx.send((i, at));
                         release.wait();
@@ -638,7 +640,7 @@ fn end_to_next_ex_latency(args: &Args) {
         return;
     }
     let n = if args.test { 16 } else { 1_000 };
-    let host = Host::advertise_new(Blocking);
+    let host = Arc::new(Host::advertise_new(Blocking));
     let session = host.startup().expect("NSPv2Startup");
     let timeout = Duration::from_secs(10);
 

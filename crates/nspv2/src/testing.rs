@@ -668,6 +668,33 @@ impl Host {
         }
     }
 
+    /// `NSPv2LookupServiceNextEx` into `buffer` with a NULL `hAsyncCall` (nothing is completed
+    /// or recorded: the bare call path, for benchmarks). Returns the last error and
+    /// `*lpdwBufferLength` after the call. `buffer` should start at a multiple of
+    /// [`wire::BUFFER_ALIGN`] (otherwise the call fails with `WSAEFAULT`).
+    pub fn next_into(
+        &self,
+        lookup: LookupHandle,
+        flags: ControlFlags,
+        buffer: &mut [u8],
+    ) -> (i32, u32) {
+        let mut length = u32::try_from(buffer.len()).expect("a buffer under 4 GiB");
+        let length_ptr: *mut u32 = &mut length;
+        // SAFETY: `length` is valid for reads and writes and `buffer` writable for `length`
+        // bytes, both for the duration of the call, which is synchronous.
+        unsafe {
+            exports::lookup_service_next_ex(
+                &self.registry,
+                HANDLE::default(),
+                HANDLE(std::ptr::without_provenance_mut(lookup.0)),
+                flags.raw(),
+                length_ptr.cast_const(),
+                buffer.as_mut_ptr().cast(),
+            )
+        };
+        (crate::abi::last_error(), length)
+    }
+
     /// `NSPv2LookupServiceNextEx` with a NULL `hAsyncCall`: nothing can be completed; returns
     /// the last error.
     pub fn next_without_async_call(&self, lookup: LookupHandle) -> i32 {
