@@ -1,5 +1,5 @@
-//! Checked access to memory the host hands a provider: the one module of this crate with
-//! `unsafe` code.
+//! Checked access to memory the host hands a provider: one of the two modules of this crate
+//! with `unsafe` code (with [`lease`](crate::lease), whose segments and cells are raw).
 //!
 //! The checks here are those a provider can make: null, alignment, and (for strings) a
 //! terminator within the length the interface states. Whether the memory is really readable is

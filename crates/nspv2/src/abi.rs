@@ -1,5 +1,6 @@
 //! The ABI layer: the `NSPV2_ROUTINE` exports, the reading of host structures, and the Winsock
-//! functions the provider side calls. The crate's only `unsafe` code lives here.
+//! functions the provider side calls. With the host simulator (`testing`), which calls the
+//! exports with raw pointers, the crate's only `unsafe` code lives here.
 //!
 //! Every export body runs inside [`winprov_core::boundary_with`]: a panic becomes the call's
 //! documented failure (`SOCKET_ERROR` with `WSASYSCALLFAILURE` for the `INT` entries, a
