@@ -754,3 +754,7 @@ pub(crate) fn uninstall_namespace(_: Guid) -> Result<(), crate::NspError> {
         function: "WSCUnInstallNameSpace",
     })
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "abi_props.rs"]
+mod props;
