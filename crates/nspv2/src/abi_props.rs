@@ -15,9 +15,10 @@ use super::*;
 use crate::wire::props::{config, sockaddr_bytes_strategy, sockaddr_model};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::strategy::BoxedStrategy;
 use std::net::SocketAddr;
 use winprov_bindings::windows_core::PWSTR;
-use winprov_bindings::ws2spi::{SOCKADDR, SOCKET_ADDRESS, WSAECOMPARATOR};
+use winprov_bindings::ws2spi::{AF_INET, AF_INET6, SOCKADDR, SOCKET_ADDRESS, WSAECOMPARATOR};
 
 const EINVAL: WsaError = WsaError::WSAEINVAL;
 const EFAULT: WsaError = WsaError::WSAEFAULT;
@@ -99,7 +100,20 @@ fn unit() -> impl Strategy<Value = u16> {
     ]
 }
 
-fn text() -> impl Strategy<Value = Text> {
+fn text(valid: bool) -> BoxedStrategy<Text> {
+    if valid {
+        // Any text (NULs included: the string ends at the first), terminated.
+        return prop_oneof![
+            2 => Just(Text::Null),
+            8 => vec(any::<char>(), 0..12).prop_map(|chars| Text::Units {
+                units: String::from_iter(chars).encode_utf16().collect(),
+                terminated: true,
+            }),
+            1 => ((MAX_STRING_UNITS - 3)..MAX_STRING_UNITS)
+                .prop_map(|len| Text::Long { len, terminated: true }),
+        ]
+        .boxed();
+    }
     let terminated = prop_oneof![5 => Just(true), 1 => Just(false)];
     prop_oneof![
         2 => Just(Text::Null),
@@ -109,6 +123,7 @@ fn text() -> impl Strategy<Value = Text> {
         1 => ((MAX_STRING_UNITS - 2)..=(MAX_STRING_UNITS + 1), terminated)
             .prop_map(|(len, terminated)| Text::Long { len, terminated }),
     ]
+    .boxed()
 }
 
 impl Text {
@@ -162,13 +177,19 @@ enum VersionField {
     Valid { version: u32, how: i32 },
 }
 
-fn version() -> impl Strategy<Value = VersionField> {
-    let how = prop_oneof![4 => 0i32..=1, 1 => -2i32..=3, 1 => any::<i32>()];
+fn version(valid: bool) -> BoxedStrategy<VersionField> {
+    let how = if valid {
+        (0i32..=1).boxed()
+    } else {
+        prop_oneof![4 => 0i32..=1, 1 => -2i32..=3, 1 => any::<i32>()].boxed()
+    };
+    let misaligned = if valid { 0 } else { 1 };
     prop_oneof![
         2 => Just(VersionField::Null),
-        1 => Just(VersionField::Misaligned),
+        misaligned => Just(VersionField::Misaligned),
         4 => (any::<u32>(), how).prop_map(|(version, how)| VersionField::Valid { version, how }),
     ]
+    .boxed()
 }
 
 #[derive(Clone, Debug)]
@@ -178,12 +199,14 @@ enum IdField {
     Valid(u128),
 }
 
-fn provider_id() -> impl Strategy<Value = IdField> {
+fn provider_id(valid: bool) -> BoxedStrategy<IdField> {
+    let misaligned = if valid { 0 } else { 1 };
     prop_oneof![
         2 => Just(IdField::Null),
-        1 => Just(IdField::Misaligned),
+        misaligned => Just(IdField::Misaligned),
         3 => any::<u128>().prop_map(IdField::Valid),
     ]
+    .boxed()
 }
 
 /// A counted array: `count` and a pointer to `entries` (as many as `count` states whenever
@@ -198,14 +221,33 @@ struct Array<T> {
 fn array<T: Clone + std::fmt::Debug + 'static>(
     item: impl Strategy<Value = T> + 'static,
     filler: T,
-) -> impl Strategy<Value = Array<T>> {
+    valid: bool,
+) -> BoxedStrategy<Array<T>> {
+    if valid {
+        let long = filler.clone();
+        return prop_oneof![
+            8 => vec(item, 1..5).prop_map(|entries| Array {
+                count: entries.len() as u32,
+                place: Place::Valid,
+                entries,
+            }),
+            // No entries: the pointer is not looked at.
+            2 => place().prop_map(|place| Array { count: 0, place, entries: Vec::new() }),
+            1 => ((MAX_ENTRIES - 1)..=MAX_ENTRIES).prop_map(move |n| Array {
+                count: n as u32,
+                place: Place::Valid,
+                entries: vec![long.clone(); n],
+            }),
+        ]
+        .boxed();
+    }
     prop_oneof![
-        8 => (vec(item, 0..5), place()).prop_map(|(entries, place)| Array {
+        6 => (vec(item, 0..4), place()).prop_map(|(entries, place)| Array {
             count: entries.len() as u32,
             place,
             entries,
         }),
-        1 => ((MAX_ENTRIES - 1)..=(MAX_ENTRIES + 1), place()).prop_map(move |(n, place)| Array {
+        3 => (MAX_ENTRIES..=(MAX_ENTRIES + 1), place()).prop_map(move |(n, place)| Array {
             count: n as u32,
             place,
             entries: vec![filler.clone(); n],
@@ -216,6 +258,7 @@ fn array<T: Clone + std::fmt::Debug + 'static>(
             entries: Vec::new(),
         }),
     ]
+    .boxed()
 }
 
 impl<T> Array<T> {
@@ -244,7 +287,30 @@ struct SockField {
     odd: bool,
 }
 
-fn sock_field() -> impl Strategy<Value = SockField> {
+fn sock_field(valid: bool) -> BoxedStrategy<SockField> {
+    let none = SockField {
+        len: 0,
+        bytes: None,
+        odd: false,
+    };
+    if valid {
+        // A SOCKADDR_IN or SOCKADDR_IN6, possibly followed by more bytes than it needs.
+        let address = prop_oneof![
+            (Just(AF_INET.0), 16usize..=20),
+            (Just(AF_INET6.0), 28usize..=32)
+        ]
+        .prop_flat_map(|(family, len)| {
+            (vec(any::<u8>(), len), any::<bool>()).prop_map(move |(mut bytes, odd)| {
+                bytes[..2].copy_from_slice(&family.to_ne_bytes());
+                SockField {
+                    len: bytes.len() as i32,
+                    bytes: Some(bytes),
+                    odd,
+                }
+            })
+        });
+        return prop_oneof![1 => Just(none), 2 => address].boxed();
+    }
     let present =
         (sockaddr_bytes_strategy(2 * MAX_SOCKADDR), any::<bool>()).prop_map(|(bytes, odd)| {
             SockField {
@@ -253,12 +319,27 @@ fn sock_field() -> impl Strategy<Value = SockField> {
                 odd,
             }
         });
-    let absent = prop_oneof![Just(0i32), -4i32..=200, any::<i32>()].prop_map(|len| SockField {
+    // A known family with a length around the largest socket address.
+    let oversized = (
+        prop_oneof![Just(AF_INET.0), Just(AF_INET6.0)],
+        (MAX_SOCKADDR - 2)..=(MAX_SOCKADDR + 2),
+    )
+        .prop_flat_map(|(family, len)| {
+            vec(any::<u8>(), len).prop_map(move |mut bytes| {
+                bytes[..2].copy_from_slice(&family.to_ne_bytes());
+                SockField {
+                    len: bytes.len() as i32,
+                    bytes: Some(bytes),
+                    odd: false,
+                }
+            })
+        });
+    let absent = prop_oneof![-4i32..=200, any::<i32>()].prop_map(|len| SockField {
         len,
         bytes: None,
         odd: false,
     });
-    prop_oneof![3 => Just(SockField { len: 0, bytes: None, odd: false }), 6 => present, 2 => absent]
+    prop_oneof![4 => present, 1 => oversized, 2 => absent].boxed()
 }
 
 impl SockField {
@@ -294,15 +375,28 @@ struct Entry {
     protocol: i32,
 }
 
-fn entry() -> impl Strategy<Value = Entry> {
-    (sock_field(), sock_field(), any::<i32>(), any::<i32>()).prop_map(
-        |(local, remote, socket_type, protocol)| Entry {
+/// A well-formed entry, or one with one arbitrary address (local or remote).
+fn entry(valid: bool) -> impl Strategy<Value = Entry> {
+    let good = sock_field(true);
+    let any_address = if valid {
+        good.clone()
+    } else {
+        sock_field(false)
+    };
+    let bad_address = if valid { 0 } else { 2 };
+    let addresses = prop_oneof![
+        1 => (good.clone(), good.clone()),
+        bad_address => (any_address.clone(), good.clone()),
+        bad_address => (good, any_address),
+    ];
+    (addresses, any::<i32>(), any::<i32>()).prop_map(|((local, remote), socket_type, protocol)| {
+        Entry {
             local,
             remote,
             socket_type,
             protocol,
-        },
-    )
+        }
+    })
 }
 
 const NO_ADDRESS: Entry = Entry {
@@ -332,26 +426,38 @@ enum BlobField {
     },
 }
 
-fn blob() -> impl Strategy<Value = BlobField> {
+fn blob(valid: bool) -> BoxedStrategy<BlobField> {
     let with_data =
         (vec(any::<u8>(), 0..40), any::<bool>()).prop_map(|(data, odd)| BlobField::Valid {
             size: data.len() as u32,
             data: Some(data),
             odd,
         });
+    let empty = Just(BlobField::Valid {
+        size: 0,
+        data: None,
+        odd: false,
+    });
+    if valid {
+        return prop_oneof![2 => Just(BlobField::Null), 4 => with_data, 1 => empty].boxed();
+    }
     let big = MAX_BLOB as u32;
-    let without_data = prop_oneof![Just(0u32), 1u32..8, Just(big), Just(big + 1), any::<u32>()]
-        .prop_map(|size| BlobField::Valid {
-            size,
-            data: None,
-            odd: false,
+    let without_data =
+        prop_oneof![1u32..8, Just(big), Just(big + 1), any::<u32>()].prop_map(|size| {
+            BlobField::Valid {
+                size,
+                data: None,
+                odd: false,
+            }
         });
     prop_oneof![
         2 => Just(BlobField::Null),
         1 => Just(BlobField::Misaligned),
         4 => with_data,
+        1 => empty,
         2 => without_data,
     ]
+    .boxed()
 }
 
 #[derive(Clone, Debug)]
@@ -370,29 +476,33 @@ struct QuerySetSpec {
     blob: BlobField,
 }
 
-fn query_set() -> impl Strategy<Value = QuerySetSpec> {
+fn query_set_of(valid: bool) -> impl Strategy<Value = QuerySetSpec> {
     let full = size_of::<WSAQUERYSET2W>() as u32;
-    let size = prop_oneof![
-        6 => Just(full),
-        1 => 0..full,
-        1 => full..full + 64,
-        1 => any::<u32>(),
-    ];
-    let place = prop_oneof![
-        1 => Just(Place::Null),
-        1 => Just(Place::Misaligned),
-        12 => Just(Place::Valid),
-    ];
-    let protocols = array((any::<i32>(), any::<i32>()), (0, 0));
-    (
-        (place, size, text(), text(), text(), text()),
+    let (size, place) = if valid {
+        ((full..full + 16).boxed(), Just(Place::Valid).boxed())
+    } else {
         (
-            version(),
-            provider_id(),
+            prop_oneof![0..full, any::<u32>()].boxed(),
+            prop_oneof![Just(Place::Null), Just(Place::Misaligned)].boxed(),
+        )
+    };
+    let protocols = array((any::<i32>(), any::<i32>()), (0, 0), valid);
+    (
+        (
+            place,
+            size,
+            text(valid),
+            text(valid),
+            text(valid),
+            text(valid),
+        ),
+        (
+            version(valid),
+            provider_id(valid),
             any::<u32>(),
             protocols,
-            array(entry(), NO_ADDRESS),
-            blob(),
+            array(entry(valid), NO_ADDRESS, valid),
+            blob(valid),
         ),
     )
         .prop_map(
@@ -414,6 +524,61 @@ fn query_set() -> impl Strategy<Value = QuerySetSpec> {
                 blob,
             },
         )
+}
+
+/// A query set whose fields are each well-formed or arbitrary: all well-formed, one field
+/// arbitrary (so that its code is the only one possible), or any mix.
+fn query_set() -> impl Strategy<Value = QuerySetSpec> {
+    let mask = prop_oneof![
+        2 => Just(0u16),
+        5 => (0..11u32).prop_map(|field| 1u16 << field),
+        2 => any::<u16>(),
+    ];
+    (query_set_of(true), query_set_of(false), mask).prop_map(|(good, bad, mask)| {
+        let bad_field = |field: u32| mask & (1 << field) != 0;
+        QuerySetSpec {
+            place: if bad_field(0) { bad.place } else { good.place },
+            size: if bad_field(1) { bad.size } else { good.size },
+            name: if bad_field(2) { bad.name } else { good.name },
+            comment: if bad_field(3) {
+                bad.comment
+            } else {
+                good.comment
+            },
+            context: if bad_field(4) {
+                bad.context
+            } else {
+                good.context
+            },
+            query_string: if bad_field(5) {
+                bad.query_string
+            } else {
+                good.query_string
+            },
+            version: if bad_field(6) {
+                bad.version
+            } else {
+                good.version
+            },
+            provider_id: if bad_field(7) {
+                bad.provider_id
+            } else {
+                good.provider_id
+            },
+            namespace: good.namespace,
+            protocols: if bad_field(8) {
+                bad.protocols
+            } else {
+                good.protocols
+            },
+            addresses: if bad_field(9) {
+                bad.addresses
+            } else {
+                good.addresses
+            },
+            blob: if bad_field(10) { bad.blob } else { good.blob },
+        }
+    })
 }
 
 impl QuerySetSpec {
@@ -724,6 +889,19 @@ proptest! {
                 "refused with {:?}, expected one of {:?}", code, codes
             ),
         }
+    }
+
+    /// `read_socket_address` alone (the query-set property reaches its rarer cases seldom).
+    #[test]
+    fn socket_address_is_read_exactly_when_well_formed(
+        field in prop_oneof![sock_field(true), sock_field(false)],
+    ) {
+        let mut arena = Arena::default();
+        let address = field.build(&mut arena);
+        // SAFETY: a non-null lpSockaddr points at `len` bytes in `arena` (or the length is
+        // refused before any read: negative, or over MAX_SOCKADDR with bytes to match).
+        let read = unsafe { read_socket_address(&address) };
+        prop_assert_eq!(read, field.model());
     }
 
     /// `ResultBuffer::from_host`: NULL or misaligned `lpdwBufferLength`, or a non-zero length
