@@ -845,3 +845,7 @@ pub(crate) fn uninstall_namespace(_: Guid) -> Result<(), crate::NspError> {
         function: "WSCUnInstallNameSpace",
     })
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "abi_props.rs"]
+mod props;

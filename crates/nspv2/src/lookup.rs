@@ -44,7 +44,7 @@ impl<'call> ResultBuffer<'call> {
 
     /// Runs `fill` over the buffer's bytes and their address (the base of the pointers a
     /// result writes into them).
-    fn write<R>(&mut self, fill: impl FnOnce(&mut [u8], usize) -> R) -> R {
+    pub(crate) fn write<R>(&mut self, fill: impl FnOnce(&mut [u8], usize) -> R) -> R {
         // An empty buffer has no address to speak of (the host may pass NULL for it).
         let base = match self.data.is_empty() {
             true => 0,
@@ -54,7 +54,7 @@ impl<'call> ResultBuffer<'call> {
     }
 
     /// Reports the size a result needs (`WSAEFAULT` answers).
-    fn set_needed(&mut self, needed: u32) {
+    pub(crate) fn set_needed(&mut self, needed: u32) {
         *self.length = needed;
     }
 }

@@ -14,7 +14,7 @@ use crate::query::{Comparator, ControlFlags, CsAddr, Guid, OutputFlags, QueryRes
 use std::mem::{align_of, offset_of, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use winprov_bindings::ws2spi::{
-    AF_INET, AF_INET6, BLOB, CSADDR_INFO, SOCKET_ADDRESS, WSAQUERYSET2W, WSAVERSION,
+    AF_INET, AF_INET6, AFPROTOCOLS, BLOB, CSADDR_INFO, SOCKET_ADDRESS, WSAQUERYSET2W, WSAVERSION,
 };
 
 const PTR: usize = size_of::<usize>();
@@ -354,7 +354,8 @@ impl Reader<'_> {
         }
         let outside = DecodeError::OutsideBuffer { field, pointer };
         let offset = pointer.checked_sub(self.base).ok_or(outside.clone())?;
-        self.bytes(offset, len).ok_or(outside)?;
+        // Even an empty target must lie inside: one past the end is not in the buffer.
+        self.bytes(offset, len.max(1)).ok_or(outside)?;
         Ok(Some(offset))
     }
 
@@ -485,6 +486,18 @@ pub fn decode(buffer: &[u8], base: usize) -> Result<Decoded, DecodeError> {
         }),
         None => None,
     };
+    // A result's protocol fields are undefined, but a pointer there is still a pointer.
+    let protocols = r
+        .u32(offset_of!(Q, dwNumberOfProtocols))
+        .ok_or(DecodeError::Short)? as usize;
+    let protocols_len = protocols
+        .checked_mul(size_of::<AFPROTOCOLS>())
+        .ok_or(DecodeError::Short)?;
+    r.target(
+        "lpafpProtocols",
+        offset_of!(Q, lpafpProtocols),
+        protocols_len,
+    )?;
     let count = r
         .u32(offset_of!(Q, dwNumberOfCsAddrs))
         .ok_or(DecodeError::Short)? as usize;
@@ -653,3 +666,7 @@ mod tests {
         assert_eq!(decode(&buf, 0x1000).unwrap().result.blob, Some(Vec::new()));
     }
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "wire_props.rs"]
+pub(crate) mod props;

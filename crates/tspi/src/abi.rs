@@ -568,3 +568,7 @@ pub mod exports {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "abi_props.rs"]
+mod props;

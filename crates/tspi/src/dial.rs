@@ -230,3 +230,7 @@ mod tests {
         assert_eq!(partial.digits(), "9");
     }
 }
+
+#[cfg(test)]
+#[path = "dial_props.rs"]
+mod props;

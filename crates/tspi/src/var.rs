@@ -201,3 +201,7 @@ mod tests {
         assert_eq!(read_dword(&bytes, S_SIZE), Some(0xEEEE_EEEE));
     }
 }
+
+#[cfg(test)]
+#[path = "var_props.rs"]
+pub(crate) mod props;
