@@ -2,7 +2,7 @@
 //! calls back into TAPI's function pointers. The crate's `unsafe` code lives here (and in the
 //! `testing` simulator, which plays TAPI's side of the same ABI).
 //!
-//! Every export body runs inside [`winprov_core::boundary`]: a panic returns
+//! Every export body runs inside [`winprov_core::boundary()`]: a panic returns
 //! `LINEERR_OPERATIONFAILED` and never unwinds into TAPISRV.
 
 use crate::dispatch::{CompletionProc, EventProc, Outlet};

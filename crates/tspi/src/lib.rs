@@ -26,7 +26,7 @@
 //!   past `dwTotalSize` nor touches the members TAPI owns (R-TSP-16); dial strings are
 //!   validated before your code sees them (R-TSP-17).
 //!
-//! The `testing` feature adds a host simulator ([`testing::Host`]) that plays TAPISRV against
+//! The `testing` feature adds a host simulator (`testing::Host`) that plays TAPISRV against
 //! any provider and checks the interface's rules.
 //!
 //! ```
@@ -81,7 +81,7 @@ mod runtime;
 #[cfg(feature = "testing")]
 #[allow(unsafe_code)]
 pub mod testing;
-pub mod var;
+mod var;
 
 pub use dial::{DialElement, DialString};
 pub use provider::{

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use winprov_bindings::not_in_metadata::{INITIALIZE_NEGOTIATION, LINE_NEWCALL};
 use winprov_bindings::tapi::{self, LINECALLSTATUS};
+use winprov_tspi::testing::read_dword;
 use winprov_tspi::testing::{CallRef, Host, Message, NewCallAnswer};
-use winprov_tspi::var::read_dword;
 use winprov_tspi::{
     Call, CallEvents, CallState, CallerId, Closed, Delivery, DisconnectMode, EventError, Line,
     LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Reply,
