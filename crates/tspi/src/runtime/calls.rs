@@ -29,7 +29,7 @@ pub(super) struct CallStatus {
     pub(super) caller: CallerId,
 }
 
-/// What the framework and the author's [`CallEvents`](crate::CallEvents) share about one call.
+/// What the framework and the author's [`CallEvents`](crate::provider::CallEvents) share about one call.
 pub(crate) struct CallShared {
     /// The call's one closed state: closed by whoever terminates the call; its token is the
     /// cancellation the author sees.

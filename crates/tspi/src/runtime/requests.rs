@@ -33,25 +33,17 @@ impl RequestId {
 
 /// The requests of one call or line that are accepted and not yet completed.
 pub(crate) struct PendingSet {
-    inner: Mutex<PendingInner>,
+    entries: Mutex<HashMap<u64, CompletionHandle<'static, Result<(), LineErr>>>>,
     next_key: AtomicU64,
-    /// Set (under the lock) by [`terminate`](Self::terminate); read without it by requests
-    /// completed at once.
+    /// Set under the `entries` lock by [`terminate`](Self::terminate); read under it by
+    /// [`insert`](Self::insert) and without it by requests completed at once.
     closed: AtomicBool,
-}
-
-struct PendingInner {
-    entries: HashMap<u64, CompletionHandle<'static, Result<(), LineErr>>>,
-    closed: bool,
 }
 
 impl PendingSet {
     pub(super) fn new() -> Self {
         Self {
-            inner: Mutex::new(PendingInner {
-                entries: HashMap::new(),
-                closed: false,
-            }),
+            entries: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }
@@ -63,16 +55,16 @@ impl PendingSet {
 
     /// `false` if the set was closed: the caller aborts the request itself.
     fn insert(&self, key: u64, handle: CompletionHandle<'static, Result<(), LineErr>>) -> bool {
-        let mut inner = lock(&self.inner);
-        if inner.closed {
+        let mut entries = lock(&self.entries);
+        if self.closed.load(Ordering::Relaxed) {
             return false;
         }
-        inner.entries.insert(key, handle);
+        entries.insert(key, handle);
         true
     }
 
     fn remove(&self, key: u64) {
-        lock(&self.inner).entries.remove(&key);
+        lock(&self.entries).remove(&key);
     }
 
     fn is_closed(&self) -> bool {
@@ -84,10 +76,9 @@ impl PendingSet {
     /// completing it).
     pub(super) fn terminate(&self) -> usize {
         let handles: Vec<_> = {
-            let mut inner = lock(&self.inner);
-            inner.closed = true;
+            let mut entries = lock(&self.entries);
             self.closed.store(true, Ordering::Release);
-            inner.entries.drain().map(|(_, handle)| handle).collect()
+            entries.drain().map(|(_, handle)| handle).collect()
         };
         let count = handles.len();
         for handle in handles {
@@ -250,7 +241,7 @@ impl<P: ServiceProvider> Inner<P> {
 
     /// The one request path. Waits for the turn of the leased line or call (`invalid` if the
     /// handle is unknown or the object closed), runs `run` — the checks, then the author's
-    /// method with a [`Request`](crate::Request) made from a [`Frame`] — inside a panic
+    /// method with a [`Request`](crate::provider::Request) made from a [`Frame`] — inside a panic
     /// boundary, and returns the export's value: `dwRequestID` or a negative `LINEERR_*`,
     /// never 0 (R-TSP-3). `run` returns `Err` for a request refused before the author sees
     /// it.
