@@ -2,11 +2,12 @@
 //! calls back into TAPI's function pointers. The crate's `unsafe` code lives here (and in the
 //! `testing` simulator, which plays TAPI's side of the same ABI).
 //!
-//! Every export body runs inside [`winprov_core::boundary`]: a panic returns
+//! Every export body runs inside [`winprov_core::boundary()`]: a panic returns
 //! `LINEERR_OPERATIONFAILED` and never unwinds into TAPISRV.
 
 use crate::dispatch::{CompletionProc, EventProc, Outlet};
-use crate::runtime::RequestId;
+use crate::provider::ServiceProvider;
+use crate::runtime::{Inner, RequestId, Runtime, Stats};
 use winprov_bindings::not_in_metadata::LINE_NEWCALL;
 use winprov_bindings::tapi::{HTAPICALL, HTAPILINE};
 use winprov_bindings::windows_core::PCSTR;
@@ -58,8 +59,42 @@ impl Outlet for HostOutlet {
     }
 }
 
-pub(crate) fn host_outlet() -> Box<dyn Outlet> {
+fn host_outlet() -> Box<dyn Outlet> {
     Box::new(HostOutlet)
+}
+
+/// The host's side of a runtime: the outlet (TAPI's function pointers) is handed in here, when
+/// this layer first touches the runtime.
+impl<P: ServiceProvider> Runtime<P> {
+    /// A runtime around `provider`, leaked so that it lives as long as the `'static` exports
+    /// would (host simulators and tests). Its callbacks go to TAPI's function pointers, as the
+    /// generated exports' do.
+    pub fn leak(provider: P) -> &'static Self {
+        Box::leak(Box::new(Self::with_provider(provider, host_outlet())))
+    }
+
+    pub(crate) fn inner(&'static self) -> &'static Inner<P> {
+        self.inner_with(host_outlet)
+    }
+
+    /// The provider.
+    pub fn provider(&'static self) -> &'static P {
+        self.inner().provider()
+    }
+
+    /// Live objects.
+    pub fn stats(&'static self) -> Stats {
+        self.inner().stats()
+    }
+}
+
+/// The one way into a request export (`dwRequestID`): the export's panic boundary, the id
+/// validated, then the runtime's request path.
+fn request(export: &'static str, raw: u32, serve: impl FnOnce(RequestId) -> i32) -> i32 {
+    winprov_core::boundary(export, FAILED, || match RequestId::new(raw) {
+        Ok(id) => serve(id),
+        Err(error) => error.raw(),
+    })
 }
 
 fn pointer_error(error: PtrError) -> LineErr {
@@ -169,7 +204,6 @@ pub mod exports {
     #![allow(missing_docs, clippy::missing_safety_doc, clippy::too_many_arguments)]
 
     use super::*;
-    use crate::{Runtime, ServiceProvider};
     use core::ffi::c_void;
     use winprov_bindings::tapi::{
         ASYNC_COMPLETION, HDRVCALL, HDRVLINE, HPROVIDER, HWND, LINEADDRESSCAPS, LINECALLINFO,
@@ -359,7 +393,7 @@ pub mod exports {
 
     pub unsafe fn line_make_call<P: ServiceProvider>(
         runtime: &'static Runtime<P>,
-        request: u32,
+        request_id: u32,
         hd_line: HDRVLINE,
         ht_call: HTAPICALL,
         hd_call: *mut HDRVCALL,
@@ -367,7 +401,7 @@ pub mod exports {
         country_code: u32,
         _params: *const LINECALLPARAMS,
     ) -> i32 {
-        boundary("TSPI_lineMakeCall", FAILED, || {
+        request("TSPI_lineMakeCall", request_id, |id| {
             if let Err(error) = ffi::check(hd_call) {
                 return pointer_error(error).raw();
             }
@@ -392,7 +426,7 @@ pub mod exports {
                 let _ = unsafe { ffi::write(out, HDRVCALL(std::ptr::without_provenance_mut(raw))) };
             };
             runtime.inner().make_call(
-                RequestId(request),
+                id,
                 hd_line.0 as usize,
                 ht_call.0 as usize,
                 destination.as_deref(),
@@ -404,18 +438,16 @@ pub mod exports {
 
     pub unsafe fn line_drop<P: ServiceProvider>(
         runtime: &'static Runtime<P>,
-        request: u32,
+        request_id: u32,
         hd_call: HDRVCALL,
         user_user_info: PCSTR,
         size: u32,
     ) -> i32 {
-        boundary("TSPI_lineDrop", FAILED, || {
+        request("TSPI_lineDrop", request_id, |id| {
             // SAFETY: `size` bytes at `user_user_info`, or null (tspi.h).
             unsafe {
                 with_uui(user_user_info, size, |info| {
-                    runtime
-                        .inner()
-                        .drop_call(RequestId(request), hd_call.0 as usize, info)
+                    runtime.inner().drop_call(id, hd_call.0 as usize, info)
                 })
             }
         })
@@ -423,18 +455,16 @@ pub mod exports {
 
     pub unsafe fn line_answer<P: ServiceProvider>(
         runtime: &'static Runtime<P>,
-        request: u32,
+        request_id: u32,
         hd_call: HDRVCALL,
         user_user_info: PCSTR,
         size: u32,
     ) -> i32 {
-        boundary("TSPI_lineAnswer", FAILED, || {
+        request("TSPI_lineAnswer", request_id, |id| {
             // SAFETY: `size` bytes at `user_user_info`, or null (tspi.h).
             unsafe {
                 with_uui(user_user_info, size, |info| {
-                    runtime
-                        .inner()
-                        .answer(RequestId(request), hd_call.0 as usize, info)
+                    runtime.inner().answer(id, hd_call.0 as usize, info)
                 })
             }
         })
@@ -442,14 +472,14 @@ pub mod exports {
 
     pub unsafe fn line_dev_specific<P: ServiceProvider>(
         runtime: &'static Runtime<P>,
-        request: u32,
+        request_id: u32,
         hd_line: HDRVLINE,
         _address: u32,
         hd_call: HDRVCALL,
         params: *mut c_void,
         size: u32,
     ) -> i32 {
-        boundary("TSPI_lineDevSpecific", FAILED, || {
+        request("TSPI_lineDevSpecific", request_id, |id| {
             let params: &mut [u8] = if params.is_null() || size == 0 {
                 &mut []
             } else {
@@ -459,12 +489,9 @@ pub mod exports {
                     Err(error) => return pointer_error(error).raw(),
                 }
             };
-            runtime.inner().dev_specific(
-                RequestId(request),
-                hd_line.0 as usize,
-                hd_call.0 as usize,
-                params,
-            )
+            runtime
+                .inner()
+                .dev_specific(id, hd_line.0 as usize, hd_call.0 as usize, params)
         })
     }
 

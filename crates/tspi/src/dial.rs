@@ -8,7 +8,6 @@
 //! dial later), `|` subaddress, `^` name, and a line break ending the string. Spaces, `-`, `.`,
 //! `(`, `)`, `/`, `+` are formatting the dialler skips.
 
-use crate::provider::LineCaps;
 use winprov_bindings::tapi;
 use winprov_core::LineErr;
 
@@ -48,8 +47,10 @@ pub struct DialString {
 }
 
 impl DialString {
-    /// Parses `raw` and checks it against what the line can dial.
-    pub fn parse(raw: &str, caps: &LineCaps) -> Result<Self, LineErr> {
+    /// Parses `raw` and checks it against what the line can dial: `dev_cap_flags` are its
+    /// `LINEDEVCAPFLAGS_*` (`DIALBILLING`, `DIALQUIET` and `DIALDIALTONE` allow `$`, `@` and
+    /// `W`), `dial_prompt` whether `?` is allowed.
+    pub fn parse(raw: &str, dev_cap_flags: u32, dial_prompt: bool) -> Result<Self, LineErr> {
         let end = raw.find(['\r', '\n']).unwrap_or(raw.len());
         let text = &raw[..end];
         let (number, name) = match text.split_once('^') {
@@ -74,19 +75,19 @@ impl DialString {
                 'P' => DialElement::Pulse,
                 'T' => DialElement::Tone,
                 ',' => DialElement::Pause,
-                'W' if caps.dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALDIALTONE != 0 => {
+                'W' if dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALDIALTONE != 0 => {
                     DialElement::WaitForDialtone
                 }
                 'W' => return Err(LineErr::LINEERR_DIALDIALTONE),
-                '@' if caps.dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALQUIET != 0 => {
+                '@' if dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALQUIET != 0 => {
                     DialElement::WaitForQuiet
                 }
                 '@' => return Err(LineErr::LINEERR_DIALQUIET),
-                '$' if caps.dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALBILLING != 0 => {
+                '$' if dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALBILLING != 0 => {
                     DialElement::WaitForBilling
                 }
                 '$' => return Err(LineErr::LINEERR_DIALBILLING),
-                '?' if caps.dial_prompt => DialElement::Prompt,
+                '?' if dial_prompt => DialElement::Prompt,
                 '?' => return Err(LineErr::LINEERR_DIALPROMPT),
                 ';' => {
                     incomplete = true;
@@ -166,13 +167,13 @@ impl std::fmt::Display for DialString {
 mod tests {
     use super::*;
 
-    fn plain() -> LineCaps {
-        LineCaps::voice("test")
+    fn plain(raw: &str) -> Result<DialString, LineErr> {
+        DialString::parse(raw, 0, false)
     }
 
     #[test]
     fn digits_and_formatting() {
-        let dial = DialString::parse("+1 (555) 010-4477\r\n", &plain()).unwrap();
+        let dial = plain("+1 (555) 010-4477\r\n").unwrap();
         assert_eq!(dial.digits(), "15550104477");
         assert!(dial.is_international());
         assert!(!dial.is_incomplete());
@@ -181,30 +182,14 @@ mod tests {
 
     #[test]
     fn modifiers_need_the_capability() {
-        assert_eq!(
-            DialString::parse("9W5551234", &plain()),
-            Err(LineErr::LINEERR_DIALDIALTONE)
-        );
-        assert_eq!(
-            DialString::parse("555@1", &plain()),
-            Err(LineErr::LINEERR_DIALQUIET)
-        );
-        assert_eq!(
-            DialString::parse("555$1", &plain()),
-            Err(LineErr::LINEERR_DIALBILLING)
-        );
-        assert_eq!(
-            DialString::parse("555?", &plain()),
-            Err(LineErr::LINEERR_DIALPROMPT)
-        );
-        let caps = plain()
-            .with_dev_cap_flags(
-                tapi::LINEDEVCAPFLAGS_DIALDIALTONE
-                    | tapi::LINEDEVCAPFLAGS_DIALQUIET
-                    | tapi::LINEDEVCAPFLAGS_DIALBILLING,
-            )
-            .with_dial_prompt();
-        let dial = DialString::parse("9W555@1$2?", &caps).unwrap();
+        assert_eq!(plain("9W5551234"), Err(LineErr::LINEERR_DIALDIALTONE));
+        assert_eq!(plain("555@1"), Err(LineErr::LINEERR_DIALQUIET));
+        assert_eq!(plain("555$1"), Err(LineErr::LINEERR_DIALBILLING));
+        assert_eq!(plain("555?"), Err(LineErr::LINEERR_DIALPROMPT));
+        let flags = tapi::LINEDEVCAPFLAGS_DIALDIALTONE
+            | tapi::LINEDEVCAPFLAGS_DIALQUIET
+            | tapi::LINEDEVCAPFLAGS_DIALBILLING;
+        let dial = DialString::parse("9W555@1$2?", flags, true).unwrap();
         assert_eq!(dial.elements()[1], DialElement::WaitForDialtone);
         assert_eq!(dial.digits(), "955512");
     }
@@ -212,20 +197,16 @@ mod tests {
     #[test]
     fn bad_characters_and_empty_strings_are_invalid_addresses() {
         for bad in ["", "   ", "555x", "12;34", "555\u{e9}"] {
-            assert_eq!(
-                DialString::parse(bad, &plain()),
-                Err(LineErr::LINEERR_INVALADDRESS),
-                "{bad:?}"
-            );
+            assert_eq!(plain(bad), Err(LineErr::LINEERR_INVALADDRESS), "{bad:?}");
         }
     }
 
     #[test]
     fn subaddress_name_and_partial_dialling() {
-        let dial = DialString::parse("5551234|77^Front desk", &plain()).unwrap();
+        let dial = plain("5551234|77^Front desk").unwrap();
         assert_eq!(dial.subaddress(), Some("77"));
         assert_eq!(dial.name(), Some("Front desk"));
-        let partial = DialString::parse("9;", &plain()).unwrap();
+        let partial = plain("9;").unwrap();
         assert!(partial.is_incomplete());
         assert_eq!(partial.digits(), "9");
     }

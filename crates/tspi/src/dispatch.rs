@@ -19,8 +19,9 @@
 use std::collections::VecDeque;
 use winprov_bindings::tapi::{HTAPICALL, HTAPILINE};
 use winprov_core::sync::{
-    Arc, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering, ThreadId, current_thread, lock,
+    Arc, AtomicUsize, Condvar, Mutex, Ordering, ThreadId, current_thread, lock,
 };
+use winprov_core::{CancellationSource, CancellationToken};
 
 /// TAPI's `ASYNC_COMPLETION` (tspi.h), never null here.
 pub(crate) type CompletionProc = unsafe extern "system" fn(request_id: u32, result: i32);
@@ -34,26 +35,43 @@ pub(crate) type EventProc = unsafe extern "system" fn(
     param3: usize,
 );
 
-/// Whether events of one line or call may still reach TAPI.
-#[derive(Debug)]
+/// Whether events of one line or call may still reach TAPI: the one closed state of a line or
+/// call. Closing it also trips the cancellation token its author sees.
 pub(crate) struct Gate {
-    open: AtomicBool,
+    source: CancellationSource,
+    token: CancellationToken,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("open", &self.is_open())
+            .finish()
+    }
 }
 
 impl Gate {
     pub(crate) fn new() -> Self {
+        let source = CancellationSource::new();
         Self {
-            open: AtomicBool::new(true),
+            token: source.token(),
+            source,
         }
     }
 
     pub(crate) fn is_open(&self) -> bool {
-        self.open.load(Ordering::SeqCst)
+        !self.token.is_cancelled()
     }
 
-    /// Closes the gate; `true` if this call closed it.
+    /// Closes the gate and trips its token (running the callbacks registered on it, on this
+    /// thread: call it with no lock held); `true` if this call closed it.
     pub(crate) fn close(&self) -> bool {
-        self.open.swap(false, Ordering::SeqCst)
+        self.source.cancel()
+    }
+
+    /// The token that trips when the gate closes.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
     }
 }
 

@@ -15,7 +15,9 @@
 //!   rejected, completed or accepted; the export returns exactly `dwRequestID` or a negative
 //!   `LINEERR_*`, and each accepted request gets exactly one `ASYNC_COMPLETION` (R-TSP-3,
 //!   R-TSP-4) — [`Pending`] is consumed by its completion, a dropped one fails;
-//! - callbacks into TAPI never overlap (R-TSP-5) and no lock is held while author code runs;
+//! - callbacks into TAPI never overlap (R-TSP-5) and no framework lock is held while author
+//!   code runs (except `ServiceProvider::init`, under the lifecycle lock): requests of one line
+//!   or call take turns (`&mut self`), those of different lines and calls run in parallel;
 //!   a new call has no event sender before its creating request succeeded (R-TSP-6);
 //! - `TSPI_lineCloseCall` completes every pending request of the call with
 //!   `LINEERR_OPERATIONFAILED` before it returns and silences the call (R-TSP-7 … R-TSP-9);
@@ -26,7 +28,7 @@
 //!   past `dwTotalSize` nor touches the members TAPI owns (R-TSP-16); dial strings are
 //!   validated before your code sees them (R-TSP-17).
 //!
-//! The `testing` feature adds a host simulator ([`testing::Host`]) that plays TAPISRV against
+//! The `testing` feature adds a host simulator (`testing::Host`) that plays TAPISRV against
 //! any provider and checks the interface's rules.
 //!
 //! ```
@@ -81,7 +83,7 @@ mod runtime;
 #[cfg(feature = "testing")]
 #[allow(unsafe_code)]
 pub mod testing;
-pub mod var;
+mod var;
 
 pub use dial::{DialElement, DialString};
 pub use provider::{

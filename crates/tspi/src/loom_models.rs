@@ -3,9 +3,10 @@
 //! TAPI's `TSPI_lineCloseCall` runs on another.
 
 use crate::dispatch::{CompletionProc, Dispatcher, EventProc, Outlet};
-use crate::provider::{CallerId, Pending};
+use crate::provider::{CallLink, CallerId, Pending};
 use crate::runtime::CallShared;
-use loom::sync::{Arc, Mutex};
+use loom::sync::Mutex;
+use std::sync::Arc;
 use winprov_bindings::tapi::{self, HTAPICALL, HTAPILINE};
 use winprov_core::LineErr;
 
@@ -18,7 +19,7 @@ enum Seen {
 }
 
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Seen>>>);
+struct Recorder(loom::sync::Arc<Mutex<Vec<Seen>>>);
 
 impl Outlet for Recorder {
     fn completion(&self, _: CompletionProc, request: u32, result: i32) {
@@ -86,7 +87,7 @@ fn call_with_pending_drop(state: u32) -> (Recorder, Arc<CallShared>, Pending) {
         CallerId::default(),
     );
     let live: &'static _ = Box::leak(Box::new(winprov_core::sync::AtomicUsize::new(0)));
-    let pending = CallShared::drop_request(&call, 7, no_completion, live).accept();
+    let pending = CallShared::accept_drop(&call, 7, no_completion, live);
     (recorder, call, pending)
 }
 

@@ -21,11 +21,10 @@
 //! the framework's, after a successful drop (R-TSP-10).
 
 use crate::dial::DialString;
-use crate::runtime::{CallShared, RequestCtx};
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use winprov_bindings::tapi;
-use winprov_core::sync::Arc;
 use winprov_core::{CancellationToken, Delivery, LineErr};
 
 /// Makes a lifetime invariant, so a proof from one request cannot stand in for another's.
@@ -135,7 +134,9 @@ impl LineCaps {
 /// A telephony service provider: the behaviour behind one `.tsp`.
 ///
 /// The framework calls it from TAPI's threads, concurrently (R-TSP-15): the provider object is
-/// shared (`Sync`), each open line and each call is behind its own lock (`&mut self`).
+/// shared (`Sync`); each open line and each call serves one request at a time (`&mut self`:
+/// a second request for the same line or call waits for its turn), while requests for other
+/// lines and calls run in parallel.
 /// Generate the exports with [`export_provider!`](crate::export_provider).
 pub trait ServiceProvider: Send + Sync + Sized + 'static {
     /// One open line, from `TSPI_lineOpen` to `TSPI_lineClose`.
@@ -262,18 +263,62 @@ pub(crate) fn error_value(error: LineErr) -> i32 {
     }
 }
 
+/// The framework's side of one request while the author's method runs: what [`Request`] and
+/// [`MakeCall`] resolve it with. The runtime implements it; a guard names no runtime type.
+pub(crate) trait RequestPort: Sync {
+    /// TAPI's `dwRequestID`.
+    fn id(&self) -> u32;
+
+    /// Registers the request as pending and returns the author's guard. Called at most once.
+    fn accept(&self) -> Pending;
+
+    /// Completes the request now, before the export returns. Called at most once, instead of
+    /// [`accept`](Self::accept).
+    fn complete_now(&self, result: Result<(), LineErr>);
+}
+
+/// The framework's side of one call, for the author's [`PendingCall`] and [`CallEvents`].
+pub(crate) trait CallLink: Send + Sync {
+    /// Reports `LINE_CALLSTATE(state, mode)`.
+    fn report_state(&self, state: u32, mode: u32) -> Result<(), EventError>;
+    /// Whether the host closed the call (or its line).
+    fn is_closed(&self) -> bool;
+    /// Whether TAPI knows the call (its creating request succeeded, or it was offered).
+    fn is_created(&self) -> bool;
+    /// Trips when the call is closed.
+    fn cancellation(&self) -> &CancellationToken;
+    /// The call's current `LINECALLSTATE_*`.
+    fn current_state(&self) -> u32;
+}
+
+/// The framework's side of one open line, for the author's [`LineEvents`].
+pub(crate) trait LineLink<P: ServiceProvider>: Send + Sync {
+    /// Offers an inbound call (see [`LineEvents::new_call`]).
+    fn offer(
+        &self,
+        call: <P::Line as Line>::Call,
+        caller: CallerId,
+    ) -> Result<CallEvents, NewCallError>;
+    /// Whether the host closed the line.
+    fn is_closed(&self) -> bool;
+    /// Trips when the line is closed.
+    fn cancellation(&self) -> &CancellationToken;
+    /// The line.
+    fn index(&self) -> LineIndex;
+}
+
 /// One asynchronous request, during the trait method that received it.
 #[must_use = "resolve the request with reject, complete or accept"]
 pub struct Request<'r> {
-    ctx: RequestCtx,
+    port: &'r dyn RequestPort,
     reply: &'r ReplySlot,
     _brand: Brand<'r>,
 }
 
 impl<'r> Request<'r> {
-    pub(crate) fn new(ctx: RequestCtx, reply: &'r ReplySlot) -> Self {
+    pub(crate) fn new(port: &'r dyn RequestPort, reply: &'r ReplySlot) -> Self {
         Self {
-            ctx,
+            port,
             reply,
             _brand: PhantomData,
         }
@@ -281,7 +326,7 @@ impl<'r> Request<'r> {
 
     /// TAPI's `dwRequestID`.
     pub fn id(&self) -> u32 {
-        self.ctx.id()
+        self.port.id()
     }
 
     /// Fails the request synchronously: the export returns `error`, no completion follows.
@@ -293,16 +338,17 @@ impl<'r> Request<'r> {
     /// Completes the request now: `ASYNC_COMPLETION(dwRequestID, result)` runs before the
     /// export returns `dwRequestID`.
     pub fn complete(self, result: Result<(), LineErr>) -> Reply<'r> {
-        let (pending, reply) = self.accept();
-        let _ = pending.complete(result);
-        reply
+        let id = self.port.id();
+        self.port.complete_now(result);
+        self.reply.store(id as i32, Ordering::SeqCst);
+        Reply::new()
     }
 
     /// Accepts the request: the export returns `dwRequestID` and the returned guard completes
     /// it later, from any thread.
     pub fn accept(self) -> (Pending, Reply<'r>) {
-        let id = self.ctx.id();
-        let pending = self.ctx.accept();
+        let id = self.port.id();
+        let pending = self.port.accept();
         self.reply.store(id as i32, Ordering::SeqCst);
         (pending, Reply::new())
     }
@@ -358,16 +404,15 @@ impl std::fmt::Debug for Pending {
     }
 }
 
+/// A new call and its creating request's guard.
+pub(crate) type Created = (Arc<dyn CallLink>, Pending);
+
 /// The framework's side of creating a call for [`MakeCall::accept`].
 pub(crate) trait CallFactory<C>: Sync {
-    /// Registers `call` and returns its shared state and the creating request's guard, or
-    /// `Err` with a guard that delivers nothing if the line closed meanwhile (the export then
-    /// returns `LINEERR_INVALLINEHANDLE`).
-    fn create(
-        &self,
-        call: C,
-        ctx: RequestCtx,
-    ) -> Result<(Arc<CallShared>, Pending), (Arc<CallShared>, Pending)>;
+    /// Registers `call` and accepts its creating request, or `Err` with a guard that delivers
+    /// nothing if the line closed meanwhile (the export then returns
+    /// `LINEERR_INVALLINEHANDLE`). Called at most once, instead of [`RequestPort::accept`].
+    fn create(&self, call: C) -> Result<Created, Created>;
 }
 
 /// `TSPI_lineMakeCall`, during [`Line::make_call`].
@@ -419,7 +464,7 @@ impl<'r, C> MakeCall<'r, C> {
     /// [`PendingCall::succeed`] (R-TSP-6).
     pub fn accept(self, call: C) -> (PendingCall, Reply<'r>) {
         let id = self.request.id();
-        let (shared, pending) = match self.factory.create(call, self.request.ctx) {
+        let (link, pending) = match self.factory.create(call) {
             Ok(created) => {
                 self.request.reply.store(id as i32, Ordering::SeqCst);
                 created
@@ -431,7 +476,7 @@ impl<'r, C> MakeCall<'r, C> {
                 detached
             }
         };
-        (PendingCall { pending, shared }, Reply::new())
+        (PendingCall { pending, link }, Reply::new())
     }
 }
 
@@ -460,7 +505,7 @@ impl std::error::Error for Closed {}
 #[must_use = "dropping a PendingCall fails its TSPI_lineMakeCall with LINEERR_OPERATIONFAILED"]
 pub struct PendingCall {
     pending: Pending,
-    shared: Arc<CallShared>,
+    link: Arc<dyn CallLink>,
 }
 
 impl PendingCall {
@@ -469,10 +514,8 @@ impl PendingCall {
     /// it, in which case the request completes with `LINEERR_OPERATIONFAILED`.
     pub fn succeed(self) -> Result<CallEvents, Closed> {
         match self.pending.complete(Ok(())) {
-            Delivery::Delivered if self.shared.gate.is_open() && self.shared.is_created() => {
-                Ok(CallEvents {
-                    shared: self.shared,
-                })
+            Delivery::Delivered if !self.link.is_closed() && self.link.is_created() => {
+                Ok(CallEvents { link: self.link })
             }
             _ => Err(Closed),
         }
@@ -612,38 +655,42 @@ impl std::error::Error for EventError {}
 /// The event sender of one call that TAPI knows (its creating request succeeded, or it was
 /// offered with `LINE_NEWCALL`). Not `Clone`: one owner reports the call's progress.
 pub struct CallEvents {
-    pub(crate) shared: Arc<CallShared>,
+    link: Arc<dyn CallLink>,
 }
 
 impl CallEvents {
+    pub(crate) fn new(link: Arc<dyn CallLink>) -> Self {
+        Self { link }
+    }
+
     /// Reports `LINE_CALLSTATE`. After the host closed the call this sends nothing and
     /// returns `Err(EventError::Closed)`.
     pub fn state(&self, state: CallState) -> Result<(), EventError> {
         let (raw, mode) = state.raw();
-        self.shared.report_state(raw, mode)
+        self.link.report_state(raw, mode)
     }
 
     /// The remote party hung up (or the call failed remotely): reports
     /// `LINECALLSTATE_DISCONNECTED` with `mode` (R-TSP-11) and gives up the sender — the call
     /// has nothing more to report; TAPI drops it and the framework reports `IDLE`.
     pub fn disconnected(self, mode: DisconnectMode) -> Result<(), EventError> {
-        self.shared
+        self.link
             .report_state(tapi::LINECALLSTATE_DISCONNECTED, mode.raw())
     }
 
     /// Whether the host closed the call (or its line).
     pub fn is_closed(&self) -> bool {
-        !self.shared.gate.is_open()
+        self.link.is_closed()
     }
 
     /// Trips when the call or its line is closed.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.shared.token
+        self.link.cancellation()
     }
 
     /// The call's current `LINECALLSTATE_*`.
     pub fn current_state(&self) -> u32 {
-        self.shared.current_state()
+        self.link.current_state()
     }
 }
 
@@ -710,20 +757,22 @@ impl std::error::Error for NewCallError {}
 /// A line's event sender: offers inbound calls. Cheap to clone; it goes quiet once the line is
 /// closed.
 pub struct LineEvents<P: ServiceProvider> {
-    pub(crate) line: Arc<crate::runtime::LineShared>,
-    pub(crate) offer: &'static (dyn crate::runtime::Offer<P> + Sync),
+    link: Arc<dyn LineLink<P>>,
 }
 
 impl<P: ServiceProvider> Clone for LineEvents<P> {
     fn clone(&self) -> Self {
         Self {
-            line: Arc::clone(&self.line),
-            offer: self.offer,
+            link: Arc::clone(&self.link),
         }
     }
 }
 
 impl<P: ServiceProvider> LineEvents<P> {
+    pub(crate) fn new(link: Arc<dyn LineLink<P>>) -> Self {
+        Self { link }
+    }
+
     /// Offers an inbound call: `LINE_NEWCALL`, then `LINE_CALLSTATE(OFFERING)` (R-TSP-14).
     /// `call` handles what TAPI asks of it next (answer, drop, close).
     pub fn new_call(
@@ -731,29 +780,29 @@ impl<P: ServiceProvider> LineEvents<P> {
         call: <P::Line as Line>::Call,
         caller: CallerId,
     ) -> Result<CallEvents, NewCallError> {
-        self.offer.offer(&self.line, call, caller)
+        self.link.offer(call, caller)
     }
 
     /// Whether the host closed the line.
     pub fn is_closed(&self) -> bool {
-        !self.line.gate.is_open()
+        self.link.is_closed()
     }
 
     /// Trips when the line is closed.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.line.token
+        self.link.cancellation()
     }
 
     /// The line.
     pub fn line(&self) -> LineIndex {
-        self.line.index
+        self.link.index()
     }
 }
 
 impl<P: ServiceProvider> std::fmt::Debug for LineEvents<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineEvents")
-            .field("line", &self.line.index)
+            .field("line", &self.line())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
     }

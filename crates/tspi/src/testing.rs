@@ -46,7 +46,7 @@
 use crate::abi::exports;
 use crate::provider::{ServiceProvider, Version};
 use crate::runtime::{Runtime, Stats};
-use crate::var::{read_dword, read_string};
+pub use crate::var::{read_dword, read_string};
 use std::collections::{HashMap, HashSet};
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};

@@ -108,12 +108,14 @@ impl<'a> VarWriter<'a> {
 }
 
 /// Reads a `DWORD` member from a structure's bytes (for the host simulator and tests).
+#[cfg(any(test, feature = "testing"))]
 pub fn read_dword(bytes: &[u8], member: usize) -> Option<u32> {
     let raw = bytes.get(member..member + 4)?;
     Some(u32::from_le_bytes(raw.try_into().ok()?))
 }
 
 /// Reads the UTF-16 string located by the (`size`, `offset`) members, without its NUL.
+#[cfg(any(test, feature = "testing"))]
 pub fn read_string(bytes: &[u8], size: usize, offset: usize) -> Option<String> {
     let len = read_dword(bytes, size)? as usize;
     let at = read_dword(bytes, offset)? as usize;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use winprov_bindings::not_in_metadata::{INITIALIZE_NEGOTIATION, LINE_NEWCALL};
 use winprov_bindings::tapi::{self, LINECALLSTATUS};
+use winprov_tspi::testing::read_dword;
 use winprov_tspi::testing::{CallRef, Host, Message, NewCallAnswer};
-use winprov_tspi::var::read_dword;
 use winprov_tspi::{
     Call, CallEvents, CallState, CallerId, Closed, Delivery, DisconnectMode, EventError, Line,
     LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Reply,
@@ -48,6 +48,8 @@ struct Control {
     shut_down: AtomicBool,
     /// Runs inside the next `Call::close`.
     on_call_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Runs inside the next `Call::drop_call`, before the request is resolved.
+    on_drop: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Control {
@@ -64,6 +66,7 @@ impl Control {
             lines_closed: AtomicUsize::new(0),
             shut_down: AtomicBool::new(false),
             on_call_close: Mutex::new(None),
+            on_drop: Mutex::new(None),
         })
     }
 
@@ -140,6 +143,10 @@ impl Line for LabLine {
 
 impl Call for LabCall {
     fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+        let hook = self.0.on_drop.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         let mode = *self.0.drop.lock().unwrap();
         match mode {
             DropMode::Complete => request.complete(Ok(())),
@@ -415,6 +422,51 @@ fn r_tsp_8_close_call_right_after_drop_fails_the_pending_drop() {
     let late = control.pending.lock().unwrap().pop().unwrap();
     assert_eq!(late.complete(Ok(())), Delivery::AlreadyFinished);
     assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+    finish(host);
+}
+
+/// `TSPI_lineCloseCall` while the call's `TSPI_lineDrop` is still in the author's method, which
+/// then completes the request at once: the close waits for the method, the drop completes
+/// with `LINEERR_OPERATIONFAILED` before the close returns, and no `IDLE` follows.
+#[test]
+fn r_tsp_8_close_call_during_a_drop_completed_at_once() {
+    let (host, control) = lab();
+    let call = connected(&host, &control);
+    let closed = control.take_events().cancellation().clone();
+    let (entered, in_drop) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    *control.on_drop.lock().unwrap() = Some(Box::new(move || {
+        entered.send(()).unwrap();
+        released.recv().unwrap();
+    }));
+    std::thread::scope(|scope| {
+        let dropping = scope.spawn(|| host.drop_call(call));
+        in_drop.recv().unwrap();
+        let closing = scope.spawn(|| host.close_call(call));
+        closed.wait();
+        // Long enough for a lineCloseCall that does not wait for the method to have returned.
+        std::thread::sleep(Duration::from_millis(200));
+        let early = closing.is_finished();
+        release.send(()).unwrap();
+        assert!(
+            !early,
+            "lineCloseCall returned while a request of the call was in the author's method"
+        );
+        assert_eq!(closing.join().unwrap(), 0);
+        let at_close = host.messages();
+        let drop = dropping.join().unwrap();
+        assert_eq!(drop.ret, drop.request as i32);
+        assert_eq!(host.completions_of(drop.request), [FAILED]);
+        assert!(
+            at_close.contains(&Message::Completion {
+                request: drop.request,
+                result: FAILED,
+            }),
+            "the drop completed before lineCloseCall returned"
+        );
+    });
+    assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+    assert_eq!(control.calls_closed.load(Ordering::SeqCst), 1);
     finish(host);
 }
 
