@@ -38,19 +38,40 @@ mod tests {
         found
     }
 
+    /// The top-level module a file under `src` belongs to: its first path component, or the
+    /// module that attaches it with `#[path = "…"]` (a test module kept in a file of its own).
+    fn top_module(relative: &Path) -> String {
+        relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string()
+    }
+
     fn read_crate(dir: &Path) -> Crate {
         let src = dir.join("src");
+        let files = rust_files(&src);
+        let mut attached = BTreeMap::new();
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap();
+            let owner = top_module(path.strip_prefix(&src).unwrap());
+            for part in text.split("#[path = \"").skip(1) {
+                if let Some((file, _)) = part.split_once('"') {
+                    let file = path.parent().unwrap().join(file);
+                    attached.insert(file, owner.clone());
+                }
+            }
+        }
         let mut modules = BTreeMap::new();
-        for path in rust_files(&src) {
+        for path in files {
             let relative = path.strip_prefix(&src).unwrap();
-            let top = relative
-                .components()
-                .next()
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy()
-                .trim_end_matches(".rs")
-                .to_string();
+            let top = attached
+                .get(&path)
+                .cloned()
+                .unwrap_or_else(|| top_module(relative));
             let code = strip_comments(&std::fs::read_to_string(&path).unwrap());
             let text: &mut String = modules.entry(top).or_default();
             text.push_str(&code);
