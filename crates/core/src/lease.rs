@@ -1,11 +1,9 @@
-//! A handle table for objects that calls *lease*: the call path costs one atomic
-//! read-modify-write to take its lease and one to return it — no lock, no reference count.
+//! The handle table: host-visible handles for objects that calls *lease*. The call path costs
+//! one atomic read-modify-write to take its lease and one to return it — no lock, no reference
+//! count (an `Arc` under a read lock costs four, and a mutex for `&mut` access two more).
 //!
-//! [`HandleTable`](crate::HandleTable) hands out `Arc`s under a read lock: four atomic
-//! operations per call (lock, clone, unlock, drop), plus whatever the object needs to give its
-//! caller `&mut` access (a mutex: two more). A [`LeaseTable`] is for the hot path of an
-//! interface where a host call names an object by handle and runs its behaviour — an NSPv2
-//! `NextEx`. Each entry holds two parts:
+//! A host call names an object by handle and runs its behaviour — an NSPv2 `NextEx`, a TSPI
+//! `lineDrop`. Each entry holds two parts:
 //!
 //! - `S`, the **shared** part, read by every lease (`&S`);
 //! - `X`, the **exclusive** part, reached through the entry's **turn**: at most one lease holds

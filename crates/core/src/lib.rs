@@ -31,6 +31,6 @@ pub use cancel::{
 pub use completion::{Completion, CompletionHandle, Delivery, completion};
 pub use error::{HResult, LineErr, WsaError};
 pub use ffi::PtrError;
-pub use handle::{Handle, HandleError, HandleTable, TableFull};
+pub use handle::{Handle, HandleError, TableFull};
 pub use host::{HostMessage, HostSink};
 pub use lease::{Lease, LeaseTable};

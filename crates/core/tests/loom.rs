@@ -5,9 +5,7 @@
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use winprov_core::{
-    CallSlot, CancellationSource, Delivery, HandleError, HandleTable, LeaseTable, completion,
-};
+use winprov_core::{CallSlot, CancellationSource, Delivery, HandleError, LeaseTable, completion};
 
 fn counting_deliver(count: &Arc<AtomicUsize>) -> impl FnOnce(i32) + Send + 'static {
     let count = Arc::clone(count);
@@ -108,44 +106,13 @@ impl Drop for Tracked {
     }
 }
 
-/// free vs in-flight use: a call that got the object keeps it alive across a concurrent remove;
-/// the object is freed exactly once, after both; the handle is stale afterwards.
-#[test]
-fn remove_races_in_flight_use() {
-    loom::model(|| {
-        let freed = Arc::new(AtomicUsize::new(0));
-        let table = Arc::new(HandleTable::new());
-        let raw = table.insert(Tracked(Arc::clone(&freed))).unwrap().raw();
-        let user_table = Arc::clone(&table);
-        let user_freed = Arc::clone(&freed);
-        let user = thread::spawn(move || match user_table.get(raw) {
-            Ok(object) => {
-                // While the call holds it, the object is alive whatever the host did.
-                assert_eq!(user_freed.load(Ordering::SeqCst), 0);
-                drop(object);
-                true
-            }
-            Err(error) => {
-                assert_eq!(error, HandleError::Stale { raw });
-                false
-            }
-        });
-        let removed = table.remove(raw).expect("the only remove succeeds");
-        drop(removed);
-        user.join().unwrap();
-        assert_eq!(freed.load(Ordering::SeqCst), 1);
-        assert_eq!(table.get(raw).unwrap_err(), HandleError::Stale { raw });
-        assert_eq!(table.remove(raw).unwrap_err(), HandleError::Stale { raw });
-    });
-}
-
 /// two removes of one handle (the host's double free on two threads): exactly one succeeds.
 #[test]
 fn double_remove_races() {
     loom::model(|| {
         let freed = Arc::new(AtomicUsize::new(0));
-        let table = Arc::new(HandleTable::new());
-        let raw = table.insert(Tracked(Arc::clone(&freed))).unwrap().raw();
+        let table = Arc::new(LeaseTable::new());
+        let raw = table.insert(Tracked(Arc::clone(&freed)), ()).unwrap().raw();
         let other = Arc::clone(&table);
         let second = thread::spawn(move || other.remove(raw).is_ok());
         let first = table.remove(raw).is_ok();
