@@ -22,7 +22,7 @@ use winprov_bindings::tapi::{HDRVCALL, HDRVLINE, HTAPICALL, HTAPILINE, LINECALLP
 use winprov_bindings::windows_core::{PCSTR, PCWSTR};
 use winprov_tspi::__private as export;
 use winprov_tspi::{
-    Call, Line, LineCaps, LineErr, LineEvents, LineIndex, MakeCall, Pending, Reply, Request,
+    Call, Completed, Line, LineCaps, LineErr, LineEvents, LineIndex, MakeCall, Pending, Request,
     Runtime, ServiceProvider,
 };
 
@@ -55,18 +55,18 @@ impl ServiceProvider for Bench {
 
 impl Line for BenchLine {
     type Call = BenchCall;
-    fn make_call<'r>(&mut self, request: MakeCall<'r, BenchCall>) -> Reply<'r> {
+    fn make_call<'call>(&mut self, request: MakeCall<'call, BenchCall>) -> Completed<'call> {
         let (pending, reply) = request.accept(BenchCall(Arc::clone(&self.0)));
         drop(pending.succeed());
         reply
     }
-    fn dev_specific<'r>(&mut self, request: Request<'r>, _: &mut [u8]) -> Reply<'r> {
+    fn dev_specific<'call>(&mut self, request: Request<'call>, _: &mut [u8]) -> Completed<'call> {
         request.complete(Ok(()))
     }
 }
 
 impl Call for BenchCall {
-    fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+    fn drop_call<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
         let (pending, reply) = request.accept();
         self.0.lock().unwrap().push(pending);
         reply

@@ -5,62 +5,83 @@
 //! Every export body runs inside [`winprov_core::boundary()`]: a panic returns
 //! `LINEERR_OPERATIONFAILED` and never unwinds into TAPISRV.
 
-use crate::dispatch::{CompletionProc, EventProc, Outlet};
+use crate::dispatch::{Callback, Sink};
 use crate::provider::ServiceProvider;
 use crate::runtime::{Inner, RequestId, Runtime, Stats};
 use winprov_bindings::not_in_metadata::LINE_NEWCALL;
 use winprov_bindings::tapi::{HTAPICALL, HTAPILINE};
 use winprov_bindings::windows_core::PCSTR;
-use winprov_core::{LineErr, PtrError, ffi};
+use winprov_core::{HostSink, LineErr, PtrError, ffi};
 
-/// Calls TAPI's own function pointers.
-struct HostOutlet;
+/// The host: calls TAPI's own function pointers.
+struct Tapi;
 
-impl Outlet for HostOutlet {
-    fn completion(&self, proc: CompletionProc, request: u32, result: i32) {
-        // SAFETY: `proc` is the non-null ASYNC_COMPLETION TAPI passed to TSPI_providerInit,
-        // valid until the final TSPI_providerShutdown returns (which first completes every
-        // request); the dispatcher guarantees no other callback runs meanwhile.
-        unsafe { proc(request, result) }
-    }
-
-    fn event(&self, proc: EventProc, ht_line: usize, ht_call: usize, msg: u32, params: [usize; 3]) {
-        // SAFETY: `proc` is the non-null LINEEVENT TAPI passed to TSPI_lineOpen for this
-        // line, valid until TSPI_lineClose returns (which closes the line's gate and waits for
-        // the dispatcher first); the handles are TAPI's own values, passed back unchanged.
-        unsafe {
-            proc(
-                HTAPILINE(std::ptr::without_provenance_mut(ht_line)),
-                HTAPICALL(std::ptr::without_provenance_mut(ht_call)),
+impl HostSink<Callback> for Tapi {
+    fn deliver(&self, callback: Callback) -> usize {
+        match callback {
+            Callback::Completion {
+                proc,
+                request,
+                result,
+            } => {
+                // SAFETY: `proc` is the non-null ASYNC_COMPLETION TAPI passed to
+                // TSPI_providerInit, valid until the final TSPI_providerShutdown returns (which
+                // first completes every request); the dispatcher guarantees no other callback
+                // runs meanwhile.
+                unsafe { proc(request, result) };
+                0
+            }
+            Callback::Event {
+                proc,
+                ht_line,
+                ht_call,
                 msg,
-                params[0],
-                params[1],
-                params[2],
-            )
-        }
-    }
-
-    fn new_call(&self, proc: EventProc, ht_line: usize, hd_call: usize) -> usize {
-        let mut ht_call = HTAPICALL(std::ptr::null_mut());
-        let slot = std::ptr::addr_of_mut!(ht_call) as usize;
-        // SAFETY: as in `event`; dwParam2 points at `ht_call`, a live local TAPI writes its
-        // handle into (LINE_NEWCALL's documented contract) before the callback returns.
-        unsafe {
-            proc(
-                HTAPILINE(std::ptr::without_provenance_mut(ht_line)),
-                HTAPICALL(std::ptr::null_mut()),
-                LINE_NEWCALL,
+                params,
+            } => {
+                // SAFETY: `proc` is the non-null LINEEVENT TAPI passed to TSPI_lineOpen for this
+                // line, valid until TSPI_lineClose returns (which closes the line's gate and
+                // waits for the dispatcher first); the handles are TAPI's own values, passed
+                // back unchanged.
+                unsafe {
+                    proc(
+                        HTAPILINE(std::ptr::without_provenance_mut(ht_line)),
+                        HTAPICALL(std::ptr::without_provenance_mut(ht_call)),
+                        msg,
+                        params[0],
+                        params[1],
+                        params[2],
+                    )
+                };
+                0
+            }
+            Callback::NewCall {
+                proc,
+                ht_line,
                 hd_call,
-                slot,
-                0,
-            )
-        };
-        ht_call.0 as usize
+            } => {
+                let mut ht_call = HTAPICALL(std::ptr::null_mut());
+                let slot = std::ptr::addr_of_mut!(ht_call) as usize;
+                // SAFETY: as for events; dwParam2 points at `ht_call`, a live local TAPI writes
+                // its handle into (LINE_NEWCALL's documented contract) before the callback
+                // returns.
+                unsafe {
+                    proc(
+                        HTAPILINE(std::ptr::without_provenance_mut(ht_line)),
+                        HTAPICALL(std::ptr::null_mut()),
+                        LINE_NEWCALL,
+                        hd_call,
+                        slot,
+                        0,
+                    )
+                };
+                ht_call.0 as usize
+            }
+        }
     }
 }
 
-fn host_outlet() -> Box<dyn Outlet> {
-    Box::new(HostOutlet)
+fn tapi() -> Sink {
+    Box::new(Tapi)
 }
 
 /// The host's side of a runtime: the outlet (TAPI's function pointers) is handed in here, when
@@ -70,11 +91,11 @@ impl<P: ServiceProvider> Runtime<P> {
     /// would (host simulators and tests). Its callbacks go to TAPI's function pointers, as the
     /// generated exports' do.
     pub fn leak(provider: P) -> &'static Self {
-        Box::leak(Box::new(Self::with_provider(provider, host_outlet())))
+        Box::leak(Box::new(Self::with_provider(provider, tapi())))
     }
 
     pub(crate) fn inner(&'static self) -> &'static Inner<P> {
-        self.inner_with(host_outlet)
+        self.inner_with(tapi)
     }
 
     /// The provider.

@@ -21,7 +21,7 @@ use winprov_bindings::tapi::{HTAPICALL, HTAPILINE};
 use winprov_core::sync::{
     Arc, AtomicUsize, Condvar, Mutex, Ordering, ThreadId, current_thread, lock,
 };
-use winprov_core::{CancellationSource, CancellationToken};
+use winprov_core::{CancellationSource, CancellationToken, HostMessage, HostSink};
 
 /// TAPI's `ASYNC_COMPLETION` (tspi.h), never null here.
 pub(crate) type CompletionProc = unsafe extern "system" fn(request_id: u32, result: i32);
@@ -150,13 +150,40 @@ impl std::fmt::Debug for Item {
     }
 }
 
-/// Where delivered items go: TAPI's function pointers in production, a recorder in loom models.
-pub(crate) trait Outlet: Send + Sync {
-    fn completion(&self, proc: CompletionProc, request: u32, result: i32);
-    fn event(&self, proc: EventProc, ht_line: usize, ht_call: usize, msg: u32, params: [usize; 3]);
-    /// Sends `LINE_NEWCALL` and returns the `HTAPICALL` TAPI wrote (0 for NULL).
-    fn new_call(&self, proc: EventProc, ht_line: usize, hd_call: usize) -> usize;
+/// One callback into TAPI, as the runtime's [`HostSink`] receives it: TAPI's function pointers
+/// are called by the sink `abi` gives (the simulator's are the simulator's own), a recorder's
+/// in the loom models.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Callback {
+    /// `ASYNC_COMPLETION(dwRequestID, lResult)`.
+    Completion {
+        proc: CompletionProc,
+        request: u32,
+        result: i32,
+    },
+    /// `LINEEVENT(htLine, htCall, dwMsg, dwParam1, dwParam2, dwParam3)`.
+    Event {
+        proc: EventProc,
+        ht_line: usize,
+        ht_call: usize,
+        msg: u32,
+        params: [usize; 3],
+    },
+    /// `LINE_NEWCALL(htLine, dwParam1 = hdCall, dwParam2 = where TAPI writes its handle)`.
+    NewCall {
+        proc: EventProc,
+        ht_line: usize,
+        hd_call: usize,
+    },
 }
+
+impl HostMessage for Callback {
+    /// The `HTAPICALL` TAPI wrote for a `LINE_NEWCALL` (0 for NULL); 0 for the others.
+    type Reply = usize;
+}
+
+/// Where a runtime's callbacks go.
+pub(crate) type Sink = Box<dyn HostSink<Callback>>;
 
 /// A queued item's place in the delivery order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +215,7 @@ struct Queue {
 pub(crate) struct Dispatcher {
     queue: Mutex<Queue>,
     turn: Condvar,
-    outlet: Box<dyn Outlet>,
+    sink: Sink,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -216,7 +243,7 @@ impl Drop for Role<'_> {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(outlet: Box<dyn Outlet>) -> Self {
+    pub(crate) fn new(sink: Sink) -> Self {
         Self {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -227,7 +254,7 @@ impl Dispatcher {
                 waiters: 0,
             }),
             turn: Condvar::new(),
-            outlet,
+            sink,
         }
     }
 
@@ -313,7 +340,13 @@ impl Dispatcher {
                 proc,
                 request,
                 result,
-            } => self.outlet.completion(proc, request, result),
+            } => {
+                self.sink.deliver(Callback::Completion {
+                    proc,
+                    request,
+                    result,
+                });
+            }
             Item::Event {
                 proc,
                 ht_line,
@@ -323,7 +356,13 @@ impl Dispatcher {
                 gate,
             } => {
                 if gate.is_open() {
-                    self.outlet.event(proc, ht_line, ht_call, msg, params);
+                    self.sink.deliver(Callback::Event {
+                        proc,
+                        ht_line,
+                        ht_call,
+                        msg,
+                        params,
+                    });
                 } else {
                     tracing::debug!(
                         msg,
@@ -340,7 +379,11 @@ impl Dispatcher {
                 reply,
             } => {
                 if gate.is_open() {
-                    let value = self.outlet.new_call(proc, ht_line, hd_call);
+                    let value = self.sink.deliver(Callback::NewCall {
+                        proc,
+                        ht_line,
+                        hd_call,
+                    });
                     reply.value.store(value, Ordering::SeqCst);
                 }
             }
@@ -367,24 +410,28 @@ mod tests {
         hook: StdMutex<Option<Box<dyn FnMut() + Send>>>,
     }
 
-    impl Outlet for Arc<Recorder> {
-        fn completion(&self, _: CompletionProc, request: u32, _: i32) {
-            if self.inside.swap(true, Ordering::SeqCst) {
-                self.overlaps.fetch_add(1, Ordering::SeqCst);
+    impl HostSink<Callback> for Arc<Recorder> {
+        fn deliver(&self, callback: Callback) -> usize {
+            match callback {
+                Callback::Completion { request, .. } => {
+                    if self.inside.swap(true, Ordering::SeqCst) {
+                        self.overlaps.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::thread::yield_now();
+                    self.seen.lock().unwrap().push(request);
+                    let hook = self.hook.lock().unwrap().take();
+                    self.inside.store(false, Ordering::SeqCst);
+                    if let Some(mut hook) = hook {
+                        hook();
+                    }
+                    0
+                }
+                Callback::Event { msg, .. } => {
+                    self.seen.lock().unwrap().push(1000 + msg);
+                    0
+                }
+                Callback::NewCall { hd_call, .. } => hd_call + 1,
             }
-            std::thread::yield_now();
-            self.seen.lock().unwrap().push(request);
-            let hook = self.hook.lock().unwrap().take();
-            self.inside.store(false, Ordering::SeqCst);
-            if let Some(mut hook) = hook {
-                hook();
-            }
-        }
-        fn event(&self, _: EventProc, _: usize, _: usize, msg: u32, _: [usize; 3]) {
-            self.seen.lock().unwrap().push(1000 + msg);
-        }
-        fn new_call(&self, _: EventProc, _: usize, hd_call: usize) -> usize {
-            hd_call + 1
         }
     }
 

@@ -2,13 +2,13 @@
 //! --lib loom_models --release`): the author completing a request on its worker thread while
 //! TAPI's `TSPI_lineCloseCall` runs on another.
 
-use crate::dispatch::{CompletionProc, Dispatcher, EventProc, Outlet};
+use crate::dispatch::{Callback, Dispatcher};
 use crate::provider::{CallLink, CallerId, Pending};
 use crate::runtime::CallShared;
 use loom::sync::Mutex;
 use std::sync::Arc;
 use winprov_bindings::tapi::{self, HTAPICALL, HTAPILINE};
-use winprov_core::LineErr;
+use winprov_core::{HostSink, LineErr};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seen {
@@ -21,17 +21,16 @@ enum Seen {
 #[derive(Clone, Default)]
 struct Recorder(loom::sync::Arc<Mutex<Vec<Seen>>>);
 
-impl Outlet for Recorder {
-    fn completion(&self, _: CompletionProc, request: u32, result: i32) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(Seen::Completion(request, result));
-    }
-    fn event(&self, _: EventProc, _: usize, _: usize, _: u32, params: [usize; 3]) {
-        self.0.lock().unwrap().push(Seen::State(params[0] as u32));
-    }
-    fn new_call(&self, _: EventProc, _: usize, _: usize) -> usize {
+impl HostSink<Callback> for Recorder {
+    fn deliver(&self, callback: Callback) -> usize {
+        let seen = match callback {
+            Callback::Completion {
+                request, result, ..
+            } => Seen::Completion(request, result),
+            Callback::Event { params, .. } => Seen::State(params[0] as u32),
+            Callback::NewCall { .. } => return 0,
+        };
+        self.0.lock().unwrap().push(seen);
         0
     }
 }

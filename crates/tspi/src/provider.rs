@@ -3,7 +3,7 @@
 //!
 //! Every TSPI function with a `dwRequestID` is asynchronous. The author receives it as a
 //! call-scoped [`Request`] (or [`MakeCall`]) that must be resolved before the trait method
-//! returns, in one of three ways, each returning the [`Reply`] proof the method must return:
+//! returns, in one of three ways, each returning the [`Completed`] proof the method must return:
 //!
 //! - [`Request::reject`]: a synchronous failure; the export returns the negative `LINEERR_*`
 //!   and TAPI hears nothing more about the request (R-TSP-4);
@@ -21,14 +21,10 @@
 //! the framework's, after a successful drop (R-TSP-10).
 
 use crate::dial::DialString;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use winprov_bindings::tapi;
-use winprov_core::{CancellationToken, Delivery, LineErr};
-
-/// Makes a lifetime invariant, so a proof from one request cannot stand in for another's.
-type Brand<'r> = PhantomData<fn(&'r ()) -> &'r ()>;
+use winprov_core::{CancellationToken, Completed, Delivery, Issuer, LineErr};
 
 /// A TSPI version: major in the high word, minor in the low word (`0x00020002` is 2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -195,11 +191,15 @@ pub trait Line: Send + 'static {
 
     /// `TSPI_lineMakeCall`. The destination was validated already (R-TSP-17): a string the
     /// line cannot dial never reaches this method.
-    fn make_call<'r>(&mut self, request: MakeCall<'r, Self::Call>) -> Reply<'r>;
+    fn make_call<'call>(&mut self, request: MakeCall<'call, Self::Call>) -> Completed<'call>;
 
     /// `TSPI_lineDevSpecific` without a call: a call-less request, ended only by
     /// `TSPI_lineClose` (which completes it with `LINEERR_OPERATIONFAILED` if still pending).
-    fn dev_specific<'r>(&mut self, request: Request<'r>, params: &mut [u8]) -> Reply<'r> {
+    fn dev_specific<'call>(
+        &mut self,
+        request: Request<'call>,
+        params: &mut [u8],
+    ) -> Completed<'call> {
         let _ = params;
         request.reject(LineErr::LINEERR_OPERATIONUNAVAIL)
     }
@@ -217,10 +217,18 @@ pub trait Line: Send + 'static {
 pub trait Call: Send + 'static {
     /// `TSPI_lineDrop`. On success the framework reports `LINECALLSTATE_IDLE` (R-TSP-10);
     /// dropping an idle call never reaches this method (`LINEERR_INVALCALLSTATE`, R-TSP-12).
-    fn drop_call<'r>(&mut self, request: Request<'r>, user_user_info: &[u8]) -> Reply<'r>;
+    fn drop_call<'call>(
+        &mut self,
+        request: Request<'call>,
+        user_user_info: &[u8],
+    ) -> Completed<'call>;
 
     /// `TSPI_lineAnswer` of an offered inbound call.
-    fn answer<'r>(&mut self, request: Request<'r>, user_user_info: &[u8]) -> Reply<'r> {
+    fn answer<'call>(
+        &mut self,
+        request: Request<'call>,
+        user_user_info: &[u8],
+    ) -> Completed<'call> {
         let _ = user_user_info;
         request.reject(LineErr::LINEERR_OPERATIONUNAVAIL)
     }
@@ -231,21 +239,6 @@ pub trait Call: Send + 'static {
     where
         Self: Sized,
     {
-    }
-}
-
-/// Proof that a request was resolved; only the resolving methods make one.
-#[must_use = "return it from the trait method"]
-#[derive(Debug)]
-pub struct Reply<'r> {
-    _brand: Brand<'r>,
-}
-
-impl Reply<'_> {
-    fn new() -> Self {
-        Self {
-            _brand: PhantomData,
-        }
     }
 }
 
@@ -274,7 +267,7 @@ pub(crate) trait RequestPort: Sync {
 
     /// Completes the request now, before the export returns. Called at most once, instead of
     /// [`accept`](Self::accept).
-    fn complete_now(&self, result: Result<(), LineErr>);
+    fn complete_now(&self, result: Result<(), LineErr>) -> Delivery;
 }
 
 /// The framework's side of one call, for the author's [`PendingCall`] and [`CallEvents`].
@@ -309,18 +302,22 @@ pub(crate) trait LineLink<P: ServiceProvider>: Send + Sync {
 
 /// One asynchronous request, during the trait method that received it.
 #[must_use = "resolve the request with reject, complete or accept"]
-pub struct Request<'r> {
-    port: &'r dyn RequestPort,
-    reply: &'r ReplySlot,
-    _brand: Brand<'r>,
+pub struct Request<'call> {
+    port: &'call dyn RequestPort,
+    reply: &'call ReplySlot,
+    issuer: Issuer<'call>,
 }
 
-impl<'r> Request<'r> {
-    pub(crate) fn new(port: &'r dyn RequestPort, reply: &'r ReplySlot) -> Self {
+impl<'call> Request<'call> {
+    pub(crate) fn new(
+        issuer: Issuer<'call>,
+        port: &'call dyn RequestPort,
+        reply: &'call ReplySlot,
+    ) -> Self {
         Self {
             port,
             reply,
-            _brand: PhantomData,
+            issuer,
         }
     }
 
@@ -330,27 +327,29 @@ impl<'r> Request<'r> {
     }
 
     /// Fails the request synchronously: the export returns `error`, no completion follows.
-    pub fn reject(self, error: LineErr) -> Reply<'r> {
+    pub fn reject(self, error: LineErr) -> Completed<'call> {
         self.reply.store(error_value(error), Ordering::SeqCst);
-        Reply::new()
+        // The export's return value tells the host.
+        self.issuer.completed(Delivery::Delivered)
     }
 
     /// Completes the request now: `ASYNC_COMPLETION(dwRequestID, result)` runs before the
     /// export returns `dwRequestID`.
-    pub fn complete(self, result: Result<(), LineErr>) -> Reply<'r> {
+    pub fn complete(self, result: Result<(), LineErr>) -> Completed<'call> {
         let id = self.port.id();
-        self.port.complete_now(result);
+        let delivery = self.port.complete_now(result);
         self.reply.store(id as i32, Ordering::SeqCst);
-        Reply::new()
+        self.issuer.completed(delivery)
     }
 
     /// Accepts the request: the export returns `dwRequestID` and the returned guard completes
     /// it later, from any thread.
-    pub fn accept(self) -> (Pending, Reply<'r>) {
+    pub fn accept(self) -> (Pending, Completed<'call>) {
         let id = self.port.id();
         let pending = self.port.accept();
         self.reply.store(id as i32, Ordering::SeqCst);
-        (pending, Reply::new())
+        // The export's return value (the request id) tells the host; `pending` completes it.
+        (pending, self.issuer.completed(Delivery::Delivered))
     }
 }
 
@@ -417,17 +416,17 @@ pub(crate) trait CallFactory<C>: Sync {
 
 /// `TSPI_lineMakeCall`, during [`Line::make_call`].
 #[must_use = "resolve the request with reject or accept"]
-pub struct MakeCall<'r, C> {
-    request: Request<'r>,
-    factory: &'r dyn CallFactory<C>,
+pub struct MakeCall<'call, C> {
+    request: Request<'call>,
+    factory: &'call dyn CallFactory<C>,
     destination: Option<DialString>,
     country_code: u32,
 }
 
-impl<'r, C> MakeCall<'r, C> {
+impl<'call, C> MakeCall<'call, C> {
     pub(crate) fn new(
-        request: Request<'r>,
-        factory: &'r dyn CallFactory<C>,
+        request: Request<'call>,
+        factory: &'call dyn CallFactory<C>,
         destination: Option<DialString>,
         country_code: u32,
     ) -> Self {
@@ -455,14 +454,14 @@ impl<'r, C> MakeCall<'r, C> {
     }
 
     /// Refuses the call synchronously (no call handle is created, nothing is completed).
-    pub fn reject(self, error: LineErr) -> Reply<'r> {
+    pub fn reject(self, error: LineErr) -> Completed<'call> {
         self.request.reject(error)
     }
 
     /// Creates the call (its `HDRVCALL` is written to `*lphdCall` before the export returns)
     /// and accepts the request. The call may not report events until
     /// [`PendingCall::succeed`] (R-TSP-6).
-    pub fn accept(self, call: C) -> (PendingCall, Reply<'r>) {
+    pub fn accept(self, call: C) -> (PendingCall, Completed<'call>) {
         let id = self.request.id();
         let (link, pending) = match self.factory.create(call) {
             Ok(created) => {
@@ -476,7 +475,8 @@ impl<'r, C> MakeCall<'r, C> {
                 detached
             }
         };
-        (PendingCall { pending, link }, Reply::new())
+        let proof = self.request.issuer.completed(Delivery::Delivered);
+        (PendingCall { pending, link }, proof)
     }
 }
 

@@ -3,7 +3,7 @@
 //! function pointers, and checks the interface's rules as it goes.
 //!
 //! ```
-//! # use winprov_tspi::{Call, Line, LineCaps, LineEvents, LineIndex, LineErr, MakeCall, Reply,
+//! # use winprov_tspi::{Call, Line, LineCaps, LineEvents, LineIndex, LineErr, MakeCall, Completed,
 //! #     Request, ServiceProvider};
 //! # struct Echo; struct EchoLine; struct EchoCall;
 //! # impl ServiceProvider for Echo {
@@ -16,14 +16,14 @@
 //! # }
 //! # impl Line for EchoLine {
 //! #     type Call = EchoCall;
-//! #     fn make_call<'r>(&mut self, request: MakeCall<'r, EchoCall>) -> Reply<'r> {
+//! #     fn make_call<'call>(&mut self, request: MakeCall<'call, EchoCall>) -> Completed<'call> {
 //! #         let (pending, reply) = request.accept(EchoCall);
 //! #         let _ = pending.succeed();
 //! #         reply
 //! #     }
 //! # }
 //! # impl Call for EchoCall {
-//! #     fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+//! #     fn drop_call<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
 //! #         request.complete(Ok(()))
 //! #     }
 //! # }

@@ -9,8 +9,8 @@ use winprov_bindings::tapi::{self, LINECALLSTATUS};
 use winprov_tspi::testing::read_dword;
 use winprov_tspi::testing::{CallRef, Host, Message, NewCallAnswer};
 use winprov_tspi::{
-    Call, CallEvents, CallState, CallerId, Closed, Delivery, DisconnectMode, EventError, Line,
-    LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Reply,
+    Call, CallEvents, CallState, CallerId, Closed, Completed, Delivery, DisconnectMode, EventError,
+    Line, LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall,
     Request, ServiceProvider, Version,
 };
 
@@ -107,7 +107,7 @@ impl ServiceProvider for Lab {
 
 impl Line for LabLine {
     type Call = LabCall;
-    fn make_call<'r>(&mut self, request: MakeCall<'r, LabCall>) -> Reply<'r> {
+    fn make_call<'call>(&mut self, request: MakeCall<'call, LabCall>) -> Completed<'call> {
         self.0.make_calls.fetch_add(1, Ordering::SeqCst);
         let mode = *self.0.make.lock().unwrap();
         match mode {
@@ -131,7 +131,7 @@ impl Line for LabLine {
             }
         }
     }
-    fn dev_specific<'r>(&mut self, request: Request<'r>, _: &mut [u8]) -> Reply<'r> {
+    fn dev_specific<'call>(&mut self, request: Request<'call>, _: &mut [u8]) -> Completed<'call> {
         let (pending, reply) = request.accept();
         self.0.pending.lock().unwrap().push(pending);
         reply
@@ -142,7 +142,7 @@ impl Line for LabLine {
 }
 
 impl Call for LabCall {
-    fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+    fn drop_call<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
         let hook = self.0.on_drop.lock().unwrap().take();
         if let Some(hook) = hook {
             hook();
@@ -158,7 +158,7 @@ impl Call for LabCall {
             }
         }
     }
-    fn answer<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+    fn answer<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
         request.complete(Ok(()))
     }
     fn close(self) {

@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex};
 use winprov_tspi::testing::{CallRef, Host, LineRef, NewCallAnswer};
 use winprov_tspi::{
-    Call, CallEvents, CallState, CallerId, DisconnectMode, Line, LineCaps, LineErr, LineEvents,
-    LineIndex, MakeCall, Pending, PendingCall, Reply, Request, ServiceProvider,
+    Call, CallEvents, CallState, CallerId, Completed, DisconnectMode, Line, LineCaps, LineErr,
+    LineEvents, LineIndex, MakeCall, Pending, PendingCall, Request, ServiceProvider,
 };
 
 enum Held {
@@ -58,7 +58,7 @@ impl ServiceProvider for Chaos {
 
 impl Line for ChaosLine {
     type Call = ChaosCall;
-    fn make_call<'r>(&mut self, request: MakeCall<'r, ChaosCall>) -> Reply<'r> {
+    fn make_call<'call>(&mut self, request: MakeCall<'call, ChaosCall>) -> Completed<'call> {
         match self.0.roll() % 6 {
             0 => request.reject(LineErr::LINEERR_CALLUNAVAIL),
             1 => {
@@ -75,7 +75,7 @@ impl Line for ChaosLine {
             }
         }
     }
-    fn dev_specific<'r>(&mut self, request: Request<'r>, _: &mut [u8]) -> Reply<'r> {
+    fn dev_specific<'call>(&mut self, request: Request<'call>, _: &mut [u8]) -> Completed<'call> {
         let (pending, reply) = request.accept();
         self.0.held.lock().unwrap().push(Held::Request(pending));
         reply
@@ -83,7 +83,7 @@ impl Line for ChaosLine {
 }
 
 impl Call for ChaosCall {
-    fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+    fn drop_call<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
         match self.0.roll() % 3 {
             0 => request.complete(Ok(())),
             1 => request.reject(LineErr::LINEERR_OPERATIONUNAVAIL),
@@ -94,7 +94,7 @@ impl Call for ChaosCall {
             }
         }
     }
-    fn answer<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+    fn answer<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
         request.complete(Ok(()))
     }
 }

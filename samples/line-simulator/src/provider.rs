@@ -13,8 +13,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use winprov_tspi::{
-    Call, CallEvents, CallState, CallerId, DisconnectMode, InitInfo, Line, LineCaps, LineErr,
-    LineEvents, LineIndex, MakeCall, Pending, PendingCall, Reply, Request, ServiceProvider,
+    Call, CallEvents, CallState, CallerId, Completed, DisconnectMode, InitInfo, Line, LineCaps,
+    LineErr, LineEvents, LineIndex, MakeCall, Pending, PendingCall, Request, ServiceProvider,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,7 +182,7 @@ pub struct SimLine {
 impl Line for SimLine {
     type Call = SimCall;
 
-    fn make_call<'r>(&mut self, request: MakeCall<'r, SimCall>) -> Reply<'r> {
+    fn make_call<'call>(&mut self, request: MakeCall<'call, SimCall>) -> Completed<'call> {
         let Some(destination) = request.destination() else {
             // Dialling later (TSPI_lineDial) is not simulated.
             return request.reject(LineErr::LINEERR_OPERATIONUNAVAIL);
@@ -231,7 +231,11 @@ pub struct SimCall {
 }
 
 impl Call for SimCall {
-    fn drop_call<'r>(&mut self, request: Request<'r>, _user_user_info: &[u8]) -> Reply<'r> {
+    fn drop_call<'call>(
+        &mut self,
+        request: Request<'call>,
+        _user_user_info: &[u8],
+    ) -> Completed<'call> {
         // No more states from the worker once this returns (it reports under the same lock).
         self.control.stop();
         let delay = self.control.drop_delay();
@@ -249,7 +253,11 @@ impl Call for SimCall {
         reply
     }
 
-    fn answer<'r>(&mut self, request: Request<'r>, _user_user_info: &[u8]) -> Reply<'r> {
+    fn answer<'call>(
+        &mut self,
+        request: Request<'call>,
+        _user_user_info: &[u8],
+    ) -> Completed<'call> {
         if !self.inbound {
             return request.reject(LineErr::LINEERR_INVALCALLSTATE);
         }

@@ -14,7 +14,7 @@ use crate::provider::{
 use std::sync::Arc;
 use winprov_bindings::tapi;
 use winprov_core::sync::{AtomicUsize, Mutex, Ordering, lock};
-use winprov_core::{CancellationToken, Lease, LineErr};
+use winprov_core::{CancellationToken, Lease, LineErr, call};
 
 #[derive(Debug)]
 pub(super) struct CallStatus {
@@ -317,9 +317,11 @@ impl<P: ServiceProvider> Inner<P> {
                     dialled: destination.as_ref().map(|d| d.as_str().to_string()),
                     publish,
                 };
-                let request = Request::new(&frame, reply);
-                let _ =
-                    author.make_call(MakeCall::new(request, &factory, destination, country_code));
+                call::scope(|scope| {
+                    let request = Request::new(scope.issuer(), &frame, reply);
+                    let make_call = MakeCall::new(request, &factory, destination, country_code);
+                    let _ = author.make_call(make_call).delivery();
+                });
                 Ok(())
             },
         )
@@ -345,7 +347,10 @@ impl<P: ServiceProvider> Inner<P> {
                     Effect::Idle,
                     Some(call),
                 );
-                let _ = author.drop_call(Request::new(&frame, reply), user_user_info);
+                call::scope(|scope| {
+                    let request = Request::new(scope.issuer(), &frame, reply);
+                    let _ = author.drop_call(request, user_user_info).delivery();
+                });
                 Ok(())
             },
         )
@@ -372,7 +377,10 @@ impl<P: ServiceProvider> Inner<P> {
                     Effect::Nothing,
                     None,
                 );
-                let _ = author.answer(Request::new(&frame, reply), user_user_info);
+                call::scope(|scope| {
+                    let request = Request::new(scope.issuer(), &frame, reply);
+                    let _ = author.answer(request, user_user_info).delivery();
+                });
                 Ok(())
             },
         )

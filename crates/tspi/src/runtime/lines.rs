@@ -14,7 +14,7 @@ use crate::provider::{
 use std::sync::Arc;
 use winprov_bindings::tapi;
 use winprov_core::sync::{Condvar, Mutex, lock};
-use winprov_core::{CancellationToken, LineErr};
+use winprov_core::{CancellationToken, LineErr, call};
 
 /// What the framework and the author's [`LineEvents`] share about one open line.
 pub(crate) struct LineShared {
@@ -254,7 +254,10 @@ impl<P: ServiceProvider> Inner<P> {
             |line, author, reply| {
                 let frame =
                     self.frame(id, line, &line.pending, line.token(), Effect::Nothing, None);
-                let _ = author.dev_specific(Request::new(&frame, reply), params);
+                call::scope(|scope| {
+                    let request = Request::new(scope.issuer(), &frame, reply);
+                    let _ = author.dev_specific(request, params).delivery();
+                });
                 Ok(())
             },
         )

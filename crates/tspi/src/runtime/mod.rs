@@ -25,7 +25,7 @@ mod lifecycle;
 mod lines;
 mod requests;
 
-use crate::dispatch::{CompletionProc, Dispatcher, Outlet};
+use crate::dispatch::{CompletionProc, Dispatcher, Sink};
 use crate::provider::{InitInfo, Line, LineIndex, ServiceProvider};
 use std::sync::{Arc, OnceLock};
 use winprov_core::sync::{AtomicUsize, Mutex, Ordering, lock};
@@ -89,21 +89,20 @@ impl<P: ServiceProvider> Runtime<P> {
         }
     }
 
-    /// A runtime around `provider`, delivering to `outlet`.
-    pub(crate) fn with_provider(provider: P, outlet: Box<dyn Outlet>) -> Self {
+    /// A runtime around `provider`, calling back into the host through `sink`.
+    pub(crate) fn with_provider(provider: P, sink: Sink) -> Self {
         let runtime = Self {
             make: made_with_a_provider::<P>,
             inner: OnceLock::new(),
         };
-        let _ = runtime.inner.set(Inner::new(provider, outlet));
+        let _ = runtime.inner.set(Inner::new(provider, sink));
         runtime
     }
 
     /// The state machine, constructing the provider on first use; `outlet` makes where its
     /// callbacks go (called once, by the first caller).
-    pub(crate) fn inner_with(&'static self, outlet: fn() -> Box<dyn Outlet>) -> &'static Inner<P> {
-        self.inner
-            .get_or_init(|| Inner::new((self.make)(), outlet()))
+    pub(crate) fn inner_with(&'static self, sink: fn() -> Sink) -> &'static Inner<P> {
+        self.inner.get_or_init(|| Inner::new((self.make)(), sink()))
     }
 }
 
@@ -118,13 +117,13 @@ pub(crate) struct Inner<P: ServiceProvider> {
 }
 
 impl<P: ServiceProvider> Inner<P> {
-    fn new(provider: P, outlet: Box<dyn Outlet>) -> Self {
+    fn new(provider: P, sink: Sink) -> Self {
         Self {
             provider,
             life: Mutex::new(Life::new()),
             lines: LeaseTable::new(),
             calls: LeaseTable::new(),
-            dispatch: Arc::new(Dispatcher::new(outlet)),
+            dispatch: Arc::new(Dispatcher::new(sink)),
             pending_live: Box::leak(Box::new(AtomicUsize::new(0))),
         }
     }

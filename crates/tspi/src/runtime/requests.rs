@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering as StdOrdering;
 use winprov_core::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
-use winprov_core::{CancellationToken, CompletionHandle, HandleError, Lease, LineErr, completion};
+use winprov_core::{
+    CancellationToken, CompletionHandle, Delivery, HandleError, Lease, LineErr, completion,
+};
 
 /// TAPI's `dwRequestID`, validated: positive as a `LONG`, so the export's return value tells
 /// it from a `LINEERR_*` (R-TSP-3).
@@ -196,7 +198,7 @@ impl RequestPort for Frame<'_> {
         self.accept_in(self.set, self.token, self.effect, self.call)
     }
 
-    fn complete_now(&self, result: Result<(), LineErr>) {
+    fn complete_now(&self, result: Result<(), LineErr>) -> Delivery {
         // The author still holds the turn, so a close of the call or line cannot return
         // before this delivery (it waits for the turn). One that has begun already completes
         // the request as it would have a pending one.
@@ -213,6 +215,7 @@ impl RequestPort for Frame<'_> {
             self.effect,
             self.call.map(|call| &**call),
         );
+        Delivery::Delivered
     }
 }
 

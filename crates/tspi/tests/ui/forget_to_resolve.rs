@@ -1,11 +1,13 @@
-// The trait method must return the proof that its request was resolved.
-use winprov_tspi::{Call, Reply, Request};
+// The trait method must return the proof that its request was resolved, and only the request's
+// resolving methods make one: a proof issued by a scope of the author's own is not this call's.
+use winprov_tspi::{Call, Completed, Delivery, Request};
 
 struct Forgetful;
 
 impl Call for Forgetful {
-    fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
-        let _ = request.id();
+    fn drop_call<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
+        drop(request);
+        winprov_core::call::scope(|mine| mine.issuer().completed(Delivery::Delivered))
     }
 }
 

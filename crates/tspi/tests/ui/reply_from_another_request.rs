@@ -1,7 +1,7 @@
 // A proof of resolution belongs to its own request.
-use winprov_tspi::{Reply, Request};
+use winprov_tspi::{Completed, Request};
 
-fn resolve<'a, 'b>(mine: Request<'a>, other: Request<'b>) -> Reply<'a> {
+fn resolve<'a, 'b>(mine: Request<'a>, other: Request<'b>) -> Completed<'a> {
     let _ = mine;
     other.complete(Ok(()))
 }

@@ -1,10 +1,10 @@
 // An unresolved request cannot move to a thread that outlives the call.
-use winprov_tspi::{Call, Reply, Request};
+use winprov_tspi::{Call, Completed, Request};
 
 struct Threaded;
 
 impl Call for Threaded {
-    fn drop_call<'r>(&mut self, request: Request<'r>, _: &[u8]) -> Reply<'r> {
+    fn drop_call<'call>(&mut self, request: Request<'call>, _: &[u8]) -> Completed<'call> {
         std::thread::spawn(move || {
             let _ = request.complete(Ok(()));
         });
