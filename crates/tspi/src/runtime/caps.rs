@@ -138,7 +138,7 @@ impl<P: ServiceProvider> Inner<P> {
     pub(crate) fn call_status(&self, raw: usize, bytes: &mut [u8]) -> Result<(), LineErr> {
         let call = self
             .calls
-            .lease(raw)
+            .lease_shared(raw)
             .map_err(|_| LineErr::LINEERR_INVALCALLHANDLE)?;
         let (state, mode) = {
             let status = lock(&call.shared.status);
@@ -169,7 +169,7 @@ impl<P: ServiceProvider> Inner<P> {
     pub(crate) fn call_info(&self, raw: usize, bytes: &mut [u8]) -> Result<(), LineErr> {
         let call = self
             .calls
-            .lease(raw)
+            .lease_shared(raw)
             .map_err(|_| LineErr::LINEERR_INVALCALLHANDLE)?;
         let (info, _) = self.up()?;
         let status = {

@@ -217,7 +217,7 @@ impl<P: ServiceProvider> Inner<P> {
 
     /// `TSPI_lineGetNumAddressIDs`.
     pub(crate) fn num_address_ids(&self, raw: usize) -> Result<u32, LineErr> {
-        match self.lines.lease(raw) {
+        match self.lines.lease_shared(raw) {
             Ok(_) => Ok(1),
             Err(_) => Err(LineErr::LINEERR_INVALLINEHANDLE),
         }
@@ -241,7 +241,7 @@ impl<P: ServiceProvider> Inner<P> {
         params: &mut [u8],
     ) -> i32 {
         if call_raw != 0 {
-            return match self.calls.lease(call_raw) {
+            return match self.calls.lease_shared(call_raw) {
                 Ok(_) => LineErr::LINEERR_OPERATIONUNAVAIL.raw(),
                 Err(_) => LineErr::LINEERR_INVALCALLHANDLE.raw(),
             };
