@@ -6,8 +6,11 @@
 //! `WSAProviderCompleteAsyncCall` is replaced by a recorder, so every NextEx and SetServiceEx
 //! is checked to complete exactly once (R-NSP-15). Results are decoded with every pointer
 //! checked against the buffer (R-NSP-8), the bytes after the stated length are checked to be
-//! untouched, and the legacy codes `WSAECANCELLED` / `WSAENOMORE` are refused (R-NSP-2, -4). A
-//! violated rule panics with the rule's ID, so any test using the host fails.
+//! untouched, and the legacy codes `WSAECANCELLED` / `WSAENOMORE` are refused (R-NSP-2, -4).
+//! Every NextEx in flight is tracked: when End (or the Cleanup, Rundown or withdrawal that ends
+//! its lookup) returns, each NextEx of that lookup that was inside the framework must have been
+//! completed already, exactly once (R-NSP-2, R-NSP-15). A violated rule panics with the rule's
+//! ID, so any test using the host fails.
 //!
 //! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
 //! runs the lookup rules against a provider given one query it answers.
@@ -32,8 +35,20 @@ use winprov_core::WsaError;
 
 #[derive(Default)]
 struct Recorder {
-    calls: HashMap<usize, Vec<i32>>,
+    calls: HashMap<usize, CallRecord>,
     stray: usize,
+}
+
+/// One `hAsyncCall` in flight.
+#[derive(Default)]
+struct CallRecord {
+    codes: Vec<i32>,
+    /// The lookup of a NextEx.
+    lookup: Option<usize>,
+    /// An End (or Cleanup, Rundown, withdrawal) of the lookup returned before this call was
+    /// completed: the call was not inside the framework yet, so it must find the handle
+    /// released (R-NSP-2, R-NSP-3).
+    ended_first: bool,
 }
 
 static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
@@ -47,7 +62,7 @@ fn record(async_call: usize, code: i32) {
     let mut guard = recorder();
     let recorder = guard.get_or_insert_with(Recorder::default);
     match recorder.calls.get_mut(&async_call) {
-        Some(codes) => codes.push(code),
+        Some(call) => call.codes.push(code),
         None => recorder.stray += 1,
     }
 }
@@ -56,17 +71,22 @@ fn record(async_call: usize, code: i32) {
 struct AsyncCall(usize);
 
 impl AsyncCall {
-    fn new() -> Self {
+    /// A call; `lookup` for a NextEx.
+    fn new(lookup: Option<LookupHandle>) -> Self {
         assert!(
             crate::abi::set_completion_hook(record),
             "another completion hook is installed"
         );
         // Odd values: never mistaken for an aligned pointer.
         let id = NEXT_ASYNC.fetch_add(2, Ordering::Relaxed) | 1;
+        let call = CallRecord {
+            lookup: lookup.map(|l| l.0),
+            ..CallRecord::default()
+        };
         recorder()
             .get_or_insert_with(Recorder::default)
             .calls
-            .insert(id, Vec::new());
+            .insert(id, call);
         Self(id)
     }
 
@@ -76,16 +96,46 @@ impl AsyncCall {
 
     /// The one completion the call made (R-NSP-15).
     fn finish(self, entry: &str) -> i32 {
-        let codes = recorder()
+        let call = recorder()
             .get_or_insert_with(Recorder::default)
             .calls
             .remove(&self.0)
             .unwrap_or_default();
-        match codes.as_slice() {
+        let code = match call.codes.as_slice() {
             [code] => *code,
-            _ => panic!(
+            codes => panic!(
                 "R-NSP-15 violated: {entry} completed {} times ({codes:?}), not exactly once",
                 codes.len()
+            ),
+        };
+        if call.ended_first && code != WsaError::WSA_INVALID_HANDLE.raw() {
+            panic!(
+                "R-NSP-2 violated: {entry} was completed (with {code}) after the End of its \
+                 lookup returned; End must complete every NextEx in flight before it returns"
+            );
+        }
+        code
+    }
+}
+
+/// Called when an End, Cleanup, Rundown or withdrawal that ended the lookups `ended` returned:
+/// every NextEx of them the framework was running must be completed by now, exactly once
+/// (R-NSP-2, R-NSP-15). One not completed yet had not reached the framework: it is marked, and
+/// must find its handle released.
+fn lookups_ended(what: &str, ended: impl Fn(usize) -> bool) {
+    let mut guard = recorder();
+    let recorder = guard.get_or_insert_with(Recorder::default);
+    for call in recorder.calls.values_mut() {
+        if !call.lookup.is_some_and(&ended) {
+            continue;
+        }
+        match call.codes.len() {
+            0 => call.ended_first = true,
+            1 => {}
+            times => panic!(
+                "R-NSP-15 violated: a NextEx was completed {times} times ({:?}) when {what} \
+                 returned",
+                call.codes
             ),
         }
     }
@@ -374,6 +424,8 @@ impl std::fmt::Debug for RawQuerySet {
 pub struct Host {
     id: Guid,
     registration: Mutex<Option<Registration>>,
+    /// The session of every lookup begun through this host.
+    lookups: Mutex<HashMap<usize, SessionArg>>,
 }
 
 /// The entries of the routine table (checked present by [`check_routine`]).
@@ -393,6 +445,7 @@ impl Host {
         Ok(Self {
             id,
             registration: Mutex::new(Some(registration)),
+            lookups: Mutex::new(HashMap::new()),
         })
     }
 
@@ -422,7 +475,37 @@ impl Host {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        let withdrawn = registration.is_some();
         drop(registration);
+        if withdrawn {
+            let lookups = self.lookups_of(|_| true);
+            lookups_ended("the withdrawal", |l| lookups.contains(&l));
+        }
+    }
+
+    /// Forgets the lookups begun through this host in the sessions `session` selects, and
+    /// returns them.
+    fn lookups_of(&self, session: impl Fn(SessionArg) -> bool) -> Vec<usize> {
+        let mut lookups = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        let ended: Vec<usize> = lookups
+            .iter()
+            .filter(|&(_, &s)| session(s))
+            .map(|(&l, _)| l)
+            .collect();
+        for lookup in &ended {
+            lookups.remove(lookup);
+        }
+        ended
+    }
+
+    /// NextEx calls of `lookup` that are in flight and not completed yet.
+    pub fn uncompleted_nexts(&self, lookup: LookupHandle) -> usize {
+        recorder().as_ref().map_or(0, |r| {
+            r.calls
+                .values()
+                .filter(|c| c.lookup == Some(lookup.0) && c.codes.is_empty())
+                .count()
+        })
     }
 
     /// `NSPv2Startup`.
@@ -438,14 +521,22 @@ impl Host {
     pub fn cleanup(&self, session: SessionArg) -> Result<(), WsaError> {
         let cleanup = table().NSPv2Cleanup.expect("filled");
         // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
-        int_status(unsafe { cleanup(&self.id, std::ptr::without_provenance(session.0)) })
+        let status =
+            int_status(unsafe { cleanup(&self.id, std::ptr::without_provenance(session.0)) });
+        if status.is_ok() {
+            let lookups = self.lookups_of(|s| s == session);
+            lookups_ended("NSPv2Cleanup", |l| lookups.contains(&l));
+        }
+        status
     }
 
     /// `NSPv2ClientSessionRundown`.
     pub fn rundown(&self, session: SessionArg) {
         let rundown = table().NSPv2ClientSessionRundown.expect("filled");
         // SAFETY: as for cleanup.
-        unsafe { rundown(&self.id, std::ptr::without_provenance(session.0)) }
+        unsafe { rundown(&self.id, std::ptr::without_provenance(session.0)) };
+        let lookups = self.lookups_of(|s| s == session);
+        lookups_ended("NSPv2ClientSessionRundown", |l| lookups.contains(&l));
     }
 
     /// `NSPv2LookupServiceBegin` for `query`.
@@ -478,7 +569,13 @@ impl Host {
                 &mut handle,
             )
         };
-        int_status(rc).map(|()| LookupHandle(handle.0.addr()))
+        int_status(rc)?;
+        let lookup = LookupHandle(handle.0.addr());
+        self.lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lookup.0, session);
+        Ok(lookup)
     }
 
     /// `NSPv2LookupServiceNextEx` with an aligned buffer of `len` bytes.
@@ -500,7 +597,7 @@ impl Host {
     /// `NSPv2LookupServiceNextEx` with the buffer passed as `buffer` says, checking R-NSP-2,
     /// -4, -5, -8 and -15 on the way.
     pub fn next_with(&self, lookup: LookupHandle, flags: ControlFlags, buffer: Buffer) -> Next {
-        let call = AsyncCall::new();
+        let call = AsyncCall::new(Some(lookup));
         let next_ex = table().NSPv2LookupServiceNextEx.expect("filled");
         let (given, offset, null_length, null_data) = match buffer {
             Buffer::Len(len) => (len, 0, false, len == 0),
@@ -581,11 +678,20 @@ impl Host {
         }
     }
 
-    /// `NSPv2LookupServiceEnd`.
+    /// `NSPv2LookupServiceEnd`; on success, every NextEx of the lookup the framework was
+    /// running must have been completed when it returns (R-NSP-2).
     pub fn end(&self, lookup: LookupHandle) -> Result<(), WsaError> {
         let end = table().NSPv2LookupServiceEnd.expect("filled");
         // SAFETY: the handle is passed by value.
-        int_status(unsafe { end(HANDLE(std::ptr::without_provenance_mut(lookup.0))) })
+        let status = int_status(unsafe { end(HANDLE(std::ptr::without_provenance_mut(lookup.0))) });
+        if status.is_ok() {
+            self.lookups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&lookup.0);
+            lookups_ended("NSPv2LookupServiceEnd", |l| l == lookup.0);
+        }
+        status
     }
 
     /// `NSPv2SetServiceEx`; returns the completion code.
@@ -611,7 +717,7 @@ impl Host {
         operation: i32,
         flags: u32,
     ) -> Result<(), WsaError> {
-        let call = AsyncCall::new();
+        let call = AsyncCall::new(None);
         let set_service = table().NSPv2SetServiceEx.expect("filled");
         let qs = reg.map_or(std::ptr::null(), RawQuerySet::as_ptr);
         // SAFETY: the set's memory and the GUID are valid for the call.
