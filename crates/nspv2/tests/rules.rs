@@ -817,36 +817,38 @@ fn r_nsp_8_pointers_inside_buffer() {
 
 #[test]
 fn r_nsp_9_begin_is_bounded() {
-    // The backend stalls until released; Begin must still return (the waiting is in next,
-    // which End can cancel).
-    let (provider, record) = TestProvider::new(Mode::StalledBackend);
-    let release = Arc::clone(&provider.release_backend);
-    let host = Arc::new(Host::advertise_new(provider));
-    let (session, lookup) = bounded({
-        let host = Arc::clone(&host);
-        move || open(&host, ALL)
+    bounded(|| {
+        // The backend stalls until released; Begin must still return (the waiting is in next,
+        // which End can cancel).
+        let (provider, record) = TestProvider::new(Mode::StalledBackend);
+        let release = Arc::clone(&provider.release_backend);
+        let host = Arc::new(Host::advertise_new(provider));
+        let (session, lookup) = bounded({
+            let host = Arc::clone(&host);
+            move || open(&host, ALL)
+        });
+        assert_eq!(record.begins.load(Ordering::SeqCst), 1);
+        // next is stalled; End cancels it.
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).unwrap();
+        host.end(lookup).unwrap();
+        assert_eq!(
+            next.join().unwrap().status(),
+            Err(WsaError::WSA_E_CANCELLED)
+        );
+        // Released, the backend answers the next lookup.
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        let lookup = host.begin(session, &alice(), ALL).unwrap();
+        assert_eq!(host.next_sized(lookup, ALL).status(), Ok(()));
+        host.end(lookup).unwrap();
+        host.cleanup(session).unwrap();
     });
-    assert_eq!(record.begins.load(Ordering::SeqCst), 1);
-    // next is stalled; End cancels it.
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let next = std::thread::spawn({
-        let host = Arc::clone(&host);
-        move || host.next(lookup, ALL, 4096)
-    });
-    rx.recv_timeout(WATCHDOG).unwrap();
-    host.end(lookup).unwrap();
-    assert_eq!(
-        next.join().unwrap().status(),
-        Err(WsaError::WSA_E_CANCELLED)
-    );
-    // Released, the backend answers the next lookup.
-    *release.0.lock().unwrap() = true;
-    release.1.notify_all();
-    let lookup = host.begin(session, &alice(), ALL).unwrap();
-    assert_eq!(host.next_sized(lookup, ALL).status(), Ok(()));
-    host.end(lookup).unwrap();
-    host.cleanup(session).unwrap();
 }
 
 struct WithContainers;
@@ -1240,6 +1242,10 @@ fn r_nsp_16_install_blob_layout() {
                 name: "ex.net".into(),
                 level: ProviderLevel::Secondary,
             },
+            Domain {
+                name: "x.io".into(),
+                level: ProviderLevel::Primary,
+            },
         ],
     };
     let blob = description.blob().unwrap();
@@ -1248,11 +1254,12 @@ fn r_nsp_16_install_blob_layout() {
     assert_eq!(u32_at(0), 1);
     assert_eq!(u32_at(4), 2, "ProviderType_Service");
     assert_eq!(u32_at(8), 0);
-    assert_eq!(u32_at(12), 2);
+    assert_eq!(u32_at(12), 3);
     let mut offset = u32_at(16) as usize;
     let mut names = Vec::new();
     let mut levels = Vec::new();
-    for i in 0..2 {
+    // Names of 12, 7 and 5 UTF-16 units: what follows an odd-sized one must be realigned.
+    for i in 0..3 {
         assert_eq!(offset % 4, 0, "domain {i} at a 4-byte aligned offset");
         levels.push(u32_at(offset));
         let cch = u32_at(offset + 4) as usize;
@@ -1264,15 +1271,13 @@ fn r_nsp_16_install_blob_layout() {
             .collect();
         assert_eq!(units.last(), Some(&0), "cchDomainName counts the NUL");
         names.push(String::from_utf16(&units[..cch - 1]).unwrap());
-        if i == 1 {
-            assert_eq!(next, 0, "the last domain has no next");
-        }
+        assert_eq!(next == 0, i == 2, "only the last domain has no next");
         offset = next;
     }
-    assert_eq!(names, ["example.org", "ex.net"]);
+    assert_eq!(names, ["example.org", "ex.net", "x.io"]);
     assert_eq!(
         levels,
-        [2, 1],
+        [2, 1, 2],
         "ProviderLevel_Primary, ProviderLevel_Secondary"
     );
     assert!(matches!(
@@ -1362,29 +1367,33 @@ fn malformed_restrictions_are_refused() {
 
 #[test]
 fn the_simulator_runs_its_own_conformance_suite() {
-    let (host, _) = host(Mode::Results);
-    testing::conformance(&host, &alice());
+    bounded(|| {
+        let (host, _) = host(Mode::Results);
+        testing::conformance(&host, &alice());
+    });
 }
 
 #[test]
 fn withdrawing_the_provider_cancels_running_lookups() {
-    let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
-    let host = Arc::new(Host::advertise_new(provider));
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let (session, lookup) = open(&host, ALL);
-    let next = std::thread::spawn({
-        let host = Arc::clone(&host);
-        move || host.next(lookup, ALL, 4096)
+    bounded(|| {
+        let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
+        let host = Arc::new(Host::advertise_new(provider));
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let (session, lookup) = open(&host, ALL);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).unwrap();
+        host.withdraw();
+        assert_eq!(
+            next.join().unwrap().status(),
+            Err(WsaError::WSA_E_CANCELLED)
+        );
+        assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
+        assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
+        assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
+        assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
     });
-    rx.recv_timeout(WATCHDOG).unwrap();
-    host.withdraw();
-    assert_eq!(
-        next.join().unwrap().status(),
-        Err(WsaError::WSA_E_CANCELLED)
-    );
-    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
-    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
-    assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
-    assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
 }
