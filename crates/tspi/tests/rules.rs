@@ -105,6 +105,8 @@ struct Control {
     on_call_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Runs inside the next `Line::make_call`, before it resolves the request.
     on_make: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Runs inside the next `Call::drop_call` or `Call::answer`, before it resolves the request.
+    on_request: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Control {
@@ -124,6 +126,7 @@ impl Control {
             shut_down: AtomicBool::new(false),
             on_call_close: Mutex::new(None),
             on_make: Mutex::new(None),
+            on_request: Mutex::new(None),
         })
     }
 
@@ -229,6 +232,10 @@ impl Call for LabCall {
 
 impl LabCall {
     fn resolve<'r>(&self, request: Request<'r>, mode: DropMode) -> Reply<'r> {
+        let hook = self.0.on_request.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         match mode {
             DropMode::Complete => request.complete(Ok(())),
             DropMode::Fail => request.complete(Err(LineErr::LINEERR_OPERATIONUNAVAIL)),
@@ -435,6 +442,45 @@ fn r_tsp_4_a_make_call_accepted_while_its_line_closes_is_refused() {
     });
 }
 
+/// The author accepts a `TSPI_lineDrop` while `TSPI_lineCloseCall` of its call runs on another
+/// thread (the close already failed the call's pending requests): the request is completed
+/// once, with `LINEERR_OPERATIONFAILED`, before its export returns.
+#[test]
+fn r_tsp_4_a_request_accepted_while_its_call_closes_is_completed_once() {
+    bounded(|| {
+        let (host, control) = lab();
+        let call = connected(&host, &control);
+        let events = control.take_events();
+        control.set_drop(DropMode::Hold);
+        let (entered, in_drop) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        *control.on_request.lock().unwrap() = Some(Box::new(move || {
+            entered.send(()).unwrap();
+            released.recv().unwrap();
+        }));
+        std::thread::scope(|scope| {
+            let dropping = scope.spawn(|| host.drop_call(call));
+            in_drop.recv().unwrap();
+            let closing = scope.spawn(|| host.close_call(call));
+            while !events.is_closed() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            release.send(()).unwrap();
+            let dropped = dropping.join().unwrap();
+            assert_eq!(dropped.ret, dropped.request as i32, "accepted");
+            assert_eq!(
+                host.completions_of(dropped.request),
+                [FAILED],
+                "accepted after its call's close began, and not completed before its export returned"
+            );
+            assert_eq!(closing.join().unwrap(), 0);
+        });
+        let late = control.pending.lock().unwrap().pop().unwrap();
+        assert_eq!(late.complete(Ok(())), Delivery::AlreadyFinished);
+        finish(host);
+    });
+}
+
 #[test]
 fn r_tsp_5_callbacks_never_overlap() {
     bounded(|| {
@@ -507,6 +553,18 @@ fn r_tsp_6_no_event_before_the_creating_request_succeeds() {
             .position(|m| matches!(m, Message::Event { ht_call, .. } if *ht_call == hd.ht))
             .unwrap();
         assert!(completed < first_event);
+
+        // A call dropped before its creating request succeeded never becomes known: the
+        // creating request fails and the author gets no event sender.
+        let call = host.make_call(line, Some("5551234"));
+        let hd = call.value.unwrap();
+        let drop = host.drop_call(hd);
+        assert_eq!(host.completions_of(drop.request), [0]);
+        let pending = control.made.lock().unwrap().pop().unwrap();
+        assert_eq!(pending.succeed().err(), Some(Closed));
+        assert_eq!(host.completions_of(call.request), [FAILED]);
+        assert!(host.states(hd).is_empty());
+        assert_eq!(host.close_call(hd), 0);
         finish(host);
     });
 }
