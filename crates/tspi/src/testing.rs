@@ -40,6 +40,12 @@
 //! host.assert_clean();
 //! ```
 //!
+//! Callbacks that break a rule are logged as violations ([`Host::assert_clean`]). The
+//! guarantees a close gives *before it returns* are checked at its return: when
+//! `TSPI_lineCloseCall` or `TSPI_lineClose` returns, every request of the call (or of the line
+//! and its calls) whose export returned its id must have been completed — the host panics with
+//! the rule's ID (R-TSP-7, R-TSP-8, R-TSP-13) otherwise.
+//!
 //! Several hosts may run at once (tests run in parallel): each stamps its request ids and TAPI
 //! handles with its own number, which routes the callbacks back to it.
 
