@@ -425,6 +425,12 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
                 },
                 Err(WsaError::WSASYSCALLFAILURE),
             );
+            // However the call ends — a guard leaked with mem::forget, then a panic (the author
+            // has no proof to return) — the request is finished before the export returns; a
+            // no-op when the guard completed.
+            let _finish = scopeguard::guard(handle, |handle| {
+                let _ = handle.abort(Err(WsaError::WSASYSCALLFAILURE));
+            });
             let ns_email = P::NAMESPACE == winprov_bindings::ws2spi::NS_EMAIL;
             match self.open() {
                 None => {
@@ -448,8 +454,6 @@ impl<P: NamespaceProvider> SessionObject for SessionEntry<P> {
                         .delivery();
                 }
             }
-            // A guard leaked with mem::forget is finished here; otherwise a no-op.
-            let _ = handle.abort(Err(WsaError::WSASYSCALLFAILURE));
         });
         code.load(Ordering::SeqCst)
     }

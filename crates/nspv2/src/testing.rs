@@ -6,8 +6,11 @@
 //! `WSAProviderCompleteAsyncCall` is replaced by a recorder, so every NextEx and SetServiceEx
 //! is checked to complete exactly once (R-NSP-15). Results are decoded with every pointer
 //! checked against the buffer (R-NSP-8), the bytes after the stated length are checked to be
-//! untouched, and the legacy codes `WSAECANCELLED` / `WSAENOMORE` are refused (R-NSP-2, -4). A
-//! violated rule panics with the rule's ID, so any test using the host fails.
+//! untouched, and the legacy codes `WSAECANCELLED` / `WSAENOMORE` are refused (R-NSP-2, -4).
+//! Every NextEx in flight is tracked: when End (or the Cleanup, Rundown or withdrawal that ends
+//! its lookup) returns, each NextEx of that lookup that was inside the framework must have been
+//! completed already, exactly once (R-NSP-2, R-NSP-15). A violated rule panics with the rule's
+//! ID, so any test using the host fails.
 //!
 //! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
 //! runs the lookup rules against a provider given one query it answers.
@@ -44,8 +47,20 @@ pub mod wire {
 /// One host's completions, by `hAsyncCall`.
 #[derive(Debug, Default)]
 struct Recorder {
-    calls: HashMap<usize, Vec<i32>>,
+    calls: HashMap<usize, CallRecord>,
     stray: usize,
+}
+
+/// One `hAsyncCall` in flight.
+#[derive(Debug, Default)]
+struct CallRecord {
+    codes: Vec<i32>,
+    /// The lookup of a NextEx.
+    lookup: Option<usize>,
+    /// An End (or Cleanup, Rundown, withdrawal) of the lookup returned before this call was
+    /// completed: the call was not inside the framework yet, so it must find the handle
+    /// released (R-NSP-2, R-NSP-3).
+    ended_first: bool,
 }
 
 /// Completions for unknown `hAsyncCall` values, over every host of the process.
@@ -65,7 +80,7 @@ fn sink(recorded: &Recorded) -> Sink {
     Arc::new(move |completion: AsyncCompletion| {
         let mut recorder = recorder(&recorded);
         match recorder.calls.get_mut(&completion.async_call) {
-            Some(codes) => codes.push(completion.code),
+            Some(call) => call.codes.push(completion.code),
             None => {
                 recorder.stray += 1;
                 STRAY.fetch_add(1, Ordering::SeqCst);
@@ -81,10 +96,15 @@ struct AsyncCall<'h> {
 }
 
 impl<'h> AsyncCall<'h> {
-    fn new(recorded: &'h Recorded) -> Self {
+    /// A call; `lookup` for a NextEx.
+    fn new(recorded: &'h Recorded, lookup: Option<LookupHandle>) -> Self {
         // Odd values: never mistaken for an aligned pointer.
         let id = NEXT_ASYNC.fetch_add(2, Ordering::Relaxed) | 1;
-        recorder(recorded).calls.insert(id, Vec::new());
+        let call = CallRecord {
+            lookup: lookup.map(|l| l.0),
+            ..CallRecord::default()
+        };
+        recorder(recorded).calls.insert(id, call);
         Self { id, recorded }
     }
 
@@ -94,15 +114,44 @@ impl<'h> AsyncCall<'h> {
 
     /// The one completion the call made (R-NSP-15).
     fn finish(self, entry: &str) -> i32 {
-        let codes = recorder(self.recorded)
+        let call = recorder(self.recorded)
             .calls
             .remove(&self.id)
             .unwrap_or_default();
-        match codes.as_slice() {
+        let code = match call.codes.as_slice() {
             [code] => *code,
-            _ => panic!(
+            codes => panic!(
                 "R-NSP-15 violated: {entry} completed {} times ({codes:?}), not exactly once",
                 codes.len()
+            ),
+        };
+        if call.ended_first && code != WsaError::WSA_INVALID_HANDLE.raw() {
+            panic!(
+                "R-NSP-2 violated: {entry} was completed (with {code}) after the End of its \
+                 lookup returned; End must complete every NextEx in flight before it returns"
+            );
+        }
+        code
+    }
+}
+
+/// Called when an End, Cleanup, Rundown or withdrawal that ended the lookups `ended` returned:
+/// every NextEx of them the framework was running must be completed by now, exactly once
+/// (R-NSP-2, R-NSP-15). One not completed yet had not reached the framework: it is marked, and
+/// must find its handle released.
+fn lookups_ended(recorded: &Recorded, what: &str, ended: impl Fn(usize) -> bool) {
+    let mut recorder = recorder(recorded);
+    for call in recorder.calls.values_mut() {
+        if !call.lookup.is_some_and(&ended) {
+            continue;
+        }
+        match call.codes.len() {
+            0 => call.ended_first = true,
+            1 => {}
+            times => panic!(
+                "R-NSP-15 violated: a NextEx was completed {times} times ({:?}) when {what} \
+                 returned",
+                call.codes
             ),
         }
     }
@@ -125,6 +174,103 @@ pub fn check_routine(table: Option<&NSPV2_ROUTINE>) -> Result<(), WsaError> {
         return Err(WsaError::WSAEINVAL);
     }
     Ok(())
+}
+
+/// What each slot of the process's routine table answered in [`drive_routine`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoutineRun {
+    /// `NSPv2Startup`'s return and last error.
+    pub startup: Result<(), WsaError>,
+    /// `NSPv2LookupServiceBegin`'s.
+    pub begin: Result<(), WsaError>,
+    /// `NSPv2LookupServiceNextEx`'s last error, and the name of the result it wrote.
+    pub next: (i32, Option<String>),
+    /// `NSPv2LookupServiceEnd`'s.
+    pub end: Result<(), WsaError>,
+    /// `NSPv2SetServiceEx`'s last error.
+    pub set_service: i32,
+    /// `NSPv2Cleanup`'s, after `NSPv2ClientSessionRundown`.
+    pub cleanup: Result<(), WsaError>,
+}
+
+/// Calls each of the seven slots of [`routine()`](crate::routine) once, the way ws2_32 would,
+/// against the provider registered in this process under `id` ([`crate::register`]):
+/// Startup, Begin for `query`, NextEx into a 4 KiB buffer, End, SetServiceEx (delete `reg`),
+/// Rundown, Cleanup. The asynchronous entries get a NULL `hAsyncCall` (their code is only the
+/// last error): the process's registry completes through Winsock, which is not here.
+pub fn drive_routine(id: Guid, query: &Query, reg: &RegInfo) -> RoutineRun {
+    let table = crate::routine();
+    let mut arg: *mut c_void = std::ptr::null_mut();
+    let startup = table.NSPv2Startup.expect("filled");
+    // SAFETY: a valid GUID and out-pointer for the call.
+    let startup = int_status(unsafe { startup(&id, &mut arg) });
+    let session = arg.cast_const();
+    let begin = table.NSPv2LookupServiceBegin.expect("filled");
+    let restrictions = RawQuerySet::query(query);
+    let mut lookup = HANDLE::default();
+    // SAFETY: the set's memory is valid for the call; valid out-pointer.
+    let begin = int_status(unsafe {
+        begin(
+            &id,
+            restrictions.as_ptr(),
+            ControlFlags::RETURN_ALL.raw(),
+            session,
+            &mut lookup,
+        )
+    });
+    let mut words = vec![0u64; 512];
+    let mut length = 4096u32;
+    let data = words.as_mut_ptr().cast::<u8>();
+    let next_ex = table.NSPv2LookupServiceNextEx.expect("filled");
+    // SAFETY: `length` and the 4096 bytes of `words` are valid, and aligned, for the call.
+    unsafe {
+        next_ex(
+            HANDLE::default(),
+            lookup,
+            ControlFlags::RETURN_ALL.raw(),
+            &length,
+            data.cast(),
+        )
+    };
+    let next_code = crate::abi::last_error();
+    length = length.min(4096);
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let name = (next_code == 0)
+        .then(|| wire::decode(&bytes[..length as usize], data.addr()).ok())
+        .flatten()
+        .and_then(|decoded| decoded.result.service_instance_name);
+    let end = table.NSPv2LookupServiceEnd.expect("filled");
+    // SAFETY: the handle is passed by value.
+    let end = int_status(unsafe { end(lookup) });
+    let set_service = table.NSPv2SetServiceEx.expect("filled");
+    let registration = RawQuerySet::reg_info(reg);
+    // SAFETY: the set's memory and the GUID are valid for the call.
+    unsafe {
+        set_service(
+            HANDLE::default(),
+            &id,
+            registration.as_ptr(),
+            WSAESETSERVICEOP(2),
+            0,
+            session,
+        )
+    };
+    let set_service = crate::abi::last_error();
+    let rundown = table.NSPv2ClientSessionRundown.expect("filled");
+    // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
+    unsafe { rundown(&id, session) };
+    let cleanup = table.NSPv2Cleanup.expect("filled");
+    // SAFETY: as for rundown.
+    let cleanup = int_status(unsafe { cleanup(&id, session) });
+    RoutineRun {
+        startup,
+        begin,
+        next: (next_code, name),
+        end,
+        set_service,
+        cleanup,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +541,8 @@ pub struct Host {
     registry: Arc<Registry>,
     recorded: Recorded,
     withdrawn: AtomicBool,
+    /// The session of every lookup begun through this host.
+    lookups: Mutex<HashMap<usize, SessionArg>>,
 }
 
 const GUARD: usize = 64;
@@ -424,6 +572,7 @@ impl Host {
             registry,
             recorded,
             withdrawn: AtomicBool::new(false),
+            lookups: Mutex::new(HashMap::new()),
         })
     }
 
@@ -461,7 +610,33 @@ impl Host {
     pub fn withdraw(&self) {
         if !self.withdrawn.swap(true, Ordering::SeqCst) {
             self.registry.unregister(self.id);
+            let lookups = self.lookups_of(|_| true);
+            lookups_ended(&self.recorded, "the withdrawal", |l| lookups.contains(&l));
         }
+    }
+
+    /// Forgets the lookups begun through this host in the sessions `session` selects, and
+    /// returns them.
+    fn lookups_of(&self, session: impl Fn(SessionArg) -> bool) -> Vec<usize> {
+        let mut lookups = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        let ended: Vec<usize> = lookups
+            .iter()
+            .filter(|&(_, &s)| session(s))
+            .map(|(&l, _)| l)
+            .collect();
+        for lookup in &ended {
+            lookups.remove(lookup);
+        }
+        ended
+    }
+
+    /// NextEx calls of `lookup` that are in flight and not completed yet.
+    pub fn uncompleted_nexts(&self, lookup: LookupHandle) -> usize {
+        recorder(&self.recorded)
+            .calls
+            .values()
+            .filter(|c| c.lookup == Some(lookup.0) && c.codes.is_empty())
+            .count()
     }
 
     /// `NSPv2Startup`.
@@ -476,14 +651,23 @@ impl Host {
     pub fn cleanup(&self, session: SessionArg) -> Result<(), WsaError> {
         let arg = std::ptr::without_provenance(session.0);
         // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
-        int_status(unsafe { exports::cleanup(&self.registry, &self.id, arg) })
+        let status = int_status(unsafe { exports::cleanup(&self.registry, &self.id, arg) });
+        if status.is_ok() {
+            let lookups = self.lookups_of(|s| s == session);
+            lookups_ended(&self.recorded, "NSPv2Cleanup", |l| lookups.contains(&l));
+        }
+        status
     }
 
     /// `NSPv2ClientSessionRundown`.
     pub fn rundown(&self, session: SessionArg) {
         let arg = std::ptr::without_provenance(session.0);
         // SAFETY: as for cleanup.
-        unsafe { exports::client_session_rundown(&self.registry, &self.id, arg) }
+        unsafe { exports::client_session_rundown(&self.registry, &self.id, arg) };
+        let lookups = self.lookups_of(|s| s == session);
+        lookups_ended(&self.recorded, "NSPv2ClientSessionRundown", |l| {
+            lookups.contains(&l)
+        });
     }
 
     /// `NSPv2LookupServiceBegin` for `query`.
@@ -516,7 +700,13 @@ impl Host {
                 &mut handle,
             )
         };
-        int_status(rc).map(|()| LookupHandle(handle.0.addr()))
+        int_status(rc)?;
+        let lookup = LookupHandle(handle.0.addr());
+        self.lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lookup.0, session);
+        Ok(lookup)
     }
 
     /// `NSPv2LookupServiceNextEx` with an aligned buffer of `len` bytes.
@@ -538,7 +728,7 @@ impl Host {
     /// `NSPv2LookupServiceNextEx` with the buffer passed as `buffer` says, checking R-NSP-2,
     /// -4, -5, -8 and -15 on the way.
     pub fn next_with(&self, lookup: LookupHandle, flags: ControlFlags, buffer: Buffer) -> Next {
-        let call = AsyncCall::new(&self.recorded);
+        let call = AsyncCall::new(&self.recorded, Some(lookup));
         let (given, offset, null_length, null_data) = match buffer {
             Buffer::Len(len) => (len, 0, false, len == 0),
             Buffer::NullLength => (0, 0, true, true),
@@ -619,10 +809,19 @@ impl Host {
         }
     }
 
-    /// `NSPv2LookupServiceEnd`.
+    /// `NSPv2LookupServiceEnd`; on success, every NextEx of the lookup the framework was
+    /// running must have been completed when it returns (R-NSP-2).
     pub fn end(&self, lookup: LookupHandle) -> Result<(), WsaError> {
         let handle = HANDLE(std::ptr::without_provenance_mut(lookup.0));
-        int_status(exports::lookup_service_end(&self.registry, handle))
+        let status = int_status(exports::lookup_service_end(&self.registry, handle));
+        if status.is_ok() {
+            self.lookups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&lookup.0);
+            lookups_ended(&self.recorded, "NSPv2LookupServiceEnd", |l| l == lookup.0);
+        }
+        status
     }
 
     /// `NSPv2SetServiceEx`; returns the completion code.
@@ -648,7 +847,7 @@ impl Host {
         operation: i32,
         flags: u32,
     ) -> Result<(), WsaError> {
-        let call = AsyncCall::new(&self.recorded);
+        let call = AsyncCall::new(&self.recorded, None);
         let qs = reg.map_or(std::ptr::null(), RawQuerySet::as_ptr);
         // SAFETY: the set's memory and the GUID are valid for the call.
         unsafe {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use winprov_nspv2::testing::wire::Decoded;
 use winprov_nspv2::testing::{self, Buffer, Host, LookupHandle, RawQuerySet, SessionArg};
 use winprov_nspv2::{
-    Completed, ControlFlags, CsAddr, Domain, Lookup, NamespaceInstall, NamespaceProvider, NextCall,
-    NspError, OutputFlags, ProviderLevel, ProviderType, Query, QueryResult, RegInfo,
+    Completed, ControlFlags, CsAddr, Delivery, Domain, Lookup, NamespaceInstall, NamespaceProvider,
+    NextCall, NspError, OutputFlags, ProviderLevel, ProviderType, Query, QueryResult, RegInfo,
     SetServiceCall, SetServiceOp, WsaError,
 };
 
@@ -36,6 +36,13 @@ struct Record {
     /// Session ids seen by begin / set_service / rundown.
     sessions_seen: Mutex<Vec<(&'static str, u64)>>,
     next_running: Mutex<Option<mpsc::Sender<()>>>,
+    /// What the author's completion of a next that ignored End delivered.
+    late_delivery: Mutex<Option<Delivery>>,
+    /// Makes `first_startup` / `startup` fail.
+    fail_first_startup: AtomicBool,
+    fail_startup: AtomicBool,
+    /// The operation and addresses each set_service got from the framework.
+    set_services: Mutex<Vec<(SetServiceOp, Vec<CsAddr>)>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,11 +51,11 @@ enum Mode {
     Results,
     /// Blocks until the lookup is ended, then reports the cancellation.
     BlockUntilEnded,
-    /// Ignores cancellation: returns a result after a while.
+    /// Ignores cancellation: returns a result once the test releases the backend.
     IgnoreEnd,
-    /// Panics in next.
+    /// Panics in next and in set_service.
     Panic,
-    /// Leaks the guard.
+    /// Leaks the guard (next and set_service).
     Leak,
     /// The backend stalls forever (until the test releases it) — but only in next.
     StalledBackend,
@@ -114,11 +121,17 @@ impl NamespaceProvider for TestProvider {
 
     fn first_startup(&self) -> Result<(), WsaError> {
         self.record.first_startups.fetch_add(1, Ordering::SeqCst);
+        if self.record.fail_first_startup.load(Ordering::SeqCst) {
+            return Err(WsaError::WSASYSNOTREADY);
+        }
         Ok(())
     }
 
     fn startup(&self) -> Result<TestSession, WsaError> {
         self.record.startups.fetch_add(1, Ordering::SeqCst);
+        if self.record.fail_startup.load(Ordering::SeqCst) {
+            return Err(WsaError::WSA_NOT_ENOUGH_MEMORY);
+        }
         Ok(TestSession {
             id: SESSION_IDS.fetch_add(1, Ordering::SeqCst) as u64,
         })
@@ -160,6 +173,19 @@ impl NamespaceProvider for TestProvider {
             .lock()
             .unwrap()
             .push(("set_service", session.id));
+        self.record
+            .set_services
+            .lock()
+            .unwrap()
+            .push((call.operation(), call.registration().addresses.clone()));
+        match self.mode {
+            Mode::Panic => panic!("provider bug in set_service"),
+            Mode::Leak => {
+                std::mem::forget(call);
+                panic!("leaked the call guard")
+            }
+            _ => {}
+        }
         let Some(name) = call.registration().service_instance_name.clone() else {
             return call.complete(Err(WsaError::WSAEINVAL));
         };
@@ -218,8 +244,15 @@ impl Lookup for TestLookup {
                 call.cancelled()
             }
             Mode::IgnoreEnd => {
-                std::thread::sleep(Duration::from_millis(200));
-                call.found(QueryResult::named("late@example.org"))
+                let (lock, cv) = &*self.release_backend;
+                let mut released = lock.lock().unwrap();
+                while !*released {
+                    released = cv.wait(released).unwrap();
+                }
+                drop(released);
+                let completed = call.found(QueryResult::named("late@example.org"));
+                *self.record.late_delivery.lock().unwrap() = Some(completed.delivery());
+                completed
             }
             Mode::Panic => panic!("provider bug in next"),
             Mode::Leak => {
@@ -263,37 +296,95 @@ fn decoded(next: &testing::Next) -> &Decoded {
     next.result.as_ref().expect("a result")
 }
 
-/// Runs `f` on a thread and fails the test if it does not return within the watchdog.
+/// Runs `f` on a thread and fails the test if it does not return within the watchdog (a
+/// deadlock fails the test instead of hanging it); a panic in `f` fails the test with its
+/// message.
 fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
+    let worker = std::thread::spawn(move || {
+        let value = f();
+        let _ = tx.send(());
+        value
     });
-    rx.recv_timeout(WATCHDOG).expect("did not return in time")
+    match rx.recv_timeout(WATCHDOG) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("did not return within {WATCHDOG:?} (a deadlock?)")
+        }
+        _ => worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+    }
+}
+
+/// Lets a held backend (`StalledBackend`, `IgnoreEnd`) answer.
+fn release(backend: &(Mutex<bool>, std::sync::Condvar)) {
+    *backend.0.lock().unwrap() = true;
+    backend.1.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn r_nsp_1_advertise_rejects_incomplete_tables() {
-    let table = *winprov_nspv2::routine();
-    assert_eq!(testing::check_routine(Some(&table)), Ok(()));
-    assert!(table.NSPv2Startup.is_some());
-    assert!(table.NSPv2Cleanup.is_some());
-    assert!(table.NSPv2LookupServiceBegin.is_some());
-    assert!(table.NSPv2LookupServiceNextEx.is_some());
-    assert!(table.NSPv2LookupServiceEnd.is_some());
-    assert!(table.NSPv2SetServiceEx.is_some());
-    assert!(table.NSPv2ClientSessionRundown.is_some());
-    assert_eq!(table.cbSize as usize, size_of_val(&table));
+    // The table this crate exports, as WSAAdvertiseProvider reads it: the size it checks, and
+    // every slot filled (the three it refuses NULL in, and the four others, R-NSP-13).
+    let table = winprov_nspv2::routine();
+    assert_eq!(
+        table.cbSize as usize,
+        size_of::<winprov_nspv2::NSPV2_ROUTINE>(),
+        "cbSize"
+    );
+    let slots = [
+        ("Startup", table.NSPv2Startup.map(|f| f as usize)),
+        ("Cleanup", table.NSPv2Cleanup.map(|f| f as usize)),
+        ("Begin", table.NSPv2LookupServiceBegin.map(|f| f as usize)),
+        ("NextEx", table.NSPv2LookupServiceNextEx.map(|f| f as usize)),
+        ("End", table.NSPv2LookupServiceEnd.map(|f| f as usize)),
+        ("SetServiceEx", table.NSPv2SetServiceEx.map(|f| f as usize)),
+        (
+            "ClientSessionRundown",
+            table.NSPv2ClientSessionRundown.map(|f| f as usize),
+        ),
+    ];
+    for (name, slot) in slots {
+        assert!(slot.is_some(), "the {name} slot is NULL");
+    }
+    let mut distinct: Vec<_> = slots.iter().map(|(_, slot)| *slot).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 7, "two slots share one function");
 
+    // Each slot answers as its entry: the process's own table, driven as ws2_32 drives it.
+    let (provider, record) = TestProvider::new(Mode::Results);
+    let id = winprov_nspv2::Guid::from_u128(0x5eed_0001_0000_4000_8000_0000_0000_0002);
+    let registration = winprov_nspv2::register(id, provider).expect("a fresh id");
+    let run = testing::drive_routine(id, &alice(), &RegInfo::named("x@example.org").with_blob());
+    assert_eq!(run.startup, Ok(()));
+    assert_eq!(run.begin, Ok(()));
+    assert_eq!(run.next, (0, Some("alice@example.org".to_string())));
+    assert_eq!(run.end, Ok(()));
+    assert_eq!(run.set_service, WsaError::WSASERVICE_NOT_FOUND.raw());
+    assert_eq!(run.cleanup, Ok(()));
+    let calls: Vec<_> = record
+        .sessions_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(what, _)| *what)
+        .collect();
+    assert_eq!(calls, ["begin", "set_service", "rundown"]);
+    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
+    drop(registration);
+
+    // The simulator refuses what Winsock refuses, so a table with a hole could not be advertised.
     assert_eq!(testing::check_routine(None), Err(WsaError::WSAEINVAL));
-    for hole in 0..3 {
-        let mut broken = table;
+    for hole in 0..4 {
+        let mut broken = *table;
         match hole {
             0 => broken.NSPv2LookupServiceBegin = None,
             1 => broken.NSPv2LookupServiceNextEx = None,
-            _ => broken.NSPv2LookupServiceEnd = None,
+            2 => broken.NSPv2LookupServiceEnd = None,
+            _ => broken.cbSize -= 8,
         }
         assert_eq!(
             testing::check_routine(Some(&broken)),
@@ -326,85 +417,124 @@ fn r_nsp_1_advertise_rejects_incomplete_tables() {
 
 #[test]
 fn r_nsp_2_end_during_next_cancels() {
-    let (host, record) = host(Mode::BlockUntilEnded);
-    let host = Arc::new(host);
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let (session, lookup) = open(&host, ALL);
-    let next = std::thread::spawn({
-        let host = Arc::clone(&host);
-        move || host.next(lookup, ALL, 4096)
+    bounded(|| {
+        let (host, record) = host(Mode::BlockUntilEnded);
+        let host = Arc::new(host);
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let (session, lookup) = open(&host, ALL);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).expect("next started");
+        assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 0);
+        assert_eq!(host.end(lookup), Ok(()));
+        assert_eq!(
+            host.uncompleted_nexts(lookup),
+            0,
+            "End returned before the running NextEx was completed"
+        );
+        let next = next.join().unwrap();
+        assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
+        assert_eq!(next.code, 10111, "never WSAECANCELLED (10103)");
+        assert!(
+            record.saw_cancel.load(Ordering::SeqCst),
+            "next saw the cancellation"
+        );
+        // Freed exactly once, after both calls.
+        assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
+        assert_eq!(host.stats().live_lookups, 0);
+        host.cleanup(session).unwrap();
     });
-    rx.recv_timeout(WATCHDOG).expect("next started");
-    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 0);
-    assert_eq!(host.end(lookup), Ok(()));
-    let next = next.join().unwrap();
-    assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
-    assert_eq!(next.code, 10111, "never WSAECANCELLED (10103)");
-    assert!(
-        record.saw_cancel.load(Ordering::SeqCst),
-        "next saw the cancellation"
-    );
-    // Freed exactly once, after both calls.
-    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
-    assert_eq!(host.stats().live_lookups, 0);
-    host.cleanup(session).unwrap();
 }
 
 #[test]
 fn r_nsp_2_end_completes_even_when_next_ignores_it() {
-    // The author's next ignores the cancellation and returns a result after End: the host
-    // still sees WSA_E_CANCELLED, delivered when End ran; the late result is discarded.
-    let (host, record) = host(Mode::IgnoreEnd);
-    let host = Arc::new(host);
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let (session, lookup) = open(&host, ALL);
-    let next = std::thread::spawn({
-        let host = Arc::clone(&host);
-        move || host.next(lookup, ALL, 4096)
+    // The author's next ignores the cancellation and returns a result only after End: End
+    // itself delivers WSA_E_CANCELLED before it returns, and the author's late completion is a
+    // no-op.
+    bounded(|| {
+        let (provider, record) = TestProvider::new(Mode::IgnoreEnd);
+        let backend = Arc::clone(&provider.release_backend);
+        let host = Arc::new(Host::advertise_new(provider));
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let (session, lookup) = open(&host, ALL);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).unwrap();
+        assert_eq!(host.uncompleted_nexts(lookup), 1, "the NextEx is running");
+        host.end(lookup).unwrap();
+        // The author's next is still held: only End can have completed the call.
+        assert_eq!(
+            host.uncompleted_nexts(lookup),
+            0,
+            "End returned before it completed the running NextEx"
+        );
+        assert!(!next.is_finished());
+        release(&backend);
+        let next = next.join().unwrap();
+        assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
+        assert!(next.result.is_none());
+        assert_eq!(
+            *record.late_delivery.lock().unwrap(),
+            Some(Delivery::AlreadyFinished),
+            "the author's completion after End must be a no-op"
+        );
+        assert_eq!(host.stats().live_lookups, 0);
+        host.cleanup(session).unwrap();
     });
-    rx.recv_timeout(WATCHDOG).unwrap();
-    host.end(lookup).unwrap();
-    let next = next.join().unwrap();
-    assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
-    assert!(next.result.is_none());
-    assert_eq!(host.stats().live_lookups, 0);
-    host.cleanup(session).unwrap();
 }
 
 #[test]
 fn r_nsp_2_end_cancels_every_waiting_next_of_the_lookup() {
-    // Two NextEx on one handle: the second waits for the first; End completes both.
-    let (host, record) = host(Mode::BlockUntilEnded);
-    let host = Arc::new(host);
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let (session, lookup) = open(&host, ALL);
-    let calls: Vec<_> = (0..2)
-        .map(|_| {
-            let host = Arc::clone(&host);
-            std::thread::spawn(move || host.next(lookup, ALL, 4096))
-        })
-        .collect();
-    rx.recv_timeout(WATCHDOG).unwrap();
-    host.end(lookup).unwrap();
-    for call in calls {
-        let status = call.join().unwrap().status();
-        assert!(
-            matches!(
-                status,
-                Err(WsaError::WSA_E_CANCELLED) | Err(WsaError::WSA_INVALID_HANDLE)
-            ),
-            "{status:?}"
-        );
-    }
-    assert_eq!(
-        record.nexts.load(Ordering::SeqCst),
-        1,
-        "calls never overlap"
-    );
-    host.cleanup(session).unwrap();
+    // Several NextEx on one handle: one runs, the others wait for the lookup's turn inside the
+    // framework; End completes them all before it returns (the simulator fails any that is
+    // completed after End returned). A call that had not reached the framework when End ran
+    // finds the handle released.
+    bounded(|| {
+        let mut cancelled_waiting = 0;
+        for _ in 0..10 {
+            let (host, record) = host(Mode::BlockUntilEnded);
+            let host = Arc::new(host);
+            let (tx, rx) = mpsc::channel();
+            *record.next_running.lock().unwrap() = Some(tx);
+            let (session, lookup) = open(&host, ALL);
+            let calls: Vec<_> = (0..4)
+                .map(|_| {
+                    let host = Arc::clone(&host);
+                    std::thread::spawn(move || host.next(lookup, ALL, 4096))
+                })
+                .collect();
+            rx.recv_timeout(WATCHDOG).unwrap();
+            // Time for the other calls to reach the framework and wait for their turn.
+            std::thread::sleep(Duration::from_millis(50));
+            host.end(lookup).unwrap();
+            let mut cancelled = 0;
+            for call in calls {
+                let status = call.join().unwrap().status();
+                match status {
+                    Err(WsaError::WSA_E_CANCELLED) => cancelled += 1,
+                    Err(WsaError::WSA_INVALID_HANDLE) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(
+                record.nexts.load(Ordering::SeqCst),
+                1,
+                "calls never overlap"
+            );
+            host.cleanup(session).unwrap();
+            cancelled_waiting += cancelled - 1;
+            if cancelled_waiting >= 3 {
+                return;
+            }
+        }
+        panic!("the waiting calls never reached the framework before End ({cancelled_waiting})");
+    });
 }
 
 #[test]
@@ -444,6 +574,37 @@ fn r_nsp_3_released_handle_is_invalid() {
     );
     assert_eq!(host.next_sized(again, ALL).status(), Ok(()));
     host.cleanup(session).unwrap();
+
+    // While a NextEx that ignores the cancellation still holds the ended lookup, the handle is
+    // already released: End and NextEx on it are refused.
+    bounded(|| {
+        let (provider, record) = TestProvider::new(Mode::IgnoreEnd);
+        let backend = Arc::clone(&provider.release_backend);
+        let host = Arc::new(Host::advertise_new(provider));
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let (session, lookup) = open(&host, ALL);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).unwrap();
+        host.end(lookup).unwrap();
+        assert_eq!(host.stats().live_lookups, 1, "held by the running NextEx");
+        assert_eq!(host.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
+        assert_eq!(
+            host.next(lookup, ALL, 4096).status(),
+            Err(WsaError::WSA_INVALID_HANDLE)
+        );
+        release(&backend);
+        assert_eq!(
+            next.join().unwrap().status(),
+            Err(WsaError::WSA_E_CANCELLED)
+        );
+        assert_eq!(host.stats().live_lookups, 0);
+        assert_eq!(host.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
+        host.cleanup(session).unwrap();
+    });
 }
 
 #[test]
@@ -499,21 +660,66 @@ fn r_nsp_5_short_buffer_keeps_result() {
     host.cleanup(session).unwrap();
 }
 
+/// A provider whose lookups return `r0@example.org`, `r1@…`, … `r{n-1}@…`, then the end.
+struct Counting(usize);
+struct Count {
+    next: usize,
+    total: usize,
+}
+
+impl NamespaceProvider for Counting {
+    type Session = ();
+    type Lookup = Count;
+    fn startup(&self) -> Result<(), WsaError> {
+        Ok(())
+    }
+    fn lookup_begin(&self, _: &(), _: &Query, _: ControlFlags) -> Result<Count, WsaError> {
+        Ok(Count {
+            next: 0,
+            total: self.0,
+        })
+    }
+}
+
+impl Lookup for Count {
+    fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+        if self.next == self.total {
+            return call.no_more();
+        }
+        let n = self.next;
+        self.next += 1;
+        call.found(QueryResult::named(format!("r{n}@example.org")))
+    }
+}
+
 #[test]
 fn r_nsp_6_flushprevious_skips() {
-    let (host, _) = host(Mode::Results);
-    let (session, lookup) = open(&host, ALL);
+    let host = Host::advertise_new(Counting(4));
+    let session = host.startup().unwrap();
+    let lookup = host.begin(session, &alice(), ALL).unwrap();
+    let flush = ALL | ControlFlags::FLUSHPREVIOUS;
+    // r0 does not fit: with the flag the next call skips it.
     assert_eq!(
         host.next(lookup, ALL, 16).status(),
         Err(WsaError::WSAEFAULT)
     );
-    let next = host.next(lookup, ALL | ControlFlags::FLUSHPREVIOUS, 64 * 1024);
-    assert_eq!(next.status(), Ok(()));
-    assert_eq!(next.name(), Some("alice.alias@example.org"));
-    // Without a pending result the flag changes nothing.
     assert_eq!(
-        host.next(lookup, ALL | ControlFlags::FLUSHPREVIOUS, 64 * 1024)
-            .status(),
+        host.next(lookup, flush, 4096).name(),
+        Some("r1@example.org")
+    );
+    // Without a result that did not fit the flag skips nothing.
+    assert_eq!(
+        host.next(lookup, flush, 4096).name(),
+        Some("r2@example.org")
+    );
+    // Without the flag the result that did not fit is returned (R-NSP-5).
+    assert_eq!(
+        host.next(lookup, ALL, 16).status(),
+        Err(WsaError::WSAEFAULT)
+    );
+    assert_eq!(host.next(lookup, ALL, 4096).name(), Some("r3@example.org"));
+    assert_eq!(
+        host.next(lookup, flush, 4096).status(),
         Err(WsaError::WSA_E_NO_MORE)
     );
     host.end(lookup).unwrap();
@@ -609,36 +815,38 @@ fn r_nsp_8_pointers_inside_buffer() {
 
 #[test]
 fn r_nsp_9_begin_is_bounded() {
-    // The backend stalls until released; Begin must still return (the waiting is in next,
-    // which End can cancel).
-    let (provider, record) = TestProvider::new(Mode::StalledBackend);
-    let release = Arc::clone(&provider.release_backend);
-    let host = Arc::new(Host::advertise_new(provider));
-    let (session, lookup) = bounded({
-        let host = Arc::clone(&host);
-        move || open(&host, ALL)
+    bounded(|| {
+        // The backend stalls until released; Begin must still return (the waiting is in next,
+        // which End can cancel).
+        let (provider, record) = TestProvider::new(Mode::StalledBackend);
+        let release = Arc::clone(&provider.release_backend);
+        let host = Arc::new(Host::advertise_new(provider));
+        let (session, lookup) = bounded({
+            let host = Arc::clone(&host);
+            move || open(&host, ALL)
+        });
+        assert_eq!(record.begins.load(Ordering::SeqCst), 1);
+        // next is stalled; End cancels it.
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).unwrap();
+        host.end(lookup).unwrap();
+        assert_eq!(
+            next.join().unwrap().status(),
+            Err(WsaError::WSA_E_CANCELLED)
+        );
+        // Released, the backend answers the next lookup.
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        let lookup = host.begin(session, &alice(), ALL).unwrap();
+        assert_eq!(host.next_sized(lookup, ALL).status(), Ok(()));
+        host.end(lookup).unwrap();
+        host.cleanup(session).unwrap();
     });
-    assert_eq!(record.begins.load(Ordering::SeqCst), 1);
-    // next is stalled; End cancels it.
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let next = std::thread::spawn({
-        let host = Arc::clone(&host);
-        move || host.next(lookup, ALL, 4096)
-    });
-    rx.recv_timeout(WATCHDOG).unwrap();
-    host.end(lookup).unwrap();
-    assert_eq!(
-        next.join().unwrap().status(),
-        Err(WsaError::WSA_E_CANCELLED)
-    );
-    // Released, the backend answers the next lookup.
-    *release.0.lock().unwrap() = true;
-    release.1.notify_all();
-    let lookup = host.begin(session, &alice(), ALL).unwrap();
-    assert_eq!(host.next_sized(lookup, ALL).status(), Ok(()));
-    host.end(lookup).unwrap();
-    host.cleanup(session).unwrap();
 }
 
 struct WithContainers;
@@ -782,6 +990,41 @@ fn r_nsp_12_startup_cleanup_pairing() {
     assert_eq!(host.cleanup(s), Ok(()), "Cleanup after Rundown is accepted");
     assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 2);
     assert_eq!(host.stats().open_sessions, 0);
+
+    // A failed Startup leaves no session behind, whichever of the author's steps failed.
+    let (host, record) = self::host(Mode::Results);
+    let count = |n: &AtomicUsize| n.load(Ordering::SeqCst);
+    record.fail_first_startup.store(true, Ordering::SeqCst);
+    assert_eq!(host.startup(), Err(WsaError::WSASYSNOTREADY));
+    assert_eq!(
+        host.stats().open_sessions,
+        0,
+        "failed first_startup counted"
+    );
+    assert_eq!(count(&record.startups), 0);
+    assert_eq!(count(&record.final_cleanups), 0);
+    record.fail_first_startup.store(false, Ordering::SeqCst);
+    record.fail_startup.store(true, Ordering::SeqCst);
+    assert_eq!(host.startup(), Err(WsaError::WSA_NOT_ENOUGH_MEMORY));
+    assert_eq!(host.stats().open_sessions, 0, "failed startup counted");
+    assert_eq!(count(&record.first_startups), 2, "first_startup is retried");
+    assert_eq!(
+        count(&record.final_cleanups),
+        1,
+        "a first_startup that succeeded is undone"
+    );
+    record.fail_startup.store(false, Ordering::SeqCst);
+    let s = host.startup().unwrap();
+    assert_eq!(count(&record.first_startups), 3);
+    // With a session open, a failed Startup changes nothing: its Cleanup is still the last.
+    record.fail_startup.store(true, Ordering::SeqCst);
+    assert_eq!(host.startup(), Err(WsaError::WSA_NOT_ENOUGH_MEMORY));
+    assert_eq!(host.stats().open_sessions, 1);
+    assert_eq!(count(&record.first_startups), 3);
+    assert_eq!(count(&record.final_cleanups), 1);
+    host.cleanup(s).unwrap();
+    assert_eq!(count(&record.final_cleanups), 2);
+    assert_eq!(host.stats().open_sessions, 0);
 }
 
 #[test]
@@ -802,8 +1045,40 @@ fn r_nsp_13_unimplemented_is_eopnotsupp() {
 
 #[test]
 fn r_nsp_14_set_service_semantics() {
-    let (host, _) = host(Mode::Results);
+    let (host, record) = host(Mode::Results);
     let session = host.startup().unwrap();
+    // The framework's part: the operation and SERVICE_MULTIPLE are decoded from the raw
+    // arguments, and the CSADDR_INFO array into the addresses the author gets.
+    let addresses = vec![
+        CsAddr::tcp("192.0.2.7:25".parse().unwrap()),
+        CsAddr {
+            local: Some("[2001:db8::2]:0".parse().unwrap()),
+            remote: Some("[2001:db8::1]:587".parse().unwrap()),
+            socket_type: 2,
+            protocol: winprov_nspv2::IPROTOCOL_ANY,
+        },
+    ];
+    let mut registration = RegInfo::named("decoded@example.org").with_blob();
+    registration.addresses = addresses.clone();
+    let raw = RawQuerySet::reg_info(&registration);
+    for (operation, flags, expected) in [
+        (0, 0, SetServiceOp::Register { multiple: false }),
+        (0, 1, SetServiceOp::Register { multiple: true }),
+        (0, 0x11, SetServiceOp::Register { multiple: true }),
+        (0, 0x10, SetServiceOp::Register { multiple: false }),
+        (1, 0, SetServiceOp::Deregister),
+        (2, 0, SetServiceOp::Delete),
+    ] {
+        let _ = host.set_service_raw(session, Some(&raw), operation, flags);
+        let seen = record.set_services.lock().unwrap().pop();
+        assert_eq!(
+            seen,
+            Some((expected, addresses.clone())),
+            "operation {operation}, flags {flags:#x}"
+        );
+    }
+    // The author's part (its store): NOT_FOUND for unknown services, REGISTER replaces the
+    // address set or, with SERVICE_MULTIPLE, adds to it.
     let a1: SocketAddr = "192.0.2.1:25".parse().unwrap();
     let a2: SocketAddr = "192.0.2.2:25".parse().unwrap();
     let reg = |addresses: &[SocketAddr]| {
@@ -828,6 +1103,22 @@ fn r_nsp_14_set_service_semantics() {
         .unwrap();
     host.set_service(session, &reg(&[]), SetServiceOp::Delete)
         .unwrap();
+    let seen: Vec<_> = record.set_services.lock().unwrap().drain(..).collect();
+    assert_eq!(seen.len(), 7);
+    assert_eq!(
+        seen[3],
+        (
+            SetServiceOp::Register { multiple: true },
+            vec![CsAddr::tcp(a2)]
+        )
+    );
+    assert_eq!(
+        seen[4],
+        (
+            SetServiceOp::Register { multiple: false },
+            vec![CsAddr::tcp(a2)]
+        )
+    );
     assert_eq!(
         host.set_service(session, &reg(&[]), SetServiceOp::Delete),
         Err(WsaError::WSASERVICE_NOT_FOUND)
@@ -896,6 +1187,8 @@ fn r_nsp_15_completed_exactly_once() {
         host.cleanup(session).unwrap();
         assert_eq!(host.stats().live_lookups, 0);
     }
+    // A SetServiceEx whose author panics: completed once.
+    set_service_fails_once(Mode::Panic);
     // A NULL hAsyncCall cannot be completed: the code is only the last error.
     let (host, _) = self::host(Mode::Results);
     let (session, lookup) = open(&host, ALL);
@@ -905,6 +1198,28 @@ fn r_nsp_15_completed_exactly_once() {
     );
     host.cleanup(session).unwrap();
     assert_eq!(testing::stray_completions(), before);
+}
+
+/// A SetServiceEx whose author ends as `mode` says completes once, with WSASYSCALLFAILURE.
+fn set_service_fails_once(mode: Mode) {
+    let (host, _) = self::host(mode);
+    let session = host.startup().unwrap();
+    assert_eq!(
+        host.set_service(
+            session,
+            &RegInfo::named("x@example.org").with_blob(),
+            SetServiceOp::Register { multiple: false }
+        ),
+        Err(WsaError::WSASYSCALLFAILURE)
+    );
+    host.cleanup(session).unwrap();
+}
+
+/// An author that leaks the SetServiceEx guard (`mem::forget`) can only diverge (it has no
+/// `Completed` to return): the framework must still complete the call once.
+#[test]
+fn r_nsp_15_set_service_guard_leaked_then_panic_is_completed_once() {
+    set_service_fails_once(Mode::Leak);
 }
 
 #[test]
@@ -924,6 +1239,10 @@ fn r_nsp_16_install_blob_layout() {
                 name: "ex.net".into(),
                 level: ProviderLevel::Secondary,
             },
+            Domain {
+                name: "x.io".into(),
+                level: ProviderLevel::Primary,
+            },
         ],
     };
     let blob = description.blob().unwrap();
@@ -932,11 +1251,12 @@ fn r_nsp_16_install_blob_layout() {
     assert_eq!(u32_at(0), 1);
     assert_eq!(u32_at(4), 2, "ProviderType_Service");
     assert_eq!(u32_at(8), 0);
-    assert_eq!(u32_at(12), 2);
+    assert_eq!(u32_at(12), 3);
     let mut offset = u32_at(16) as usize;
     let mut names = Vec::new();
     let mut levels = Vec::new();
-    for i in 0..2 {
+    // Names of 12, 7 and 5 UTF-16 units: what follows an odd-sized one must be realigned.
+    for i in 0..3 {
         assert_eq!(offset % 4, 0, "domain {i} at a 4-byte aligned offset");
         levels.push(u32_at(offset));
         let cch = u32_at(offset + 4) as usize;
@@ -948,15 +1268,13 @@ fn r_nsp_16_install_blob_layout() {
             .collect();
         assert_eq!(units.last(), Some(&0), "cchDomainName counts the NUL");
         names.push(String::from_utf16(&units[..cch - 1]).unwrap());
-        if i == 1 {
-            assert_eq!(next, 0, "the last domain has no next");
-        }
+        assert_eq!(next == 0, i == 2, "only the last domain has no next");
         offset = next;
     }
-    assert_eq!(names, ["example.org", "ex.net"]);
+    assert_eq!(names, ["example.org", "ex.net", "x.io"]);
     assert_eq!(
         levels,
-        [2, 1],
+        [2, 1, 2],
         "ProviderLevel_Primary, ProviderLevel_Secondary"
     );
     assert!(matches!(
@@ -967,8 +1285,8 @@ fn r_nsp_16_install_blob_layout() {
         .blob(),
         Err(NspError::InvalidDescription(_))
     ));
-    // Installing needs Winsock's catalog: off Windows a clear error, never a crash. (The
-    // privilege rule itself needs Windows; the error names the function and the elevation.)
+    // Installing needs Winsock's catalog: off Windows a clear error, never a crash. The
+    // privilege half of the rule is Windows' own (docs/rules.md): nothing here can check it.
     #[cfg(not(windows))]
     {
         let error = winprov_nspv2::install(&description).unwrap_err();
@@ -976,12 +1294,6 @@ fn r_nsp_16_install_blob_layout() {
         let error = winprov_nspv2::uninstall(description.id).unwrap_err();
         assert!(error.to_string().contains("WSCUnInstallNameSpace"));
     }
-    let denied = NspError::Failed {
-        function: "WSCInstallNameSpaceEx",
-        code: WsaError::WSANO_RECOVERY,
-    };
-    assert!(denied.to_string().contains("elevated administrator"));
-    assert_eq!(denied.code(), Some(WsaError::WSANO_RECOVERY));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1052,29 +1364,33 @@ fn malformed_restrictions_are_refused() {
 
 #[test]
 fn the_simulator_runs_its_own_conformance_suite() {
-    let (host, _) = host(Mode::Results);
-    testing::conformance(&host, &alice());
+    bounded(|| {
+        let (host, _) = host(Mode::Results);
+        testing::conformance(&host, &alice());
+    });
 }
 
 #[test]
 fn withdrawing_the_provider_cancels_running_lookups() {
-    let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
-    let host = Arc::new(Host::advertise_new(provider));
-    let (tx, rx) = mpsc::channel();
-    *record.next_running.lock().unwrap() = Some(tx);
-    let (session, lookup) = open(&host, ALL);
-    let next = std::thread::spawn({
-        let host = Arc::clone(&host);
-        move || host.next(lookup, ALL, 4096)
+    bounded(|| {
+        let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
+        let host = Arc::new(Host::advertise_new(provider));
+        let (tx, rx) = mpsc::channel();
+        *record.next_running.lock().unwrap() = Some(tx);
+        let (session, lookup) = open(&host, ALL);
+        let next = std::thread::spawn({
+            let host = Arc::clone(&host);
+            move || host.next(lookup, ALL, 4096)
+        });
+        rx.recv_timeout(WATCHDOG).unwrap();
+        host.withdraw();
+        assert_eq!(
+            next.join().unwrap().status(),
+            Err(WsaError::WSA_E_CANCELLED)
+        );
+        assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
+        assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
+        assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
+        assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
     });
-    rx.recv_timeout(WATCHDOG).unwrap();
-    host.withdraw();
-    assert_eq!(
-        next.join().unwrap().status(),
-        Err(WsaError::WSA_E_CANCELLED)
-    );
-    assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 1);
-    assert_eq!(record.final_cleanups.load(Ordering::SeqCst), 1);
-    assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
-    assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
 }

@@ -40,6 +40,12 @@
 //! host.assert_clean();
 //! ```
 //!
+//! Callbacks that break a rule are logged as violations ([`Host::assert_clean`]). The
+//! guarantees a close gives *before it returns* are checked at its return: when
+//! `TSPI_lineCloseCall` or `TSPI_lineClose` returns, every request of the call (or of the line
+//! and its calls) whose export returned its id must have been completed — the host panics with
+//! the rule's ID (R-TSP-7, R-TSP-8, R-TSP-13) otherwise.
+//!
 //! Several hosts may run at once (tests run in parallel): each stamps its request ids and TAPI
 //! handles with its own number, which routes the callbacks back to it.
 
@@ -151,6 +157,9 @@ struct Log {
     created_by: HashMap<usize, u32>,
     /// Every call: `HTAPICALL` → its line's `HTAPILINE`.
     call_line: HashMap<usize, usize>,
+    /// Every request: its line's `HTAPILINE` and, for a call's request (the creating one
+    /// included), the call's `HTAPICALL`.
+    request_of: HashMap<u32, (usize, Option<usize>)>,
     /// Inbound calls offered: (`HDRVCALL`, `HTAPICALL`), in order.
     offered: Vec<(usize, usize)>,
     /// `HTAPICALL`s whose `LINE_NEWCALL` was answered and whose `LINE_CALLSTATE` is due.
@@ -158,6 +167,26 @@ struct Log {
     closed_calls: HashSet<usize>,
     closed_lines: HashSet<usize>,
     violations: Vec<String>,
+}
+
+impl Log {
+    /// The requests `of(line, call)` selects whose export returned their id and that are not
+    /// completed. (A request whose export has not returned yet is not counted: when it was
+    /// accepted after a close took its call or line, it is completed before its export returns.)
+    fn unfinished(&self, of: impl Fn(usize, Option<usize>) -> bool) -> Vec<u32> {
+        let mut unfinished: Vec<u32> = self
+            .request_of
+            .iter()
+            .filter(|&(request, &(line, call))| {
+                of(line, call)
+                    && matches!(self.issued.get(request), Some(Some(ret)) if *ret > 0)
+                    && !self.completions.contains_key(request)
+            })
+            .map(|(&request, _)| request)
+            .collect();
+        unfinished.sort_unstable();
+        unfinished
+    }
 }
 
 struct Record {
@@ -555,7 +584,9 @@ impl<P: ServiceProvider> Host<P> {
         }
     }
 
-    /// `TSPI_lineClose`; on success, any later event for the line is a violation.
+    /// `TSPI_lineClose`; on success, every accepted request of the line and of its calls must
+    /// have been completed already (R-TSP-13; panics otherwise), and any later event for the
+    /// line is a violation.
     pub fn close(&self, line: LineRef) -> i32 {
         // SAFETY: no pointers.
         let ret = unsafe {
@@ -566,6 +597,12 @@ impl<P: ServiceProvider> Host<P> {
         };
         if ret == 0 {
             let mut log = self.record.log();
+            let unfinished = log.unfinished(|of_line, _| of_line == line.ht);
+            assert!(
+                unfinished.is_empty(),
+                "R-TSP-13 violated: TSPI_lineClose returned before requests {unfinished:x?} of \
+                 the line (or of its calls) were completed"
+            );
             log.closed_lines.insert(line.ht);
             let calls: Vec<usize> = log
                 .call_line
@@ -606,6 +643,7 @@ impl<P: ServiceProvider> Host<P> {
             log.created_by.insert(ht, request);
             if let Some(line) = self.line_of(hd_line) {
                 log.call_line.insert(ht, line);
+                log.request_of.insert(request, (line, Some(ht)));
             }
         }
         let mut hd = HDRVCALL(std::ptr::null_mut());
@@ -657,6 +695,12 @@ impl<P: ServiceProvider> Host<P> {
         export: unsafe fn(&'static Runtime<P>, u32, HDRVCALL, PCSTR, u32) -> i32,
     ) -> Async<()> {
         let request = self.request_id();
+        {
+            let mut log = self.record.log();
+            if let Some(&line) = log.call_line.get(&call.ht) {
+                log.request_of.insert(request, (line, Some(call.ht)));
+            }
+        }
         // SAFETY: no user-user information.
         let ret = unsafe {
             export(
@@ -678,6 +722,10 @@ impl<P: ServiceProvider> Host<P> {
     /// `TSPI_lineDevSpecific` without a call (a call-less request).
     pub fn dev_specific(&self, line: LineRef, params: &mut [u8]) -> Async<()> {
         let request = self.request_id();
+        self.record
+            .log()
+            .request_of
+            .insert(request, (line.ht, None));
         // SAFETY: `params` is writable for its length for the duration of the call.
         let ret = unsafe {
             exports::line_dev_specific(
@@ -698,8 +746,9 @@ impl<P: ServiceProvider> Host<P> {
         }
     }
 
-    /// `TSPI_lineCloseCall`; on success, any later event for the call is a violation, and every
-    /// request of the call must have been completed already (R-TSP-8).
+    /// `TSPI_lineCloseCall`; on success, every accepted request of the call must have been
+    /// completed already (R-TSP-7, R-TSP-8; panics otherwise), and any later event for the call
+    /// is a violation.
     pub fn close_call(&self, call: CallRef) -> i32 {
         // SAFETY: no pointers.
         let ret = unsafe {
@@ -709,7 +758,20 @@ impl<P: ServiceProvider> Host<P> {
             )
         };
         if ret == 0 {
-            self.record.log().closed_calls.insert(call.ht);
+            let mut log = self.record.log();
+            let unfinished = log.unfinished(|_, of_call| of_call == Some(call.ht));
+            let creating = log.created_by.get(&call.ht).copied();
+            assert!(
+                unfinished.is_empty(),
+                "{} violated: TSPI_lineCloseCall returned before requests {unfinished:x?} of the \
+                 call were completed",
+                if unfinished.iter().all(|&r| Some(r) == creating) {
+                    "R-TSP-7"
+                } else {
+                    "R-TSP-8"
+                }
+            );
+            log.closed_calls.insert(call.ht);
         }
         ret
     }
