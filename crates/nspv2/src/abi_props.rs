@@ -954,7 +954,7 @@ proptest! {
                 let (len, base, all_fill) = buffer
                     .write(|bytes, base| (bytes.len(), base, bytes.iter().all(|&b| b == fill)));
                 buffer.set_needed(0x1234);
-                drop(buffer);
+                // The buffer's borrow of `words` and `memory` ends with its last use, above.
                 prop_assert!(usable, "accepted {:?}/{:?}", length, data);
                 prop_assert_eq!(len, capacity);
                 prop_assert!(all_fill, "not the caller's bytes");
