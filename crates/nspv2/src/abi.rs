@@ -340,94 +340,37 @@ unsafe fn read_query_set(
 // The exports: the routine table's entries forward to the functions of `exports` with the
 // process's registry; a host simulator calls the same functions with a registry of its own.
 
-unsafe extern "system" fn nsp_startup(
-    lp_provider_id: *const Guid,
-    ppv_client_session_arg: *mut *mut c_void,
-) -> i32 {
-    // SAFETY: forwarded from the host, which calls the entry as the interface defines it.
-    unsafe { exports::startup(&REGISTRY, lp_provider_id, ppv_client_session_arg) }
+/// One `unsafe extern "system"` entry per line: a forward to the function of [`exports`] of
+/// the same arguments, with the process's registry.
+macro_rules! routine_entries {
+    ($($entry:ident => $function:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;)*) => {$(
+        unsafe extern "system" fn $entry($($arg: $ty),*) $(-> $ret)? {
+            // SAFETY: forwarded from the host, which calls the entry with the arguments the
+            // interface defines; `exports` documents the same contract.
+            unsafe { exports::$function(&REGISTRY, $($arg),*) }
+        }
+    )*};
 }
 
-unsafe extern "system" fn nsp_cleanup(
-    lp_provider_id: *const Guid,
-    pv_client_session_arg: *const c_void,
-) -> i32 {
-    // SAFETY: as for nsp_startup.
-    unsafe { exports::cleanup(&REGISTRY, lp_provider_id, pv_client_session_arg) }
-}
-
-unsafe extern "system" fn nsp_lookup_service_begin(
-    lp_provider_id: *const Guid,
-    lpqs_restrictions: *const WSAQUERYSET2W,
-    dw_control_flags: u32,
-    lpv_client_session_arg: *const c_void,
-    lph_lookup: *mut HANDLE,
-) -> i32 {
-    // SAFETY: as for nsp_startup.
-    unsafe {
-        exports::lookup_service_begin(
-            &REGISTRY,
-            lp_provider_id,
-            lpqs_restrictions,
-            dw_control_flags,
-            lpv_client_session_arg,
-            lph_lookup,
-        )
-    }
-}
-
-unsafe extern "system" fn nsp_lookup_service_next_ex(
-    h_async_call: HANDLE,
-    h_lookup: HANDLE,
-    dw_control_flags: u32,
-    lpdw_buffer_length: *const u32,
-    lpqs_results: *mut WSAQUERYSET2W,
-) {
-    // SAFETY: as for nsp_startup.
-    unsafe {
-        exports::lookup_service_next_ex(
-            &REGISTRY,
-            h_async_call,
-            h_lookup,
-            dw_control_flags,
-            lpdw_buffer_length,
-            lpqs_results,
-        )
-    }
-}
-
-unsafe extern "system" fn nsp_lookup_service_end(h_lookup: HANDLE) -> i32 {
-    exports::lookup_service_end(&REGISTRY, h_lookup)
-}
-
-unsafe extern "system" fn nsp_set_service_ex(
-    h_async_call: HANDLE,
-    lp_provider_id: *const Guid,
-    lpqs_reg_info: *const WSAQUERYSET2W,
-    ess_operation: WSAESETSERVICEOP,
-    dw_control_flags: u32,
-    lpv_client_session_arg: *const c_void,
-) {
-    // SAFETY: as for nsp_startup.
-    unsafe {
-        exports::set_service_ex(
-            &REGISTRY,
-            h_async_call,
-            lp_provider_id,
-            lpqs_reg_info,
-            ess_operation,
-            dw_control_flags,
-            lpv_client_session_arg,
-        )
-    }
-}
-
-unsafe extern "system" fn nsp_client_session_rundown(
-    lp_provider_id: *const Guid,
-    pv_client_session_arg: *const c_void,
-) {
-    // SAFETY: as for nsp_startup.
-    unsafe { exports::client_session_rundown(&REGISTRY, lp_provider_id, pv_client_session_arg) }
+routine_entries! {
+    nsp_startup => startup(
+        lp_provider_id: *const Guid, ppv_client_session_arg: *mut *mut c_void) -> i32;
+    nsp_cleanup => cleanup(
+        lp_provider_id: *const Guid, pv_client_session_arg: *const c_void) -> i32;
+    nsp_lookup_service_begin => lookup_service_begin(
+        lp_provider_id: *const Guid, lpqs_restrictions: *const WSAQUERYSET2W,
+        dw_control_flags: u32, lpv_client_session_arg: *const c_void,
+        lph_lookup: *mut HANDLE) -> i32;
+    nsp_lookup_service_next_ex => lookup_service_next_ex(
+        h_async_call: HANDLE, h_lookup: HANDLE, dw_control_flags: u32,
+        lpdw_buffer_length: *const u32, lpqs_results: *mut WSAQUERYSET2W);
+    nsp_lookup_service_end => lookup_service_end(h_lookup: HANDLE) -> i32;
+    nsp_set_service_ex => set_service_ex(
+        h_async_call: HANDLE, lp_provider_id: *const Guid, lpqs_reg_info: *const WSAQUERYSET2W,
+        ess_operation: WSAESETSERVICEOP, dw_control_flags: u32,
+        lpv_client_session_arg: *const c_void);
+    nsp_client_session_rundown => client_session_rundown(
+        lp_provider_id: *const Guid, pv_client_session_arg: *const c_void);
 }
 
 /// The body of every entry of the routine table, for a given registry. Each runs inside
@@ -569,7 +512,10 @@ pub(crate) mod exports {
     }
 
     /// `NSPv2LookupServiceEnd`.
-    pub(crate) fn lookup_service_end(registry: &Registry, h_lookup: HANDLE) -> i32 {
+    ///
+    /// # Safety
+    /// None needed (the handle is a value); `unsafe` like the other entries of the table.
+    pub(crate) unsafe fn lookup_service_end(registry: &Registry, h_lookup: HANDLE) -> i32 {
         boundary_with(
             "NSPv2LookupServiceEnd",
             |_| panicked(),

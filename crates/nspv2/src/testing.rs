@@ -813,7 +813,8 @@ impl Host {
     /// running must have been completed when it returns (R-NSP-2).
     pub fn end(&self, lookup: LookupHandle) -> Result<(), WsaError> {
         let handle = HANDLE(std::ptr::without_provenance_mut(lookup.0));
-        let status = int_status(exports::lookup_service_end(&self.registry, handle));
+        // SAFETY: the handle is passed by value.
+        let status = int_status(unsafe { exports::lookup_service_end(&self.registry, handle) });
         if status.is_ok() {
             self.lookups
                 .lock()
