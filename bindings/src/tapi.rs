@@ -10,6 +10,11 @@
 )]
 
 #[inline]
+pub unsafe fn FreeLibrary(hlibmodule: HMODULE) -> windows_core::Result<()> {
+    windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : HMODULE) -> windows_core::BOOL);
+    unsafe { FreeLibrary(hlibmodule).ok() }
+}
+#[inline]
 pub unsafe fn GetModuleFileNameW(hmodule: Option<HMODULE>, lpfilename: &mut [u16]) -> u32 {
     windows_core::link!("kernel32.dll" "system" fn GetModuleFileNameW(hmodule : HMODULE, lpfilename : windows_core::PWSTR, nsize : u32) -> u32);
     unsafe {
@@ -32,7 +37,37 @@ where
     windows_core::link!("kernel32.dll" "system" fn GetModuleHandleExW(dwflags : u32, lpmodulename : windows_core::PCWSTR, phmodule : *mut HMODULE) -> windows_core::BOOL);
     unsafe { GetModuleHandleExW(dwflags, lpmodulename.param().abi(), phmodule as _).ok() }
 }
+#[inline]
+pub unsafe fn GetProcAddress<P1>(hmodule: HMODULE, lpprocname: P1) -> FARPROC
+where
+    P1: windows_core::Param<windows_core::PCSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn GetProcAddress(hmodule : HMODULE, lpprocname : windows_core::PCSTR) -> FARPROC);
+    unsafe { GetProcAddress(hmodule, lpprocname.param().abi()) }
+}
+#[inline]
+pub unsafe fn LoadLibraryExW<P0>(
+    lplibfilename: P0,
+    hfile: Option<HANDLE>,
+    dwflags: LOAD_LIBRARY_FLAGS,
+) -> windows_core::Result<HMODULE>
+where
+    P0: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn LoadLibraryExW(lplibfilename : windows_core::PCWSTR, hfile : HANDLE, dwflags : LOAD_LIBRARY_FLAGS) -> HMODULE);
+    let result__ = unsafe {
+        LoadLibraryExW(
+            lplibfilename.param().abi(),
+            hfile.unwrap_or(core::mem::zeroed()) as _,
+            dwflags,
+        )
+    };
+    (!result__.is_invalid())
+        .then_some(result__)
+        .ok_or_else(windows_core::Error::from_thread)
+}
 pub type ASYNC_COMPLETION = Option<unsafe extern "system" fn(dwrequestid: u32, lresult: i32)>;
+pub type FARPROC = Option<unsafe extern "system" fn() -> isize>;
 pub const GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS: u32 = 4u32;
 pub const GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT: u32 = 2u32;
 #[repr(transparent)]
@@ -958,6 +993,43 @@ pub const LINE_QUEUESTATUS: i32 = 28i32;
 pub const LINE_REMOVE: i32 = 25i32;
 pub const LINE_REPLY: i32 = 12i32;
 pub const LINE_REQUEST: i32 = 13i32;
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct LOAD_LIBRARY_FLAGS(pub u32);
+impl LOAD_LIBRARY_FLAGS {
+    pub const fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+impl core::ops::BitOr for LOAD_LIBRARY_FLAGS {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+impl core::ops::BitAnd for LOAD_LIBRARY_FLAGS {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+impl core::ops::BitOrAssign for LOAD_LIBRARY_FLAGS {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0.bitor_assign(other.0)
+    }
+}
+impl core::ops::BitAndAssign for LOAD_LIBRARY_FLAGS {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0.bitand_assign(other.0)
+    }
+}
+impl core::ops::Not for LOAD_LIBRARY_FLAGS {
+    type Output = Self;
+    fn not(self) -> Self {
+        Self(self.0.not())
+    }
+}
+pub const LOAD_LIBRARY_SEARCH_SYSTEM32: LOAD_LIBRARY_FLAGS = LOAD_LIBRARY_FLAGS(2048u32);
 pub const MAX_PATH: u32 = 260u32;
 pub type PHONEEVENT = Option<
     unsafe extern "system" fn(

@@ -9,11 +9,11 @@
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use winprov_bindings::windows_core::PCSTR;
-use winprov_bindings::ws2spi::{
+use winprov_bindings::tapi::{
     FreeLibrary, GetProcAddress, HMODULE, LOAD_LIBRARY_FLAGS, LOAD_LIBRARY_SEARCH_SYSTEM32,
     LoadLibraryExW,
 };
+use winprov_bindings::windows_core::PCSTR;
 use winprov_core::LineErr;
 
 /// `INITIALIZE_NEGOTIATION` (tspi.h).
