@@ -23,7 +23,7 @@ use winprov_bindings::ws2spi::{
     AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKET_ERROR, WSAESETSERVICEOP,
     WSAQUERYSET2W, WSAVERSION,
 };
-use winprov_core::{HostSink, PtrError, WsaError, boundary_with, ffi};
+use winprov_core::{HostSink, PtrError, WsaError, boundary, boundary_with, ffi};
 
 /// Longest string accepted in a query set (the `UNICODE_STRING` limit, in UTF-16 units).
 const MAX_STRING_UNITS: usize = 32_767;
@@ -381,6 +381,39 @@ routine_entries! {
 /// interface defines them (pointers NULL or valid for what the interface says).
 pub(crate) mod exports {
     use super::*;
+    use crate::{Export, NamespaceProvider};
+
+    /// The body of a DLL export made by [`export_provider!`](crate::export_provider): checks
+    /// both out-pointers, registers the provider (once), writes its id and the routine table.
+    ///
+    /// # Safety
+    /// Each pointer is null (refused) or points to memory writable as its type.
+    pub unsafe fn hand_out<P: NamespaceProvider>(
+        export: &Export<P>,
+        name: &'static str,
+        provider_id: *mut Guid,
+        routine: *mut *const NSPV2_ROUTINE,
+    ) -> i32 {
+        boundary(name, WsaError::WSASYSCALLFAILURE.raw(), || {
+            if ffi::check(provider_id.cast_const()).is_err()
+                || ffi::check(routine.cast_const()).is_err()
+            {
+                return WsaError::WSAEFAULT.raw();
+            }
+            if let Err(error) = export.register() {
+                return error.raw();
+            }
+            let table: *const NSPV2_ROUTINE = &ROUTINE;
+            // SAFETY: checked non-null and aligned above; writable per the caller.
+            let id = unsafe { ffi::write(provider_id, export.id()) };
+            // SAFETY: as above.
+            let table = unsafe { ffi::write(routine, table) };
+            match id.and(table) {
+                Ok(()) => 0,
+                Err(_) => WsaError::WSAEFAULT.raw(),
+            }
+        })
+    }
 
     /// `NSPv2Startup`.
     ///
@@ -795,3 +828,68 @@ pub(crate) fn uninstall_namespace(_: Guid) -> Result<(), crate::NspError> {
 #[cfg(all(test, not(loom)))]
 #[path = "abi_props.rs"]
 mod props;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::exports::hand_out;
+    use super::*;
+    use crate::provider::{Lookup, NamespaceProvider, NextCall};
+    use crate::{Completed, Export};
+
+    struct Quiet;
+    struct Nothing;
+
+    impl NamespaceProvider for Quiet {
+        type Session = ();
+        type Lookup = Nothing;
+        fn startup(&self) -> Result<(), WsaError> {
+            Ok(())
+        }
+        fn lookup_begin(&self, _: &(), _: &Query, _: ControlFlags) -> Result<Nothing, WsaError> {
+            Ok(Nothing)
+        }
+    }
+
+    impl Lookup for Nothing {
+        fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+            call.no_more()
+        }
+    }
+
+    const ID: Guid = Guid::from_u128(0x5eed_0002_0000_4000_8000_0000_0000_0001);
+    static EXPORT: Export<Quiet> = Export::new(ID, || Quiet);
+
+    #[test]
+    fn an_export_refuses_null_out_pointers_then_hands_out_the_id_and_table_every_time() {
+        let mut id = Guid::zeroed();
+        let mut table: *const NSPV2_ROUTINE = std::ptr::null();
+        // SAFETY: null pointers are what is tested; the other pointer is a valid local.
+        let code = unsafe { hand_out(&EXPORT, "Test", std::ptr::null_mut(), &mut table) };
+        assert_eq!(code, WsaError::WSAEFAULT.raw());
+        // SAFETY: as above.
+        let code = unsafe { hand_out(&EXPORT, "Test", &mut id, std::ptr::null_mut()) };
+        assert_eq!(code, WsaError::WSAEFAULT.raw());
+        assert!(table.is_null());
+        assert_eq!(REGISTRY.stats(&ID), None, "nothing registered on a refusal");
+        for _ in 0..2 {
+            // SAFETY: valid, writable locals.
+            let code = unsafe { hand_out(&EXPORT, "Test", &mut id, &mut table) };
+            assert_eq!(code, 0);
+            assert_eq!(id, ID);
+            assert!(std::ptr::eq(table, &ROUTINE));
+        }
+        assert!(REGISTRY.stats(&ID).is_some(), "registered in the process");
+    }
+
+    #[test]
+    fn an_export_whose_id_is_taken_says_so() {
+        const TAKEN: Guid = Guid::from_u128(0x5eed_0002_0000_4000_8000_0000_0000_0002);
+        static SECOND: Export<Quiet> = Export::new(TAKEN, || Quiet);
+        let first = crate::register(TAKEN, Quiet).expect("a fresh id");
+        let (mut id, mut table) = (Guid::zeroed(), std::ptr::null());
+        // SAFETY: valid, writable locals.
+        let code = unsafe { hand_out(&SECOND, "Test", &mut id, &mut table) };
+        assert_eq!(code, WsaError::WSAEALREADY.raw());
+        drop(first);
+    }
+}
