@@ -46,8 +46,8 @@ pub fn scope<'env, R>(body: impl for<'call> FnOnce(&'call Scope<'call, 'env>) ->
 }
 
 impl<'call, 'env> Scope<'call, 'env> {
-    /// The right to issue one [`Completed`] proof for this call: the framework puts it in the
-    /// guard it hands the author.
+    /// An issuer of one [`Completed`] proof for this call: the framework puts it in the guard
+    /// it hands the author (one issuer per guard; the author never sees the scope).
     #[inline(always)]
     pub fn issuer(&'call self) -> Issuer<'call> {
         Issuer {

@@ -54,9 +54,11 @@ impl Parking {
         }
     }
 
-    /// Wakes every sleeper. `under_lock` runs with the lock held (clearing the waiter bit
-    /// there keeps later waiters announcing themselves correctly). Waiters released the lock
-    /// only by going to sleep: taking it means they sleep, or have not yet looked.
+    /// Wakes every sleeper. `under_lock` runs with the lock held (an owner may clear its waiter
+    /// bit there; one that cleared it with the state change itself passes `|| {}` — a waiter
+    /// announcing itself afterwards then sees the new state and does not sleep). Waiters
+    /// released the lock only by going to sleep: taking it means they sleep, or have not yet
+    /// looked.
     #[cold]
     pub(crate) fn wake_all(&self, under_lock: impl FnOnce()) {
         let guard = lock(&self.lock);

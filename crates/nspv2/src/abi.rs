@@ -23,6 +23,7 @@ use winprov_bindings::ws2spi::{
     AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKET_ERROR, WSAESETSERVICEOP,
     WSAQUERYSET2W, WSAVERSION,
 };
+use winprov_core::call::{self, Scope};
 use winprov_core::{HostSink, PtrError, WsaError, boundary, boundary_with, ffi};
 
 /// Longest string accepted in a query set (the `UNICODE_STRING` limit, in UTF-16 units).
@@ -140,26 +141,34 @@ fn fault(error: PtrError) -> WsaError {
 // ---------------------------------------------------------------------------------------------
 // The caller's result buffer.
 
-/// Borrows the `lpdwBufferLength` / `lpqsResults` pair of one NextEx call: `lpdwBufferLength`
-/// must be a valid pointer; `lpqsResults` may be NULL only for a zero length (a size probe) and
-/// must be aligned.
+/// Borrows the `lpdwBufferLength` / `lpqsResults` pair of one NextEx call for the call's
+/// scope: `lpdwBufferLength` must be a valid pointer; `lpqsResults` may be NULL only for a zero
+/// length (a size probe), must be aligned, and must not hold the length word itself.
 ///
 /// # Safety
-/// If the checks pass, `length` is readable and writable and `data` writable for `*length`
-/// bytes for `'call`, and nobody else accesses them meanwhile (the host does not touch them
-/// while the NextEx call runs, and `'call` ends before the call returns).
+/// `length`, if non-null and aligned, is readable and writable, and `data` writable for
+/// `*length` bytes, until the NextEx call returns, and nobody else accesses them meanwhile (the
+/// host does not touch them while the call runs). `'call` is the scope of the export's body,
+/// which ends before the call returns, so the borrows cannot outlive it.
 unsafe fn result_buffer<'call>(
+    _call: &'call Scope<'call, '_>,
     length: *mut u32,
     data: *mut u8,
 ) -> Result<ResultBuffer<'call>, WsaError> {
-    let length = ffi::check(length).map_err(fault)?;
-    // SAFETY: checked non-null and aligned; valid and exclusively ours for 'call per the
-    // caller.
-    let length: &'call mut u32 = unsafe { &mut *length.as_ptr() };
-    let capacity = *length as usize;
+    let length_ptr = ffi::check(length).map_err(fault)?;
+    // SAFETY: checked non-null and aligned; readable per the caller.
+    let capacity = unsafe { length_ptr.read() } as usize;
     if capacity > 0 && (data.is_null() || !data.addr().is_multiple_of(BUFFER_ALIGN)) {
         return Err(WsaError::WSAEFAULT);
     }
+    // Two `&mut` borrows must not alias: a length word inside the buffer is refused.
+    let word = length.addr()..length.addr() + size_of::<u32>();
+    if capacity > 0 && word.start < data.addr() + capacity && data.addr() < word.end {
+        return Err(WsaError::WSAEFAULT);
+    }
+    // SAFETY: checked non-null and aligned, valid and exclusively ours until the call returns
+    // (the caller's contract), which `'call` does not outlive; disjoint from `data`'s bytes.
+    let length: &'call mut u32 = unsafe { &mut *length_ptr.as_ptr() };
     // SAFETY: `data` is writable for `capacity` bytes and exclusively ours for 'call (the
     // caller's contract); a zero capacity makes an empty slice from any pointer. Bytes may hold
     // anything; the encoder only writes them.
@@ -528,17 +537,20 @@ pub(crate) mod exports {
             || {
                 // The metadata types lpdwBufferLength as `const DWORD*`; it is an in/out
                 // LPDWORD.
-                // SAFETY: the host passes the in/out length and the buffer it describes, valid
-                // and left alone by the host until this call returns; the borrow ends with
-                // this closure.
-                let buffer =
-                    unsafe { result_buffer(lpdw_buffer_length.cast_mut(), lpqs_results.cast()) };
-                let code = registry.next_ex(
-                    async_call,
-                    h_lookup.0.addr(),
-                    ControlFlags::from_raw(dw_control_flags),
-                    buffer,
-                );
+                let code = call::scope(|scope| {
+                    // SAFETY: the host passes the in/out length and the buffer it describes,
+                    // valid and left alone by the host until this call returns; the borrows
+                    // end with this scope.
+                    let buffer = unsafe {
+                        result_buffer(scope, lpdw_buffer_length.cast_mut(), lpqs_results.cast())
+                    };
+                    registry.next_ex(
+                        async_call,
+                        h_lookup.0.addr(),
+                        ControlFlags::from_raw(dw_control_flags),
+                        buffer,
+                    )
+                });
                 set_last_error(code);
             },
         )
@@ -854,6 +866,29 @@ mod tests {
         fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
             call.no_more()
         }
+    }
+
+    #[test]
+    fn a_length_word_inside_the_result_buffer_is_refused() {
+        let mut words = [0u64; 8];
+        let base = words.as_mut_ptr().cast::<u8>();
+        for at in [0usize, 8, 60] {
+            let length = base.wrapping_add(at).cast::<u32>();
+            // SAFETY: `length` is an aligned word inside `words`, which is 64 bytes: readable.
+            unsafe { length.write(64) };
+            let refused = call::scope(|scope| {
+                // SAFETY: both pointers are into `words`, valid for the scope; the overlap is
+                // what is tested (refused before any borrow is made).
+                unsafe { result_buffer(scope, length, base) }.err()
+            });
+            assert_eq!(refused, Some(WsaError::WSAEFAULT), "length word at {at}");
+        }
+        let mut length = 64u32;
+        let accepted = call::scope(|scope| {
+            // SAFETY: a separate length word and 64 writable bytes, valid for the scope.
+            unsafe { result_buffer(scope, &mut length, base) }.is_ok()
+        });
+        assert!(accepted);
     }
 
     const ID: Guid = Guid::from_u128(0x5eed_0002_0000_4000_8000_0000_0000_0001);

@@ -940,21 +940,25 @@ proptest! {
             (LengthField::Valid(_), _) => false,
         };
         let before = (words, memory.clone());
-        // SAFETY: a non-null, aligned length pointer points into `words`; a non-null data
-        // pointer has `capacity` writable bytes in `memory` (the +2 words cover the offset);
-        // both outlive `buffer`, and are read again only once it is gone.
-        let buffer = unsafe { super::result_buffer(length_ptr, data_ptr) };
-        match buffer {
+        let outcome = winprov_core::call::scope(|scope| {
+            // SAFETY: a non-null, aligned length pointer points into `words`; a non-null data
+            // pointer has `capacity` writable bytes in `memory` (the +2 words cover the
+            // offset); both outlive the scope, and are read again only after it.
+            let buffer = unsafe { super::result_buffer(scope, length_ptr, data_ptr) };
+            buffer.map(|mut buffer| {
+                let seen = buffer
+                    .write(|bytes, base| (bytes.len(), base, bytes.iter().all(|&b| b == fill)));
+                buffer.set_needed(0x1234);
+                seen
+            })
+        });
+        match outcome {
             Err(error) => {
                 prop_assert_eq!(&before, &(words, memory.clone()), "the checks wrote");
                 prop_assert!(!usable, "refused a usable buffer with {:?}", error);
                 prop_assert_eq!(error, EFAULT);
             }
-            Ok(mut buffer) => {
-                let (len, base, all_fill) = buffer
-                    .write(|bytes, base| (bytes.len(), base, bytes.iter().all(|&b| b == fill)));
-                buffer.set_needed(0x1234);
-                // The buffer's borrow of `words` and `memory` ends with its last use, above.
+            Ok((len, base, all_fill)) => {
                 prop_assert!(usable, "accepted {:?}/{:?}", length, data);
                 prop_assert_eq!(len, capacity);
                 prop_assert!(all_fill, "not the caller's bytes");

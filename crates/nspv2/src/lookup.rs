@@ -27,6 +27,10 @@ pub(crate) enum NextOutcome {
     NoMore,
     Failed(WsaError),
     Cancelled,
+    /// The call leased the lookup just before End retired it, and reached it only after End
+    /// had closed it: for this call the handle is already released (`WSA_INVALID_HANDLE`,
+    /// R-NSP-3), and End, which has returned or is returning, did not see it.
+    Released,
 }
 
 /// The `lpdwBufferLength` / `lpqsResults` pair of one NextEx call, borrowed for the call.
@@ -201,11 +205,14 @@ impl LookupShared {
         outcome: NextOutcome,
         buffer: Option<(&mut ResultBuffer<'_>, ControlFlags)>,
     ) {
-        let code = if self.token.is_cancelled() {
+        let code = if let NextOutcome::Released = outcome {
+            WsaError::WSA_INVALID_HANDLE.raw()
+        } else if self.token.is_cancelled() {
             WsaError::WSA_E_CANCELLED.raw()
         } else {
             match outcome {
                 NextOutcome::Cancelled => WsaError::WSA_E_CANCELLED.raw(),
+                NextOutcome::Released => WsaError::WSA_INVALID_HANDLE.raw(),
                 NextOutcome::Failed(error) => error.raw(),
                 NextOutcome::NoMore => {
                     lock(&self.progress).exhausted = true;

@@ -16,7 +16,9 @@
 //! the lookup's cancellation and closes every `Op` (claiming the running call's delivery, or
 //! waiting for one in progress): exactly one delivery happens per call whoever gets there
 //! first, and when End returns every NextEx that was running has been completed. A NextEx that
-//! arrives after End ran sees the cancellation and reports it.
+//! arrives after End ran — or that leased the lookup just before End retired it and reaches
+//! it (arms or registers its `Op`) only after End closed it, unseen by End — finds the handle
+//! released: `WSA_INVALID_HANDLE` (R-NSP-3).
 
 use crate::host::{self, NO_ERROR, Sink};
 use crate::lookup::{LookupShared, NextDelivery, NextOutcome, Op, ResultBuffer};
@@ -594,8 +596,10 @@ fn next_ex_waiting(
         shared.unregister(&op);
     });
     if shared.token.is_cancelled() {
-        // End ran before this call registered.
-        let _ = NextDelivery::new(&shared, &op, buffer, effective).complete(NextOutcome::Cancelled);
+        // End ran before this call was registered, so it may not have seen it (it may have
+        // returned already): for this call the handle is released. (A call End did see is
+        // closed by End, with WSA_E_CANCELLED, and this delivery is then a no-op.)
+        let _ = NextDelivery::new(&shared, &op, buffer, effective).complete(NextOutcome::Released);
     } else {
         // One NextEx per lookup at a time; End does not take the turn.
         let (_, author) = lookup.wait_turn();

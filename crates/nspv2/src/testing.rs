@@ -809,8 +809,11 @@ impl Host {
         }
     }
 
-    /// `NSPv2LookupServiceEnd`; on success, every NextEx of the lookup the framework was
-    /// running must have been completed when it returns (R-NSP-2).
+    /// `NSPv2LookupServiceEnd`. On success, each NextEx of the lookup in flight must have been
+    /// completed exactly once when it returns (R-NSP-15); one not completed yet had not reached
+    /// the lookup (End could not see it), and must then find the handle released:
+    /// `WSA_INVALID_HANDLE`, checked when it returns (R-NSP-2, R-NSP-3). Tests that know a call
+    /// is inside the framework check [`uncompleted_nexts`](Self::uncompleted_nexts) is 0.
     pub fn end(&self, lookup: LookupHandle) -> Result<(), WsaError> {
         let handle = HANDLE(std::ptr::without_provenance_mut(lookup.0));
         // SAFETY: the handle is passed by value.

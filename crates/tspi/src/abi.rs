@@ -88,8 +88,9 @@ fn tapi() -> Sink {
 /// this layer first touches the runtime.
 impl<P: ServiceProvider> Runtime<P> {
     /// A runtime around `provider`, leaked so that it lives as long as the `'static` exports
-    /// would (host simulators and tests). Its callbacks go to TAPI's function pointers, as the
-    /// generated exports' do.
+    /// would (host simulators and benchmarks). Its callbacks go to TAPI's function pointers, as
+    /// the generated exports' do.
+    #[cfg(feature = "testing")]
     pub fn leak(provider: P) -> &'static Self {
         Box::leak(Box::new(Self::with_provider(provider, tapi())))
     }

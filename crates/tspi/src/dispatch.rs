@@ -152,7 +152,10 @@ impl std::fmt::Debug for Item {
 
 /// One callback into TAPI, as the runtime's [`HostSink`] receives it: TAPI's function pointers
 /// are called by the sink `abi` gives (the simulator's are the simulator's own), a recorder's
-/// in the loom models.
+/// in the loom models. Invariant the `abi` sink relies on: every `proc` here is a pointer TAPI
+/// passed (`TSPI_providerInit`'s completion proc, `TSPI_lineOpen`'s event proc), taken from the
+/// runtime's records of those calls, and a callback is sent only while that pointer is valid
+/// (before the final `TSPI_providerShutdown` / the line's `TSPI_lineClose` returned).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Callback {
     /// `ASYNC_COMPLETION(dwRequestID, lResult)`.

@@ -75,6 +75,7 @@ impl<P: ServiceProvider> std::fmt::Debug for Runtime<P> {
     }
 }
 
+#[cfg(feature = "testing")]
 fn made_with_a_provider<P>() -> P {
     unreachable!("a runtime made from a provider value never constructs one")
 }
@@ -89,7 +90,9 @@ impl<P: ServiceProvider> Runtime<P> {
         }
     }
 
-    /// A runtime around `provider`, calling back into the host through `sink`.
+    /// A runtime around `provider`, calling back into the host through `sink` (host
+    /// simulators and benchmarks).
+    #[cfg(feature = "testing")]
     pub(crate) fn with_provider(provider: P, sink: Sink) -> Self {
         let runtime = Self {
             make: made_with_a_provider::<P>,
