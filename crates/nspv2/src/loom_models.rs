@@ -139,6 +139,12 @@ fn race(behaviour: Behaviour) {
         assert_eq!(delivered, code, "NextEx reports the code it completed with");
         let cancelled = WsaError::WSA_E_CANCELLED.raw();
         let invalid = WsaError::WSA_INVALID_HANDLE.raw();
+        // End completes every call it can see before it returns; a call completed afterwards
+        // reached the lookup only after End (it leased it just before): the handle is released.
+        assert!(
+            !after_end || delivered == invalid,
+            "completed with {delivered} after End returned"
+        );
         match behaviour {
             Behaviour::Blocks => assert!(delivered == cancelled || delivered == invalid),
             Behaviour::Leaks => unreachable!("panics: see race_calls"),
