@@ -84,7 +84,7 @@ fn tapi() -> Sink {
     Box::new(Tapi)
 }
 
-/// The host's side of a runtime: the outlet (TAPI's function pointers) is handed in here, when
+/// The host's side of a runtime: the sink (TAPI's function pointers) is handed in here, when
 /// this layer first touches the runtime.
 impl<P: ServiceProvider> Runtime<P> {
     /// A runtime around `provider`, leaked so that it lives as long as the `'static` exports

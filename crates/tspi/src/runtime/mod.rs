@@ -1,6 +1,6 @@
 //! The provider's state machine, in safe code: lifecycle, lines, calls, requests and their
 //! termination. It imports the author-facing modules (`provider`, `dial`) and the
-//! dispatcher, never `abi`: the host's outlet (TAPI's function pointers) is handed in by the
+//! dispatcher, never `abi`: the host's sink (TAPI's function pointers) is handed in by the
 //! layer that first touches a [`Runtime`].
 //!
 //! Ownership: the runtime owns every line and call in a core [`LeaseTable`] (their handles are
@@ -102,7 +102,7 @@ impl<P: ServiceProvider> Runtime<P> {
         runtime
     }
 
-    /// The state machine, constructing the provider on first use; `outlet` makes where its
+    /// The state machine, constructing the provider on first use; `sink` makes where its
     /// callbacks go (called once, by the first caller).
     pub(crate) fn inner_with(&'static self, sink: fn() -> Sink) -> &'static Inner<P> {
         self.inner.get_or_init(|| Inner::new((self.make)(), sink()))
