@@ -136,33 +136,21 @@ static void bail(const char *why)
  * calling convention and its arguments are untouched; fake_complete records what it receives.
  */
 
+/* What the completions of one issued call were: how many, the last one's code and thread. The
+ * log is indexed by the call's number (new_call), so recording and looking up are O(1) however
+ * many calls the stress case issues. */
 typedef struct {
-    HANDLE call;
+    LONG count;
     INT code;
     DWORD thread;
 } completion;
 
-#define LOG_CAPACITY 4096
+#define CALL_BASE 0xA5C00000u
+#define LOG_CAPACITY 65536 /* calls */
 static CRITICAL_SECTION log_lock;
 static completion log_entries[LOG_CAPACITY];
-static LONG log_length, log_overflow;
-
-static int WSAAPI fake_complete(HANDLE hAsyncCall, INT iRetCode)
-{
-    /* Neither call below touches the thread's last error, which the provider may already have
-     * set (or will set) for the host. */
-    EnterCriticalSection(&log_lock);
-    if (log_length < LOG_CAPACITY) {
-        log_entries[log_length].call = hAsyncCall;
-        log_entries[log_length].code = iRetCode;
-        log_entries[log_length].thread = GetCurrentThreadId();
-        log_length++;
-    } else {
-        log_overflow++;
-    }
-    LeaveCriticalSection(&log_lock);
-    return 0; /* NO_ERROR, as Winsock answers a valid hAsyncCall */
-}
+/* Every completion received; those for no issued call; those for a call past the log's end. */
+static LONG log_length, log_strays, log_overflow;
 
 /* hAsyncCall values are opaque to the provider: the harness issues a unique one per call, so
  * every completion can be attributed to exactly one NextEx / SetServiceEx. */
@@ -170,32 +158,52 @@ static volatile LONG calls_issued;
 static HANDLE new_call(void)
 {
     LONG n = InterlockedIncrement(&calls_issued);
-    return (HANDLE)(ULONG_PTR)(0xA5C00000u + (ULONG_PTR)n * 0x10u);
+    return (HANDLE)(ULONG_PTR)(CALL_BASE + (ULONG_PTR)n * 0x10u);
 }
 
-static int is_issued(HANDLE call)
+/* The number new_call gave `call`, or 0 for a value it never gives. */
+static ULONG_PTR call_number(HANDLE call)
 {
     ULONG_PTR v = (ULONG_PTR)call;
-    return v > 0xA5C00000u && (v - 0xA5C00000u) % 0x10u == 0 &&
-           (LONG)((v - 0xA5C00000u) / 0x10u) <= calls_issued;
+    if (v <= CALL_BASE || (v - CALL_BASE) % 0x10u != 0)
+        return 0;
+    return (v - CALL_BASE) / 0x10u;
+}
+
+static int WSAAPI fake_complete(HANDLE hAsyncCall, INT iRetCode)
+{
+    /* Neither call below touches the thread's last error, which the provider may already have
+     * set (or will set) for the host. */
+    ULONG_PTR n = call_number(hAsyncCall);
+    EnterCriticalSection(&log_lock);
+    log_length++;
+    if (n == 0 || n > (ULONG_PTR)calls_issued) {
+        log_strays++;
+    } else if (n >= LOG_CAPACITY) {
+        log_overflow++;
+    } else {
+        log_entries[n].count++;
+        log_entries[n].code = iRetCode;
+        log_entries[n].thread = GetCurrentThreadId();
+    }
+    LeaveCriticalSection(&log_lock);
+    return 0; /* NO_ERROR, as Winsock answers a valid hAsyncCall */
 }
 
 /* How many completions `call` got; the last one's code and thread. */
 static int completions_of(HANDLE call, INT *code, DWORD *thread)
 {
-    int count = 0;
+    ULONG_PTR n = call_number(call);
+    if (n == 0 || n >= LOG_CAPACITY)
+        return 0;
     EnterCriticalSection(&log_lock);
-    for (LONG i = 0; i < log_length; i++) {
-        if (log_entries[i].call == call) {
-            count++;
-            if (code)
-                *code = log_entries[i].code;
-            if (thread)
-                *thread = log_entries[i].thread;
-        }
-    }
+    completion c = log_entries[n];
     LeaveCriticalSection(&log_lock);
-    return count;
+    if (c.count > 0 && code)
+        *code = c.code;
+    if (c.count > 0 && thread)
+        *thread = c.thread;
+    return (int)c.count;
 }
 
 /* Replaces every IAT slot of `dll_name`!`function` in `module`; returns how many were found. */
@@ -1001,6 +1009,151 @@ static void test_set_service(void *session, const char *directory_file)
     free(buf);
 }
 
+/* Registrations while lookups run: a writer must not fail because readers of the same process
+ * have the directory file open (the store replaces the file by renaming a new copy over it,
+ * which classic Windows rename semantics refuse while any handle is open), and no lookup may
+ * see a partly written file. STRESS_LOOKUP_THREADS threads run Begin / NextEx / NextEx / End
+ * for alice in a loop while this thread registers erin STRESS_REGISTRATIONS times, each time
+ * with another port. */
+#define STRESS_LOOKUP_THREADS 3
+#define STRESS_REGISTRATIONS 120
+#define STRESS_LOOKUP_CAP 5000 /* per thread: keeps the calls within the completion log */
+
+typedef struct {
+    void *session;
+    volatile LONG *stop;
+    HANDLE started;
+    LONG lookups;     /* complete lookups (Begin, NextEx answer, NextEx WSA_E_NO_MORE, End) */
+    LONG bad;         /* lookups with any other outcome */
+    int first_bad[3]; /* Begin rc / first NextEx code / second NextEx code of the first bad */
+} stress_job;
+
+static DWORD WINAPI stress_lookups(LPVOID arg)
+{
+    stress_job *job = arg;
+    result_buffer *buf = malloc(sizeof *buf);
+    span b = {buf->bytes, sizeof *buf};
+    while (!InterlockedCompareExchange(job->stop, 0, 0) && job->lookups + job->bad < STRESS_LOOKUP_CAP) {
+        HANDLE h = NULL;
+        int_result r = begin(L"alice@example.org", LUP_RETURN_ALL, job->session, &h);
+        outcome first = {0, -1, 0, 0}, second = {0, -1, 0, 0};
+        int good = r.rc == 0;
+        if (good) {
+            DWORD len = sizeof *buf;
+            first = next_ex(h, LUP_RETURN_ALL, &len, buf);
+            good = first.completions == 1 && first.code == 0 &&
+                   string_is(b, buf->qs.lpszServiceInstanceName, L"alice@example.org") &&
+                   has_v4(b, &buf->qs, ALICE_V4, 25);
+            len = sizeof *buf;
+            second = next_ex(h, LUP_RETURN_ALL, &len, buf);
+            good = good && second.completions == 1 && second.code == WSA_E_NO_MORE;
+            good = end(h).rc == 0 && good;
+        }
+        if (good) {
+            job->lookups++;
+        } else if (job->bad++ == 0) {
+            job->first_bad[0] = r.rc == 0 ? 0 : r.last_error;
+            job->first_bad[1] = first.code;
+            job->first_bad[2] = second.code;
+        }
+        if (job->lookups + job->bad == 1)
+            SetEvent(job->started);
+    }
+    SetEvent(job->started);
+    free(buf);
+    return 0;
+}
+
+static void test_set_service_during_lookups(void *session, const char *directory_file)
+{
+    volatile LONG stop = 0;
+    stress_job jobs[STRESS_LOOKUP_THREADS];
+    HANDLE threads[STRESS_LOOKUP_THREADS];
+    for (int i = 0; i < STRESS_LOOKUP_THREADS; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].session = session;
+        jobs[i].stop = &stop;
+        jobs[i].started = CreateEventW(NULL, TRUE, FALSE, NULL);
+        threads[i] = CreateThread(NULL, 0, stress_lookups, &jobs[i], 0, NULL);
+        if (threads[i] == NULL)
+            bail("CreateThread for the lookup loop");
+    }
+    /* Every lookup thread is looking up before the first registration. */
+    for (int i = 0; i < STRESS_LOOKUP_THREADS; i++)
+        WaitForSingleObject(jobs[i].started, INFINITE);
+
+    SOCKADDR_IN sin;
+    CSADDR_INFO csaddr;
+    memset(&csaddr, 0, sizeof csaddr);
+    csaddr.RemoteAddr.lpSockaddr = (LPSOCKADDR)&sin;
+    csaddr.RemoteAddr.iSockaddrLength = sizeof sin;
+    csaddr.iSocketType = SOCK_STREAM;
+    csaddr.iProtocol = IPPROTO_TCP;
+    static char data[] = "erin's data";
+    BLOB blob = {sizeof data - 1, (BYTE *)data};
+    WSAQUERYSET2W reg;
+    memset(&reg, 0, sizeof reg);
+    reg.dwSize = sizeof reg;
+    reg.lpszServiceInstanceName = (LPWSTR)L"erin@example.org";
+    reg.dwNameSpace = NS_EMAIL;
+    reg.dwNumberOfCsAddrs = 1;
+    reg.lpcsaBuffer = &csaddr;
+    reg.lpBlob = &blob;
+
+    int failures = 0, first_failure = 0, no_recovery = 0;
+    unsigned last_port = 0;
+    DWORD started = GetTickCount();
+    for (int i = 0; i < STRESS_REGISTRATIONS; i++) {
+        last_port = 10000u + (unsigned)i;
+        set_sockaddr_in(&sin, BOB_V4, last_port);
+        outcome o = set_service(&reg, RNRSERVICE_REGISTER, 0, session);
+        if (o.completions != 1 || o.code != 0 || o.last_error != 0) {
+            if (failures++ == 0)
+                first_failure = o.completions == 1 ? o.code : -1;
+            no_recovery += o.code == WSANO_RECOVERY;
+        }
+    }
+    DWORD elapsed = GetTickCount() - started;
+    LONG during = 0;
+    for (int i = 0; i < STRESS_LOOKUP_THREADS; i++)
+        during += InterlockedCompareExchange(&jobs[i].lookups, 0, 0);
+    InterlockedExchange(&stop, 1);
+    WaitForMultipleObjects(STRESS_LOOKUP_THREADS, threads, TRUE, INFINITE);
+    LONG lookups = 0, bad = 0;
+    int first_bad[3] = {0, 0, 0};
+    for (int i = 0; i < STRESS_LOOKUP_THREADS; i++) {
+        lookups += jobs[i].lookups;
+        if (jobs[i].bad && !bad)
+            memcpy(first_bad, jobs[i].first_bad, sizeof first_bad);
+        bad += jobs[i].bad;
+        CloseHandle(threads[i]);
+        CloseHandle(jobs[i].started);
+    }
+    NOTE("%d registrations in %lu ms while %d threads looked up alice: %d failed (%d with "
+         "WSANO_RECOVERY), %ld lookups completed during the registrations, %ld in all, %ld bad",
+         STRESS_REGISTRATIONS, (unsigned long)elapsed, STRESS_LOOKUP_THREADS, failures,
+         no_recovery, (long)during, (long)lookups, (long)bad);
+    CHECK(failures == 0,
+          "%d SetServiceEx REGISTER calls during lookups on %d threads all complete once with 0 "
+          "(%d failed, first code %d)",
+          STRESS_REGISTRATIONS, STRESS_LOOKUP_THREADS, failures, first_failure);
+    CHECK(bad == 0 && lookups > 0,
+          "every lookup during the registrations finds alice, then WSA_E_NO_MORE (%ld good, %ld "
+          "bad; first bad: Begin %d, NextEx %d, %d)",
+          (long)lookups, (long)bad, first_bad[0], first_bad[1], first_bad[2]);
+
+    char port[32];
+    snprintf(port, sizeof port, "198.51.100.7:%u", last_port);
+    char *text = read_file(directory_file);
+    CHECK(text != NULL && strstr(text, "erin@example.org") && strstr(text, port) &&
+              strstr(text, "alice@example.org"),
+          "the directory file holds the last registration of erin (%s) and still alice", port);
+    free(text);
+    outcome o = set_service(&reg, RNRSERVICE_DELETE, 0, session);
+    CHECK(o.completions == 1 && o.code == 0, "DELETE erin afterwards completes once with 0 (%d, "
+          "code %d)", o.completions, o.code);
+}
+
 static void test_rundown(void)
 {
     void *session = startup_session("second session");
@@ -1040,21 +1193,17 @@ static void test_cleanup(void *session)
  * completion (after the call returned) shows up here. */
 static void test_completion_accounting(void)
 {
-    int strays = 0, duplicates = 0;
+    LONG duplicates = 0;
     EnterCriticalSection(&log_lock);
-    LONG entries = log_length;
-    for (LONG i = 0; i < log_length; i++) {
-        if (!is_issued(log_entries[i].call))
-            strays++;
-        for (LONG j = 0; j < i; j++)
-            if (log_entries[j].call == log_entries[i].call)
-                duplicates++;
-    }
+    LONG entries = log_length, strays = log_strays, overflow = log_overflow;
+    for (LONG i = 1; i < LOG_CAPACITY; i++)
+        if (log_entries[i].count > 1)
+            duplicates += log_entries[i].count - 1;
     LeaveCriticalSection(&log_lock);
-    CHECK(entries == calls_issued && strays == 0 && duplicates == 0 && log_overflow == 0,
-          "%ld calls issued, %ld completions: none stray, none repeated (%d strays, %d "
-          "duplicates)",
-          (long)calls_issued, (long)entries, strays, duplicates);
+    CHECK(entries == calls_issued && strays == 0 && duplicates == 0 && overflow == 0,
+          "%ld calls issued, %ld completions: none stray, none repeated (%ld strays, %ld "
+          "duplicates, %ld past the log)",
+          (long)calls_issued, (long)entries, (long)strays, (long)duplicates, (long)overflow);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -1278,6 +1427,7 @@ int main(int argc, char **argv)
     test_handles(session);
     test_bad_input(session);
     test_set_service(session, "nsp_directory.txt");
+    test_set_service_during_lookups(session, "nsp_directory.txt");
     test_rundown();
     test_cleanup(session);
     test_completion_accounting();
