@@ -146,7 +146,7 @@ typedef struct {
 } completion;
 
 #define CALL_BASE 0xA5C00000u
-#define LOG_CAPACITY 65536 /* calls */
+#define LOG_CAPACITY 131072 /* calls */
 static CRITICAL_SECTION log_lock;
 static completion log_entries[LOG_CAPACITY];
 /* Every completion received; those for no issued call; those for a call past the log's end. */
@@ -1017,7 +1017,7 @@ static void test_set_service(void *session, const char *directory_file)
  * with another port. */
 #define STRESS_LOOKUP_THREADS 3
 #define STRESS_REGISTRATIONS 120
-#define STRESS_LOOKUP_CAP 5000 /* per thread: keeps the calls within the completion log */
+#define STRESS_LOOKUP_CAP 10000 /* per thread: keeps the calls within the completion log */
 
 typedef struct {
     void *session;
@@ -1050,8 +1050,8 @@ static DWORD WINAPI stress_lookups(LPVOID arg)
             good = end(h).rc == 0 && good;
         }
         if (good) {
-            job->lookups++;
-        } else if (job->bad++ == 0) {
+            InterlockedIncrement(&job->lookups);
+        } else if (InterlockedIncrement(&job->bad) == 1) {
             job->first_bad[0] = r.rc == 0 ? 0 : r.last_error;
             job->first_bad[1] = first.code;
             job->first_bad[2] = second.code;
@@ -1115,8 +1115,13 @@ static void test_set_service_during_lookups(void *session, const char *directory
     }
     DWORD elapsed = GetTickCount() - started;
     LONG during = 0;
-    for (int i = 0; i < STRESS_LOOKUP_THREADS; i++)
+    int capped = 0;
+    for (int i = 0; i < STRESS_LOOKUP_THREADS; i++) {
+        LONG done = InterlockedCompareExchange(&jobs[i].lookups, 0, 0) +
+                    InterlockedCompareExchange(&jobs[i].bad, 0, 0);
         during += InterlockedCompareExchange(&jobs[i].lookups, 0, 0);
+        capped += done >= STRESS_LOOKUP_CAP;
+    }
     InterlockedExchange(&stop, 1);
     WaitForMultipleObjects(STRESS_LOOKUP_THREADS, threads, TRUE, INFINITE);
     LONG lookups = 0, bad = 0;
@@ -1137,6 +1142,10 @@ static void test_set_service_during_lookups(void *session, const char *directory
           "%d SetServiceEx REGISTER calls during lookups on %d threads all complete once with 0 "
           "(%d failed, first code %d)",
           STRESS_REGISTRATIONS, STRESS_LOOKUP_THREADS, failures, first_failure);
+    CHECK(capped == 0,
+          "the lookup threads were still looking up when the last registration completed (%d "
+          "of %d had stopped at %d lookups)",
+          capped, STRESS_LOOKUP_THREADS, STRESS_LOOKUP_CAP);
     CHECK(bad == 0 && lookups > 0,
           "every lookup during the registrations finds alice, then WSA_E_NO_MORE (%ld good, %ld "
           "bad; first bad: Begin %d, NextEx %d, %d)",
@@ -1151,6 +1160,105 @@ static void test_set_service_during_lookups(void *session, const char *directory
     free(text);
     outcome o = set_service(&reg, RNRSERVICE_DELETE, 0, session);
     CHECK(o.completions == 1 && o.code == 0, "DELETE erin afterwards completes once with 0 (%d, "
+          "code %d)", o.completions, o.code);
+}
+
+/* A handle on the directory file the provider does not know of, as another process's would be
+ * (an editor, a management tool): under classic Windows rename semantics the provider's replace
+ * of the file is refused while it is open, and is tried again for about 150 ms. */
+typedef struct {
+    const WCHAR *path;
+    DWORD hold_ms;
+    HANDLE opened;
+    int ok;
+} holder_job;
+
+static DWORD WINAPI hold_file(LPVOID arg)
+{
+    holder_job *job = arg;
+    HANDLE file = CreateFileW(job->path, GENERIC_READ,
+                              FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                              OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    job->ok = file != INVALID_HANDLE_VALUE;
+    SetEvent(job->opened);
+    if (job->ok) {
+        Sleep(job->hold_ms);
+        CloseHandle(file);
+    }
+    return 0;
+}
+
+/* Registers frank at `port` while another handle holds the directory file open for `hold_ms`;
+ * returns the outcome and, in *elapsed_ms, how long SetServiceEx took. */
+static outcome register_while_held(void *session, const WCHAR *path, DWORD hold_ms, unsigned port,
+                                   DWORD *elapsed_ms)
+{
+    holder_job job = {path, hold_ms, CreateEventW(NULL, TRUE, FALSE, NULL), 0};
+    HANDLE thread = CreateThread(NULL, 0, hold_file, &job, 0, NULL);
+    if (thread == NULL)
+        bail("CreateThread for the file holder");
+    WaitForSingleObject(job.opened, INFINITE);
+    if (!job.ok)
+        bail("cannot open the directory file from the harness");
+
+    SOCKADDR_IN sin;
+    set_sockaddr_in(&sin, BOB_V4, port);
+    CSADDR_INFO csaddr;
+    memset(&csaddr, 0, sizeof csaddr);
+    csaddr.RemoteAddr.lpSockaddr = (LPSOCKADDR)&sin;
+    csaddr.RemoteAddr.iSockaddrLength = sizeof sin;
+    static char data[] = "frank's data";
+    BLOB blob = {sizeof data - 1, (BYTE *)data};
+    WSAQUERYSET2W reg;
+    memset(&reg, 0, sizeof reg);
+    reg.dwSize = sizeof reg;
+    reg.lpszServiceInstanceName = (LPWSTR)L"frank@example.org";
+    reg.dwNameSpace = NS_EMAIL;
+    reg.dwNumberOfCsAddrs = 1;
+    reg.lpcsaBuffer = &csaddr;
+    reg.lpBlob = &blob;
+    DWORD started = GetTickCount();
+    outcome o = set_service(&reg, RNRSERVICE_REGISTER, 0, session);
+    *elapsed_ms = GetTickCount() - started;
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(thread);
+    CloseHandle(job.opened);
+    return o;
+}
+
+static void test_set_service_while_file_held(void *session, const char *directory_file)
+{
+    WCHAR wide[MAX_PATH], path[MAX_PATH];
+    MultiByteToWideChar(CP_ACP, 0, directory_file, -1, wide, MAX_PATH);
+    if (GetFullPathNameW(wide, MAX_PATH, path, NULL) == 0)
+        bail("GetFullPathNameW failed");
+
+    DWORD elapsed = 0;
+    outcome o = register_while_held(session, path, 60, 2501, &elapsed);
+    CHECK(o.completions == 1 && o.code == 0 && o.last_error == 0 && elapsed >= 40,
+          "REGISTER while another handle holds the file for 60 ms waits for it and completes "
+          "once with 0 (%d, code %d, %lu ms)",
+          o.completions, o.code, (unsigned long)elapsed);
+
+    o = register_while_held(session, path, 2000, 2502, &elapsed);
+    CHECK(o.completions == 1 && o.code == WSANO_RECOVERY && o.last_error == o.code &&
+              elapsed >= 100 && elapsed < 1000,
+          "REGISTER while another handle holds the file for 2 s gives up within 1 s: "
+          "WSANO_RECOVERY (%d, code %d, %lu ms)",
+          o.completions, o.code, (unsigned long)elapsed);
+
+    char *text = read_file(directory_file);
+    CHECK(text != NULL && strstr(text, "198.51.100.7:2501") && !strstr(text, "198.51.100.7:2502") &&
+              strstr(text, "alice@example.org"),
+          "the directory file holds the registration that succeeded, not the refused one");
+    free(text);
+    WSAQUERYSET2W reg;
+    memset(&reg, 0, sizeof reg);
+    reg.dwSize = sizeof reg;
+    reg.lpszServiceInstanceName = (LPWSTR)L"frank@example.org";
+    reg.dwNameSpace = NS_EMAIL;
+    o = set_service(&reg, RNRSERVICE_DELETE, 0, session);
+    CHECK(o.completions == 1 && o.code == 0, "DELETE frank afterwards completes once with 0 (%d, "
           "code %d)", o.completions, o.code);
 }
 
@@ -1428,6 +1536,7 @@ int main(int argc, char **argv)
     test_bad_input(session);
     test_set_service(session, "nsp_directory.txt");
     test_set_service_during_lookups(session, "nsp_directory.txt");
+    test_set_service_while_file_held(session, "nsp_directory.txt");
     test_rundown();
     test_cleanup(session);
     test_completion_accounting();
