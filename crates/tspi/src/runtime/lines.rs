@@ -2,65 +2,18 @@
 //! (`TSPI_lineDevSpecific`), and inbound calls offered through the author's
 //! [`LineEvents`] (R-TSP-14).
 
-use super::calls::CallShared;
 use super::lifecycle::Phase;
-use super::requests::{Effect, PendingSet, RequestId};
+use super::objects::{CallShared, Effect, LineShared, PendingSet, RequestId};
 use super::{CallOf, FAILED, Inner};
-use crate::dispatch::{CompletionProc, EventProc, Gate, Item, NewCallReply, Sent};
+use crate::dispatch::{EventProc, Gate, Item, NewCallReply, Sent};
 use crate::provider::{
-    CallEvents, CallerId, Line, LineCaps, LineEvents, LineIndex, LineLink, NewCallError, Request,
+    CallEvents, CallerId, Line, LineEvents, LineIndex, LineLink, NewCallError, Request,
     ServiceProvider,
 };
 use std::sync::Arc;
 use winprov_bindings::tapi;
 use winprov_core::sync::{Condvar, Mutex, lock};
 use winprov_core::{CancellationToken, LineErr, call};
-
-/// What the framework and the author's [`LineEvents`] share about one open line.
-pub(crate) struct LineShared {
-    /// The line's one closed state; its token is the cancellation the author sees.
-    gate: winprov_core::sync::Arc<Gate>,
-    pub(super) index: LineIndex,
-    pub(super) ht_line: usize,
-    pub(super) event_proc: EventProc,
-    /// TAPI's `ASYNC_COMPLETION` from the `TSPI_providerInit` the line was opened under (a line
-    /// never outlives its Init/Shutdown pair), so requests need no lifecycle lock.
-    pub(super) completion: CompletionProc,
-    /// Call-less requests.
-    pub(super) pending: Arc<PendingSet>,
-    /// The `HDRVCALL` of each of the line's calls; a call leaves the list once it is closed.
-    pub(super) calls: Mutex<Vec<usize>>,
-    /// Signalled when a call leaves `calls`.
-    calls_gone: Condvar,
-    pub(super) caps: LineCaps,
-}
-
-impl LineShared {
-    pub(super) fn is_open(&self) -> bool {
-        self.gate.is_open()
-    }
-
-    pub(super) fn token(&self) -> &CancellationToken {
-        self.gate.token()
-    }
-
-    /// A closed call leaves the line.
-    pub(super) fn forget_call(&self, raw: usize) {
-        lock(&self.calls).retain(|call| *call != raw);
-        self.calls_gone.notify_all();
-    }
-
-    /// Waits until every call of the (closed) line is closed, by whichever thread closes it.
-    fn wait_for_calls(&self) {
-        let mut calls = lock(&self.calls);
-        while !calls.is_empty() {
-            calls = self
-                .calls_gone
-                .wait(calls)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-}
 
 /// The runtime's side of one line's [`LineEvents`].
 struct LineEventsLink<P: ServiceProvider> {

@@ -23,6 +23,7 @@ mod calls;
 mod caps;
 mod lifecycle;
 mod lines;
+mod objects;
 mod requests;
 
 use crate::dispatch::{CompletionProc, Dispatcher, Sink};
@@ -32,12 +33,12 @@ use winprov_core::sync::{AtomicUsize, Mutex, Ordering, lock};
 use winprov_core::{LeaseTable, LineErr};
 
 #[cfg(all(test, loom))]
-pub(crate) use calls::CallShared;
-pub(crate) use requests::RequestId;
+pub(crate) use objects::CallShared;
+pub(crate) use objects::RequestId;
 
-use calls::CallEntry;
 use lifecycle::{Life, Phase};
-use lines::LineShared;
+use objects::CallEntry;
+use objects::LineShared;
 
 /// The author's call type of provider `P`.
 pub(crate) type CallOf<P> = <<P as ServiceProvider>::Line as Line>::Call;

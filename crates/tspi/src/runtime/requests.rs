@@ -6,100 +6,14 @@
 //! A request the author completes at once is delivered on the spot; one it accepts is
 //! registered in the [`PendingSet`] of its call (or line), which a close drains.
 
-use super::calls::CallShared;
-use super::lines::LineShared;
+use super::objects::{CallShared, Effect, LineShared, PendingSet, RequestId};
 use super::{FAILED, Inner};
 use crate::dispatch::{CompletionProc, Dispatcher, Item, Ticket};
 use crate::provider::{Pending, ReplySlot, RequestPort, ServiceProvider, error_value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering as StdOrdering;
-use winprov_core::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
-use winprov_core::{
-    CancellationToken, CompletionHandle, Delivery, HandleError, Lease, LineErr, completion,
-};
-
-/// TAPI's `dwRequestID`, validated: positive as a `LONG`, so the export's return value tells
-/// it from a `LINEERR_*` (R-TSP-3).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RequestId(u32);
-
-impl RequestId {
-    pub(crate) fn new(raw: u32) -> Result<Self, LineErr> {
-        if raw == 0 || raw > i32::MAX as u32 {
-            return Err(LineErr::LINEERR_INVALPARAM);
-        }
-        Ok(Self(raw))
-    }
-}
-
-/// The requests of one call or line that are accepted and not yet completed.
-pub(crate) struct PendingSet {
-    entries: Mutex<HashMap<u64, CompletionHandle<'static, Result<(), LineErr>>>>,
-    next_key: AtomicU64,
-    /// Set under the `entries` lock by [`terminate`](Self::terminate); read under it by
-    /// [`insert`](Self::insert) and without it by requests completed at once.
-    closed: AtomicBool,
-}
-
-impl PendingSet {
-    pub(super) fn new() -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-            next_key: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-        }
-    }
-
-    fn key(&self) -> u64 {
-        self.next_key.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// `false` if the set was closed: the caller aborts the request itself.
-    fn insert(&self, key: u64, handle: CompletionHandle<'static, Result<(), LineErr>>) -> bool {
-        let mut entries = lock(&self.entries);
-        if self.closed.load(Ordering::Relaxed) {
-            return false;
-        }
-        entries.insert(key, handle);
-        true
-    }
-
-    fn remove(&self, key: u64) {
-        lock(&self.entries).remove(&key);
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Closes the set and completes every request in it with `LINEERR_OPERATIONFAILED`; when
-    /// this returns, each of them has been delivered (by this thread or by the one that was
-    /// completing it).
-    pub(super) fn terminate(&self) -> usize {
-        let handles: Vec<_> = {
-            let mut entries = lock(&self.entries);
-            self.closed.store(true, Ordering::Release);
-            entries.drain().map(|(_, handle)| handle).collect()
-        };
-        let count = handles.len();
-        for handle in handles {
-            let _ = handle.abort(Err(FAILED));
-        }
-        count
-    }
-}
-
-/// What else a request's success sends, in the same dispatcher turn as its completion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Effect {
-    Nothing,
-    /// The creating request of an outbound call: its success makes the call known to TAPI
-    /// (R-TSP-6) — unless the call was dropped meanwhile, which turns it into a failure.
-    Created,
-    /// A successful drop: the call goes `IDLE` (R-TSP-10).
-    Idle,
-}
+use winprov_core::sync::{AtomicUsize, Ordering};
+use winprov_core::{CancellationToken, Delivery, HandleError, Lease, LineErr, completion};
 
 /// Queues a request's completion (and what its success implies) and waits for its delivery.
 fn deliver(
@@ -279,5 +193,29 @@ impl<P: ServiceProvider> Inner<P> {
             }
             value => value,
         }
+    }
+}
+
+#[cfg(all(test, loom))]
+impl CallShared {
+    /// An accepted `TSPI_lineDrop` request of this call, as the request path makes it (for
+    /// loom models).
+    pub(crate) fn accept_drop(
+        this: &Arc<Self>,
+        id: u32,
+        proc: crate::dispatch::CompletionProc,
+        live: &'static AtomicUsize,
+    ) -> crate::provider::Pending {
+        let frame = Frame {
+            id,
+            proc,
+            dispatch: &this.dispatch,
+            set: &this.pending,
+            token: this.token(),
+            effect: Effect::Idle,
+            call: Some(this),
+            live,
+        };
+        crate::provider::RequestPort::accept(&frame)
     }
 }
