@@ -428,6 +428,7 @@ mod tests {
                 ["-p", "winprov-core", "--test", "loom"],
                 ["-p", "winprov-nspv2", "--lib", "loom_models"],
                 ["-p", "winprov-tspi", "--lib", "loom_models"],
+                ["-p", "winprov-wbem", "--lib", "loom_models"],
             ]
         );
         assert_eq!(

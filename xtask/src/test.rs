@@ -354,6 +354,9 @@ mod tests {
                 format!(
                     "{loom_env} cargo test --locked --release -p winprov-tspi --lib loom_models"
                 ),
+                format!(
+                    "{loom_env} cargo test --locked --release -p winprov-wbem --lib loom_models"
+                ),
             ]
         );
         assert_eq!(

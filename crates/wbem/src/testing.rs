@@ -21,7 +21,7 @@ use crate::provider::{BATCH_SIZE, Provider};
 use crate::runtime::{CallSink, Runtime};
 use crate::value::Instance;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use winprov_core::{HResult, HostSink};
 
 /// What one call's sink received, in order.
@@ -57,7 +57,7 @@ struct CallLog {
 
 impl CallLog {
     fn returned(&self, hresult: HResult) -> CallRecord {
-        let mut record = self.record.lock().unwrap();
+        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
         record.returned = Some(hresult);
         match hresult.is_ok() {
             true => assert_eq!(
@@ -79,7 +79,7 @@ impl HostSink<SinkMessage> for CallLog {
         if let (SinkMessage::Indicate { .. }, Some(hook)) = (&message, &self.client.hook) {
             hook();
         }
-        let mut record = self.record.lock().unwrap();
+        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
         match message {
             SinkMessage::Indicate { objects } => {
                 assert_eq!(
@@ -191,7 +191,10 @@ impl EventLog {
 
     /// The events accepted (answered with success) so far.
     pub fn events(&self) -> Vec<Instance> {
-        self.events.lock().unwrap().clone()
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -204,7 +207,10 @@ impl HostSink<EventIndicate> for EventLog {
             .pop_front()
             .unwrap_or(HResult::S_OK);
         if reply.is_ok() {
-            self.events.lock().unwrap().extend(message.objects);
+            self.events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(message.objects);
         }
         reply
     }
