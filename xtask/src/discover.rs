@@ -433,7 +433,11 @@ mod tests {
         );
         assert_eq!(
             stress(&found),
-            [("winprov-nspv2", 2_000_000), ("winprov-tspi", 8_000_000)]
+            [
+                ("winprov-nspv2", 2_000_000),
+                ("winprov-tspi", 8_000_000),
+                ("winprov-wbem", 1_000_000)
+            ]
         );
         assert_eq!(found.wine_unit_tests, ["winprov-core"]);
         assert_eq!(

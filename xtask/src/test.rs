@@ -366,6 +366,8 @@ mod tests {
                  winprov-nspv2 --test stress -- --nocapture",
                 "WINPROV_STRESS_OPERATIONS=8000000 cargo test --locked --release -p \
                  winprov-tspi --test stress -- --nocapture",
+                "WINPROV_STRESS_OPERATIONS=1000000 cargo test --locked --release -p \
+                 winprov-wbem --test stress -- --nocapture",
             ]
         );
     }
