@@ -27,7 +27,7 @@
 //! conversion of instances to and from `IWbemClassObject`, the `IWbemContext` of dependent
 //! requests, typed classes and their MOF, decoupled registration. Until then an instance is a
 //! plain [`Instance`] map and an object path a string, and the simulator
-//! ([`testing`], feature `testing`) drives the runtime directly.
+//! (`testing`, feature `testing`) drives the runtime directly.
 
 mod host;
 #[cfg(all(test, loom))]

@@ -264,7 +264,7 @@ impl<'call> Response<'call> {
     }
 
     /// Sends the instances still batched, then the one final status: `Ok(())` is
-    /// `S_OK`. The proof says [`Delivery::AlreadyFinished`] when the client had
+    /// `WBEM_S_NO_ERROR`. The proof says [`Delivery::AlreadyFinished`] when the client had
     /// cancelled the call (its sink got `WBEM_E_CALL_CANCELLED` instead).
     pub fn finish(mut self, status: Result<(), HResult>) -> Completed<'call> {
         let hresult = match self.flush() {

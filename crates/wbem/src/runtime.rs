@@ -1,7 +1,7 @@
 //! The state machine between WMI's calls and the author's provider, portable and safe.
 //!
 //! Every asynchronous call runs the author's method inside a core `call::scope` with a guard
-//! over the call's [`Op`]; when the method returns (or unwinds) the runtime finishes a guard the
+//! over the call's `Op`; when the method returns (or unwinds) the runtime finishes a guard the
 //! author leaked, so the call's one final `SetStatus` has been delivered when the `*Async`
 //! method returns `WBEM_S_NO_ERROR` — and a call refused up front returns its error without
 //! touching the sink: the framework never does both (R-WMI-5).

@@ -4,14 +4,14 @@
 //! It makes client sinks ([`Host::sink`]; several calls may share one, as WMI clients may),
 //! starts the `*Async` calls through a [`Runtime`] of its own, and cancels by sink
 //! ([`Host::cancel`]) at whatever point a test chooses, from any thread. Each call's messages
-//! are recorded in a [`CallLog`], which checks on every message and at the call's return what
-//! WMI's documents promise the client, panicking with the rule's ID otherwise:
+//! are recorded (its [`CallRecord`]) and checked, on every message and at the call's return,
+//! against what WMI's documents promise the client, panicking with the rule's ID otherwise:
 //!
 //! - exactly one final `SetStatus` per call when the `*Async` method returned
 //!   `WBEM_S_NO_ERROR`, and nothing after it (R-WMI-3, R-WMI-11);
 //! - no `SetStatus` at all when it returned an error (R-WMI-5: the framework never does both);
 //! - no progress report unless the call's flags had `WBEM_FLAG_SEND_STATUS` (R-WMI-4);
-//! - no `Indicate` of zero or more than [`BATCH_SIZE`](crate::BATCH_SIZE) objects;
+//! - no `Indicate` of zero or more than [`BATCH_SIZE`] objects;
 //! - at most one object indicated by a method call, before its final status (R-WMI-8).
 
 use crate::host::{
