@@ -117,6 +117,7 @@ impl<P: ServiceProvider> Inner<P> {
                     dialled: destination.as_ref().map(|d| d.as_str().to_string()),
                     publish,
                 };
+                // Not `Frame::resolve`: the factory borrows the frame for the call's scope.
                 call::scope(|scope| {
                     let request = Request::new(scope.issuer(), &frame, reply);
                     let make_call = MakeCall::new(request, &factory, destination, country_code);
@@ -147,10 +148,7 @@ impl<P: ServiceProvider> Inner<P> {
                     Effect::Idle,
                     Some(call),
                 );
-                call::scope(|scope| {
-                    let request = Request::new(scope.issuer(), &frame, reply);
-                    let _ = author.drop_call(request, user_user_info).delivery();
-                });
+                frame.resolve(reply, |request| author.drop_call(request, user_user_info));
                 Ok(())
             },
         )
@@ -177,10 +175,7 @@ impl<P: ServiceProvider> Inner<P> {
                     Effect::Nothing,
                     None,
                 );
-                call::scope(|scope| {
-                    let request = Request::new(scope.issuer(), &frame, reply);
-                    let _ = author.answer(request, user_user_info).delivery();
-                });
+                frame.resolve(reply, |request| author.answer(request, user_user_info));
                 Ok(())
             },
         )

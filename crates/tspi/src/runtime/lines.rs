@@ -7,13 +7,12 @@ use super::objects::{CallShared, Effect, LineShared, PendingSet, RequestId};
 use super::{CallOf, FAILED, Inner};
 use crate::dispatch::{EventProc, Gate, Item, NewCallReply, Sent};
 use crate::provider::{
-    CallEvents, CallerId, Line, LineEvents, LineIndex, LineLink, NewCallError, Request,
-    ServiceProvider,
+    CallEvents, CallerId, Line, LineEvents, LineIndex, LineLink, NewCallError, ServiceProvider,
 };
 use std::sync::Arc;
 use winprov_bindings::tapi;
 use winprov_core::sync::{Condvar, Mutex, lock};
-use winprov_core::{CancellationToken, LineErr, call};
+use winprov_core::{CancellationToken, LineErr};
 
 /// The runtime's side of one line's [`LineEvents`].
 struct LineEventsLink<P: ServiceProvider> {
@@ -207,10 +206,7 @@ impl<P: ServiceProvider> Inner<P> {
             |line, author, reply| {
                 let frame =
                     self.frame(id, line, &line.pending, line.token(), Effect::Nothing, None);
-                call::scope(|scope| {
-                    let request = Request::new(scope.issuer(), &frame, reply);
-                    let _ = author.dev_specific(request, params).delivery();
-                });
+                frame.resolve(reply, |request| author.dev_specific(request, params));
                 Ok(())
             },
         )

@@ -9,11 +9,13 @@
 use super::objects::{CallShared, Effect, LineShared, PendingSet, RequestId};
 use super::{FAILED, Inner};
 use crate::dispatch::{CompletionProc, Dispatcher, Item, Ticket};
-use crate::provider::{Pending, ReplySlot, RequestPort, ServiceProvider, error_value};
+use crate::provider::{Pending, ReplySlot, Request, RequestPort, ServiceProvider, error_value};
 use std::sync::Arc;
 use std::sync::atomic::Ordering as StdOrdering;
 use winprov_core::sync::{AtomicUsize, Ordering};
-use winprov_core::{CancellationToken, Delivery, HandleError, Lease, LineErr, completion};
+use winprov_core::{
+    CancellationToken, Completed, Delivery, HandleError, Lease, LineErr, call, completion,
+};
 
 /// Queues a request's completion (and what its success implies) and waits for its delivery.
 fn deliver(
@@ -100,6 +102,20 @@ impl Frame<'_> {
             id: self.id,
             cancel: token.clone(),
         }
+    }
+}
+
+impl Frame<'_> {
+    /// Runs the author's `method` on this request, in a call scope: the [`Request`] it gets
+    /// holds the issuer of the proof the method returns; `reply` records the resolution.
+    pub(super) fn resolve(
+        &self,
+        reply: &ReplySlot,
+        method: impl for<'call> FnOnce(Request<'call>) -> Completed<'call>,
+    ) {
+        call::scope(|scope| {
+            let _ = method(Request::new(scope.issuer(), self, reply)).delivery();
+        });
     }
 }
 
