@@ -361,6 +361,11 @@ fn r_tsp_4_exactly_one_completion_per_accepted_request() {
         // Rejected, or a panic before accepting: never completed.
         control.set_make(MakeMode::Reject);
         let rejected = host.make_call(line, Some("2"));
+        assert_eq!(
+            rejected.ret,
+            LineErr::LINEERR_CALLUNAVAIL.raw(),
+            "the reject's LINEERR"
+        );
         control.set_make(MakeMode::Panic);
         let panicked = host.make_call(line, Some("3"));
         assert_eq!(panicked.ret, FAILED);
