@@ -130,6 +130,85 @@ pub struct Registration {
     pub log: Option<String>,
 }
 
+/// The `ThreadingModel` value of an in-proc COM server's `InprocServer32` key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadingModel {
+    Apartment,
+    Free,
+    Both,
+    Neutral,
+}
+
+impl ThreadingModel {
+    pub const ALL: [ThreadingModel; 4] = [
+        ThreadingModel::Apartment,
+        ThreadingModel::Free,
+        ThreadingModel::Both,
+        ThreadingModel::Neutral,
+    ];
+
+    /// The registry value, as COM reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadingModel::Apartment => "Apartment",
+            ThreadingModel::Free => "Free",
+            ThreadingModel::Both => "Both",
+            ThreadingModel::Neutral => "Neutral",
+        }
+    }
+}
+
+/// An in-proc COM server the installer registers (a WMI provider is one). wixl has no
+/// `File/Class` element, so the registration is plain registry values in the DLL's own
+/// component, under `HKLM\Software\Classes\CLSID\{CLSID}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComServer {
+    /// The File id of the DLL.
+    pub file_id: String,
+    /// Lower case, no braces.
+    pub clsid: String,
+    pub threading_model: ThreadingModel,
+    /// The CLSID key's default value, if any (plain text).
+    pub description: Option<String>,
+}
+
+impl ComServer {
+    /// `Software\Classes\CLSID\{CLSID}` below HKLM, the GUID in upper case.
+    pub fn clsid_key(&self) -> String {
+        format!(
+            "Software\\Classes\\CLSID\\{{{}}}",
+            self.clsid.to_ascii_uppercase()
+        )
+    }
+
+    /// The `InprocServer32` key below HKLM.
+    pub fn inproc_key(&self) -> String {
+        format!("{}\\InprocServer32", self.clsid_key())
+    }
+
+    /// The `InprocServer32` default value: MSI formats `[#file]` as the installed file's full
+    /// path.
+    pub fn server_value(&self) -> String {
+        format!("[#{}]", self.file_id)
+    }
+
+    /// The registry values, (key below HKLM, value name or `None` for the default, value), in
+    /// the order the generated source writes them.
+    pub fn values(&self) -> Vec<(String, Option<&'static str>, String)> {
+        let mut values = Vec::new();
+        if let Some(description) = &self.description {
+            values.push((self.clsid_key(), None, description.clone()));
+        }
+        values.push((self.inproc_key(), None, self.server_value()));
+        values.push((
+            self.inproc_key(),
+            Some("ThreadingModel"),
+            self.threading_model.name().to_string(),
+        ));
+        values
+    }
+}
+
 /// Everything the installer of one sample is made from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
@@ -146,6 +225,7 @@ pub struct Descriptor {
     pub files: Vec<FileSpec>,
     pub service: Option<Service>,
     pub registration: Option<Registration>,
+    pub com_server: Option<ComServer>,
     /// Values under `HKLM\Software\<manufacturer>\<product>`: name, MSI formatted text.
     pub registry: Vec<(String, String)>,
 }
@@ -267,6 +347,7 @@ pub fn parse(
             "files",
             "service",
             "registration",
+            "com-server",
             "registry",
         ],
         "the dist table",
@@ -274,7 +355,7 @@ pub fn parse(
     check_version(version)?;
     let product = required(dist, "product", "dist")?.to_string();
     let manufacturer = required(dist, "manufacturer", "dist")?.to_string();
-    let upgrade_code = check_guid(required(dist, "upgrade-code", "dist")?)?;
+    let upgrade_code = check_guid(required(dist, "upgrade-code", "dist")?, "upgrade-code")?;
     let install_dir: Vec<String> = match optional(dist, "install-dir", "dist")? {
         Some(path) => path.split('/').map(str::to_string).collect(),
         None => vec![manufacturer.clone(), product.clone()],
@@ -398,6 +479,56 @@ pub fn parse(
         }
     };
 
+    let com_server = match dist.get("com-server") {
+        None => None,
+        Some(value) => {
+            let what = "com-server";
+            let com = table(value, what)?;
+            only_keys(
+                com,
+                &["file", "clsid", "threading-model", "description"],
+                what,
+            )?;
+            let name = required(com, "file", what)?;
+            let file = files
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+                .with_context(|| format!("{what}: `file = \"{name}\"` names no installed file"))?;
+            let is_dll = file
+                .name
+                .rsplit_once('.')
+                .is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("dll"));
+            if file.artifact != ArtifactKind::Cdylib || !is_dll {
+                bail!("{what}: `{name}` is not a DLL (artifact = \"cdylib\", installed as .dll)");
+            }
+            let clsid = check_guid(required(com, "clsid", what)?, "com-server: `clsid`")?;
+            let threading_model = match optional(com, "threading-model", what)? {
+                None => ThreadingModel::Both,
+                Some(text) => ThreadingModel::ALL
+                    .into_iter()
+                    .find(|m| m.name() == text)
+                    .with_context(|| {
+                        format!(
+                            "{what}: `threading-model = \"{text}\"` (Apartment, Free, Both or \
+                             Neutral)"
+                        )
+                    })?,
+            };
+            let description = optional(com, "description", what)?.map(str::to_string);
+            if let Some(text) = &description
+                && text.contains(['[', ']', '{', '}'])
+            {
+                bail!("{what}: `description` must be plain text: MSI would format [..] and {{..}}");
+            }
+            Some(ComServer {
+                file_id: file.id.clone(),
+                clsid,
+                threading_model,
+                description,
+            })
+        }
+    };
+
     let registry = match dist.get("registry") {
         None => Vec::new(),
         Some(value) => {
@@ -423,6 +554,7 @@ pub fn parse(
         files,
         service,
         registration,
+        com_server,
         registry,
     })
 }
@@ -535,8 +667,8 @@ pub fn check_version(version: &str) -> Result<()> {
 }
 
 /// A GUID `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (braces allowed), returned in lower case
-/// without braces.
-pub fn check_guid(text: &str) -> Result<String> {
+/// without braces; `what` names it in the error.
+pub fn check_guid(text: &str, what: &str) -> Result<String> {
     let bare = text.trim_start_matches('{').trim_end_matches('}');
     let groups: Vec<&str> = bare.split('-').collect();
     let lengths = [8, 4, 4, 4, 12];
@@ -546,7 +678,7 @@ pub fn check_guid(text: &str) -> Result<String> {
             .zip(lengths)
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
     if !valid || bare.chars().all(|c| c == '0' || c == '-') {
-        bail!("upgrade-code `{text}` is not a GUID (generate one with `uuidgen`)");
+        bail!("{what} `{text}` is not a GUID (generate one with `uuidgen`)");
     }
     Ok(bare.to_ascii_lowercase())
 }
@@ -805,6 +937,30 @@ fn file_component(
             ),
         );
     }
+    if let Some(com) = d.com_server.as_ref().filter(|c| c.file_id == file.id) {
+        // Plain registry values (wixl has no File/Class); the file stays the key path.
+        let values = com.values();
+        let mut keys: Vec<&str> = values.iter().map(|(key, _, _)| key.as_str()).collect();
+        keys.dedup();
+        for key in keys {
+            line(
+                indent + 1,
+                &format!(r#"<RegistryKey Root="HKLM" Key="{}">"#, a(key)),
+            );
+            for (_, name, value) in values.iter().filter(|(k, _, _)| k == key) {
+                let name = name.map(|n| format!(r#" Name="{}""#, a(n)));
+                line(
+                    indent + 2,
+                    &format!(
+                        r#"<RegistryValue{} Type="string" Value="{}"/>"#,
+                        name.unwrap_or_default(),
+                        a(value)
+                    ),
+                );
+            }
+            line(indent + 1, "</RegistryKey>");
+        }
+    }
     line(indent, "</Component>");
 }
 
@@ -982,6 +1138,178 @@ mod tests {
         assert!(x.contains(r#"ExeCommand="add-provider simline.tsp""#));
         assert!(!x.contains("ServiceInstall") && !x.contains("RegistryKey"));
         assert_eq!(d.msi_name(), "simline-1.2.3-x64.msi");
+    }
+
+    fn wmi_targets() -> Vec<(String, Vec<String>)> {
+        vec![
+            (
+                "directory_admin".to_string(),
+                vec!["cdylib".to_string(), "rlib".to_string()],
+            ),
+            ("directory-admin".to_string(), vec!["bin".to_string()]),
+        ]
+    }
+
+    fn wmi_dist() -> Value {
+        json!({
+            "product": "winprov Directory Admin",
+            "manufacturer": "winprov",
+            "upgrade-code": "5c0b8e1a-7d2f-4b6e-9a3c-1f4d2e6b8a90",
+            "files": [{"artifact": "cdylib"}, {"artifact": "bin"}],
+            "com-server": {
+                "file": "directory_admin.dll",
+                "clsid": "{715D6D12-24E0-4836-B6F6-0FBA71B04A73}",
+                "threading-model": "Free",
+                "description": "winprov Directory Admin WMI provider"
+            }
+        })
+    }
+
+    fn wmi(dist: &Value) -> Result<Descriptor> {
+        parse("directory-admin", "0.1.0", dist, &wmi_targets())
+    }
+
+    /// The lines of the component of `file_id` in the generated source.
+    fn component_lines(x: &str, file_id: &str) -> Vec<String> {
+        x.lines()
+            .map(str::trim)
+            .skip_while(|l| *l != format!(r#"<Component Id="c_{file_id}" Guid="*" Win64="yes">"#))
+            .take_while(|l| *l != "</Component>")
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_com_server_descriptor_is_read() {
+        let d = wmi(&wmi_dist()).unwrap();
+        let com = d.com_server.as_ref().unwrap();
+        assert_eq!(com.file_id, "directory_admin.dll");
+        assert_eq!(d.file(&com.file_id).unwrap().source, "directory_admin.dll");
+        assert_eq!(com.clsid, "715d6d12-24e0-4836-b6f6-0fba71b04a73");
+        assert_eq!(com.threading_model, ThreadingModel::Free);
+        assert_eq!(
+            com.inproc_key(),
+            r"Software\Classes\CLSID\{715D6D12-24E0-4836-B6F6-0FBA71B04A73}\InprocServer32"
+        );
+        assert_eq!(com.server_value(), "[#directory_admin.dll]");
+        assert_eq!(com.values().len(), 3);
+        // The defaults: Both, no description (no value on the CLSID key itself).
+        let mut dist = wmi_dist();
+        let table = dist["com-server"].as_object_mut().unwrap();
+        table.remove("threading-model");
+        table.remove("description");
+        let com = wmi(&dist).unwrap().com_server.unwrap();
+        assert_eq!(com.threading_model, ThreadingModel::Both);
+        assert_eq!(com.description, None);
+        assert_eq!(
+            com.values(),
+            [
+                (com.inproc_key(), None, "[#directory_admin.dll]".to_string()),
+                (com.inproc_key(), Some("ThreadingModel"), "Both".to_string()),
+            ]
+        );
+        assert!(email().com_server.is_none());
+    }
+
+    #[test]
+    fn the_com_registration_is_in_the_dll_component() {
+        let x = wxs(&wmi(&wmi_dist()).unwrap());
+        let clsid_key = r"Software\Classes\CLSID\{715D6D12-24E0-4836-B6F6-0FBA71B04A73}";
+        assert_eq!(
+            component_lines(&x, "directory_admin.dll"),
+            [
+                r#"<Component Id="c_directory_admin.dll" Guid="*" Win64="yes">"#.to_string(),
+                r#"<File Id="directory_admin.dll" Name="directory_admin.dll" Source="$(var.CargoTargetBinDir)/directory_admin.dll" KeyPath="yes"/>"#.to_string(),
+                format!(r#"<RegistryKey Root="HKLM" Key="{clsid_key}">"#),
+                r#"<RegistryValue Type="string" Value="winprov Directory Admin WMI provider"/>"#.to_string(),
+                "</RegistryKey>".to_string(),
+                format!(r#"<RegistryKey Root="HKLM" Key="{clsid_key}\InprocServer32">"#),
+                r#"<RegistryValue Type="string" Value="[#directory_admin.dll]"/>"#.to_string(),
+                r#"<RegistryValue Name="ThreadingModel" Type="string" Value="Free"/>"#.to_string(),
+                "</RegistryKey>".to_string(),
+            ]
+        );
+        // The exe's component has none of it, and there is no separate registry component.
+        assert!(
+            !component_lines(&x, "directory_admin.exe")
+                .iter()
+                .any(|l| l.contains("Registry"))
+        );
+        assert!(!x.contains(REGISTRY_COMPONENT), "{x}");
+        assert_eq!(x.matches("KeyPath=").count(), 2, "{x}");
+        // Without a description the CLSID key gets no value of its own.
+        let mut dist = wmi_dist();
+        dist["com-server"]
+            .as_object_mut()
+            .unwrap()
+            .remove("description");
+        let x = wxs(&wmi(&dist).unwrap());
+        assert!(!x.contains(&format!(r#"Key="{clsid_key}">"#)), "{x}");
+        assert_eq!(x.matches("<RegistryValue ").count(), 2, "{x}");
+        // No COM server, no CLSID.
+        assert!(!wxs(&email()).contains("CLSID"));
+    }
+
+    #[test]
+    fn bad_com_servers_are_rejected() {
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "progid",
+                json!("Winprov.X"),
+                "unknown key `progid` in com-server",
+            ),
+            ("file", json!("other.dll"), "names no installed file"),
+            ("file", json!("directory-admin.exe"), "is not a DLL"),
+            (
+                "clsid",
+                json!("715d6d12-24e0-4836-b6f6"),
+                "com-server: `clsid` `715d6d12-24e0-4836-b6f6` is not a GUID",
+            ),
+            (
+                "clsid",
+                json!("00000000-0000-0000-0000-000000000000"),
+                "is not a GUID",
+            ),
+            (
+                "threading-model",
+                json!("both"),
+                "(Apartment, Free, Both or Neutral)",
+            ),
+            (
+                "threading-model",
+                json!("Single"),
+                "`threading-model = \"Single\"`",
+            ),
+            (
+                "description",
+                json!("a [ProductName] b"),
+                "must be plain text",
+            ),
+            ("description", json!(""), "`description` is empty"),
+        ];
+        for (key, value, message) in cases {
+            let mut dist = wmi_dist();
+            dist["com-server"][key] = value.clone();
+            let e = format!("{:#}", wmi(&dist).unwrap_err());
+            assert!(e.contains(message), "{key} = {value}: {e}");
+        }
+        for key in ["file", "clsid"] {
+            let mut dist = wmi_dist();
+            dist["com-server"].as_object_mut().unwrap().remove(key);
+            let e = format!("{:#}", wmi(&dist).unwrap_err());
+            assert!(
+                e.contains(&format!("com-server: `{key}` is missing")),
+                "{e}"
+            );
+        }
+        // A cdylib installed under another extension is not a COM server DLL.
+        let mut dist = wmi_dist();
+        dist["files"][0]["name"] = json!("directory_admin.tsp");
+        dist["com-server"]["file"] = json!("directory_admin.tsp");
+        assert!(format!("{:#}", wmi(&dist).unwrap_err()).contains("is not a DLL"));
+        let mut dist = wmi_dist();
+        dist["com-server"] = json!("directory_admin.dll");
+        assert!(format!("{:#}", wmi(&dist).unwrap_err()).contains("com-server must be a table"));
     }
 
     #[test]

@@ -104,7 +104,10 @@ pub fn check(path: &Path, d: &Descriptor, bin_dir: &Path) -> Result<Vec<String>>
     );
     let upgrade_code = property("UpgradeCode");
     expect(
-        installer::check_guid(&upgrade_code).ok().as_deref() == Some(d.upgrade_code.as_str()),
+        installer::check_guid(&upgrade_code, "UpgradeCode")
+            .ok()
+            .as_deref()
+            == Some(d.upgrade_code.as_str()),
         format!(
             "UpgradeCode {upgrade_code:?}, expected the descriptor's {}",
             d.upgrade_code
@@ -134,7 +137,7 @@ pub fn check(path: &Path, d: &Descriptor, bin_dir: &Path) -> Result<Vec<String>>
     expect(
         !upgrades.is_empty()
             && upgrades.iter().all(|r| {
-                installer::check_guid(&text(r, "UpgradeCode"))
+                installer::check_guid(&text(r, "UpgradeCode"), "UpgradeCode")
                     .ok()
                     .as_deref()
                     == Some(d.upgrade_code.as_str())
