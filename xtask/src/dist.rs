@@ -64,6 +64,11 @@ pub fn write_wxs(d: &Descriptor, out: &Path) -> Result<PathBuf> {
 /// checks the tables. Any wixl line with WARNING or CRITICAL fails: wixl reports unsupported
 /// constructs that way and still writes a package without them.
 pub fn build_msi(d: &Descriptor, out: &Path) -> Result<PathBuf> {
+    build_msi_from(d, out, &bin_dir())
+}
+
+/// [`build_msi`] from the artifacts in `bin`.
+pub fn build_msi_from(d: &Descriptor, out: &Path, bin: &Path) -> Result<PathBuf> {
     let wxs = write_wxs(d, out)?;
     let msi = out.join(d.msi_name());
     let _ = std::fs::remove_file(&msi);
@@ -77,9 +82,9 @@ pub fn build_msi(d: &Descriptor, out: &Path) -> Result<PathBuf> {
         .arg(&msi)
         .arg(&wxs)
         // wixl resolves `Source` relative to the working directory and rejects absolute paths.
-        .current_dir(bin_dir());
+        .current_dir(bin);
     let line = describe(&cmd);
-    println!("$ (cd {} && {line})", bin_dir().display());
+    println!("$ (cd {} && {line})", bin.display());
     let output = cmd
         .output()
         .with_context(|| format!("could not start `{line}`"))?;
@@ -107,7 +112,7 @@ pub fn build_msi(d: &Descriptor, out: &Path) -> Result<PathBuf> {
             flagged.join("\n  ")
         );
     }
-    let checked = crate::msi_check::check(&msi, d, &bin_dir())?;
+    let checked = crate::msi_check::check(&msi, d, bin)?;
     for line in checked {
         println!("  ok  {line}");
     }
