@@ -3,10 +3,11 @@
 //!
 //! 1. **rollback**: install with registration. Wine has no namespace-catalog (or TAPI)
 //!    functions, so the registration command fails, saying so; msiexec must roll everything
-//!    back: no file, registry value, service or product entry remains.
+//!    back: no file, registry value, service, CLSID key or product entry remains.
 //! 2. **install** with `SKIPREGISTRATION=1`: the files land in Program Files (or System32),
-//!    the registry values and the service exist, the product is registered once, and the
-//!    registration command did not run.
+//!    the registry values, the service and a COM server's CLSID keys (`InprocServer32` = the
+//!    installed DLL) exist, the product is registered once, and the registration command did
+//!    not run.
 //! 3. **upgrade**: the same package with a higher version replaces it in place (one product,
 //!    the new version), and the old version's unregistration ran.
 //! 4. **uninstall** (`/x`): the unregistration command ran first; then files, values, service
@@ -110,7 +111,8 @@ fn msiexec(
     Ok(run)
 }
 
-/// The values of `system.reg` (HKEY_LOCAL_MACHINE), by lower-case key path and value name.
+/// The values of `system.reg` (HKEY_LOCAL_MACHINE), by lower-case key path and value name; a
+/// key's default value (`@=` in the file) has the name `""`.
 #[derive(Debug, Default)]
 struct Registry(BTreeMap<String, BTreeMap<String, String>>);
 
@@ -144,6 +146,20 @@ impl Registry {
         self.key(key)?
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// The keys at `path` and below it (Wine's file lists a key only when it has values or no
+    /// subkeys).
+    fn subtree(&self, path: &str) -> Vec<&str> {
+        let path = path.to_ascii_lowercase();
+        self.0
+            .keys()
+            .filter(|key| {
+                key.strip_prefix(&path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('\\'))
+            })
+            .map(String::as_str)
+            .collect()
     }
 
     /// The service's key (Wine stores CurrentControlSet as ControlSet001).
@@ -188,6 +204,14 @@ impl Layout {
         match directory {
             TargetDir::Install => self.install_dir(d).join(name),
             TargetDir::System => self.drive_c.join("windows/system32").join(name),
+        }
+    }
+
+    /// An installed file's path as MSI formats `[#file]`.
+    fn file_windows(d: &Descriptor, name: &str, directory: TargetDir) -> String {
+        match directory {
+            TargetDir::Install => format!("{}{name}", Self::install_dir_windows(d)),
+            TargetDir::System => format!("C:\\windows\\system32\\{name}"),
         }
     }
 
@@ -277,6 +301,7 @@ fn check_installed(e: &mut Expect, layout: &Layout, d: &Descriptor, version: &st
             || format!("service {}: Start {start:?}", service.name),
         );
     }
+    check_com_installed(e, &registry, d);
     let products = registry.products(&d.product);
     e.that(products == [version], || {
         format!(
@@ -285,6 +310,48 @@ fn check_installed(e: &mut Expect, layout: &Layout, d: &Descriptor, version: &st
         )
     });
     Ok(())
+}
+
+/// The COM server's registration: `InprocServer32` names the installed DLL by its Windows path,
+/// with the descriptor's threading model (and the CLSID key has its description).
+fn check_com_installed(e: &mut Expect, registry: &Registry, d: &Descriptor) {
+    if let Some(com) = &d.com_server {
+        let inproc = com.inproc_key();
+        let server = registry.value(&inproc, "");
+        let dll = d
+            .file(&com.file_id)
+            .map(|f| Layout::file_windows(d, &f.name, f.directory))
+            .unwrap_or_default();
+        e.that(server.is_some_and(|s| s.eq_ignore_ascii_case(&dll)), || {
+            format!("HKLM\\{inproc}\\(default) is {server:?}, expected {dll:?}")
+        });
+        let model = registry.value(&inproc, "ThreadingModel");
+        e.that(model == Some(com.threading_model.name()), || {
+            format!(
+                "HKLM\\{inproc}\\ThreadingModel is {model:?}, expected {}",
+                com.threading_model.name()
+            )
+        });
+        if let Some(description) = &com.description {
+            let found = registry.value(&com.clsid_key(), "");
+            e.that(found == Some(description.as_str()), || {
+                format!(
+                    "HKLM\\{}\\(default) is {found:?}, expected {description:?}",
+                    com.clsid_key()
+                )
+            });
+        }
+    }
+}
+
+/// No key of the COM server's CLSID remains.
+fn check_com_removed(e: &mut Expect, registry: &Registry, d: &Descriptor) {
+    if let Some(com) = &d.com_server {
+        let left = registry.subtree(&com.clsid_key());
+        e.that(left.is_empty(), || {
+            format!("the COM registration remains: {left:?}")
+        });
+    }
 }
 
 fn check_removed(e: &mut Expect, layout: &Layout, d: &Descriptor) -> Result<()> {
@@ -309,6 +376,7 @@ fn check_removed(e: &mut Expect, layout: &Layout, d: &Descriptor) -> Result<()> 
             format!("service {} remains", service.name)
         });
     }
+    check_com_removed(e, &registry, d);
     let products = registry.products(&d.product);
     e.that(products.is_empty(), || {
         format!("product entries remain: {products:?}")
@@ -354,8 +422,12 @@ impl Registry {
                 let key = rest[..end].replace("\\\\", "\\").to_ascii_lowercase();
                 keys.entry(key.clone()).or_default();
                 current = Some(key);
-            } else if line.starts_with('"') {
-                let (Some(key), Some((name, rest))) = (&current, quoted(line)) else {
+            } else if line.starts_with(['"', '@']) {
+                let named = match line.strip_prefix('@') {
+                    Some(rest) => Some((String::new(), rest)),
+                    None => quoted(line),
+                };
+                let (Some(key), Some((name, rest))) = (&current, named) else {
                     continue;
                 };
                 let Some(value) = rest.strip_prefix('=') else {
@@ -556,6 +628,120 @@ mod tests {
         assert_eq!(r.products("winprov E-mail Directory"), ["0.1.0"]);
         assert!(r.products("other").is_empty());
         assert!(r.key("Software\\nothing").is_none());
+    }
+
+    /// `system.reg` after installing a COM server's MSI under Wine 8.0 (captured).
+    const COM_INSTALLED: &str = r#"WINE REGISTRY Version 2
+#arch=win64
+
+[Software\\Classes\\CLSID\\{715D6D12-24E0-4836-B6F6-0FBA71B04A73}] 1796028313
+#time=1dd80a71d737610
+@="winprov Directory Admin"
+
+[Software\\Classes\\CLSID\\{715D6D12-24E0-4836-B6F6-0FBA71B04A73}\\InprocServer32] 1796028313
+#time=1dd80a71d738268
+@="C:\\Program Files\\winprov\\COM Test\\directory_admin.dll"
+"ThreadingModel"="Both"
+"#;
+
+    /// Another server's CLSID.
+    const OTHER_CLSID: &str = r#"
+[Software\\Classes\\CLSID\\{715D6D12-24E0-4836-B6F6-0FBA71B04A74}\\InprocServer32] 1796028313
+@="C:\\elsewhere.dll"
+"#;
+
+    fn com_descriptor(directory: &str) -> Descriptor {
+        let dist = serde_json::json!({
+            "product": "winprov COM Test",
+            "manufacturer": "winprov",
+            "upgrade-code": "0a6b2c1d-3e4f-4a5b-8c7d-9e0f1a2b3c4e",
+            "install-dir": "winprov/COM Test",
+            "files": [{"artifact": "cdylib", "directory": directory}],
+            "com-server": {
+                "file": "directory_admin.dll",
+                "clsid": "715d6d12-24e0-4836-b6f6-0fba71b04a73",
+                "description": "winprov Directory Admin"
+            }
+        });
+        let targets = [("directory_admin".to_string(), vec!["cdylib".to_string()])];
+        crate::installer::parse("com-test", "0.1.0", &dist, &targets).unwrap()
+    }
+
+    fn com_problems(text: &str, d: &Descriptor, installed: bool) -> Vec<String> {
+        let mut e = Expect::default();
+        let registry = Registry::parse(text);
+        if installed {
+            check_com_installed(&mut e, &registry, d);
+        } else {
+            check_com_removed(&mut e, &registry, d);
+        }
+        e.0
+    }
+
+    #[test]
+    fn com_registrations_are_read_from_wine_registry_files() {
+        let installed = format!("{COM_INSTALLED}{OTHER_CLSID}");
+        let d = com_descriptor("install");
+        let r = Registry::parse(&installed);
+        let com = d.com_server.as_ref().unwrap();
+        assert_eq!(
+            r.value(&com.inproc_key(), ""),
+            Some(r"C:\Program Files\winprov\COM Test\directory_admin.dll")
+        );
+        assert_eq!(
+            r.value(&com.clsid_key(), ""),
+            Some("winprov Directory Admin")
+        );
+        assert_eq!(r.subtree(&com.clsid_key()).len(), 2);
+        assert!(com_problems(&installed, &d, true).is_empty());
+
+        // Another threading model, another path, another description: each is reported.
+        let apartment = installed.replace(
+            r#""ThreadingModel"="Both""#,
+            r#""ThreadingModel"="Apartment""#,
+        );
+        let problems = com_problems(&apartment, &d, true);
+        assert!(
+            matches!(&problems[..], [p] if p.contains(r#"InprocServer32\ThreadingModel is Some("Apartment")"#)),
+            "{problems:?}"
+        );
+        let problems = com_problems(&installed, &com_descriptor("system"), true);
+        assert!(
+            matches!(&problems[..], [p] if p.contains(r#"expected "C:\\windows\\system32\\directory_admin.dll""#)),
+            "{problems:?}"
+        );
+        let renamed = installed.replace(r#"@="winprov Directory Admin""#, r#"@="other""#);
+        assert_eq!(com_problems(&renamed, &d, true).len(), 1);
+        let unregistered = installed.replace("InprocServer32]", "Other]");
+        assert_eq!(com_problems(&unregistered, &d, true).len(), 2);
+
+        // Removal: the keys are reported while any remains, also a subkey alone (Wine lists
+        // only the InprocServer32 key when the CLSID key has no value of its own).
+        let problems = com_problems(&installed, &d, false);
+        assert!(
+            matches!(&problems[..], [p] if p.contains("the COM registration remains")),
+            "{problems:?}"
+        );
+        let clsid_header =
+            r"[Software\\Classes\\CLSID\\{715D6D12-24E0-4836-B6F6-0FBA71B04A73}] 1796028313";
+        let subkey_only = installed
+            .replacen(r#"@="winprov Directory Admin""#, "", 1)
+            .replacen(clsid_header, "", 1);
+        assert!(
+            Registry::parse(&subkey_only)
+                .key(&com.clsid_key())
+                .is_none()
+        );
+        assert_eq!(com_problems(&subkey_only, &d, false).len(), 1);
+        // After the uninstallation only the other server's CLSID remains.
+        assert!(com_problems(OTHER_CLSID, &d, false).is_empty());
+        // Without a com-server, nothing is asked of the registry.
+        let plain = com_descriptor("install");
+        let plain = Descriptor {
+            com_server: None,
+            ..plain
+        };
+        assert!(com_problems("", &plain, true).is_empty());
     }
 
     #[test]
