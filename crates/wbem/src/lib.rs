@@ -29,6 +29,7 @@
 //! plain [`Instance`] map and an object path a string, and the simulator
 //! (`testing`, feature `testing`) drives the runtime directly.
 
+pub mod class;
 mod host;
 mod op;
 mod provider;
@@ -37,6 +38,7 @@ pub mod runtime;
 pub mod testing;
 mod value;
 
+pub use class::{ClassError, KeyedClass, MethodParameters, WmiClass};
 pub use host::{
     EventIndicate, SinkMessage, WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS,
 };
