@@ -31,6 +31,7 @@
 
 pub mod class;
 mod host;
+pub mod mof;
 mod op;
 mod provider;
 pub mod runtime;
@@ -42,6 +43,7 @@ pub use class::{ClassError, KeyedClass, MethodParameters, WmiClass};
 pub use host::{
     EventIndicate, SinkMessage, WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS,
 };
+pub use mof::{Hosting, InstanceRegistration, Mof, MofError, Registration};
 pub use provider::{
     BATCH_SIZE, Cancellation, DeleteCall, EventProvider, EventSink, GetCall, InstanceProvider,
     MethodCall, MethodProvider, Provider, PutCall, Response,
