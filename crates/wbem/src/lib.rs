@@ -20,16 +20,26 @@
 //!   it, `indicate` answers `Err(Cancelled)`), and its sink gets exactly one final status
 //!   whatever the race; method calls are not cancelled;
 //! - an [`EventSink`] for event providers that can only indicate, and returns WMI's answer
-//!   (`WBEM_E_SERVER_TOO_BUSY`: the event may be re-fired).
+//!   (`WBEM_E_SERVER_TOO_BUSY`: the event may be re-fired);
+//! - typed classes, each described once with [`wmi_class!`] ([`class`]): a struct per class
+//!   with its conversions to and from [`Instance`], the object paths of its instances
+//!   (written as WMI writes them, parsed with `WBEM_E_INVALID_OBJECT_PATH` for a malformed
+//!   one), typed method in- and out-parameters, and conversion errors that keep their WBEM
+//!   code ([`ClassError`]); a class without a key does not compile;
+//! - the [`Mof`] written from those descriptions ([`mof`]): the namespace, the classes, the
+//!   `__Win32Provider` with its hosting model (`Decoupled:Com` for a decoupled provider) and
+//!   its instance, method and event registrations, and the MOF that uninstalls them.
 //!
 //! Not in this layer yet: the COM objects (`IWbemProviderInit`, `IWbemServices`,
 //! `IWbemEventProvider` with `#[implement]`), the class factory and DLL exports, the
 //! conversion of instances to and from `IWbemClassObject`, the `IWbemContext` of dependent
-//! requests, typed classes and their MOF, decoupled registration. Until then an instance is a
-//! plain [`Instance`] map and an object path a string, and the simulator
-//! (`testing`, feature `testing`) drives the runtime directly.
+//! requests, decoupled registration with `IWbemDecoupledRegistrar`. Until then the runtime
+//! exchanges plain [`Instance`] maps (which the typed classes convert to and from) and object
+//! paths as strings, and the simulator (`testing`, feature `testing`) drives it directly.
 
+pub mod class;
 mod host;
+pub mod mof;
 mod op;
 mod provider;
 pub mod runtime;
@@ -37,9 +47,11 @@ pub mod runtime;
 pub mod testing;
 mod value;
 
+pub use class::{ClassError, KeyedClass, MethodParameters, WmiClass};
 pub use host::{
     EventIndicate, SinkMessage, WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS,
 };
+pub use mof::{Hosting, InstanceRegistration, Mof, MofError, Registration};
 pub use provider::{
     BATCH_SIZE, Cancellation, DeleteCall, EventProvider, EventSink, GetCall, InstanceProvider,
     MethodCall, MethodProvider, Provider, PutCall, Response,

@@ -1,7 +1,6 @@
 //! The values a provider exchanges with WMI, in their first, minimal form: an instance is a
 //! class name and a map of property names to [`Value`]s, an object path is a string. The typed
-//! classes (one description per WMI class that converts to and from `IWbemClassObject` and
-//! generates the MOF) replace them.
+//! classes ([`class`](crate::class)) convert to and from them.
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,604 @@
+//! Typed WMI classes, each described once with [`wmi_class!`](crate::wmi_class): the
+//! description gives the Rust struct (one typed field per property, named as WMI names it),
+//! its conversions to and from [`Instance`], the object paths of its instances, typed in- and
+//! out-parameters for its methods, and the declaration the [`Mof`](crate::Mof) writes — so the
+//! types a provider exchanges and the schema WMI is told cannot drift apart.
+//!
+//! ```
+//! use winprov_wbem::class::{KeyedClass, MethodParameters, WmiClass};
+//! use winprov_wbem::{Instance, Value, wmi_class};
+//!
+//! const PROVIDER: &str = "WinProvEmailDirectory";
+//!
+//! wmi_class! {
+//!     /// An entry of the e-mail directory.
+//!     [dynamic, provider(PROVIDER), description("An entry of the e-mail directory")]
+//!     class WinProv_EmailEntry {
+//!         key {
+//!             [read, description("The name looked up")]
+//!             Name: String,
+//!         }
+//!         properties {
+//!             [read, write] Addresses: Vec<String>,
+//!             [read, write] Comment: Option<String>,
+//!         }
+//!         methods {
+//!             /// How many entries the directory holds.
+//!             [static, implemented]
+//!             fn Count(CountIn {}) -> CountOut { ReturnValue: u32 };
+//!         }
+//!     }
+//! }
+//!
+//! let entry = WinProv_EmailEntry {
+//!     Name: "alice".into(),
+//!     Addresses: vec!["192.0.2.1:25".into()],
+//!     Comment: None,
+//! };
+//! assert_eq!(entry.path(), r#"WinProv_EmailEntry.Name="alice""#);
+//! let instance = Instance::from(&entry);
+//! assert_eq!(instance.get("Comment"), Some(&Value::Null));
+//! assert_eq!(WinProv_EmailEntry::try_from(&instance).unwrap(), entry);
+//! assert_eq!(
+//!     WinProv_EmailEntry::parse_path(r#"WinProv_EmailEntry="alice""#).unwrap(),
+//!     ("alice".to_string(),)
+//! );
+//! let out = Instance::from(CountOut { ReturnValue: 3 });
+//! assert_eq!(out, Instance::out_parameters(Value::U32(3)));
+//! assert_eq!(CountIn::METHOD, "Count");
+//! ```
+//!
+//! What converting checks, and the WBEM code each failure keeps ([`ClassError::hresult`]):
+//!
+//! | failure | code |
+//! |---|---|
+//! | the instance is of another class, the path names another class | `WBEM_E_INVALID_CLASS` |
+//! | a key, or a property whose field is not an `Option`, is missing or NULL | `WBEM_E_INVALID_PARAMETER` |
+//! | such a method parameter is missing or NULL | `WBEM_E_INVALID_METHOD_PARAMETERS` |
+//! | a property or parameter holds another CIM type; a `datetime` that is not DMTF text | `WBEM_E_TYPE_MISMATCH` |
+//! | a malformed object path, or one whose keys are not the class's | `WBEM_E_INVALID_OBJECT_PATH` |
+//!
+//! An instance converted from a struct carries exactly the class's own properties (those of
+//! its superclass are not the provider's to fill, R-WMI-7), `NULL` for a `None`.
+
+mod cim;
+mod macros;
+mod path;
+
+pub use cim::{CimKind, CimType, Datetime, KeyType};
+pub use path::KeyValue;
+
+use crate::value::{Instance, Value};
+use std::fmt;
+use winprov_core::HResult;
+
+/// A class described with [`wmi_class!`](crate::wmi_class): its definition and its
+/// conversions to and from [`Instance`] (also available as `From<&C> for Instance`,
+/// `From<C> for Instance` and `TryFrom<&Instance> for C`).
+pub trait WmiClass: Sized {
+    /// The class name.
+    const NAME: &'static str;
+
+    /// The class as MOF declares it.
+    fn definition() -> ClassDef;
+
+    /// An instance of the class with every property the class declares set (`NULL` for a
+    /// `None`).
+    fn to_instance(&self) -> Instance;
+
+    /// The struct from an instance of the class (names compared as WMI does, ignoring ASCII
+    /// case for the class); properties the class does not declare are ignored.
+    fn from_instance(instance: &Instance) -> Result<Self, ClassError>;
+}
+
+/// A [`WmiClass`] with keys: the object paths of its instances.
+pub trait KeyedClass: WmiClass {
+    /// The key values, in the order the class declares its keys (a tuple, `(String,)` for one
+    /// key).
+    type Key;
+
+    /// The names of the keys, in declaration order.
+    const KEYS: &'static [&'static str];
+
+    /// This instance's key values.
+    fn key(&self) -> Self::Key;
+
+    /// This instance's object path, as WMI's relative path: `Class.Key="value"`, keys in
+    /// alphabetical order.
+    fn path(&self) -> String {
+        Self::path_of(&self.key())
+    }
+
+    /// The object path of the instance with `key`.
+    fn path_of(key: &Self::Key) -> String;
+
+    /// The key values named by an object path of this class (the forms of WMI's paths:
+    /// `Class.Key="v"`, `Class.K1="a",K2=5`, `Class="v"` for one key, with or without a
+    /// namespace). Another class's path is [`ClassError::WrongClass`], a malformed one or one
+    /// with other keys [`ClassError::InvalidPath`].
+    fn parse_path(path: &str) -> Result<Self::Key, ClassError>;
+}
+
+/// The in- or out-parameters of a method (`__PARAMETERS` objects), as a struct generated by
+/// [`wmi_class!`](crate::wmi_class); out-parameters have a `ReturnValue` field.
+pub trait MethodParameters: Sized {
+    /// The class the method belongs to.
+    const CLASS: &'static str;
+
+    /// The method's name.
+    const METHOD: &'static str;
+
+    /// The `__PARAMETERS` object.
+    fn to_instance(&self) -> Instance;
+
+    /// The struct from a `__PARAMETERS` object.
+    fn from_instance(instance: &Instance) -> Result<Self, ClassError>;
+
+    /// The struct from the in-parameters `ExecMethodAsync` was given: `None` (a call without
+    /// in-parameters) reads as a `__PARAMETERS` object with none set.
+    fn from_parameters(parameters: Option<&Instance>) -> Result<Self, ClassError> {
+        match parameters {
+            Some(instance) => Self::from_instance(instance),
+            None => Self::from_instance(&Instance::new(PARAMETERS)),
+        }
+    }
+}
+
+/// The class of method parameter objects.
+pub const PARAMETERS: &str = "__PARAMETERS";
+
+/// Why an instance, parameters or an object path do not convert to a typed class; each keeps
+/// the WBEM code a provider answers with ([`hresult`](Self::hresult)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClassError {
+    /// The object is of another class, or the path names another class:
+    /// `WBEM_E_INVALID_CLASS`.
+    WrongClass {
+        /// The class converted to.
+        expected: &'static str,
+        /// The class the object or path has.
+        found: String,
+    },
+    /// A key, or a property whose field is not an `Option`, is missing or NULL:
+    /// `WBEM_E_INVALID_PARAMETER`.
+    MissingProperty {
+        /// The class.
+        class: &'static str,
+        /// The property.
+        property: &'static str,
+    },
+    /// A method parameter whose field is not an `Option` is missing or NULL:
+    /// `WBEM_E_INVALID_METHOD_PARAMETERS`.
+    MissingParameter {
+        /// The method.
+        method: &'static str,
+        /// The parameter.
+        parameter: &'static str,
+    },
+    /// A property or parameter holds a value of another CIM type: `WBEM_E_TYPE_MISMATCH`.
+    TypeMismatch {
+        /// The class of a property, the method of a parameter.
+        owner: &'static str,
+        /// The property or parameter.
+        name: &'static str,
+        /// The CIM type it has.
+        expected: CimKind,
+        /// The CIM type of the value found.
+        found: &'static str,
+    },
+    /// Text that is not a DMTF `datetime`: `WBEM_E_TYPE_MISMATCH`.
+    InvalidDatetime {
+        /// The text.
+        text: String,
+    },
+    /// An object path that is malformed, or whose keys are not the class's:
+    /// `WBEM_E_INVALID_OBJECT_PATH`.
+    InvalidPath {
+        /// The path.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+impl ClassError {
+    /// The WBEM code a provider answers with.
+    pub fn hresult(&self) -> HResult {
+        match self {
+            Self::WrongClass { .. } => HResult::WBEM_E_INVALID_CLASS,
+            Self::MissingProperty { .. } => HResult::WBEM_E_INVALID_PARAMETER,
+            Self::MissingParameter { .. } => HResult::WBEM_E_INVALID_METHOD_PARAMETERS,
+            Self::TypeMismatch { .. } | Self::InvalidDatetime { .. } => {
+                HResult::WBEM_E_TYPE_MISMATCH
+            }
+            Self::InvalidPath { .. } => HResult::WBEM_E_INVALID_OBJECT_PATH,
+        }
+    }
+}
+
+impl fmt::Display for ClassError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WrongClass { expected, found } => {
+                write!(f, "an object of class {found}, not {expected}")
+            }
+            Self::MissingProperty { class, property } => {
+                write!(f, "{class}.{property} is missing or NULL")
+            }
+            Self::MissingParameter { method, parameter } => {
+                write!(f, "parameter {parameter} of {method} is missing or NULL")
+            }
+            Self::TypeMismatch {
+                owner,
+                name,
+                expected,
+                found,
+            } => write!(f, "{owner}.{name} is {expected}, not {found}"),
+            Self::InvalidDatetime { text } => write!(f, "{text:?} is not a DMTF datetime"),
+            Self::InvalidPath { path, reason } => write!(f, "object path {path:?}: {reason}"),
+        }?;
+        write!(f, " ({})", self.hresult())
+    }
+}
+
+impl std::error::Error for ClassError {}
+
+impl From<ClassError> for HResult {
+    fn from(error: ClassError) -> Self {
+        error.hresult()
+    }
+}
+
+/// A class as MOF declares it: name, superclass, qualifiers, its own properties (keys first)
+/// and methods. Made by [`wmi_class!`](crate::wmi_class) ([`WmiClass::definition`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassDef {
+    pub(crate) name: &'static str,
+    pub(crate) superclass: Option<&'static str>,
+    pub(crate) qualifiers: Vec<Qualifier>,
+    pub(crate) properties: Vec<PropertyDef>,
+    pub(crate) methods: Vec<MethodDef>,
+}
+
+impl ClassDef {
+    /// The class name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The superclass, if any.
+    pub fn superclass(&self) -> Option<&'static str> {
+        self.superclass
+    }
+
+    /// The class qualifiers, in declaration order.
+    pub fn qualifiers(&self) -> &[Qualifier] {
+        &self.qualifiers
+    }
+
+    /// The properties the class declares (not its superclass's), keys first.
+    pub fn properties(&self) -> &[PropertyDef] {
+        &self.properties
+    }
+
+    /// The methods, in declaration order.
+    pub fn methods(&self) -> &[MethodDef] {
+        &self.methods
+    }
+}
+
+/// One property of a [`ClassDef`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PropertyDef {
+    pub(crate) name: &'static str,
+    pub(crate) cim: CimKind,
+    pub(crate) key: bool,
+    pub(crate) qualifiers: Vec<Qualifier>,
+}
+
+impl PropertyDef {
+    /// The property name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its CIM type.
+    pub fn cim(&self) -> CimKind {
+        self.cim
+    }
+
+    /// Whether it is a key (MOF: the `key` qualifier, written first).
+    pub fn is_key(&self) -> bool {
+        self.key
+    }
+
+    /// Its qualifiers other than `key`, in declaration order.
+    pub fn qualifiers(&self) -> &[Qualifier] {
+        &self.qualifiers
+    }
+}
+
+/// One method of a [`ClassDef`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodDef {
+    pub(crate) name: &'static str,
+    pub(crate) return_type: CimKind,
+    pub(crate) qualifiers: Vec<Qualifier>,
+    pub(crate) parameters: Vec<ParameterDef>,
+}
+
+impl MethodDef {
+    /// The method name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The CIM type of its `ReturnValue`.
+    pub fn return_type(&self) -> CimKind {
+        self.return_type
+    }
+
+    /// Its qualifiers, in declaration order.
+    pub fn qualifiers(&self) -> &[Qualifier] {
+        &self.qualifiers
+    }
+
+    /// Its parameters: the in-parameters, then the out-parameters (MOF numbers them in this
+    /// order with the `ID` qualifier).
+    pub fn parameters(&self) -> &[ParameterDef] {
+        &self.parameters
+    }
+}
+
+/// Whether a parameter goes into a method or comes out of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `[in]`.
+    In,
+    /// `[out]`.
+    Out,
+}
+
+/// One parameter of a [`MethodDef`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParameterDef {
+    pub(crate) name: &'static str,
+    pub(crate) cim: CimKind,
+    pub(crate) direction: Direction,
+    pub(crate) qualifiers: Vec<Qualifier>,
+}
+
+impl ParameterDef {
+    /// The parameter name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its CIM type.
+    pub fn cim(&self) -> CimKind {
+        self.cim
+    }
+
+    /// In or out.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Its qualifiers other than `in`, `out` and `ID`, in declaration order.
+    pub fn qualifiers(&self) -> &[Qualifier] {
+        &self.qualifiers
+    }
+}
+
+/// A MOF qualifier: `read`, `provider("Name")`, `MaxLen(64)`, `Values{"a", "b"}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Qualifier {
+    pub(crate) name: &'static str,
+    pub(crate) value: QualifierValue,
+}
+
+impl Qualifier {
+    /// The qualifier's name, as written in the description.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its value.
+    pub fn value(&self) -> &QualifierValue {
+        &self.value
+    }
+}
+
+/// The value of a [`Qualifier`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum QualifierValue {
+    /// A boolean; a bare qualifier (`read`) is `TRUE`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Str(String),
+    /// An array of strings (`Values{"a", "b"}`).
+    StrArray(Vec<String>),
+}
+
+impl From<bool> for QualifierValue {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
+    }
+}
+
+impl From<i32> for QualifierValue {
+    fn from(value: i32) -> Self {
+        Self::Int(value.into())
+    }
+}
+
+impl From<u32> for QualifierValue {
+    fn from(value: u32) -> Self {
+        Self::Int(value.into())
+    }
+}
+
+impl From<i64> for QualifierValue {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<&str> for QualifierValue {
+    fn from(value: &str) -> Self {
+        Self::Str(value.to_string())
+    }
+}
+
+impl From<String> for QualifierValue {
+    fn from(value: String) -> Self {
+        Self::Str(value)
+    }
+}
+
+/// What [`wmi_class!`](crate::wmi_class) expands to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::path::KeyValue;
+    use super::*;
+
+    pub fn check_class(instance: &Instance, class: &'static str) -> Result<(), ClassError> {
+        match instance.class().eq_ignore_ascii_case(class) {
+            true => Ok(()),
+            false => Err(ClassError::WrongClass {
+                expected: class,
+                found: instance.class().to_string(),
+            }),
+        }
+    }
+
+    fn read<T: CimType>(
+        value: Option<&Value>,
+        owner: &'static str,
+        name: &'static str,
+        missing: ClassError,
+    ) -> Result<T, ClassError> {
+        match value {
+            None | Some(Value::Null) => T::from_null().ok_or(missing),
+            Some(value) => T::from_value(value).ok_or(ClassError::TypeMismatch {
+                owner,
+                name,
+                expected: T::CIM,
+                found: super::cim::found(value),
+            }),
+        }
+    }
+
+    pub fn property<T: CimType>(
+        instance: &Instance,
+        class: &'static str,
+        property: &'static str,
+    ) -> Result<T, ClassError> {
+        let missing = ClassError::MissingProperty { class, property };
+        read(instance.get(property), class, property, missing)
+    }
+
+    pub fn parameter<T: CimType>(
+        instance: &Instance,
+        method: &'static str,
+        parameter: &'static str,
+    ) -> Result<T, ClassError> {
+        let missing = ClassError::MissingParameter { method, parameter };
+        read(instance.get(parameter), method, parameter, missing)
+    }
+
+    pub fn format_path(class: &str, keys: Vec<(&str, KeyValue)>) -> String {
+        super::path::format(class, keys)
+    }
+
+    pub fn parse_path(
+        path: &str,
+        class: &'static str,
+        names: &[&'static str],
+    ) -> Result<std::vec::IntoIter<KeyValue>, ClassError> {
+        super::path::parse(path, class, names).map(Vec::into_iter)
+    }
+
+    pub fn key<T: KeyType>(path: &str, value: Option<KeyValue>) -> Result<T, ClassError> {
+        value
+            .as_ref()
+            .and_then(T::from_key)
+            .ok_or_else(|| ClassError::InvalidPath {
+                path: path.to_string(),
+                reason: "a key whose value is not of the key's type",
+            })
+    }
+
+    pub fn class(
+        name: &'static str,
+        superclass: Option<&'static str>,
+        qualifiers: Vec<Qualifier>,
+        properties: Vec<PropertyDef>,
+        methods: Vec<MethodDef>,
+    ) -> ClassDef {
+        ClassDef {
+            name,
+            superclass,
+            qualifiers,
+            properties,
+            methods,
+        }
+    }
+
+    pub fn property_def(
+        name: &'static str,
+        cim: CimKind,
+        key: bool,
+        qualifiers: Vec<Qualifier>,
+    ) -> PropertyDef {
+        PropertyDef {
+            name,
+            cim,
+            key,
+            qualifiers,
+        }
+    }
+
+    pub fn method_def(
+        name: &'static str,
+        return_type: CimKind,
+        qualifiers: Vec<Qualifier>,
+        parameters: Vec<ParameterDef>,
+    ) -> MethodDef {
+        MethodDef {
+            name,
+            return_type,
+            qualifiers,
+            parameters,
+        }
+    }
+
+    pub fn parameter_def(
+        name: &'static str,
+        cim: CimKind,
+        direction: Direction,
+        qualifiers: Vec<Qualifier>,
+    ) -> ParameterDef {
+        ParameterDef {
+            name,
+            cim,
+            direction,
+            qualifiers,
+        }
+    }
+
+    pub fn qualifier(name: &'static str, value: impl Into<QualifierValue>) -> Qualifier {
+        Qualifier {
+            name,
+            value: value.into(),
+        }
+    }
+
+    pub fn string_array(items: Vec<&str>) -> QualifierValue {
+        QualifierValue::StrArray(items.into_iter().map(str::to_string).collect())
+    }
+}
