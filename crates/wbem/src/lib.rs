@@ -29,20 +29,25 @@
 //! plain [`Instance`] map and an object path a string, and the simulator
 //! (`testing`, feature `testing`) drives the runtime directly.
 
+#[allow(unsafe_code)]
+mod abi;
 mod host;
 mod op;
 mod provider;
 pub mod runtime;
 #[cfg(feature = "testing")]
+#[allow(unsafe_code)]
 pub mod testing;
 mod value;
 
+pub use abi::Module;
 pub use host::{
-    EventIndicate, SinkMessage, WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS,
+    CallServices, EventIndicate, Services, SinkMessage, WBEM_FLAG_SEND_STATUS,
+    WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS,
 };
 pub use provider::{
-    BATCH_SIZE, Cancellation, DeleteCall, EventProvider, EventSink, GetCall, InstanceProvider,
-    MethodCall, MethodProvider, Provider, PutCall, Response,
+    BATCH_SIZE, Cancellation, Context, DeleteCall, EventProvider, EventSink, GetCall, Init,
+    InstanceProvider, MethodCall, MethodProvider, Provider, ProviderInit, PutCall, Response,
 };
 pub use value::{Instance, Value};
 pub use winprov_core::{Cancelled, Completed, Delivery, HResult, WaitOutcome};

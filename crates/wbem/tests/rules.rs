@@ -11,8 +11,8 @@ use std::time::Duration;
 use winprov_wbem::testing::{EventLog, Host};
 use winprov_wbem::{
     BATCH_SIZE, Cancelled, Completed, DeleteCall, Delivery, EventProvider, EventSink, GetCall,
-    HResult, Instance, InstanceProvider, MethodCall, MethodProvider, PutCall, Response, Value,
-    WBEM_FLAG_SEND_STATUS, WaitOutcome,
+    HResult, Instance, InstanceProvider, MethodCall, MethodProvider, ProviderInit, PutCall,
+    Response, Value, WBEM_FLAG_SEND_STATUS, WaitOutcome,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -67,6 +67,8 @@ impl Directory {
         self
     }
 }
+
+impl ProviderInit for Directory {}
 
 impl InstanceProvider for Directory {
     fn get_object<'call>(&self, path: &str, call: GetCall<'call>) -> Completed<'call> {
@@ -236,6 +238,7 @@ fn r_wmi_6_roles_not_played_are_not_capable() {
     impl InstanceProvider for Nothing {}
     impl MethodProvider for Nothing {}
     impl EventProvider for Nothing {}
+    impl ProviderInit for Nothing {}
     let host = Host::new(Nothing);
     let sink = host.sink();
     let not_capable = Some((HResult::WBEM_E_PROVIDER_NOT_CAPABLE, None));
