@@ -1794,8 +1794,9 @@ impl<P: Provider> Host<P> {
             services,
             events,
         } = self;
-        drop((init, services, events));
+        // The object's reference to the runtime is the last: the provider drops in its Release.
         drop(runtime);
+        drop((init, services, events));
         let violations = lock(&world.violations).clone();
         assert!(violations.is_empty(), "{}", violations.join("; "));
         Leftovers {
