@@ -30,7 +30,7 @@
 //! The simulator counts its own COM objects and the provider's module counts the provider's:
 //! [`Host::release`] releases everything and returns both counts, which must be 0.
 
-use crate::abi::{self, Module, ProviderObject};
+use crate::abi::{self, Module, ProviderObject, Server};
 use crate::host::{WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS};
 use crate::provider::{BATCH_SIZE, Provider};
 use crate::runtime::Runtime;
@@ -45,12 +45,13 @@ use windows_core::{
 };
 use winprov_bindings::wbem::{
     CIM_BOOLEAN, CIM_FLAG_ARRAY, CIM_REAL64, CIM_SINT32, CIM_SINT64, CIM_STRING, CIM_UINT32,
-    CIM_UINT64, IEnumWbemClassObject, IWbemCallResult, IWbemClassObject, IWbemClassObject_Impl,
-    IWbemContext, IWbemContext_Impl, IWbemEventProvider, IWbemObjectSink, IWbemObjectSink_Impl,
-    IWbemObjectSink_Vtbl, IWbemProviderInit, IWbemProviderInitSink, IWbemProviderInitSink_Impl,
-    IWbemQualifierSet, IWbemServices, IWbemServices_Impl, SAFEARRAY, VARENUM, VARIANT,
-    VARIANT_FALSE, VARIANT_TRUE, VT_ARRAY, VT_BOOL, VT_BSTR, VT_EMPTY, VT_I4, VT_NULL, VT_R8,
-    WBEM_COMPARISON_FLAG, WBEM_CONDITION_FLAG_TYPE, WBEM_GENERIC_FLAG_TYPE, WBEM_S_NO_MORE_DATA,
+    CIM_UINT64, IClassFactory, IEnumWbemClassObject, IWbemCallResult, IWbemClassObject,
+    IWbemClassObject_Impl, IWbemContext, IWbemContext_Impl, IWbemEventProvider, IWbemObjectSink,
+    IWbemObjectSink_Impl, IWbemObjectSink_Vtbl, IWbemProviderInit, IWbemProviderInitSink,
+    IWbemProviderInitSink_Impl, IWbemQualifierSet, IWbemServices, IWbemServices_Impl, SAFEARRAY,
+    VARENUM, VARIANT, VARIANT_FALSE, VARIANT_TRUE, VT_ARRAY, VT_BOOL, VT_BSTR, VT_EMPTY, VT_I4,
+    VT_NULL, VT_R8, WBEM_COMPARISON_FLAG, WBEM_CONDITION_FLAG_TYPE, WBEM_GENERIC_FLAG_TYPE,
+    WBEM_S_NO_MORE_DATA,
 };
 use winprov_core::HResult;
 
@@ -1476,6 +1477,42 @@ impl<P: Provider> Host<P> {
         }
     }
 
+    /// A host that activates `server`'s class as COM does for WMI: `DllGetClassObject` for its
+    /// CLSID, `IClassFactory::CreateInstance` for `IWbemProviderInit`, then `Initialize`
+    /// (which must succeed). The objects count in the server's module.
+    pub fn activate(server: &'static Server<P>) -> Self {
+        let factory = Dll::new(server)
+            .get_class_object(server.clsid())
+            .expect("DllGetClassObject for the server's CLSID");
+        let init = factory
+            .create_instance(false)
+            .expect("IClassFactory::CreateInstance");
+        drop(factory);
+        // SAFETY: the server's factory made this object for `P`.
+        let runtime = unsafe { ProviderObject::<P>::runtime_of(&init) };
+        let services = init
+            .cast()
+            .expect("the provider object is an IWbemServices");
+        let events = init
+            .cast()
+            .expect("the provider object is an IWbemEventProvider");
+        let host = Self {
+            runtime,
+            module: server.module_static(),
+            world: Arc::default(),
+            init: Free(init),
+            services: Free(services),
+            events: Free(events),
+        };
+        let init = host.initialize("root\\cimv2");
+        assert_eq!(
+            init.statuses,
+            [(0, 0)],
+            "R-WMI-1: the provider's initialization"
+        );
+        host
+    }
+
     /// `IWbemProviderInit::Initialize` for `namespace`, with a namespace object, a context and
     /// an init sink of the simulator's.
     pub fn initialize(&self, namespace: &str) -> InitRecord {
@@ -1812,5 +1849,104 @@ impl<P: Provider> std::fmt::Debug for Host<P> {
             .field("runtime", &self.runtime)
             .field("module", &self.module)
             .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DLL's exports, as COM calls them.
+
+/// A provider DLL's exports over `server`, called as COM calls them (the bodies
+/// [`export_provider!`](crate::export_provider) forwards to).
+pub struct Dll<P: Provider> {
+    server: &'static Server<P>,
+}
+
+impl<P: Provider> Dll<P> {
+    /// The exports of `server`.
+    pub fn new(server: &'static Server<P>) -> Self {
+        Self { server }
+    }
+
+    /// `DllGetClassObject(clsid, IID_IClassFactory)`.
+    pub fn get_class_object(&self, clsid: GUID) -> Result<Factory, HResult> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: GUIDs and an out-pointer on our stack.
+        let code = unsafe {
+            abi::exports::get_class_object(self.server, &clsid, &IClassFactory::IID, &mut out)
+        };
+        if code.is_err() {
+            assert!(out.is_null(), "a failed DllGetClassObject wrote an object");
+            return Err(HResult::from_raw(code.0));
+        }
+        // SAFETY: a successful call wrote an AddRef'd IClassFactory.
+        Ok(Factory(unsafe { IClassFactory::from_raw(out) }))
+    }
+
+    /// `DllGetClassObject` with a NULL out-pointer.
+    pub fn get_class_object_without_out(&self) -> HResult {
+        // SAFETY: the NULL out-pointer is what is tested.
+        let code = unsafe {
+            abi::exports::get_class_object(
+                self.server,
+                &self.server.clsid(),
+                &IClassFactory::IID,
+                std::ptr::null_mut(),
+            )
+        };
+        HResult::from_raw(code.0)
+    }
+
+    /// `DllCanUnloadNow`.
+    pub fn can_unload_now(&self) -> HResult {
+        HResult::from_raw(abi::exports::can_unload_now(self.server).0)
+    }
+
+    /// `DllUnregisterServer`.
+    pub fn unregister_server(&self) -> HResult {
+        HResult::from_raw(abi::exports::unregister_server(self.server).0)
+    }
+}
+
+impl<P: Provider> std::fmt::Debug for Dll<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dll").field("server", &self.server).finish()
+    }
+}
+
+/// A class factory `DllGetClassObject` handed out.
+pub struct Factory(IClassFactory);
+
+impl Factory {
+    /// `CreateInstance(outer, IID_IWbemProviderInit)`; `aggregated` passes an outer object.
+    pub fn create_instance(&self, aggregated: bool) -> Result<IWbemProviderInit, HResult> {
+        let outer: Option<IUnknown> = aggregated.then(|| self.0.cast().expect("an IUnknown"));
+        let mut out = std::ptr::null_mut();
+        // SAFETY: a live factory, an IID and an out-pointer on our stack.
+        let code = unsafe {
+            (self.0.vtable().CreateInstance)(
+                self.0.as_raw(),
+                outer.as_ref().map_or(std::ptr::null_mut(), |o| o.as_raw()),
+                &IWbemProviderInit::IID,
+                &mut out,
+            )
+        };
+        if code.is_err() {
+            assert!(out.is_null(), "a failed CreateInstance wrote an object");
+            return Err(HResult::from_raw(code.0));
+        }
+        // SAFETY: a successful call wrote an AddRef'd IWbemProviderInit.
+        Ok(unsafe { IWbemProviderInit::from_raw(out) })
+    }
+
+    /// `LockServer(lock)`.
+    pub fn lock_server(&self, lock: bool) -> HResult {
+        // SAFETY: a live factory.
+        hresult(unsafe { self.0.LockServer(lock) })
+    }
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory").finish_non_exhaustive()
     }
 }

@@ -3,11 +3,12 @@
 //! panics of the author's code, and the live COM objects of both sides after a run.
 
 use std::sync::Mutex;
-use winprov_wbem::testing::{Cim, ClientObject, EventLog, Host, Raw};
+use winprov_wbem::testing::{Cim, ClientObject, Dll, EventLog, Host, Raw};
 use winprov_wbem::{
     Completed, EventProvider, EventSink, GetCall, HResult, Instance, InstanceProvider, MethodCall,
     MethodProvider, ProviderInit, PutCall, Response, Value,
 };
+use winprov_wbem::{GUID, Server};
 
 /// Records what it is given and answers with what it is told.
 #[derive(Default)]
@@ -252,4 +253,65 @@ fn every_com_object_is_released_after_a_run() {
     drop(sinks);
     let left = host.release();
     assert_eq!((left.provider, left.simulator), (0, 0));
+}
+
+const CLSID: GUID = GUID::from_u128(0x5eed_0003_0000_4000_8000_0000_0000_0001);
+static SERVER: Server<Echo> = Server::new(CLSID, Echo::new);
+
+impl Echo {
+    fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[test]
+fn the_class_factory_and_the_module_counts_decide_unloading() {
+    let dll = Dll::new(&SERVER);
+    assert_eq!(dll.can_unload_now(), HResult::S_OK);
+    assert_eq!(
+        dll.get_class_object(GUID::from_u128(7)).err(),
+        Some(HResult::CLASS_E_CLASSNOTAVAILABLE)
+    );
+    assert_eq!(dll.get_class_object_without_out(), HResult::E_POINTER);
+    let factory = dll.get_class_object(CLSID).unwrap();
+    assert_eq!(
+        dll.can_unload_now(),
+        HResult::S_FALSE,
+        "the factory is alive"
+    );
+    assert_eq!(
+        factory.create_instance(true).err(),
+        Some(HResult::CLASS_E_NOAGGREGATION)
+    );
+    assert_eq!(factory.lock_server(true), HResult::S_OK);
+    drop(factory);
+    assert_eq!(dll.can_unload_now(), HResult::S_FALSE, "locked");
+    // An activated object, served through its vtables, holds the DLL too.
+    let host = Host::activate(&SERVER);
+    *host.runtime().provider().answer.lock().unwrap() = Some(Instance::new("Entry"));
+    let sink = host.sink();
+    assert_eq!(
+        host.get_object(&sink, "Entry=@", 0).indicated,
+        [Instance::new("Entry")]
+    );
+    let factory = dll.get_class_object(CLSID).unwrap();
+    assert_eq!(factory.lock_server(false), HResult::S_OK);
+    assert_eq!(
+        factory.lock_server(false),
+        HResult::S_OK,
+        "never below zero"
+    );
+    drop(factory);
+    assert_eq!(
+        dll.can_unload_now(),
+        HResult::S_FALSE,
+        "the provider object is alive"
+    );
+    drop(sink);
+    let left = host.release();
+    assert_eq!((left.provider, left.simulator), (0, 0));
+    assert_eq!(SERVER.module().locks(), 0);
+    assert_eq!(dll.can_unload_now(), HResult::S_OK);
+    // Off Windows there is no registry: unregistering what is not registered succeeds.
+    assert_eq!(dll.unregister_server(), HResult::S_OK);
 }

@@ -26,7 +26,7 @@ mod sink;
 
 #[cfg(feature = "testing")]
 pub(crate) use convert::{read_string_array, string_array};
-pub use server::Module;
+pub use server::{Module, Server, exports};
 
 use crate::provider::{Init, Provider};
 use crate::runtime::{CallSink, Runtime};
@@ -146,6 +146,20 @@ impl<P: Provider> ProviderObject<P> {
             _live: Live::new(module),
         }
         .into()
+    }
+
+    /// The runtime of a provider object of this type (for the simulator, which activates
+    /// objects through the class factory).
+    ///
+    /// # Safety
+    /// `object` was made by [`create`](Self::create) for this `P` (by this crate's factory of
+    /// a `Server<P>`).
+    #[cfg(feature = "testing")]
+    pub(crate) unsafe fn runtime_of(object: &IWbemProviderInit) -> Arc<Runtime<P>> {
+        use windows_core::AsImpl;
+        // SAFETY: the caller's contract: the object's implementation is a ProviderObject<P>.
+        let this: &ProviderObject<P> = unsafe { object.as_impl() };
+        Arc::clone(&this.runtime)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
