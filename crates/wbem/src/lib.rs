@@ -1,11 +1,11 @@
 //! WMI providers in safe Rust.
 //!
-//! This is the first, portable layer of the crate: the author's API, the runtime and a host
-//! simulator. What an author gets:
+//! What an author gets:
 //!
 //! - one trait per role — [`InstanceProvider`] (get, enumerate, query, put, delete),
-//!   [`MethodProvider`] (exec), [`EventProvider`] (provide events) — every method optional, its
-//!   default answering `WBEM_E_PROVIDER_NOT_CAPABLE` (R-WMI-6);
+//!   [`MethodProvider`] (exec), [`EventProvider`] (provide events) — and [`ProviderInit`]
+//!   (`IWbemProviderInit::Initialize`), every method optional, the role defaults answering
+//!   `WBEM_E_PROVIDER_NOT_CAPABLE` (R-WMI-6);
 //! - a move-only guard per asynchronous call, branded with the call's lifetime like every
 //!   winprov guard: [`Response`] for enumerations and queries (`indicate` in batches of at most
 //!   [`BATCH_SIZE`], `progress` only when the client asked with `WBEM_FLAG_SEND_STATUS`,
@@ -15,19 +15,31 @@
 //!   consumes its guard and returns the [`Completed`] proof the trait method must return, so
 //!   exactly one final `SetStatus`, after every `Indicate`, is a compile-time matter; a guard
 //!   dropped unfinished sends `WBEM_E_FAILED` once and logs an error;
-//! - `CancelAsyncCall` handled by the framework ([`runtime::Runtime::cancel_async_call`]):
-//!   every call sharing the sink is cancelled, its cancellation trips (the author's loop sees
-//!   it, `indicate` answers `Err(Cancelled)`), and its sink gets exactly one final status
+//! - each guard's [`Context`] (`call.context()`): dependent requests back into WMI with the
+//!   call's `IWbemContext` (R-WMI-14);
+//! - `CancelAsyncCall` handled by the framework: every call sharing the sink (by its COM
+//!   identity) is cancelled, its cancellation trips, and its sink gets exactly one final status
 //!   whatever the race; method calls are not cancelled;
 //! - an [`EventSink`] for event providers that can only indicate, and returns WMI's answer
-//!   (`WBEM_E_SERVER_TOO_BUSY`: the event may be re-fired).
+//!   (`WBEM_E_SERVER_TOO_BUSY`: the event may be re-fired);
+//! - the COM layer: the provider's object (`IWbemProviderInit`, `IWbemServices`,
+//!   `IWbemEventProvider`, made with windows-core's `#[implement]`), `Initialize` reported
+//!   through the init sink once (R-WMI-1), each call's sink held for the call (R-WMI-2),
+//!   instances converted to and from `IWbemClassObject` by WMI's CIM conventions (`uint32` as
+//!   `VT_I4`, 64-bit integers as strings), wrong `VARIANT` types and NULL pointers answered
+//!   with `WBEM_E_*` codes, every COM method inside the panic boundary;
+//! - the in-process server: [`export_provider!`] generates `DllGetClassObject` (a class factory
+//!   of the provider's CLSID), `DllCanUnloadNow` (live objects and locks of the module,
+//!   [`Module`]), `DllRegisterServer` / `DllUnregisterServer` (`HKCR\CLSID\{…}`), in one line:
 //!
-//! Not in this layer yet: the COM objects (`IWbemProviderInit`, `IWbemServices`,
-//! `IWbemEventProvider` with `#[implement]`), the class factory and DLL exports, the
-//! conversion of instances to and from `IWbemClassObject`, the `IWbemContext` of dependent
-//! requests, typed classes and their MOF, decoupled registration. Until then an instance is a
-//! plain [`Instance`] map and an object path a string, and the simulator
-//! (`testing`, feature `testing`) drives the runtime directly.
+//! ```text
+//! winprov_wbem::export_provider!(CLSID, Greetings, Greetings::new);
+//! ```
+//!
+//! The simulator (`testing`, feature `testing`) activates a provider as WMI does and drives it
+//! through the COM vtables with a namespace, class objects, contexts and sinks of its own.
+//! Not in the crate yet: typed classes and their MOF (an instance is a plain [`Instance`] map
+//! and an object path a string), decoupled providers (R-WMI-16).
 
 #[allow(unsafe_code)]
 mod abi;
