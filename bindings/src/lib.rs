@@ -26,6 +26,7 @@ generated! {
     tapi,
 }
 
+pub mod automation;
 pub mod not_in_metadata;
 
 /// The `windows-core` the generated code is written against (GUID, string pointers, HRESULT …),

@@ -9,6 +9,130 @@
     clippy::all
 )]
 
+#[inline]
+pub unsafe fn GetModuleFileNameW(hmodule: Option<HMODULE>, lpfilename: &mut [u16]) -> u32 {
+    windows_core::link!("kernel32.dll" "system" fn GetModuleFileNameW(hmodule : HMODULE, lpfilename : windows_core::PWSTR, nsize : u32) -> u32);
+    unsafe {
+        GetModuleFileNameW(
+            hmodule.unwrap_or(core::mem::zeroed()) as _,
+            core::mem::transmute(lpfilename.as_ptr()),
+            lpfilename.len().try_into().unwrap(),
+        )
+    }
+}
+#[inline]
+pub unsafe fn GetModuleHandleExW<P1>(
+    dwflags: u32,
+    lpmodulename: P1,
+    phmodule: *mut HMODULE,
+) -> windows_core::Result<()>
+where
+    P1: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn GetModuleHandleExW(dwflags : u32, lpmodulename : windows_core::PCWSTR, phmodule : *mut HMODULE) -> windows_core::BOOL);
+    unsafe { GetModuleHandleExW(dwflags, lpmodulename.param().abi(), phmodule as _).ok() }
+}
+#[inline]
+pub unsafe fn RegCloseKey(hkey: HKEY) -> WIN32_ERROR {
+    windows_core::link!("advapi32.dll" "system" fn RegCloseKey(hkey : HKEY) -> WIN32_ERROR);
+    unsafe { RegCloseKey(hkey) }
+}
+#[inline]
+pub unsafe fn RegCreateKeyExW<P1, P3>(
+    hkey: HKEY,
+    lpsubkey: P1,
+    reserved: Option<u32>,
+    lpclass: P3,
+    dwoptions: REG_OPEN_CREATE_OPTIONS,
+    samdesired: REG_SAM_FLAGS,
+    lpsecurityattributes: Option<*const SECURITY_ATTRIBUTES>,
+    phkresult: *mut HKEY,
+    lpdwdisposition: Option<*mut REG_CREATE_KEY_DISPOSITION>,
+) -> WIN32_ERROR
+where
+    P1: windows_core::Param<windows_core::PCWSTR>,
+    P3: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("advapi32.dll" "system" fn RegCreateKeyExW(hkey : HKEY, lpsubkey : windows_core::PCWSTR, reserved : u32, lpclass : windows_core::PCWSTR, dwoptions : REG_OPEN_CREATE_OPTIONS, samdesired : REG_SAM_FLAGS, lpsecurityattributes : *const SECURITY_ATTRIBUTES, phkresult : *mut HKEY, lpdwdisposition : *mut REG_CREATE_KEY_DISPOSITION) -> WIN32_ERROR);
+    unsafe {
+        RegCreateKeyExW(
+            hkey,
+            lpsubkey.param().abi(),
+            reserved.unwrap_or(core::mem::zeroed()) as _,
+            lpclass.param().abi(),
+            dwoptions,
+            samdesired,
+            lpsecurityattributes.unwrap_or(core::mem::zeroed()) as _,
+            phkresult as _,
+            lpdwdisposition.unwrap_or(core::mem::zeroed()) as _,
+        )
+    }
+}
+#[inline]
+pub unsafe fn RegDeleteTreeW<P1>(hkey: HKEY, lpsubkey: P1) -> WIN32_ERROR
+where
+    P1: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("advapi32.dll" "system" fn RegDeleteTreeW(hkey : HKEY, lpsubkey : windows_core::PCWSTR) -> WIN32_ERROR);
+    unsafe { RegDeleteTreeW(hkey, lpsubkey.param().abi()) }
+}
+#[inline]
+pub unsafe fn RegSetValueExW<P1>(
+    hkey: HKEY,
+    lpvaluename: P1,
+    reserved: Option<u32>,
+    dwtype: REG_VALUE_TYPE,
+    lpdata: Option<&[u8]>,
+) -> WIN32_ERROR
+where
+    P1: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("advapi32.dll" "system" fn RegSetValueExW(hkey : HKEY, lpvaluename : windows_core::PCWSTR, reserved : u32, dwtype : REG_VALUE_TYPE, lpdata : *const u8, cbdata : u32) -> WIN32_ERROR);
+    unsafe {
+        RegSetValueExW(
+            hkey,
+            lpvaluename.param().abi(),
+            reserved.unwrap_or(core::mem::zeroed()) as _,
+            dwtype,
+            core::mem::transmute(
+                lpdata
+                    .as_deref()
+                    .map_or(core::ptr::null(), |slice| slice.as_ptr()),
+            ),
+            lpdata
+                .as_deref()
+                .map_or(0, |slice| slice.len().try_into().unwrap()),
+        )
+    }
+}
+#[inline]
+pub unsafe fn SafeArrayAccessData(
+    psa: *const SAFEARRAY,
+    ppvdata: *mut *mut core::ffi::c_void,
+) -> windows_core::Result<()> {
+    windows_core::link!("oleaut32.dll" "system" fn SafeArrayAccessData(psa : *const SAFEARRAY, ppvdata : *mut *mut core::ffi::c_void) -> windows_core::HRESULT);
+    unsafe { SafeArrayAccessData(psa, ppvdata as _).ok() }
+}
+#[inline]
+pub unsafe fn SafeArrayCreateVector(vt: VARENUM, llbound: i32, celements: u32) -> *mut SAFEARRAY {
+    windows_core::link!("oleaut32.dll" "system" fn SafeArrayCreateVector(vt : VARENUM, llbound : i32, celements : u32) -> *mut SAFEARRAY);
+    unsafe { SafeArrayCreateVector(vt, llbound, celements) }
+}
+#[inline]
+pub unsafe fn SafeArrayDestroy(psa: *const SAFEARRAY) -> windows_core::Result<()> {
+    windows_core::link!("oleaut32.dll" "system" fn SafeArrayDestroy(psa : *const SAFEARRAY) -> windows_core::HRESULT);
+    unsafe { SafeArrayDestroy(psa).ok() }
+}
+#[inline]
+pub unsafe fn SafeArrayUnaccessData(psa: *const SAFEARRAY) -> windows_core::Result<()> {
+    windows_core::link!("oleaut32.dll" "system" fn SafeArrayUnaccessData(psa : *const SAFEARRAY) -> windows_core::HRESULT);
+    unsafe { SafeArrayUnaccessData(psa).ok() }
+}
+#[inline]
+pub unsafe fn VariantClear(pvarg: *mut VARIANT) -> windows_core::Result<()> {
+    windows_core::link!("oleaut32.dll" "system" fn VariantClear(pvarg : *mut VARIANT) -> windows_core::HRESULT);
+    unsafe { VariantClear(core::mem::transmute(pvarg)).ok() }
+}
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct ADVANCED_FEATURE_FLAGS(pub u16);
@@ -76,6 +200,28 @@ impl Default for BINDPTR {
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct CALLCONV(pub i32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct CIMTYPE_ENUMERATION(pub i32);
+pub const CIM_BOOLEAN: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(11i32);
+pub const CIM_CHAR16: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(103i32);
+pub const CIM_DATETIME: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(101i32);
+pub const CIM_EMPTY: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(0i32);
+pub const CIM_FLAG_ARRAY: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(8192i32);
+pub const CIM_ILLEGAL: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(4095i32);
+pub const CIM_OBJECT: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(13i32);
+pub const CIM_REAL32: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(4i32);
+pub const CIM_REAL64: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(5i32);
+pub const CIM_REFERENCE: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(102i32);
+pub const CIM_SINT16: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(2i32);
+pub const CIM_SINT32: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(3i32);
+pub const CIM_SINT64: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(20i32);
+pub const CIM_SINT8: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(16i32);
+pub const CIM_STRING: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(8i32);
+pub const CIM_UINT16: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(18i32);
+pub const CIM_UINT32: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(19i32);
+pub const CIM_UINT64: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(21i32);
+pub const CIM_UINT8: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(17i32);
 pub const CLASS_E_CLASSNOTAVAILABLE: windows_core::HRESULT =
     windows_core::HRESULT(0x80040111_u32 as _);
 pub const CLASS_E_NOAGGREGATION: windows_core::HRESULT = windows_core::HRESULT(0x80040110_u32 as _);
@@ -195,6 +341,7 @@ impl Default for DISPPARAMS {
         unsafe { core::mem::zeroed() }
     }
 }
+pub const DISP_E_ARRAYISLOCKED: windows_core::HRESULT = windows_core::HRESULT(0x8002000D_u32 as _);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ELEMDESC {
@@ -217,6 +364,7 @@ impl Default for ELEMDESC_0 {
         unsafe { core::mem::zeroed() }
     }
 }
+pub const ERROR_FILE_NOT_FOUND: WIN32_ERROR = WIN32_ERROR(2u32);
 #[repr(C)]
 #[derive(Clone, Debug)]
 pub struct EXCEPINFO {
@@ -242,6 +390,18 @@ pub const E_NOTIMPL: windows_core::HRESULT = windows_core::HRESULT(0x80004001_u3
 pub const E_OUTOFMEMORY: windows_core::HRESULT = windows_core::HRESULT(0x8007000E_u32 as _);
 pub const E_POINTER: windows_core::HRESULT = windows_core::HRESULT(0x80004003_u32 as _);
 pub const E_UNEXPECTED: windows_core::HRESULT = windows_core::HRESULT(0x8000FFFF_u32 as _);
+pub const FADF_AUTO: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(1u16);
+pub const FADF_BSTR: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(256u16);
+pub const FADF_DISPATCH: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(1024u16);
+pub const FADF_EMBEDDED: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(4u16);
+pub const FADF_FIXEDSIZE: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(16u16);
+pub const FADF_HAVEIID: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(64u16);
+pub const FADF_HAVEVARTYPE: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(128u16);
+pub const FADF_RECORD: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(32u16);
+pub const FADF_RESERVED: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(61448u16);
+pub const FADF_STATIC: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(2u16);
+pub const FADF_UNKNOWN: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(512u16);
+pub const FADF_VARIANT: ADVANCED_FEATURE_FLAGS = ADVANCED_FEATURE_FLAGS(2048u16);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FUNCDESC {
@@ -269,6 +429,194 @@ pub struct FUNCFLAGS(pub u16);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct FUNCKIND(pub i32);
+pub const GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS: u32 = 4u32;
+pub const GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT: u32 = 2u32;
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HINSTANCE(pub *mut core::ffi::c_void);
+impl HINSTANCE {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl windows_core::Free for HINSTANCE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                FreeLibrary(self.0);
+            }
+        }
+    }
+}
+impl Default for HINSTANCE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HMODULE> for HINSTANCE {}
+impl From<HINSTANCE> for HMODULE {
+    fn from(value: HINSTANCE) -> Self {
+        Self(value.0)
+    }
+}
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HKEY(pub *mut core::ffi::c_void);
+impl HKEY {
+    pub fn is_invalid(&self) -> bool {
+        self.0 == -1 as _ || self.0 == 0 as _
+    }
+}
+impl windows_core::Free for HKEY {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("advapi32.dll" "system" fn RegCloseKey(hkey : *mut core::ffi::c_void) -> u32);
+            unsafe {
+                RegCloseKey(self.0);
+            }
+        }
+    }
+}
+impl Default for HKEY {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+pub const HKEY_CLASSES_ROOT: HKEY = HKEY(-2147483648i32 as _);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HMODULE(pub *mut core::ffi::c_void);
+impl HMODULE {
+    pub fn is_invalid(&self) -> bool {
+        self.0.is_null()
+    }
+}
+impl windows_core::Free for HMODULE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                FreeLibrary(self.0);
+            }
+        }
+    }
+}
+impl Default for HMODULE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
+impl windows_core::imp::CanInto<HINSTANCE> for HMODULE {}
+impl From<HMODULE> for HINSTANCE {
+    fn from(value: HMODULE) -> Self {
+        Self(value.0)
+    }
+}
+windows_core::imp::define_interface!(
+    IClassFactory,
+    IClassFactory_Vtbl,
+    0x00000001_0000_0000_c000_000000000046
+);
+windows_core::imp::interface_hierarchy!(IClassFactory, windows_core::IUnknown);
+impl IClassFactory {
+    pub unsafe fn CreateInstance<P0, T>(&self, punkouter: P0) -> windows_core::Result<T>
+    where
+        P0: windows_core::Param<windows_core::IUnknown>,
+        T: windows_core::Interface,
+    {
+        let mut result__ = core::ptr::null_mut();
+        unsafe {
+            (windows_core::Interface::vtable(self).CreateInstance)(
+                windows_core::Interface::as_raw(self),
+                punkouter.param().abi(),
+                &T::IID,
+                &mut result__,
+            )
+            .and_then(|| windows_core::Type::from_abi(result__))
+        }
+    }
+    pub unsafe fn LockServer(&self, flock: bool) -> windows_core::Result<()> {
+        unsafe {
+            (windows_core::Interface::vtable(self).LockServer)(
+                windows_core::Interface::as_raw(self),
+                flock.into(),
+            )
+            .ok()
+        }
+    }
+}
+#[repr(C)]
+#[doc(hidden)]
+pub struct IClassFactory_Vtbl {
+    pub base__: windows_core::IUnknown_Vtbl,
+    pub CreateInstance: unsafe extern "system" fn(
+        *mut core::ffi::c_void,
+        *mut core::ffi::c_void,
+        *const windows_core::GUID,
+        *mut *mut core::ffi::c_void,
+    ) -> windows_core::HRESULT,
+    pub LockServer: unsafe extern "system" fn(
+        *mut core::ffi::c_void,
+        windows_core::BOOL,
+    ) -> windows_core::HRESULT,
+}
+pub trait IClassFactory_Impl: windows_core::IUnknownImpl {
+    fn CreateInstance(
+        &self,
+        punkouter: windows_core::Ref<windows_core::IUnknown>,
+        riid: *const windows_core::GUID,
+        ppvobject: *mut *mut core::ffi::c_void,
+    ) -> windows_core::Result<()>;
+    fn LockServer(&self, flock: windows_core::BOOL) -> windows_core::Result<()>;
+}
+impl IClassFactory_Vtbl {
+    pub const fn new<Identity: IClassFactory_Impl, const OFFSET: isize>() -> Self {
+        unsafe extern "system" fn CreateInstance<
+            Identity: IClassFactory_Impl,
+            const OFFSET: isize,
+        >(
+            this: *mut core::ffi::c_void,
+            punkouter: *mut core::ffi::c_void,
+            riid: *const windows_core::GUID,
+            ppvobject: *mut *mut core::ffi::c_void,
+        ) -> windows_core::HRESULT {
+            unsafe {
+                let this: &Identity =
+                    &*((this as *const *const ()).offset(OFFSET) as *const Identity);
+                IClassFactory_Impl::CreateInstance(
+                    this,
+                    core::mem::transmute_copy(&punkouter),
+                    core::mem::transmute_copy(&riid),
+                    core::mem::transmute_copy(&ppvobject),
+                )
+                .into()
+            }
+        }
+        unsafe extern "system" fn LockServer<Identity: IClassFactory_Impl, const OFFSET: isize>(
+            this: *mut core::ffi::c_void,
+            flock: windows_core::BOOL,
+        ) -> windows_core::HRESULT {
+            unsafe {
+                let this: &Identity =
+                    &*((this as *const *const ()).offset(OFFSET) as *const Identity);
+                IClassFactory_Impl::LockServer(this, core::mem::transmute_copy(&flock)).into()
+            }
+        }
+        Self {
+            base__: windows_core::IUnknown_Vtbl::new::<Identity, OFFSET>(),
+            CreateInstance: CreateInstance::<Identity, OFFSET>,
+            LockServer: LockServer::<Identity, OFFSET>,
+        }
+    }
+    pub fn matches(iid: &windows_core::GUID) -> bool {
+        iid == &<IClassFactory as windows_core::Interface>::IID
+    }
+}
+impl windows_core::RuntimeName for IClassFactory {}
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct IDLDESC {
@@ -7291,6 +7639,7 @@ impl IWbemShutdown_Vtbl {
     }
 }
 impl windows_core::RuntimeName for IWbemShutdown {}
+pub const KEY_WRITE: REG_SAM_FLAGS = REG_SAM_FLAGS(131078u32);
 pub type LPEXCEPFINO_DEFERRED_FILLIN =
     Option<unsafe extern "system" fn(pexcepinfo: *mut EXCEPINFO) -> windows_core::HRESULT>;
 #[repr(C)]
@@ -7355,6 +7704,86 @@ impl core::ops::Not for PARAMFLAGS {
         Self(self.0.not())
     }
 }
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct REG_CREATE_KEY_DISPOSITION(pub u32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct REG_OPEN_CREATE_OPTIONS(pub u32);
+impl REG_OPEN_CREATE_OPTIONS {
+    pub const fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+impl core::ops::BitOr for REG_OPEN_CREATE_OPTIONS {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+impl core::ops::BitAnd for REG_OPEN_CREATE_OPTIONS {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+impl core::ops::BitOrAssign for REG_OPEN_CREATE_OPTIONS {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0.bitor_assign(other.0)
+    }
+}
+impl core::ops::BitAndAssign for REG_OPEN_CREATE_OPTIONS {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0.bitand_assign(other.0)
+    }
+}
+impl core::ops::Not for REG_OPEN_CREATE_OPTIONS {
+    type Output = Self;
+    fn not(self) -> Self {
+        Self(self.0.not())
+    }
+}
+pub const REG_OPTION_NON_VOLATILE: REG_OPEN_CREATE_OPTIONS = REG_OPEN_CREATE_OPTIONS(0u32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct REG_SAM_FLAGS(pub u32);
+impl REG_SAM_FLAGS {
+    pub const fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+impl core::ops::BitOr for REG_SAM_FLAGS {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+impl core::ops::BitAnd for REG_SAM_FLAGS {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+impl core::ops::BitOrAssign for REG_SAM_FLAGS {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0.bitor_assign(other.0)
+    }
+}
+impl core::ops::BitAndAssign for REG_SAM_FLAGS {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0.bitand_assign(other.0)
+    }
+}
+impl core::ops::Not for REG_SAM_FLAGS {
+    type Output = Self;
+    fn not(self) -> Self {
+        Self(self.0.not())
+    }
+}
+pub const REG_SZ: REG_VALUE_TYPE = REG_VALUE_TYPE(1u32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct REG_VALUE_TYPE(pub u32);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SAFEARRAY {
@@ -7375,6 +7804,18 @@ impl Default for SAFEARRAY {
 pub struct SAFEARRAYBOUND {
     pub cElements: u32,
     pub lLbound: i32,
+}
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SECURITY_ATTRIBUTES {
+    pub nLength: u32,
+    pub lpSecurityDescriptor: *mut core::ffi::c_void,
+    pub bInheritHandle: windows_core::BOOL,
+}
+impl Default for SECURITY_ATTRIBUTES {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
 }
 pub const SELFREG_E_CLASS: windows_core::HRESULT = windows_core::HRESULT(0x80040201_u32 as _);
 #[repr(transparent)]
@@ -7625,9 +8066,63 @@ impl Default for VARIANT_0_0_0_0 {
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct VARIANT_BOOL(pub i16);
+pub const VARIANT_FALSE: VARIANT_BOOL = VARIANT_BOOL(0i16);
+pub const VARIANT_TRUE: VARIANT_BOOL = VARIANT_BOOL(-1i16);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct VARKIND(pub i32);
+pub const VT_ARRAY: VARENUM = VARENUM(8192u16);
+pub const VT_BLOB: VARENUM = VARENUM(65u16);
+pub const VT_BLOB_OBJECT: VARENUM = VARENUM(70u16);
+pub const VT_BOOL: VARENUM = VARENUM(11u16);
+pub const VT_BSTR: VARENUM = VARENUM(8u16);
+pub const VT_BSTR_BLOB: VARENUM = VARENUM(4095u16);
+pub const VT_BYREF: VARENUM = VARENUM(16384u16);
+pub const VT_CARRAY: VARENUM = VARENUM(28u16);
+pub const VT_CF: VARENUM = VARENUM(71u16);
+pub const VT_CLSID: VARENUM = VARENUM(72u16);
+pub const VT_CY: VARENUM = VARENUM(6u16);
+pub const VT_DATE: VARENUM = VARENUM(7u16);
+pub const VT_DECIMAL: VARENUM = VARENUM(14u16);
+pub const VT_DISPATCH: VARENUM = VARENUM(9u16);
+pub const VT_EMPTY: VARENUM = VARENUM(0u16);
+pub const VT_ERROR: VARENUM = VARENUM(10u16);
+pub const VT_FILETIME: VARENUM = VARENUM(64u16);
+pub const VT_HRESULT: VARENUM = VARENUM(25u16);
+pub const VT_I1: VARENUM = VARENUM(16u16);
+pub const VT_I2: VARENUM = VARENUM(2u16);
+pub const VT_I4: VARENUM = VARENUM(3u16);
+pub const VT_I8: VARENUM = VARENUM(20u16);
+pub const VT_ILLEGAL: VARENUM = VARENUM(65535u16);
+pub const VT_ILLEGALMASKED: VARENUM = VARENUM(4095u16);
+pub const VT_INT: VARENUM = VARENUM(22u16);
+pub const VT_INT_PTR: VARENUM = VARENUM(37u16);
+pub const VT_LPSTR: VARENUM = VARENUM(30u16);
+pub const VT_LPWSTR: VARENUM = VARENUM(31u16);
+pub const VT_NULL: VARENUM = VARENUM(1u16);
+pub const VT_PTR: VARENUM = VARENUM(26u16);
+pub const VT_R4: VARENUM = VARENUM(4u16);
+pub const VT_R8: VARENUM = VARENUM(5u16);
+pub const VT_RECORD: VARENUM = VARENUM(36u16);
+pub const VT_RESERVED: VARENUM = VARENUM(32768u16);
+pub const VT_SAFEARRAY: VARENUM = VARENUM(27u16);
+pub const VT_STORAGE: VARENUM = VARENUM(67u16);
+pub const VT_STORED_OBJECT: VARENUM = VARENUM(69u16);
+pub const VT_STREAM: VARENUM = VARENUM(66u16);
+pub const VT_STREAMED_OBJECT: VARENUM = VARENUM(68u16);
+pub const VT_TYPEMASK: VARENUM = VARENUM(4095u16);
+pub const VT_UI1: VARENUM = VARENUM(17u16);
+pub const VT_UI2: VARENUM = VARENUM(18u16);
+pub const VT_UI4: VARENUM = VARENUM(19u16);
+pub const VT_UI8: VARENUM = VARENUM(21u16);
+pub const VT_UINT: VARENUM = VARENUM(23u16);
+pub const VT_UINT_PTR: VARENUM = VARENUM(38u16);
+pub const VT_UNKNOWN: VARENUM = VARENUM(13u16);
+pub const VT_USERDEFINED: VARENUM = VARENUM(29u16);
+pub const VT_VARIANT: VARENUM = VARENUM(12u16);
+pub const VT_VECTOR: VARENUM = VARENUM(4096u16);
+pub const VT_VERSIONED_STREAM: VARENUM = VARENUM(73u16);
+pub const VT_VOID: VARENUM = VARENUM(24u16);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct WBEMSTATUS(pub i32);
@@ -7959,5 +8454,9 @@ pub struct WBEM_TEXT_FLAG_TYPE(pub i32);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct WBEM_UNSECAPP_FLAG_TYPE(pub i32);
+#[must_use]
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct WIN32_ERROR(pub u32);
 pub const WbemDecoupledRegistrar: windows_core::GUID =
     windows_core::GUID::from_u128(0x4cfc7932_0f9d_4bef_9c32_8ea2a6b56fcb);

@@ -196,6 +196,15 @@ impl Drop for BSTR {
     }
 }
 
+/// The UTF-16 units, as windows-strings' `BSTR` derefs on Windows.
+impl std::ops::Deref for BSTR {
+    type Target = [u16];
+
+    fn deref(&self) -> &[u16] {
+        self.as_wide()
+    }
+}
+
 impl Clone for BSTR {
     fn clone(&self) -> Self {
         Self::from_wide(self.as_wide())

@@ -1,7 +1,8 @@
 //! What the provider tells WMI: the messages of a call's response sink (`IWbemObjectSink`
 //! `Indicate` / `SetStatus`) and of an event provider's sink (`Indicate` only). Each call is
-//! given its sink: the exports will wrap the client's `IWbemObjectSink`, a host simulator gives
-//! its recorder.
+//! given its sink: the COM layer wraps the client's `IWbemObjectSink`, a host simulator may
+//! give a recorder of its own. What a call may ask of WMI while it runs (its dependent
+//! requests, R-WMI-14) is the call's [`Services`].
 
 use crate::value::Instance;
 use std::sync::Arc;
@@ -68,3 +69,16 @@ impl HostMessage for EventIndicate {
 pub type ResponseSink = Arc<dyn HostSink<SinkMessage>>;
 /// An event provider's sink, as the runtime is given it.
 pub type EventHostSink = Arc<dyn HostSink<EventIndicate>>;
+
+/// What a call may ask of WMI while it runs: its *dependent* requests, made on the namespace
+/// the provider was initialized with and with the `IWbemContext` the call received (R-WMI-14).
+/// The COM layer implements it for every call; an author reaches it through the guard's
+/// `context()`.
+pub trait Services: Send + Sync {
+    /// `IWbemServices::GetObject(path)` with the call's context: the instance (or class) `path`
+    /// names.
+    fn get_object(&self, path: &str) -> Result<Instance, HResult>;
+}
+
+/// A call's dependent-request services, as the runtime is given them.
+pub type CallServices = Arc<dyn Services>;

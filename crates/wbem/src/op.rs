@@ -14,7 +14,7 @@
 //! the sink runs (a sink that calls `CancelAsyncCall` from inside `Indicate` — which WMI
 //! documents as not operational — does not deadlock).
 
-use crate::host::{ResponseSink, SinkMessage, WBEM_STATUS_COMPLETE};
+use crate::host::{CallServices, ResponseSink, Services, SinkMessage, WBEM_STATUS_COMPLETE};
 use winprov_core::sync::{Mutex, MutexGuard, lock};
 use winprov_core::{CallSlot, CancellationSource, CancellationToken, Claimed, Delivery, HResult};
 
@@ -47,6 +47,8 @@ pub(crate) struct Op {
     token: CancellationToken,
     /// The call's `lFlags`.
     pub(crate) flags: i32,
+    /// The call's dependent-request services (R-WMI-14), when its host gives any.
+    services: Option<CallServices>,
 }
 
 impl Op {
@@ -62,7 +64,19 @@ impl Op {
             state: Mutex::new(State::default()),
             cancel,
             flags,
+            services: None,
         }
+    }
+
+    /// This call, whose dependent requests go to `services` (R-WMI-14).
+    pub(crate) fn with_services(mut self, services: Option<CallServices>) -> Self {
+        self.services = services;
+        self
+    }
+
+    /// The call's dependent-request services, if its host gave any.
+    pub(crate) fn services(&self) -> Option<&dyn Services> {
+        self.services.as_deref()
     }
 
     /// The call's cancellation, tripped by a cancel that won.

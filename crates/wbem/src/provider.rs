@@ -13,7 +13,8 @@
 //! (scoped threads are fine).
 
 use crate::host::{
-    EventHostSink, EventIndicate, SinkMessage, WBEM_FLAG_SEND_STATUS, WBEM_STATUS_PROGRESS,
+    EventHostSink, EventIndicate, Services, SinkMessage, WBEM_FLAG_SEND_STATUS,
+    WBEM_STATUS_PROGRESS,
 };
 use crate::op::Op;
 use crate::value::Instance;
@@ -96,11 +97,66 @@ pub trait EventProvider: Send + Sync + 'static {
     }
 }
 
-/// A provider of any roles: implement the role traits (the ones a provider does not play as
-/// empty `impl`s, whose defaults answer `WBEM_E_PROVIDER_NOT_CAPABLE`).
-pub trait Provider: InstanceProvider + MethodProvider + EventProvider {}
+/// What every provider is told once, before any call: `IWbemProviderInit::Initialize`.
+pub trait ProviderInit: Send + Sync + 'static {
+    /// Prepares the provider for `init`'s namespace. `Err` (or a panic) fails the
+    /// initialization: the framework reports `WBEM_E_FAILED` to WMI's init sink and answers
+    /// every later call with `WBEM_E_FAILED` (R-WMI-1). The default accepts.
+    fn init(&self, init: &Init<'_>) -> Result<(), HResult> {
+        let _ = init;
+        Ok(())
+    }
+}
 
-impl<P: InstanceProvider + MethodProvider + EventProvider> Provider for P {}
+/// The arguments of `IWbemProviderInit::Initialize` an author may use.
+#[derive(Clone, Copy, Debug)]
+pub struct Init<'a> {
+    /// `wszUser`: the user the provider serves, if WMI names one (per-user providers).
+    pub user: Option<&'a str>,
+    /// `wszNamespace`: the namespace the provider is initialized for (`root\cimv2` …).
+    pub namespace: &'a str,
+    /// `wszLocale`: the locale WMI asks for (`MS_409` …), if any.
+    pub locale: Option<&'a str>,
+    /// `lFlags` (reserved, 0).
+    pub flags: i32,
+}
+
+/// A provider of any roles: implement the role traits and [`ProviderInit`] (the ones a
+/// provider does not play as empty `impl`s, whose defaults answer
+/// `WBEM_E_PROVIDER_NOT_CAPABLE`, or accept the initialization).
+pub trait Provider: ProviderInit + InstanceProvider + MethodProvider + EventProvider {}
+
+impl<P: ProviderInit + InstanceProvider + MethodProvider + EventProvider> Provider for P {}
+
+/// The WMI a call may make dependent requests to, borrowed for the call: the namespace the
+/// provider was initialized with, and the `IWbemContext` WMI passed with the call, which every
+/// request made on the call's behalf reuses (R-WMI-14). A request of the provider's own (not on
+/// a client's behalf) must not go through it.
+#[derive(Clone, Copy)]
+pub struct Context<'call> {
+    services: Option<&'call dyn Services>,
+    _brand: Brand<'call>,
+}
+
+impl<'call> Context<'call> {
+    /// `GetObject(path)` on the provider's namespace, as a request of this call (with its
+    /// `IWbemContext`): the instance or class `path` names. `WBEM_E_NOT_AVAILABLE` when the
+    /// call's host offers no namespace.
+    pub fn get_object(&self, path: &str) -> Result<Instance, HResult> {
+        match self.services {
+            Some(services) => services.get_object(path),
+            None => Err(HResult::WBEM_E_NOT_AVAILABLE),
+        }
+    }
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("available", &self.services.is_some())
+            .finish()
+    }
+}
 
 /// The cancellation of one call, borrowed for the call's duration: it trips when the client
 /// cancels the call (`CancelAsyncCall` on its sink).
@@ -150,6 +206,13 @@ impl<'call> Reply<'call> {
     fn cancellation(&self) -> Cancellation<'call> {
         Cancellation {
             token: self.op.token(),
+            _brand: PhantomData,
+        }
+    }
+
+    fn context(&self) -> Context<'call> {
+        Context {
+            services: self.op.services(),
             _brand: PhantomData,
         }
     }
@@ -253,6 +316,11 @@ impl<'call> Response<'call> {
         self.reply.cancellation()
     }
 
+    /// The call's dependent-request context (R-WMI-14).
+    pub fn context(&self) -> Context<'call> {
+        self.reply.context()
+    }
+
     /// Whether the client cancelled the call.
     pub fn is_cancelled(&self) -> bool {
         self.reply.op.token().is_cancelled()
@@ -298,6 +366,11 @@ macro_rules! single_answer_guard {
             /// The call's `lFlags`.
             pub fn flags(&self) -> i32 {
                 self.reply.op.flags
+            }
+
+            /// The call's dependent-request context (R-WMI-14).
+            pub fn context(&self) -> Context<'call> {
+                self.reply.context()
             }
         }
 

@@ -12,7 +12,7 @@
 //! final status becoming `WBEM_E_CALL_CANCELLED` unless the author's was delivered first
 //! (R-WMI-11). Method calls are never registered, so never cancelled (R-WMI-13).
 
-use crate::host::{EventHostSink, ResponseSink};
+use crate::host::{CallServices, EventHostSink, ResponseSink};
 use crate::op::{CancelOutcome, Op};
 use crate::provider::{DeleteCall, EventSink, GetCall, MethodCall, Provider, PutCall, Response};
 use crate::value::Instance;
@@ -28,6 +28,26 @@ pub struct CallSink {
     pub identity: usize,
     /// Where the call's `Indicate` and `SetStatus` go.
     pub sink: ResponseSink,
+    /// The call's dependent-request services (the namespace and the call's `IWbemContext`,
+    /// R-WMI-14), reached by the author through the guard's `context()`.
+    pub context: Option<CallServices>,
+}
+
+impl CallSink {
+    /// A sink of `identity` delivering to `sink`, without dependent-request services.
+    pub fn new(identity: usize, sink: ResponseSink) -> Self {
+        Self {
+            identity,
+            sink,
+            context: None,
+        }
+    }
+
+    /// This sink, whose calls make their dependent requests through `context`.
+    pub fn with_context(mut self, context: CallServices) -> Self {
+        self.context = Some(context);
+        self
+    }
 }
 
 impl std::fmt::Debug for CallSink {
@@ -79,7 +99,7 @@ impl<P: Provider> Runtime<P> {
         cancellable: bool,
         body: impl for<'call> FnOnce(&P, &'call Op, Issuer<'call>) -> Completed<'call>,
     ) -> HResult {
-        let op = Arc::new(Op::new(sink.sink, flags));
+        let op = Arc::new(Op::new(sink.sink, flags).with_services(sink.context));
         let id = match cancellable {
             true => Some(self.register(sink.identity, &op)),
             false => None,

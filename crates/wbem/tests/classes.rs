@@ -21,8 +21,8 @@ use winprov_wbem::mof::{DECOUPLED_CLSID, Guid};
 use winprov_wbem::testing::Host;
 use winprov_wbem::{
     ClassError, Completed, EventProvider, GetCall, HResult, Hosting, Instance, InstanceProvider,
-    InstanceRegistration, MethodCall, MethodProvider, Mof, MofError, PutCall, Registration,
-    Response, Value, wmi_class,
+    InstanceRegistration, MethodCall, MethodProvider, Mof, MofError, ProviderInit, PutCall,
+    Registration, Response, Value, wmi_class,
 };
 
 const PROVIDER: &str = "WinProvEmailDirectory";
@@ -582,9 +582,12 @@ impl MethodProvider for Directory {
 
 impl EventProvider for Directory {}
 
+impl ProviderInit for Directory {}
+
 #[test]
 fn a_provider_serves_its_typed_classes() {
     let host = Host::new(Directory::new());
+    host.declare_class::<WinProv_EmailEntry>();
     let sink = host.sink();
     // Get, by the path an entry reports, in another accepted form, and a malformed one.
     let bob = entry(r#"b"ob\"#, &[], None);

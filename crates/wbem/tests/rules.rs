@@ -1,8 +1,9 @@
-//! One test per WMI rule this layer enforces (R-WMI-3 … R-WMI-13, R-WMI-15), each named after
-//! its ID and listed in docs/rules.md. They drive the runtime through the host simulator
-//! (`winprov_wbem::testing::Host`), which also checks on every call that its sink gets exactly
-//! one final `SetStatus`, nothing after it, no progress the client did not ask for, and no
-//! `SetStatus` from a call that returned an error.
+//! One test per WMI rule this layer enforces (R-WMI-1 … R-WMI-15 but R-WMI-16, decoupled
+//! providers), each named after its ID and listed in docs/rules.md. They drive the provider's
+//! COM object through its vtables with the host simulator (`winprov_wbem::testing::Host`),
+//! which also checks on every call that its sink gets exactly one final `SetStatus`, nothing
+//! after it, no progress the client did not ask for, no `SetStatus` from a call that returned
+//! an error, and that the provider holds a reference to the sink while it uses it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use winprov_wbem::testing::{EventLog, Host};
 use winprov_wbem::{
     BATCH_SIZE, Cancelled, Completed, DeleteCall, Delivery, EventProvider, EventSink, GetCall,
-    HResult, Instance, InstanceProvider, MethodCall, MethodProvider, PutCall, Response, Value,
-    WBEM_FLAG_SEND_STATUS, WaitOutcome,
+    HResult, Init, Instance, InstanceProvider, MethodCall, MethodProvider, ProviderInit, PutCall,
+    Response, Value, WBEM_FLAG_SEND_STATUS, WaitOutcome,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -67,6 +68,8 @@ impl Directory {
         self
     }
 }
+
+impl ProviderInit for Directory {}
 
 impl InstanceProvider for Directory {
     fn get_object<'call>(&self, path: &str, call: GetCall<'call>) -> Completed<'call> {
@@ -236,6 +239,7 @@ fn r_wmi_6_roles_not_played_are_not_capable() {
     impl InstanceProvider for Nothing {}
     impl MethodProvider for Nothing {}
     impl EventProvider for Nothing {}
+    impl ProviderInit for Nothing {}
     let host = Host::new(Nothing);
     let sink = host.sink();
     let not_capable = Some((HResult::WBEM_E_PROVIDER_NOT_CAPABLE, None));
@@ -261,6 +265,11 @@ fn r_wmi_6_roles_not_played_are_not_capable() {
     assert_eq!(
         host.provide_events(&events, 0),
         HResult::WBEM_E_PROVIDER_NOT_CAPABLE
+    );
+    // The synchronous, class and notification methods of IWbemServices are never served.
+    assert_eq!(
+        host.unserved_methods(),
+        [HResult::WBEM_E_PROVIDER_NOT_CAPABLE; 6]
     );
 }
 
@@ -497,4 +506,168 @@ fn r_wmi_15_server_too_busy_is_returned_to_the_author() {
     // Fired again, it is taken.
     assert_eq!(sink.indicate(vec![entry("changed")]), Ok(()));
     assert_eq!(events.events(), [entry("changed")]);
+}
+
+/// A provider whose initialization each test chooses.
+struct Starting(fn() -> Result<(), HResult>);
+
+impl ProviderInit for Starting {
+    fn init(&self, init: &Init<'_>) -> Result<(), HResult> {
+        assert_eq!(init.namespace, "root\\cimv2");
+        (self.0)()
+    }
+}
+impl InstanceProvider for Starting {
+    fn get_object<'call>(&self, _path: &str, call: GetCall<'call>) -> Completed<'call> {
+        call.found(entry("a"))
+    }
+}
+impl MethodProvider for Starting {}
+impl EventProvider for Starting {}
+
+#[test]
+fn r_wmi_1_initialize_reports_once_through_the_init_sink() {
+    const FAILED: i32 = HResult::WBEM_E_FAILED.raw();
+    // Before Initialize, calls are refused without touching their sink.
+    let host = Host::uninitialized(Starting(|| Ok(())));
+    let early = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+    assert_eq!(early.returned, Some(HResult::WBEM_E_FAILED));
+    assert_eq!(host.cancel_without_sink(), HResult::WBEM_E_FAILED);
+    // A successful Initialize: WBEM_S_INITIALIZED once, lFlags 0, and WBEM_S_NO_ERROR returned.
+    let init = host.initialize("root\\cimv2");
+    assert_eq!(
+        (init.returned, init.statuses),
+        (HResult::S_OK, vec![(0, 0)])
+    );
+    let served = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+    assert_eq!(served.indicated, [entry("a")]);
+    // A second Initialize is a failure reported the same way; the provider keeps serving.
+    let again = host.initialize("root\\cimv2");
+    assert_eq!(
+        (again.returned, again.statuses),
+        (HResult::S_OK, vec![(FAILED, 0)])
+    );
+    assert_eq!(
+        host.get_object(&host.sink(), "Entry.Name=\"a\"", 0).finals,
+        1
+    );
+    // An author's refusal and an author's panic: WBEM_E_FAILED once, then every call refused.
+    for provider in [
+        Starting(|| Err(HResult::WBEM_E_ACCESS_DENIED)),
+        Starting(|| panic!("init broke")),
+    ] {
+        let host = Host::uninitialized(provider);
+        let init = host.initialize("root\\cimv2");
+        assert_eq!(
+            (init.returned, init.statuses),
+            (HResult::S_OK, vec![(FAILED, 0)])
+        );
+        let refused = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+        assert_eq!(refused.returned, Some(HResult::WBEM_E_FAILED));
+        assert_eq!(
+            host.provide_events(&EventLog::answering([]), 0),
+            HResult::WBEM_E_FAILED
+        );
+    }
+    // No init sink to report to: WBEM_E_INVALID_PARAMETER, and the object stays uninitialized.
+    let host = Host::uninitialized(Starting(|| Ok(())));
+    assert_eq!(
+        host.initialize_without_sink(),
+        HResult::WBEM_E_INVALID_PARAMETER
+    );
+    assert_eq!(host.initialize("root\\cimv2").statuses, [(0, 0)]);
+}
+
+#[test]
+fn r_wmi_2_the_provider_holds_each_sink_while_it_uses_it() {
+    // The simulator checks, on every Indicate and SetStatus, that the provider holds a
+    // reference of its own to the call's sink, and that it holds none once the call returned:
+    // here on a call finished by the author, one finished by a cancel from another thread, and
+    // an event sink the client released at once.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let host = Host::new(Directory::new().enumerating(wait_for_cancel(Arc::clone(&seen))));
+    let sink = host.sink();
+    assert_eq!(host.get_object(&sink, "Entry.Name=\"a\"", 0).finals, 1);
+    std::thread::scope(|threads| {
+        let call = threads.spawn(|| host.enumerate(&sink, "Entry", 0));
+        wait_until("the call to start", || host.runtime().in_flight() == 1);
+        assert_eq!(host.cancel(&sink), 1);
+        let record = call.join().unwrap();
+        assert_eq!(record.status, Some((HResult::WBEM_E_CALL_CANCELLED, None)));
+    });
+    let events = EventLog::answering([]);
+    assert_eq!(host.provide_events(&events, 0), HResult::S_OK);
+    let events_sink = host
+        .runtime()
+        .provider()
+        .events
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap();
+    std::thread::spawn(move || events_sink.indicate(vec![entry("later")]))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(events.events(), [entry("later")]);
+    // Released with the provider: nothing of either side is left.
+    drop(sink);
+    let left = host.release();
+    assert_eq!((left.provider, left.simulator), (0, 0));
+}
+
+/// Answers GetObject with what a dependent request of the namespace returns.
+struct Dependent;
+
+impl ProviderInit for Dependent {}
+impl InstanceProvider for Dependent {
+    fn get_object<'call>(&self, path: &str, call: GetCall<'call>) -> Completed<'call> {
+        let owner = call.context().get_object("Owner.Name=\"root\"");
+        match owner {
+            Ok(owner) => call.found(entry(path).with("Owner", owner.get("Name").unwrap().clone())),
+            Err(error) => call.fail(error),
+        }
+    }
+}
+impl MethodProvider for Dependent {}
+impl EventProvider for Dependent {
+    fn provide_events(&self, sink: EventSink, _flags: i32) -> Result<(), HResult> {
+        sink.indicate(vec![entry("started")])
+    }
+}
+
+#[test]
+fn r_wmi_14_dependent_requests_reuse_the_calls_context() {
+    let host = Host::new(Dependent);
+    host.serve_instance(
+        "Owner.Name=\"root\"",
+        Instance::new("Owner").with("Name", Value::Str("root".into())),
+    );
+    let record = host.get_object(&host.sink(), "x", 0);
+    assert_eq!(
+        record.indicated,
+        [entry("x").with("Owner", Value::Str("root".into()))]
+    );
+    // The author's request and the framework's class lookup both went with the call's context.
+    let requests = host.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["Owner.Name=\"root\"", "Entry"]);
+    assert!(
+        requests.iter().all(|r| r.context == Some(record.context)),
+        "{requests:?} vs context {:#x}",
+        record.context
+    );
+    // A second call's requests carry the second call's context.
+    let second = host.get_object(&host.sink(), "y", 0);
+    assert!(
+        host.requests()[2..]
+            .iter()
+            .all(|r| r.context == Some(second.context))
+    );
+    // Events are the provider's own: independent requests, without a client's context.
+    let events = EventLog::answering([]);
+    assert_eq!(host.provide_events(&events, 0), HResult::S_OK);
+    assert_eq!(events.events(), [entry("started")]);
+    let last = host.requests().pop().unwrap();
+    assert_eq!((last.path.as_str(), last.context), ("Entry", None));
 }

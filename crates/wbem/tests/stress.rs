@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use winprov_wbem::testing::{ClientSink, Host};
 use winprov_wbem::{
     BATCH_SIZE, Completed, DeleteCall, EventProvider, GetCall, HResult, Instance, InstanceProvider,
-    MethodCall, MethodProvider, PutCall, Response, Value, WBEM_FLAG_SEND_STATUS,
+    MethodCall, MethodProvider, ProviderInit, PutCall, Response, Value, WBEM_FLAG_SEND_STATUS,
 };
 
 const THREADS: usize = 4;
@@ -107,6 +107,8 @@ impl MethodProvider for Stress {
 }
 
 impl EventProvider for Stress {}
+
+impl ProviderInit for Stress {}
 
 #[test]
 fn randomized_host_sequences_deliver_one_final_status_per_call() {
