@@ -71,7 +71,8 @@ pub use host::{
 pub use mof::{Hosting, InstanceRegistration, Mof, MofError, Registration};
 pub use provider::{
     BATCH_SIZE, Cancellation, Context, DeleteCall, EventProvider, EventSink, GetCall, Init,
-    InstanceProvider, MethodCall, MethodProvider, Provider, ProviderInit, PutCall, Response,
+    InstanceProvider, MethodCall, MethodProvider, Provider, ProviderInit, PutCall, PutMode,
+    Response, WBEM_FLAG_CREATE_ONLY, WBEM_FLAG_UPDATE_ONLY,
 };
 pub use value::{Instance, Value};
 /// A COM class identifier (the `CLSID` of [`export_provider!`]).

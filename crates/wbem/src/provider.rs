@@ -431,7 +431,35 @@ pub struct PutCall<'call> {
 
 single_answer_guard!(PutCall);
 
+/// What a `PutInstanceAsync` may do, from its `lFlags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutMode {
+    /// `WBEM_FLAG_CREATE_OR_UPDATE`: create the instance or replace it.
+    CreateOrUpdate,
+    /// `WBEM_FLAG_UPDATE_ONLY`: the instance must exist (else `WBEM_E_NOT_FOUND`).
+    UpdateOnly,
+    /// `WBEM_FLAG_CREATE_ONLY`: the instance must not exist (else `WBEM_E_ALREADY_EXISTS`).
+    CreateOnly,
+}
+
+/// `lFlags` bit of `PutInstanceAsync`: update an existing instance only.
+pub const WBEM_FLAG_UPDATE_ONLY: i32 = 1;
+/// `lFlags` bit of `PutInstanceAsync`: create a new instance only.
+pub const WBEM_FLAG_CREATE_ONLY: i32 = 2;
+
 impl<'call> PutCall<'call> {
+    /// What the client allows: create, update, or either.
+    pub fn mode(&self) -> PutMode {
+        let flags = self.reply.op.flags;
+        if flags & WBEM_FLAG_CREATE_ONLY != 0 {
+            PutMode::CreateOnly
+        } else if flags & WBEM_FLAG_UPDATE_ONLY != 0 {
+            PutMode::UpdateOnly
+        } else {
+            PutMode::CreateOrUpdate
+        }
+    }
+
     /// `Ok(path)`: the instance was stored under `path`, which the final status carries in
     /// `strParam` (R-WMI-9).
     pub fn complete(self, outcome: Result<String, HResult>) -> Completed<'call> {
