@@ -3,15 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Environment variable naming the directory file.
-pub const ENV_DIRECTORY_FILE: &str = "EMAIL_DIRECTORY_FILE";
+pub use email_directory_file::ENV_DIRECTORY_FILE;
 
 /// Environment variable with a delay, in milliseconds, waited at the start of every
 /// `NSPv2LookupServiceNextEx` (a slow backend; cancelled by `NSPv2LookupServiceEnd`).
 pub const ENV_LOOKUP_DELAY_MS: &str = "EMAIL_DIRECTORY_DELAY_MS";
-
-/// The file name of the default directory file.
-const DEFAULT_FILE_NAME: &str = "email-directory.txt";
 
 /// The provider's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,9 +38,7 @@ impl Config {
     /// [`Config::default_directory`]; the delay from [`ENV_LOOKUP_DELAY_MS`], else none (an
     /// unparsable value is logged and ignored).
     pub fn from_env() -> Self {
-        let directory = std::env::var_os(ENV_DIRECTORY_FILE)
-            .filter(|value| !value.is_empty())
-            .map_or_else(Self::default_directory, PathBuf::from);
+        let directory = email_directory_file::configured_path();
         let lookup_delay = match std::env::var(ENV_LOOKUP_DELAY_MS) {
             Err(std::env::VarError::NotPresent) => Duration::ZERO,
             Ok(value) => match value.trim().parse::<u64>() {
@@ -72,14 +66,7 @@ impl Config {
     /// The directory file used when [`ENV_DIRECTORY_FILE`] is not set:
     /// `%ProgramData%\winprov\email-directory.txt` on Windows, `./email-directory.txt` elsewhere.
     pub fn default_directory() -> PathBuf {
-        if cfg!(windows) {
-            let program_data = std::env::var_os("ProgramData")
-                .filter(|value| !value.is_empty())
-                .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
-            program_data.join("winprov").join(DEFAULT_FILE_NAME)
-        } else {
-            PathBuf::from(".").join(DEFAULT_FILE_NAME)
-        }
+        email_directory_file::default_path()
     }
 }
 
@@ -94,6 +81,6 @@ mod tests {
         assert_eq!(config.lookup_delay, Duration::ZERO);
         let config = config.with_lookup_delay(Duration::from_millis(5));
         assert_eq!(config.lookup_delay, Duration::from_millis(5));
-        assert!(Config::default_directory().ends_with(DEFAULT_FILE_NAME));
+        assert!(Config::default_directory().ends_with("email-directory.txt"));
     }
 }

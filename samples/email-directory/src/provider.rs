@@ -12,12 +12,10 @@
 //!   file atomically (R-NSP-14 semantics, see the method).
 
 use crate::config::Config;
-use crate::directory::{Entry, NamePattern, validate_name, validate_value};
-use crate::store::Store;
+use email_directory_file::{DirectoryFile, Entry, NamePattern, validate_name, validate_value};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use winprov_bindings::ws2spi::{AF_INET, AF_INET6};
 use winprov_nspv2::{
@@ -31,7 +29,7 @@ const UNUSABLE: WsaError = WsaError::WSANO_RECOVERY;
 /// The e-mail directory provider.
 #[derive(Debug)]
 pub struct EmailDirectory {
-    store: Arc<Store>,
+    store: DirectoryFile,
     lookup_delay: Duration,
 }
 
@@ -44,7 +42,7 @@ impl EmailDirectory {
             "e-mail directory provider created"
         );
         Self {
-            store: Arc::new(Store::new(config.directory)),
+            store: DirectoryFile::new(config.directory),
             lookup_delay: config.lookup_delay,
         }
     }
@@ -74,7 +72,7 @@ impl NamespaceProvider for EmailDirectory {
             return Err(WsaError::WSAEINVAL);
         };
         Ok(EmailLookup {
-            store: Arc::clone(&self.store),
+            store: self.store.clone(),
             delay: self.lookup_delay,
             pattern: NamePattern::parse(name),
             query: query.clone(),
@@ -103,7 +101,7 @@ impl NamespaceProvider for EmailDirectory {
     }
 }
 
-fn register(store: &Store, operation: SetServiceOp, reg: &RegInfo) -> Result<(), WsaError> {
+fn register(store: &DirectoryFile, operation: SetServiceOp, reg: &RegInfo) -> Result<(), WsaError> {
     let name = reg
         .service_instance_name
         .as_deref()
@@ -184,7 +182,7 @@ fn register(store: &Store, operation: SetServiceOp, reg: &RegInfo) -> Result<(),
 /// One lookup: the query, then the results still to return.
 #[derive(Debug)]
 pub struct EmailLookup {
-    store: Arc<Store>,
+    store: DirectoryFile,
     delay: Duration,
     pattern: NamePattern,
     query: Query,
@@ -197,7 +195,7 @@ impl EmailLookup {
     /// single name is asked and unknown.
     fn resolve(&self) -> Result<VecDeque<QueryResult>, WsaError> {
         // On failure the store has logged why.
-        let directory = self.store.current().map_err(|_| UNUSABLE)?;
+        let directory = self.store.read().map_err(|_| UNUSABLE)?;
         let results: VecDeque<QueryResult> = directory
             .matching(&self.pattern)
             .map(|entry| self.result(entry))

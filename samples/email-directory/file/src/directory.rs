@@ -100,7 +100,7 @@ impl std::error::Error for ParseError {}
 
 /// Why a name or value cannot be stored in the directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Invalid(&'static str);
+pub struct Invalid(&'static str);
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,7 +112,7 @@ impl std::error::Error for Invalid {}
 
 /// Checks that `name` can be stored: `local@domain`, both parts non-empty, no `*` (reserved for
 /// wildcard queries), no brackets, line breaks or surrounding blanks (the file syntax).
-pub(crate) fn validate_name(name: &str) -> Result<(), Invalid> {
+pub fn validate_name(name: &str) -> Result<(), Invalid> {
     if name.trim() != name {
         return Err(Invalid("a name has no leading or trailing blanks"));
     }
@@ -127,7 +127,7 @@ pub(crate) fn validate_name(name: &str) -> Result<(), Invalid> {
 
 /// Checks that a comment or data value survives the file format: one line, no surrounding
 /// blanks (values are trimmed when read).
-pub(crate) fn validate_value(value: &str) -> Result<(), Invalid> {
+pub fn validate_value(value: &str) -> Result<(), Invalid> {
     if value.contains(['\r', '\n']) {
         return Err(Invalid("a value is a single line"));
     }

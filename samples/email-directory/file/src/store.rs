@@ -74,7 +74,7 @@ impl From<io::Error> for StoreError {
 
 /// What identifies one version of the file, cheaply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stamp {
+pub(crate) enum Stamp {
     Missing,
     Present {
         modified: Option<SystemTime>,
@@ -137,6 +137,12 @@ impl Store {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's current stamp, without reading it.
+    pub(crate) fn stamp(&self) -> io::Result<Stamp> {
+        let _reading = self.file.read().unwrap_or_else(PoisonError::into_inner);
+        Stamp::of_path(&self.path)
     }
 
     /// The current directory, read again if the file changed since the last call. A missing
