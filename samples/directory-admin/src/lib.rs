@@ -21,4 +21,4 @@ mod events;
 pub mod identity;
 mod provider;
 
-pub use provider::DirectoryAdmin;
+pub use provider::{DEFAULT_POLL_INTERVAL, DirectoryAdmin, ENV_PANIC_ON, ENV_POLL_MS};

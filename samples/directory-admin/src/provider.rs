@@ -25,11 +25,19 @@ use winprov_wbem::{
 /// How often the event thread looks at the file when no interval is given.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Environment variable: how often, in milliseconds, the event thread looks at the file.
+pub const ENV_POLL_MS: &str = "DIRECTORY_ADMIN_POLL_MS";
+
+/// Environment variable naming a method that panics when called: a fault the host harness
+/// injects to see the framework turn a panic into `WBEM_E_FAILED` (unset in production).
+pub const ENV_PANIC_ON: &str = "DIRECTORY_ADMIN_PANIC_ON";
+
 /// The directory-admin provider.
 #[derive(Debug)]
 pub struct DirectoryAdmin {
     file: DirectoryFile,
     poll_interval: Duration,
+    panic_on: Option<String>,
     watcher: Mutex<Option<Watcher>>,
 }
 
@@ -39,14 +47,24 @@ impl DirectoryAdmin {
         Self {
             file,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            panic_on: None,
             watcher: Mutex::new(None),
         }
     }
 
     /// The provider of the file the `email-directory` service serves (its configuration:
-    /// `EMAIL_DIRECTORY_FILE`, else `%ProgramData%\winprov\email-directory.txt`).
+    /// `EMAIL_DIRECTORY_FILE`, else `%ProgramData%\winprov\email-directory.txt`), with the
+    /// poll interval of [`ENV_POLL_MS`] and the fault of [`ENV_PANIC_ON`] if set.
     pub fn from_env() -> Self {
-        Self::new(DirectoryFile::new(email_directory_file::configured_path()))
+        let mut provider = Self::new(DirectoryFile::new(email_directory_file::configured_path()));
+        if let Some(ms) = std::env::var(ENV_POLL_MS)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            provider.poll_interval = Duration::from_millis(ms);
+        }
+        provider.panic_on = std::env::var(ENV_PANIC_ON).ok().filter(|v| !v.is_empty());
+        provider
     }
 
     /// The same provider, looking at the file every `interval` for events.
@@ -181,6 +199,9 @@ impl MethodProvider for DirectoryAdmin {
         _in_parameters: Option<&Instance>,
         call: MethodCall<'call>,
     ) -> Completed<'call> {
+        if self.panic_on.as_deref() == Some(method) {
+            panic!("{ENV_PANIC_ON}: {method}");
+        }
         // `Count` is static: it is called on the class, not on an instance.
         if !path.eq_ignore_ascii_case(ENTRY_CLASS) {
             return call.complete(Err(HResult::WBEM_E_INVALID_METHOD));
