@@ -1,127 +1,166 @@
-//! The provider's WMI classes, and how a directory [`Entry`] becomes an instance and back.
+//! The provider's WMI classes, each described once, and how a directory [`Entry`] becomes an
+//! instance and back.
 //!
-//! `Winprov_DirectoryEntry` (key `Name`; `Addresses` as `"ip:port"` strings; `Comment`;
-//! `Data`) mirrors one entry of the directory file. `Winprov_DirectoryChanged` is the event
-//! fired when the file changes, with the number of entries it then holds.
+//! - `Winprov_DirectoryEntry` (key `Name`; `Addresses` as `"ip:port"` strings; `Comment`;
+//!   `Data`) mirrors one entry of the directory file; its static method `Count` answers the
+//!   number of entries.
+//! - `Winprov_DirectoryChanged` is the event fired when the file changes, with the number of
+//!   entries it then holds.
+//!
+//! The descriptions generate the Rust types, their conversions to and from WMI objects, their
+//! object paths and the MOF ([`mof`]).
+#![allow(non_snake_case, reason = "WMI's names, written once")]
 
-use crate::identity::{CHANGED_EVENT_CLASS, ENTRY_CLASS};
+use crate::identity::{CLSID, NAMESPACE, PROVIDER_NAME};
 use email_directory_file::{Entry, validate_name, validate_value};
 use std::net::SocketAddr;
-use winprov_wbem::{HResult, Instance, Value};
+use winprov_wbem::class::{KeyedClass, WmiClass};
+use winprov_wbem::{
+    HResult, Hosting, Instance, InstanceRegistration, Mof, Registration, wmi_class,
+};
 
-/// The instance of `Winprov_DirectoryEntry` for `entry`.
-pub fn entry_to_instance(entry: &Entry) -> Instance {
-    let addresses = entry.addresses.iter().map(SocketAddr::to_string).collect();
-    let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::Str);
-    Instance::new(ENTRY_CLASS)
-        .with("Name", Value::Str(entry.name.clone()))
-        .with("Addresses", Value::StrArray(addresses))
-        .with("Comment", text(&entry.comment))
-        .with("Data", text(&entry.data))
+wmi_class! {
+    /// One entry of the e-mail directory.
+    [dynamic, provider(PROVIDER_NAME), description("An entry of the winprov e-mail directory")]
+    class Winprov_DirectoryEntry {
+        key {
+            /// The e-mail name, `local@domain`.
+            [read, description("The e-mail name, local@domain")]
+            Name: String,
+        }
+        properties {
+            /// The service's addresses, as `ip:port`.
+            [read, write, description("The service's addresses, as ip:port")]
+            Addresses: Vec<String>,
+            /// A human-readable comment.
+            [read, write, description("A human-readable comment")]
+            Comment: Option<String>,
+            /// Free text returned with the lookup result.
+            [read, write, description("Free text returned with the lookup result")]
+            Data: Option<String>,
+        }
+        methods {
+            /// How many entries the directory holds.
+            [static, implemented, description("The number of entries in the directory")]
+            fn Count(CountIn {}) -> CountOut { ReturnValue: u32 };
+        }
+    }
 }
 
-/// The entry an instance describes: `WBEM_E_INVALID_CLASS` for another class,
-/// `WBEM_E_INVALID_PARAMETER` for a missing or invalid name, address or value,
-/// `WBEM_E_TYPE_MISMATCH` for a property of the wrong type.
-pub fn entry_from_instance(instance: &Instance) -> Result<Entry, HResult> {
-    if !instance.class().eq_ignore_ascii_case(ENTRY_CLASS) {
-        return Err(HResult::WBEM_E_INVALID_CLASS);
+wmi_class! {
+    /// The directory file changed.
+    [description("The winprov e-mail directory file changed")]
+    event class Winprov_DirectoryChanged : "__ExtrinsicEvent" {
+        properties {
+            /// The number of entries the directory now holds.
+            [description("The number of entries the directory now holds")]
+            Entries: u32,
+        }
     }
-    let name = match instance.get("Name") {
-        Some(Value::Str(name)) => name.clone(),
-        None | Some(Value::Null) => return Err(HResult::WBEM_E_INVALID_PARAMETER),
-        Some(_) => return Err(HResult::WBEM_E_TYPE_MISMATCH),
-    };
-    validate_name(&name).map_err(|_| HResult::WBEM_E_INVALID_PARAMETER)?;
-    let addresses = match instance.get("Addresses") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::StrArray(addresses)) => addresses
+}
+
+/// The MOF that registers the provider: the namespace, the classes and the provider's
+/// instance, method and event registrations.
+pub fn mof() -> Mof {
+    Mof::new(NAMESPACE)
+        .create_namespace()
+        .autorecover()
+        .class::<Winprov_DirectoryEntry>()
+        .class::<Winprov_DirectoryChanged>()
+        .provider(
+            Registration::new(PROVIDER_NAME, Hosting::LocalSystem { clsid: CLSID })
+                .instances(
+                    InstanceRegistration::new()
+                        .supports_get()
+                        .supports_put()
+                        .supports_delete()
+                        .supports_enumeration()
+                        .query_support_levels(["WQL:UnarySelect"]),
+                )
+                .methods()
+                .events([format!("SELECT * FROM {}", Winprov_DirectoryChanged::NAME)]),
+        )
+}
+
+impl From<&Entry> for Winprov_DirectoryEntry {
+    fn from(entry: &Entry) -> Self {
+        Self {
+            Name: entry.name.clone(),
+            Addresses: entry.addresses.iter().map(SocketAddr::to_string).collect(),
+            Comment: entry.comment.clone(),
+            Data: entry.data.clone(),
+        }
+    }
+}
+
+impl TryFrom<Winprov_DirectoryEntry> for Entry {
+    type Error = HResult;
+
+    /// `WBEM_E_INVALID_PARAMETER` for a name, address or value the directory file cannot hold.
+    fn try_from(instance: Winprov_DirectoryEntry) -> Result<Self, HResult> {
+        let invalid = |_| HResult::WBEM_E_INVALID_PARAMETER;
+        validate_name(&instance.Name).map_err(invalid)?;
+        let addresses = instance
+            .Addresses
             .iter()
             .map(|text| text.parse::<SocketAddr>())
             .collect::<Result<_, _>>()
-            .map_err(|_| HResult::WBEM_E_INVALID_PARAMETER)?,
-        Some(_) => return Err(HResult::WBEM_E_TYPE_MISMATCH),
-    };
-    let text = |property: &str| -> Result<Option<String>, HResult> {
-        match instance.get(property) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Str(text)) if text.is_empty() => Ok(None),
-            Some(Value::Str(text)) => {
-                validate_value(text).map_err(|_| HResult::WBEM_E_INVALID_PARAMETER)?;
-                Ok(Some(text.clone()))
+            .map_err(|_| HResult::WBEM_E_INVALID_PARAMETER)?;
+        let text = |value: Option<String>| -> Result<Option<String>, HResult> {
+            match value.filter(|text| !text.is_empty()) {
+                Some(text) => validate_value(&text).map(|()| Some(text)).map_err(invalid),
+                None => Ok(None),
             }
-            Some(_) => Err(HResult::WBEM_E_TYPE_MISMATCH),
-        }
-    };
-    Ok(Entry {
-        name,
-        addresses,
-        comment: text("Comment")?,
-        data: text("Data")?,
-    })
+        };
+        Ok(Entry {
+            name: instance.Name,
+            addresses,
+            comment: text(instance.Comment)?,
+            data: text(instance.Data)?,
+        })
+    }
 }
 
-/// The object path of the entry named `name`: `Winprov_DirectoryEntry.Name="…"`, with `\` and
-/// `"` escaped.
+/// The instance of `Winprov_DirectoryEntry` for `entry`.
+pub fn entry_to_instance(entry: &Entry) -> Instance {
+    Winprov_DirectoryEntry::from(entry).to_instance()
+}
+
+/// The entry an instance describes: the class's conversion errors (`WBEM_E_INVALID_CLASS`,
+/// `WBEM_E_INVALID_PARAMETER` for a missing name, `WBEM_E_TYPE_MISMATCH`), then
+/// `WBEM_E_INVALID_PARAMETER` for what the file cannot hold.
+pub fn entry_from_instance(instance: &Instance) -> Result<Entry, HResult> {
+    let typed = Winprov_DirectoryEntry::from_instance(instance).map_err(|e| e.hresult())?;
+    Entry::try_from(typed)
+}
+
+/// The object path of the entry named `name`.
 pub fn entry_path(name: &str) -> String {
-    let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("{ENTRY_CLASS}.Name=\"{escaped}\"")
+    Winprov_DirectoryEntry::path_of(&(name.to_string(),))
 }
 
-/// The name an entry's object path gives (`Winprov_DirectoryEntry.Name="…"` or
-/// `Winprov_DirectoryEntry="…"`, the class name in any case, a `\\server\namespace:` prefix
-/// allowed): `WBEM_E_INVALID_OBJECT_PATH` for anything else, `WBEM_E_INVALID_CLASS` for a path
-/// of another class.
+/// The name an entry's object path gives: `WBEM_E_INVALID_OBJECT_PATH` for a malformed path,
+/// `WBEM_E_INVALID_CLASS` for a path of another class.
 pub fn entry_name(path: &str) -> Result<String, HResult> {
-    // A namespace prefix ends at the last ':' before the key values.
-    let head = path.find('"').map_or(path, |quote| &path[..quote]);
-    let relative = head.rfind(':').map_or(path, |colon| &path[colon + 1..]);
-    let (class, keys) = relative
-        .split_once(['.', '='])
-        .ok_or(HResult::WBEM_E_INVALID_OBJECT_PATH)?;
-    if !class.eq_ignore_ascii_case(ENTRY_CLASS) {
-        return Err(HResult::WBEM_E_INVALID_CLASS);
-    }
-    let quoted = match relative.as_bytes()[class.len()] {
-        b'=' => keys,
-        _ => {
-            let (key, value) = keys
-                .split_once('=')
-                .ok_or(HResult::WBEM_E_INVALID_OBJECT_PATH)?;
-            if !key.trim().eq_ignore_ascii_case("Name") {
-                return Err(HResult::WBEM_E_INVALID_OBJECT_PATH);
-            }
-            value
-        }
-    };
-    let inner = quoted
-        .trim()
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .ok_or(HResult::WBEM_E_INVALID_OBJECT_PATH)?;
-    let mut name = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => name.push(chars.next().ok_or(HResult::WBEM_E_INVALID_OBJECT_PATH)?),
-            '"' => return Err(HResult::WBEM_E_INVALID_OBJECT_PATH),
-            c => name.push(c),
-        }
-    }
-    Ok(name)
+    Winprov_DirectoryEntry::parse_path(path)
+        .map(|(name,)| name)
+        .map_err(|e| e.hresult())
 }
 
 /// The event fired when the directory file changed: it now holds `entries` entries.
 pub fn changed_event(entries: usize) -> Instance {
-    Instance::new(CHANGED_EVENT_CLASS).with(
-        "Entries",
-        Value::U32(u32::try_from(entries).unwrap_or(u32::MAX)),
-    )
+    Winprov_DirectoryChanged {
+        Entries: u32::try_from(entries).unwrap_or(u32::MAX),
+    }
+    .to_instance()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use winprov_wbem::Value;
+
+    const ENTRY: &str = "Winprov_DirectoryEntry";
 
     #[test]
     fn paths_round_trip_with_escapes() {
@@ -134,11 +173,9 @@ mod tests {
         );
         for bad in [
             "",
-            "Winprov_DirectoryEntry",
             r#"Winprov_DirectoryEntry.Name=a@b"#,
             r#"Winprov_DirectoryEntry.Other="a@b""#,
             r#"Winprov_DirectoryEntry.Name="a"b""#,
-            r#"Winprov_DirectoryEntry.Name="a\""#,
         ] {
             assert_eq!(
                 entry_name(bad),
@@ -161,11 +198,13 @@ mod tests {
         ];
         entry.comment = Some("mail".into());
         assert_eq!(entry_from_instance(&entry_to_instance(&entry)), Ok(entry));
-        let base = Instance::new(ENTRY_CLASS).with("Name", Value::Str("a@b".into()));
+        let base = Instance::new(ENTRY)
+            .with("Name", Value::Str("a@b".into()))
+            .with("Addresses", Value::StrArray(vec![]));
         let cases = [
             (Instance::new("Other"), HResult::WBEM_E_INVALID_CLASS),
             (
-                Instance::new(ENTRY_CLASS),
+                Instance::new(ENTRY).with("Addresses", Value::StrArray(vec![])),
                 HResult::WBEM_E_INVALID_PARAMETER,
             ),
             (

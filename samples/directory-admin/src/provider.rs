@@ -12,14 +12,16 @@
 //! logged); the file is never left half-written (see `email_directory_file::DirectoryFile`).
 
 use crate::classes::{entry_from_instance, entry_name, entry_path, entry_to_instance};
+
+use crate::classes::{CountIn, CountOut, Winprov_DirectoryEntry};
 use crate::events::Watcher;
-use crate::identity::{COUNT_METHOD, ENTRY_CLASS};
 use email_directory_file::{Directory, DirectoryFile, FileError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use winprov_wbem::class::{MethodParameters, WmiClass};
 use winprov_wbem::{
     Completed, DeleteCall, EventProvider, EventSink, GetCall, HResult, Instance, InstanceProvider,
-    MethodCall, MethodProvider, PutCall, PutMode, Response, Value,
+    MethodCall, MethodProvider, PutCall, PutMode, Response,
 };
 
 /// How often the event thread looks at the file when no interval is given.
@@ -83,6 +85,11 @@ impl DirectoryAdmin {
     }
 }
 
+/// The entry class's name.
+fn entry_class() -> &'static str {
+    Winprov_DirectoryEntry::NAME
+}
+
 fn unusable(error: FileError) -> HResult {
     tracing::error!(%error, "the directory file is unusable");
     HResult::WBEM_E_FAILED
@@ -95,7 +102,7 @@ fn selected_name(query: &str) -> Option<String> {
     let from = lower.find(" from ")?;
     let rest = &query[from + 6..];
     let (class, condition) = rest.trim_start().split_once(char::is_whitespace)?;
-    if !class.eq_ignore_ascii_case(ENTRY_CLASS) {
+    if !class.eq_ignore_ascii_case(entry_class()) {
         return None;
     }
     let condition = condition.trim();
@@ -123,7 +130,7 @@ impl InstanceProvider for DirectoryAdmin {
     }
 
     fn enumerate<'call>(&self, class: &str, mut call: Response<'call>) -> Completed<'call> {
-        if !class.eq_ignore_ascii_case(ENTRY_CLASS) {
+        if !class.eq_ignore_ascii_case(entry_class()) {
             return call.finish(Err(HResult::WBEM_E_INVALID_CLASS));
         }
         let directory = match self.read() {
@@ -196,22 +203,25 @@ impl MethodProvider for DirectoryAdmin {
         &self,
         path: &str,
         method: &str,
-        _in_parameters: Option<&Instance>,
+        in_parameters: Option<&Instance>,
         call: MethodCall<'call>,
     ) -> Completed<'call> {
         if self.panic_on.as_deref() == Some(method) {
             panic!("{ENV_PANIC_ON}: {method}");
         }
         // `Count` is static: it is called on the class, not on an instance.
-        if !path.eq_ignore_ascii_case(ENTRY_CLASS) {
+        if !path.eq_ignore_ascii_case(entry_class()) {
             return call.complete(Err(HResult::WBEM_E_INVALID_METHOD));
         }
-        if !method.eq_ignore_ascii_case(COUNT_METHOD) {
+        if !method.eq_ignore_ascii_case(CountIn::METHOD) {
             return call.complete(Err(HResult::WBEM_E_INVALID_METHOD));
+        }
+        if let Err(error) = CountIn::from_parameters(in_parameters) {
+            return call.complete(Err(error.hresult()));
         }
         let outcome = self.read().map(|directory| {
             let count = u32::try_from(directory.entries().len()).unwrap_or(u32::MAX);
-            Some(Instance::out_parameters(Value::U32(count)))
+            Some(CountOut { ReturnValue: count }.to_instance())
         });
         call.complete(outcome)
     }

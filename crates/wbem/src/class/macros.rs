@@ -297,7 +297,11 @@ macro_rules! __wmi_methods {
                 "The out-parameters of `", stringify!($class), ".", stringify!($method),
                 "`: `ReturnValue` is the method's result."
             )]
-            $out, $class, $method { ReturnValue: $ret, $( $(#[$oattr])* $op: $ot, )* }
+            $out, $class, $method {
+                #[doc = "The method's result (`ReturnValue`)."]
+                ReturnValue: $ret,
+                $( $(#[$oattr])* $op: $ot, )*
+            }
         }
     )*};
 }
