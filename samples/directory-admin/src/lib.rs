@@ -11,9 +11,11 @@
 //!   query by name, put, delete), the static method `Count`, and the extrinsic event
 //!   `Winprov_DirectoryChanged` fired when the file changes.
 //!
-//! Every WMI rule (one final status per call, cancellation, the roles not played) is
-//! `winprov-wbem`'s; this crate is only the behaviour, and has no `unsafe` code.
-#![deny(unsafe_code)]
+//! The DLL's four COM exports (`DllGetClassObject`, `DllCanUnloadNow`, `DllRegisterServer`,
+//! `DllUnregisterServer`) are the one [`winprov_wbem::export_provider!`] line below. Every WMI
+//! rule (one final status per call, cancellation, the roles not played) is `winprov-wbem`'s;
+//! this crate is only the behaviour, and has no `unsafe` code.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod classes;
@@ -22,3 +24,5 @@ pub mod identity;
 mod provider;
 
 pub use provider::{DEFAULT_POLL_INTERVAL, DirectoryAdmin, ENV_PANIC_ON, ENV_POLL_MS};
+
+winprov_wbem::export_provider!(identity::CLSID, DirectoryAdmin, DirectoryAdmin::from_env);

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use winprov_wbem::class::{MethodParameters, WmiClass};
 use winprov_wbem::{
-    Completed, DeleteCall, EventProvider, EventSink, GetCall, HResult, Instance, InstanceProvider,
-    MethodCall, MethodProvider, PutCall, PutMode, Response,
+    Completed, DeleteCall, EventProvider, EventSink, GetCall, HResult, Init, Instance,
+    InstanceProvider, MethodCall, MethodProvider, ProviderInit, PutCall, PutMode, Response,
 };
 
 /// How often the event thread looks at the file when no interval is given.
@@ -118,6 +118,17 @@ fn selected_name(query: &str) -> Option<String> {
     let quote = value.chars().next().filter(|c| *c == '\'' || *c == '"')?;
     let inner = value.strip_prefix(quote)?.strip_suffix(quote)?;
     (!inner.contains(quote) && !inner.contains('\\')).then(|| inner.to_string())
+}
+
+impl ProviderInit for DirectoryAdmin {
+    fn init(&self, init: &Init<'_>) -> Result<(), HResult> {
+        tracing::info!(
+            namespace = init.namespace,
+            path = %self.file.path().display(),
+            "directory-admin provider initialized"
+        );
+        Ok(())
+    }
 }
 
 impl InstanceProvider for DirectoryAdmin {

@@ -2,7 +2,9 @@
 //! files in a temporary folder.
 
 use directory_admin::DirectoryAdmin;
-use directory_admin::classes::{entry_path, entry_to_instance};
+use directory_admin::classes::{
+    Winprov_DirectoryChanged, Winprov_DirectoryEntry, entry_path, entry_to_instance,
+};
 use email_directory_file::{DirectoryFile, Entry};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +57,14 @@ impl Drop for Scratch {
     }
 }
 
+/// WMI with the provider's classes, serving `provider`.
+fn host(provider: DirectoryAdmin) -> Host<DirectoryAdmin> {
+    let host = Host::new(provider);
+    host.declare_class::<Winprov_DirectoryEntry>();
+    host.declare_class::<Winprov_DirectoryChanged>();
+    host
+}
+
 fn names(instances: &[Instance]) -> Vec<String> {
     instances
         .iter()
@@ -68,7 +78,7 @@ fn names(instances: &[Instance]) -> Vec<String> {
 #[test]
 fn enumerates_gets_and_queries_the_file() {
     let scratch = Scratch::new();
-    let host = Host::new(DirectoryAdmin::new(scratch.with(&["a@x.org", "b@x.org"])));
+    let host = host(DirectoryAdmin::new(scratch.with(&["a@x.org", "b@x.org"])));
     let sink = host.sink();
 
     let all = host.enumerate(&sink, ENTRY, 0);
@@ -113,7 +123,7 @@ fn enumerates_gets_and_queries_the_file() {
 #[test]
 fn put_and_delete_change_the_file_the_namespace_provider_serves() {
     let scratch = Scratch::new();
-    let host = Host::new(DirectoryAdmin::new(scratch.with(&["a@x.org"])));
+    let host = host(DirectoryAdmin::new(scratch.with(&["a@x.org"])));
     let sink = host.sink();
     let mut entry = Entry::new("new@x.org");
     entry.addresses = vec!["198.51.100.7:587".parse().unwrap()];
@@ -171,7 +181,7 @@ fn put_and_delete_change_the_file_the_namespace_provider_serves() {
 #[test]
 fn count_is_a_static_method() {
     let scratch = Scratch::new();
-    let host = Host::new(DirectoryAdmin::new(
+    let host = host(DirectoryAdmin::new(
         scratch.with(&["a@x.org", "b@x.org", "c@x.org"]),
     ));
     let sink = host.sink();
@@ -192,7 +202,7 @@ fn a_cancelled_enumeration_ends_with_the_cancels_status() {
     let scratch = Scratch::new();
     let names: Vec<String> = (0..500).map(|i| format!("user{i}@x.org")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let host = Host::new(DirectoryAdmin::new(scratch.with(&refs)));
+    let host = host(DirectoryAdmin::new(scratch.with(&refs)));
     let cancelled = std::sync::Arc::new(std::sync::OnceLock::new());
     let host = std::sync::Arc::new(host);
     let sink = {
@@ -221,7 +231,7 @@ fn a_file_change_fires_an_event_and_a_busy_wmi_gets_it_again() {
     let scratch = Scratch::new();
     let file = scratch.with(&["a@x.org"]);
     let host =
-        Host::new(DirectoryAdmin::new(file.clone()).with_poll_interval(Duration::from_millis(20)));
+        host(DirectoryAdmin::new(file.clone()).with_poll_interval(Duration::from_millis(20)));
     // WMI is too busy for the first event (R-WMI-15): the provider fires it again.
     let events = EventLog::answering([HResult::WBEM_E_SERVER_TOO_BUSY]);
     assert_eq!(host.provide_events(&events, 0), HResult::S_OK);
