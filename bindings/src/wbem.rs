@@ -10,6 +10,47 @@
 )]
 
 #[inline]
+pub unsafe fn CoCreateInstance<P1, T>(
+    rclsid: *const windows_core::GUID,
+    punkouter: P1,
+    dwclscontext: CLSCTX,
+) -> windows_core::Result<T>
+where
+    P1: windows_core::Param<windows_core::IUnknown>,
+    T: windows_core::Interface,
+{
+    windows_core::link!("ole32.dll" "system" fn CoCreateInstance(rclsid : *const windows_core::GUID, punkouter : * mut core::ffi::c_void, dwclscontext : CLSCTX, riid : *const windows_core::GUID, ppv : *mut *mut core::ffi::c_void) -> windows_core::HRESULT);
+    let mut result__ = core::ptr::null_mut();
+    unsafe {
+        CoCreateInstance(
+            rclsid,
+            punkouter.param().abi(),
+            dwclscontext,
+            &T::IID,
+            &mut result__,
+        )
+        .and_then(|| windows_core::Type::from_abi(result__))
+    }
+}
+#[inline]
+pub unsafe fn CoInitializeEx(
+    pvreserved: Option<*const core::ffi::c_void>,
+    dwcoinit: COINIT,
+) -> windows_core::HRESULT {
+    windows_core::link!("ole32.dll" "system" fn CoInitializeEx(pvreserved : *const core::ffi::c_void, dwcoinit : u32) -> windows_core::HRESULT);
+    unsafe {
+        CoInitializeEx(
+            pvreserved.unwrap_or(core::mem::zeroed()) as _,
+            dwcoinit.0 as _,
+        )
+    }
+}
+#[inline]
+pub unsafe fn CoUninitialize() {
+    windows_core::link!("ole32.dll" "system" fn CoUninitialize());
+    unsafe { CoUninitialize() }
+}
+#[inline]
 pub unsafe fn GetModuleFileNameW(hmodule: Option<HMODULE>, lpfilename: &mut [u16]) -> u32 {
     windows_core::link!("kernel32.dll" "system" fn GetModuleFileNameW(hmodule : HMODULE, lpfilename : windows_core::PWSTR, nsize : u32) -> u32);
     unsafe {
@@ -225,6 +266,80 @@ pub const CIM_UINT8: CIMTYPE_ENUMERATION = CIMTYPE_ENUMERATION(17i32);
 pub const CLASS_E_CLASSNOTAVAILABLE: windows_core::HRESULT =
     windows_core::HRESULT(0x80040111_u32 as _);
 pub const CLASS_E_NOAGGREGATION: windows_core::HRESULT = windows_core::HRESULT(0x80040110_u32 as _);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct CLSCTX(pub u32);
+impl CLSCTX {
+    pub const fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+impl core::ops::BitOr for CLSCTX {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+impl core::ops::BitAnd for CLSCTX {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+impl core::ops::BitOrAssign for CLSCTX {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0.bitor_assign(other.0)
+    }
+}
+impl core::ops::BitAndAssign for CLSCTX {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0.bitand_assign(other.0)
+    }
+}
+impl core::ops::Not for CLSCTX {
+    type Output = Self;
+    fn not(self) -> Self {
+        Self(self.0.not())
+    }
+}
+pub const CLSCTX_INPROC_SERVER: CLSCTX = CLSCTX(1u32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct COINIT(pub i32);
+impl COINIT {
+    pub const fn contains(&self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+impl core::ops::BitOr for COINIT {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+impl core::ops::BitAnd for COINIT {
+    type Output = Self;
+    fn bitand(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+}
+impl core::ops::BitOrAssign for COINIT {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0.bitor_assign(other.0)
+    }
+}
+impl core::ops::BitAndAssign for COINIT {
+    fn bitand_assign(&mut self, other: Self) {
+        self.0.bitand_assign(other.0)
+    }
+}
+impl core::ops::Not for COINIT {
+    type Output = Self;
+    fn not(self) -> Self {
+        Self(self.0.not())
+    }
+}
+pub const COINIT_MULTITHREADED: COINIT = COINIT(0i32);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union CY {
@@ -1132,6 +1247,295 @@ impl core::ops::Not for IMPLTYPEFLAGS {
         Self(self.0.not())
     }
 }
+windows_core::imp::define_interface!(
+    IMofCompiler,
+    IMofCompiler_Vtbl,
+    0x6daf974e_2e37_11d2_aec9_00c04fb68820
+);
+windows_core::imp::interface_hierarchy!(IMofCompiler, windows_core::IUnknown);
+impl IMofCompiler {
+    pub unsafe fn CompileFile<P0, P1, P2, P3, P4>(
+        &self,
+        filename: P0,
+        serverandnamespace: P1,
+        user: P2,
+        authority: P3,
+        password: P4,
+        loptionflags: i32,
+        lclassflags: i32,
+        linstanceflags: i32,
+        pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::Result<()>
+    where
+        P0: windows_core::Param<windows_core::PCWSTR>,
+        P1: windows_core::Param<windows_core::PCWSTR>,
+        P2: windows_core::Param<windows_core::PCWSTR>,
+        P3: windows_core::Param<windows_core::PCWSTR>,
+        P4: windows_core::Param<windows_core::PCWSTR>,
+    {
+        unsafe {
+            (windows_core::Interface::vtable(self).CompileFile)(
+                windows_core::Interface::as_raw(self),
+                filename.param().abi(),
+                serverandnamespace.param().abi(),
+                user.param().abi(),
+                authority.param().abi(),
+                password.param().abi(),
+                loptionflags,
+                lclassflags,
+                linstanceflags,
+                pinfo as _,
+            )
+            .ok()
+        }
+    }
+    pub unsafe fn CompileBuffer<P2, P3, P4, P5>(
+        &self,
+        pbuffer: &[u8],
+        serverandnamespace: P2,
+        user: P3,
+        authority: P4,
+        password: P5,
+        loptionflags: i32,
+        lclassflags: i32,
+        linstanceflags: i32,
+        pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::Result<()>
+    where
+        P2: windows_core::Param<windows_core::PCWSTR>,
+        P3: windows_core::Param<windows_core::PCWSTR>,
+        P4: windows_core::Param<windows_core::PCWSTR>,
+        P5: windows_core::Param<windows_core::PCWSTR>,
+    {
+        unsafe {
+            (windows_core::Interface::vtable(self).CompileBuffer)(
+                windows_core::Interface::as_raw(self),
+                pbuffer.len().try_into().unwrap(),
+                core::mem::transmute(pbuffer.as_ptr()),
+                serverandnamespace.param().abi(),
+                user.param().abi(),
+                authority.param().abi(),
+                password.param().abi(),
+                loptionflags,
+                lclassflags,
+                linstanceflags,
+                pinfo as _,
+            )
+            .ok()
+        }
+    }
+    pub unsafe fn CreateBMOF<P0, P1, P2>(
+        &self,
+        textfilename: P0,
+        bmoffilename: P1,
+        serverandnamespace: P2,
+        loptionflags: i32,
+        lclassflags: i32,
+        linstanceflags: i32,
+        pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::Result<()>
+    where
+        P0: windows_core::Param<windows_core::PCWSTR>,
+        P1: windows_core::Param<windows_core::PCWSTR>,
+        P2: windows_core::Param<windows_core::PCWSTR>,
+    {
+        unsafe {
+            (windows_core::Interface::vtable(self).CreateBMOF)(
+                windows_core::Interface::as_raw(self),
+                textfilename.param().abi(),
+                bmoffilename.param().abi(),
+                serverandnamespace.param().abi(),
+                loptionflags,
+                lclassflags,
+                linstanceflags,
+                pinfo as _,
+            )
+            .ok()
+        }
+    }
+}
+#[repr(C)]
+#[doc(hidden)]
+pub struct IMofCompiler_Vtbl {
+    pub base__: windows_core::IUnknown_Vtbl,
+    pub CompileFile: unsafe extern "system" fn(
+        *mut core::ffi::c_void,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        i32,
+        i32,
+        i32,
+        *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::HRESULT,
+    pub CompileBuffer: unsafe extern "system" fn(
+        *mut core::ffi::c_void,
+        i32,
+        *const u8,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        i32,
+        i32,
+        i32,
+        *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::HRESULT,
+    pub CreateBMOF: unsafe extern "system" fn(
+        *mut core::ffi::c_void,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        windows_core::PCWSTR,
+        i32,
+        i32,
+        i32,
+        *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::HRESULT,
+}
+pub trait IMofCompiler_Impl: windows_core::IUnknownImpl {
+    fn CompileFile(
+        &self,
+        filename: &windows_core::PCWSTR,
+        serverandnamespace: &windows_core::PCWSTR,
+        user: &windows_core::PCWSTR,
+        authority: &windows_core::PCWSTR,
+        password: &windows_core::PCWSTR,
+        loptionflags: i32,
+        lclassflags: i32,
+        linstanceflags: i32,
+        pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::Result<()>;
+    fn CompileBuffer(
+        &self,
+        buffsize: i32,
+        pbuffer: *const u8,
+        serverandnamespace: &windows_core::PCWSTR,
+        user: &windows_core::PCWSTR,
+        authority: &windows_core::PCWSTR,
+        password: &windows_core::PCWSTR,
+        loptionflags: i32,
+        lclassflags: i32,
+        linstanceflags: i32,
+        pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::Result<()>;
+    fn CreateBMOF(
+        &self,
+        textfilename: &windows_core::PCWSTR,
+        bmoffilename: &windows_core::PCWSTR,
+        serverandnamespace: &windows_core::PCWSTR,
+        loptionflags: i32,
+        lclassflags: i32,
+        linstanceflags: i32,
+        pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+    ) -> windows_core::Result<()>;
+}
+impl IMofCompiler_Vtbl {
+    pub const fn new<Identity: IMofCompiler_Impl, const OFFSET: isize>() -> Self {
+        unsafe extern "system" fn CompileFile<Identity: IMofCompiler_Impl, const OFFSET: isize>(
+            this: *mut core::ffi::c_void,
+            filename: windows_core::PCWSTR,
+            serverandnamespace: windows_core::PCWSTR,
+            user: windows_core::PCWSTR,
+            authority: windows_core::PCWSTR,
+            password: windows_core::PCWSTR,
+            loptionflags: i32,
+            lclassflags: i32,
+            linstanceflags: i32,
+            pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+        ) -> windows_core::HRESULT {
+            unsafe {
+                let this: &Identity =
+                    &*((this as *const *const ()).offset(OFFSET) as *const Identity);
+                IMofCompiler_Impl::CompileFile(
+                    this,
+                    core::mem::transmute(&filename),
+                    core::mem::transmute(&serverandnamespace),
+                    core::mem::transmute(&user),
+                    core::mem::transmute(&authority),
+                    core::mem::transmute(&password),
+                    core::mem::transmute_copy(&loptionflags),
+                    core::mem::transmute_copy(&lclassflags),
+                    core::mem::transmute_copy(&linstanceflags),
+                    core::mem::transmute_copy(&pinfo),
+                )
+                .into()
+            }
+        }
+        unsafe extern "system" fn CompileBuffer<
+            Identity: IMofCompiler_Impl,
+            const OFFSET: isize,
+        >(
+            this: *mut core::ffi::c_void,
+            buffsize: i32,
+            pbuffer: *const u8,
+            serverandnamespace: windows_core::PCWSTR,
+            user: windows_core::PCWSTR,
+            authority: windows_core::PCWSTR,
+            password: windows_core::PCWSTR,
+            loptionflags: i32,
+            lclassflags: i32,
+            linstanceflags: i32,
+            pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+        ) -> windows_core::HRESULT {
+            unsafe {
+                let this: &Identity =
+                    &*((this as *const *const ()).offset(OFFSET) as *const Identity);
+                IMofCompiler_Impl::CompileBuffer(
+                    this,
+                    core::mem::transmute_copy(&buffsize),
+                    core::mem::transmute_copy(&pbuffer),
+                    core::mem::transmute(&serverandnamespace),
+                    core::mem::transmute(&user),
+                    core::mem::transmute(&authority),
+                    core::mem::transmute(&password),
+                    core::mem::transmute_copy(&loptionflags),
+                    core::mem::transmute_copy(&lclassflags),
+                    core::mem::transmute_copy(&linstanceflags),
+                    core::mem::transmute_copy(&pinfo),
+                )
+                .into()
+            }
+        }
+        unsafe extern "system" fn CreateBMOF<Identity: IMofCompiler_Impl, const OFFSET: isize>(
+            this: *mut core::ffi::c_void,
+            textfilename: windows_core::PCWSTR,
+            bmoffilename: windows_core::PCWSTR,
+            serverandnamespace: windows_core::PCWSTR,
+            loptionflags: i32,
+            lclassflags: i32,
+            linstanceflags: i32,
+            pinfo: *mut WBEM_COMPILE_STATUS_INFO,
+        ) -> windows_core::HRESULT {
+            unsafe {
+                let this: &Identity =
+                    &*((this as *const *const ()).offset(OFFSET) as *const Identity);
+                IMofCompiler_Impl::CreateBMOF(
+                    this,
+                    core::mem::transmute(&textfilename),
+                    core::mem::transmute(&bmoffilename),
+                    core::mem::transmute(&serverandnamespace),
+                    core::mem::transmute_copy(&loptionflags),
+                    core::mem::transmute_copy(&lclassflags),
+                    core::mem::transmute_copy(&linstanceflags),
+                    core::mem::transmute_copy(&pinfo),
+                )
+                .into()
+            }
+        }
+        Self {
+            base__: windows_core::IUnknown_Vtbl::new::<Identity, OFFSET>(),
+            CompileFile: CompileFile::<Identity, OFFSET>,
+            CompileBuffer: CompileBuffer::<Identity, OFFSET>,
+            CreateBMOF: CreateBMOF::<Identity, OFFSET>,
+        }
+    }
+    pub fn matches(iid: &windows_core::GUID) -> bool {
+        iid == &<IMofCompiler as windows_core::Interface>::IID
+    }
+}
+impl windows_core::RuntimeName for IMofCompiler {}
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct INVOKEKIND(pub i32);
@@ -7642,6 +8046,8 @@ impl windows_core::RuntimeName for IWbemShutdown {}
 pub const KEY_WRITE: REG_SAM_FLAGS = REG_SAM_FLAGS(131078u32);
 pub type LPEXCEPFINO_DEFERRED_FILLIN =
     Option<unsafe extern "system" fn(pexcepinfo: *mut EXCEPINFO) -> windows_core::HRESULT>;
+pub const MofCompiler: windows_core::GUID =
+    windows_core::GUID::from_u128(0x6daf9757_2e37_11d2_aec9_00c04fb68820);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PARAMDESC {
@@ -7704,6 +8110,7 @@ impl core::ops::Not for PARAMFLAGS {
         Self(self.0.not())
     }
 }
+pub const REGDB_E_CLASSNOTREG: windows_core::HRESULT = windows_core::HRESULT(0x80040154_u32 as _);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct REG_CREATE_KEY_DISPOSITION(pub u32);
@@ -7784,6 +8191,7 @@ pub const REG_SZ: REG_VALUE_TYPE = REG_VALUE_TYPE(1u32);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct REG_VALUE_TYPE(pub u32);
+pub const RPC_E_CHANGED_MODE: windows_core::HRESULT = windows_core::HRESULT(0x80010106_u32 as _);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SAFEARRAY {
@@ -8141,6 +8549,16 @@ pub struct WBEM_COMPARISON_FLAG(pub i32);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct WBEM_COMPILER_OPTIONS(pub i32);
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WBEM_COMPILE_STATUS_INFO {
+    pub lPhaseError: i32,
+    pub hRes: windows_core::HRESULT,
+    pub ObjectNum: i32,
+    pub FirstLine: i32,
+    pub LastLine: i32,
+    pub dwOutFlags: u32,
+}
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct WBEM_CONDITION_FLAG_TYPE(pub i32);

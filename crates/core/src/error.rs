@@ -166,6 +166,8 @@ codes! {
         wbem::CLASS_E_NOAGGREGATION,
         wbem::CLASS_E_CLASSNOTAVAILABLE,
         wbem::SELFREG_E_CLASS,
+        wbem::REGDB_E_CLASSNOTREG,
+        wbem::RPC_E_CHANGED_MODE,
         wbem::WBEM_S_INITIALIZED,
         wbem::WBEM_S_FALSE,
         wbem::WBEM_S_PENDING,

@@ -62,7 +62,7 @@ pub mod runtime;
 pub mod testing;
 mod value;
 
-pub use abi::{Module, Server};
+pub use abi::{Module, MofCompileError, Server, compile_mof};
 pub use class::{ClassError, KeyedClass, MethodParameters, WmiClass};
 pub use host::{
     CallServices, EventIndicate, Services, SinkMessage, WBEM_FLAG_SEND_STATUS,

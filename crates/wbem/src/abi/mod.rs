@@ -21,11 +21,13 @@
 //!   `WBEM_E_TYPE_MISMATCH`, always before the call is accepted (R-WMI-5).
 
 mod convert;
+mod install;
 mod server;
 mod sink;
 
 #[cfg(feature = "testing")]
 pub(crate) use convert::{read_string_array, string_array};
+pub use install::{MofCompileError, compile_mof};
 pub use server::{Module, Server, exports};
 
 use crate::provider::{Init, Provider};
