@@ -33,6 +33,11 @@ where
     }
 }
 #[inline]
+pub unsafe fn CoImpersonateClient() -> windows_core::Result<()> {
+    windows_core::link!("ole32.dll" "system" fn CoImpersonateClient() -> windows_core::HRESULT);
+    unsafe { CoImpersonateClient().ok() }
+}
+#[inline]
 pub unsafe fn CoInitializeEx(
     pvreserved: Option<*const core::ffi::c_void>,
     dwcoinit: COINIT,
@@ -44,6 +49,11 @@ pub unsafe fn CoInitializeEx(
             dwcoinit.0 as _,
         )
     }
+}
+#[inline]
+pub unsafe fn CoRevertToSelf() -> windows_core::Result<()> {
+    windows_core::link!("ole32.dll" "system" fn CoRevertToSelf() -> windows_core::HRESULT);
+    unsafe { CoRevertToSelf().ok() }
 }
 #[inline]
 pub unsafe fn CoUninitialize() {

@@ -44,10 +44,16 @@
 //! winprov_wbem::export_provider!(CLSID, Greetings, Greetings::new);
 //! ```
 //!
+//! - decoupled providers (a process of the author's own): [`Decoupled`] registers the provider
+//!   with `IWbemDecoupledRegistrar` while it lives (R-WMI-16);
+//! - [`impersonate_client`] / [`as_client`]: the calling client's identity for the work of a
+//!   call, reverted on every path; [`compile_mof`]: a provider's MOF into WMI, for installers.
+//!
 //! The simulator (`testing`, feature `testing`) activates a provider as WMI does and drives it
-//! through the COM vtables with a namespace, class objects, contexts and sinks of its own.
-//! Not in the crate yet: decoupled providers' registration (R-WMI-16; their MOF is written),
-//! and a helper for Rust code that calls WMI.
+//! through the COM vtables with a namespace, class objects, contexts and sinks of its own (and
+//! plays WMI's decoupled registrar, `testing::Registrar`).
+//!
+//! Not in the crate yet: a helper for Rust code that calls WMI.
 
 #[allow(unsafe_code)]
 mod abi;
@@ -62,7 +68,10 @@ pub mod runtime;
 pub mod testing;
 mod value;
 
-pub use abi::{Module, MofCompileError, Server, compile_mof};
+pub use abi::{
+    Decoupled, Impersonation, Module, MofCompileError, Server, as_client, compile_mof,
+    impersonate_client,
+};
 pub use class::{ClassError, KeyedClass, MethodParameters, WmiClass};
 pub use host::{
     CallServices, EventIndicate, Services, SinkMessage, WBEM_FLAG_SEND_STATUS,

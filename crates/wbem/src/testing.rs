@@ -30,7 +30,7 @@
 //! The simulator counts its own COM objects and the provider's module counts the provider's:
 //! [`Host::release`] releases everything and returns both counts, which must be 0.
 
-use crate::abi::{self, Module, ProviderObject, Server};
+use crate::abi::{self, Decoupled, Module, ProviderObject, Server};
 use crate::class::{CimKind, Direction, WmiClass};
 use crate::host::{WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS};
 use crate::provider::{BATCH_SIZE, Provider};
@@ -47,12 +47,12 @@ use windows_core::{
 use winprov_bindings::wbem::{
     CIM_BOOLEAN, CIM_DATETIME, CIM_FLAG_ARRAY, CIM_REAL64, CIM_SINT32, CIM_SINT64, CIM_STRING,
     CIM_UINT32, CIM_UINT64, IClassFactory, IEnumWbemClassObject, IWbemCallResult, IWbemClassObject,
-    IWbemClassObject_Impl, IWbemContext, IWbemContext_Impl, IWbemEventProvider, IWbemObjectSink,
-    IWbemObjectSink_Impl, IWbemObjectSink_Vtbl, IWbemProviderInit, IWbemProviderInitSink,
-    IWbemProviderInitSink_Impl, IWbemQualifierSet, IWbemServices, IWbemServices_Impl, SAFEARRAY,
-    VARENUM, VARIANT, VARIANT_FALSE, VARIANT_TRUE, VT_ARRAY, VT_BOOL, VT_BSTR, VT_EMPTY, VT_I4,
-    VT_NULL, VT_R8, WBEM_COMPARISON_FLAG, WBEM_CONDITION_FLAG_TYPE, WBEM_GENERIC_FLAG_TYPE,
-    WBEM_S_NO_MORE_DATA,
+    IWbemClassObject_Impl, IWbemContext, IWbemContext_Impl, IWbemDecoupledRegistrar,
+    IWbemDecoupledRegistrar_Impl, IWbemEventProvider, IWbemObjectSink, IWbemObjectSink_Impl,
+    IWbemObjectSink_Vtbl, IWbemProviderInit, IWbemProviderInitSink, IWbemProviderInitSink_Impl,
+    IWbemQualifierSet, IWbemServices, IWbemServices_Impl, SAFEARRAY, VARENUM, VARIANT,
+    VARIANT_FALSE, VARIANT_TRUE, VT_ARRAY, VT_BOOL, VT_BSTR, VT_EMPTY, VT_I4, VT_NULL, VT_R8,
+    WBEM_COMPARISON_FLAG, WBEM_CONDITION_FLAG_TYPE, WBEM_GENERIC_FLAG_TYPE, WBEM_S_NO_MORE_DATA,
 };
 use winprov_core::HResult;
 
@@ -1920,6 +1920,187 @@ impl<P: Provider> Host<P> {
             provider: module.objects(),
             simulator: world.live.load(Ordering::SeqCst),
         }
+    }
+}
+
+impl<P: Provider> Host<P> {
+    /// WMI serving the object `registration` registered with `registrar` (a decoupled
+    /// provider, R-WMI-16): the object WMI was handed, initialized for the registration's
+    /// namespace (which must succeed). Panics if `registrar` holds no object, or another one.
+    pub fn serving(registrar: &Registrar, registration: &Decoupled<P>) -> Self {
+        let held = lock(&registrar.state.object)
+            .clone()
+            .expect("the registrar holds no registered object")
+            .0;
+        assert_eq!(
+            identity_of(&held),
+            identity_of(registration.object()),
+            "the registrar holds another object than the registration's"
+        );
+        let init: IWbemProviderInit = held.cast().expect("the object is an IWbemProviderInit");
+        let services = init
+            .cast()
+            .expect("the provider object is an IWbemServices");
+        let events = init
+            .cast()
+            .expect("the provider object is an IWbemEventProvider");
+        let host = Self {
+            runtime: Arc::clone(registration.runtime()),
+            module: abi::decoupled_module(),
+            world: Arc::default(),
+            init: Free(init),
+            services: Free(services),
+            events: Free(events),
+        };
+        let namespace = lock(&registrar.state.registrations)
+            .last()
+            .and_then(|r| r.scope.clone())
+            .unwrap_or_default();
+        let init = host.initialize(&namespace);
+        assert_eq!(
+            init.statuses,
+            [(0, 0)],
+            "R-WMI-1: the provider's initialization"
+        );
+        host
+    }
+}
+
+/// One `IWbemDecoupledRegistrar::Register` call, as WMI's registrar received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    /// `a_Flags`.
+    pub flags: i32,
+    /// Whether `a_Context` was given.
+    pub context: bool,
+    /// `a_User`.
+    pub user: Option<String>,
+    /// `a_Locale`.
+    pub locale: Option<String>,
+    /// `a_Scope`: the namespace.
+    pub scope: Option<String>,
+    /// `a_Registration`: the provider's name.
+    pub name: Option<String>,
+    /// Whether the object answered `IWbemProviderInit` and `IWbemServices`.
+    pub serves: bool,
+}
+
+#[derive(Default)]
+struct RegistrarState {
+    registrations: Mutex<Vec<Registered>>,
+    unregistrations: AtomicUsize,
+    object: Mutex<Option<Free<IUnknown>>>,
+}
+
+/// WMI's `IWbemDecoupledRegistrar`, as a decoupled provider's process meets it (R-WMI-16):
+/// records what `Register` and `UnRegister` are given and holds the registered object from one
+/// to the other, as WMI does; [`Host::serving`] then plays WMI against that object.
+pub struct Registrar {
+    state: Arc<RegistrarState>,
+    com: IWbemDecoupledRegistrar,
+}
+
+#[implement(IWbemDecoupledRegistrar)]
+struct SimRegistrar {
+    state: Arc<RegistrarState>,
+}
+
+fn optional_text(text: &PCWSTR) -> Option<String> {
+    (!text.is_null()).then(|| SimObject::name(text).unwrap_or_default())
+}
+
+impl IWbemDecoupledRegistrar_Impl for SimRegistrar_Impl {
+    fn Register(
+        &self,
+        a_flags: i32,
+        a_context: Ref<'_, IWbemContext>,
+        a_user: &PCWSTR,
+        a_locale: &PCWSTR,
+        a_scope: &PCWSTR,
+        a_registration: &PCWSTR,
+        piunknown: Ref<'_, IUnknown>,
+    ) -> windows_core::Result<()> {
+        let object = piunknown
+            .as_ref()
+            .cloned()
+            .ok_or_else(|| failure(HResult::WBEM_E_INVALID_PARAMETER))?;
+        let mut held = lock(&self.state.object);
+        if held.is_some() {
+            return Err(failure(HResult::WBEM_E_ALREADY_EXISTS));
+        }
+        let serves =
+            object.cast::<IWbemProviderInit>().is_ok() && object.cast::<IWbemServices>().is_ok();
+        lock(&self.state.registrations).push(Registered {
+            flags: a_flags,
+            context: a_context.is_some(),
+            user: optional_text(a_user),
+            locale: optional_text(a_locale),
+            scope: optional_text(a_scope),
+            name: optional_text(a_registration),
+            serves,
+        });
+        *held = Some(Free(object));
+        Ok(())
+    }
+
+    fn UnRegister(&self) -> windows_core::Result<()> {
+        self.state.unregistrations.fetch_add(1, Ordering::SeqCst);
+        match lock(&self.state.object).take() {
+            Some(_released) => Ok(()),
+            None => Err(failure(HResult::WBEM_E_NOT_FOUND)),
+        }
+    }
+}
+
+impl Registrar {
+    /// A registrar holding nothing.
+    pub fn new() -> Self {
+        let state = Arc::new(RegistrarState::default());
+        let com = SimRegistrar {
+            state: Arc::clone(&state),
+        }
+        .into();
+        Self { state, com }
+    }
+
+    /// [`Decoupled::register`] with this registrar instead of WMI's.
+    pub fn register<P: Provider>(
+        &self,
+        provider: P,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Decoupled<P>, HResult> {
+        Decoupled::register_with(self.com.clone(), provider, namespace, name)
+    }
+
+    /// Every `Register` call, in order.
+    pub fn registrations(&self) -> Vec<Registered> {
+        lock(&self.state.registrations).clone()
+    }
+
+    /// How many times `UnRegister` was called.
+    pub fn unregistrations(&self) -> usize {
+        self.state.unregistrations.load(Ordering::SeqCst)
+    }
+
+    /// Whether the registrar holds a registered object (between `Register` and `UnRegister`).
+    pub fn holds_object(&self) -> bool {
+        lock(&self.state.object).is_some()
+    }
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("registrations", &self.registrations())
+            .field("unregistrations", &self.unregistrations())
+            .finish()
     }
 }
 

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use winprov_wbem::testing::{EventLog, Host};
+use winprov_wbem::testing::{EventLog, Host, Registered, Registrar};
 use winprov_wbem::{
-    BATCH_SIZE, Cancelled, Completed, DeleteCall, Delivery, EventProvider, EventSink, GetCall,
-    HResult, Init, Instance, InstanceProvider, MethodCall, MethodProvider, ProviderInit, PutCall,
-    Response, Value, WBEM_FLAG_SEND_STATUS, WaitOutcome,
+    BATCH_SIZE, Cancelled, Completed, Decoupled, DeleteCall, Delivery, EventProvider, EventSink,
+    GetCall, HResult, Init, Instance, InstanceProvider, MethodCall, MethodProvider, ProviderInit,
+    PutCall, Response, Value, WBEM_FLAG_SEND_STATUS, WaitOutcome,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -670,4 +670,52 @@ fn r_wmi_14_dependent_requests_reuse_the_calls_context() {
     assert_eq!(events.events(), [entry("started")]);
     let last = host.requests().pop().unwrap();
     assert_eq!((last.path.as_str(), last.context), ("Entry", None));
+}
+
+#[test]
+fn r_wmi_16_a_decoupled_provider_is_registered_while_it_serves() {
+    let registrar = Registrar::new();
+    let registration = registrar
+        .register(Starting(|| Ok(())), "root\\cimv2", "WinprovTest")
+        .expect("Register");
+    // Register(0, NULL, NULL, NULL, scope, name, punk), once, with an object that serves.
+    assert_eq!(
+        registrar.registrations(),
+        [Registered {
+            flags: 0,
+            context: false,
+            user: None,
+            locale: None,
+            scope: Some("root\\cimv2".into()),
+            name: Some("WinprovTest".into()),
+            serves: true,
+        }]
+    );
+    assert!(registrar.holds_object());
+    // WMI initializes the registered object and calls it as it would a DLL's.
+    let host = Host::serving(&registrar, &registration);
+    let served = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+    assert_eq!(served.indicated, [entry("a")]);
+    assert_eq!(registrar.unregistrations(), 0, "unregistered while serving");
+    // The registration's end is UnRegister, once; WMI lets the object go, and with WMI's last
+    // reference the provider object releases everything WMI gave it.
+    drop(registration);
+    assert_eq!(registrar.unregistrations(), 1);
+    assert!(!registrar.holds_object());
+    let left = host.release();
+    assert_eq!((left.provider, left.simulator), (0, 0));
+    // A registration WMI refuses is an error and unregisters nothing.
+    let first = registrar
+        .register(Starting(|| Ok(())), "root\\cimv2", "WinprovTest")
+        .expect("Register");
+    let refused = registrar.register(Starting(|| Ok(())), "root\\cimv2", "WinprovTest");
+    assert_eq!(refused.err(), Some(HResult::WBEM_E_ALREADY_EXISTS));
+    assert_eq!(registrar.unregistrations(), 1);
+    drop(first);
+    assert_eq!(registrar.unregistrations(), 2);
+    // Off Windows there is no WMI registrar to register with.
+    if !cfg!(windows) {
+        let alone = Decoupled::register(Starting(|| Ok(())), "root\\cimv2", "WinprovTest");
+        assert_eq!(alone.err(), Some(HResult::REGDB_E_CLASSNOTREG));
+    }
 }

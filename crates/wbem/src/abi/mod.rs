@@ -21,12 +21,17 @@
 //!   `WBEM_E_TYPE_MISMATCH`, always before the call is accepted (R-WMI-5).
 
 mod convert;
+mod decoupled;
+mod impersonate;
 mod install;
 mod server;
 mod sink;
 
 #[cfg(feature = "testing")]
 pub(crate) use convert::{read_string_array, string_array};
+pub use decoupled::Decoupled;
+pub(crate) use decoupled::module as decoupled_module;
+pub use impersonate::{Impersonation, as_client, impersonate_client};
 pub use install::{MofCompileError, compile_mof};
 pub use server::{Module, Server, exports};
 
