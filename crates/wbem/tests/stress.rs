@@ -212,6 +212,15 @@ fn randomized_host_sequences_deliver_one_final_status_per_call() {
         won.load(Ordering::Relaxed)
     );
     assert!(calls.load(Ordering::Relaxed) > 0);
+    // No COM object of either side outlives the run: the provider object, and every sink,
+    // context and class object the simulator handed it.
+    drop(sinks);
+    let left = host.release();
+    assert_eq!(
+        (left.provider, left.simulator),
+        (0, 0),
+        "live COM objects after the run"
+    );
     eprintln!(
         "{total} operations: {} calls, {} cancelled by {} sink cancels' wins",
         calls.load(Ordering::Relaxed),
