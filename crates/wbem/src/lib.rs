@@ -52,6 +52,7 @@
 #[allow(unsafe_code)]
 mod abi;
 pub mod class;
+pub mod client;
 mod host;
 pub mod mof;
 mod op;

@@ -20,6 +20,7 @@
 //!   that is not UTF-16 too, a `VARIANT` whose type does not fit its property
 //!   `WBEM_E_TYPE_MISMATCH`, always before the call is accepted (R-WMI-5).
 
+pub(crate) mod client;
 mod convert;
 mod install;
 mod server;
