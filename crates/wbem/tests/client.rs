@@ -253,7 +253,7 @@ fn within<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'stat
     let thread = std::thread::spawn(move || {
         let _ = done.send(body());
     });
-    match result.recv_timeout(PATIENCE) {
+    match result.recv_timeout(2 * PATIENCE) {
         Ok(value) => {
             thread.join().unwrap();
             value
@@ -261,7 +261,7 @@ fn within<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'stat
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             std::panic::resume_unwind(thread.join().unwrap_err())
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still waiting after {PATIENCE:?}"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still waiting after {:?}", 2 * PATIENCE),
     }
 }
 
