@@ -225,13 +225,13 @@ impl ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Connect { namespace, hresult } if self.wmi_unavailable() => write!(
+            Self::Connect { hresult, .. } if self.wmi_unavailable() => write!(
                 f,
-                "WMI is not available on this system (its locator, CLSID_WbemLocator, cannot be \
-                 created: {hresult}), so {namespace} cannot be reached"
+                "WMI is not available on this system (CLSID_WbemLocator cannot be created: \
+                 {hresult})"
             ),
             Self::Connect { namespace, hresult } => {
-                write!(f, "connecting to WMI namespace {namespace}: {hresult}")
+                write!(f, "WMI namespace {namespace}: {hresult}")
             }
             Self::Refused { hresult } => write!(f, "the WMI call was refused: {hresult}"),
             Self::Failed {

@@ -261,7 +261,9 @@ fn within<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'stat
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             std::panic::resume_unwind(thread.join().unwrap_err())
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still waiting after {:?}", 2 * PATIENCE),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still waiting after {:?}", 2 * PATIENCE)
+        }
     }
 }
 
