@@ -70,8 +70,10 @@ impl Connection {
     /// The process's multithreaded apartment is kept alive for as long as the connection or
     /// one of its calls lives, and a calling thread with no apartment joins it; a thread in a
     /// single-threaded apartment is refused (`RPC_E_CHANGED_MODE`): the sinks are called back
-    /// on WMI's threads. Whether WMI may call the sinks back is the process's COM security
-    /// (`CoInitializeSecurity`, or COM's defaults, which admit the local system WMI runs as).
+    /// on WMI's threads. Whether WMI may call the sinks back is the process's COM security,
+    /// which this crate does not set: a program sets it once with `CoInitializeSecurity`
+    /// before its first COM call, or gets COM's registry defaults, which Microsoft warns may be
+    /// lower than WMI needs ("Setting Client Application Process Security").
     ///
     /// Off Windows, and where WMI is absent, the error says WMI is not available
     /// ([`ClientError::wmi_unavailable`]).

@@ -44,10 +44,16 @@
 //! winprov_wbem::export_provider!(CLSID, Greetings, Greetings::new);
 //! ```
 //!
+//! For Rust code that calls WMI (a tool, or a decoupled provider's own requests), [`client`]:
+//! a [`Connection`](client::Connection) to a namespace whose calls (enumerate, query, get, put,
+//! delete, exec_method) each get an `IWbemObjectSink` of their own, so `CancelAsyncCall`, made
+//! when an unfinished [`AsyncCall`](client::AsyncCall) is dropped, cancels that call alone;
+//! each call yields its objects, then its one final status.
+//!
 //! The simulator (`testing`, feature `testing`) activates a provider as WMI does and drives it
-//! through the COM vtables with a namespace, class objects, contexts and sinks of its own.
-//! Not in the crate yet: decoupled providers' registration (R-WMI-16; their MOF is written),
-//! and a helper for Rust code that calls WMI.
+//! through the COM vtables with a namespace, class objects, contexts and sinks of its own; its
+//! WMI serves a [`Connection`](client::Connection) too (`Host::client`).
+//! Not in the crate yet: decoupled providers' registration (R-WMI-16; their MOF is written).
 
 #[allow(unsafe_code)]
 mod abi;

@@ -29,6 +29,11 @@
 //!
 //! The simulator counts its own COM objects and the provider's module counts the provider's:
 //! [`Host::release`] releases everything and returns both counts, which must be 0.
+//!
+//! [`Host::client`] is a [`Connection`](crate::client::Connection) to the provider through the
+//! simulator's WMI (an `IWbemServices` of its own, `wmi.rs`): class definitions from the
+//! declared classes, each call passed on with the client's own sink, inline or on a thread of
+//! its own, or followed by a faulty server's extra messages ([`Dispatch`]).
 
 use crate::abi::{self, Module, ProviderObject, Server};
 use crate::class::{CimKind, Direction, WmiClass};
