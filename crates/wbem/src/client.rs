@@ -372,6 +372,9 @@ impl Iterator for AsyncCall {
     }
 }
 
+/// After `None` (the final status), `None` again.
+impl std::iter::FusedIterator for AsyncCall {}
+
 impl Drop for AsyncCall {
     fn drop(&mut self) {
         let State::Running(running) = &mut self.state else {

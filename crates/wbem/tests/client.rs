@@ -42,6 +42,14 @@ wmi_class! {
     }
 }
 
+// A connection is shared between threads; a call moves to another.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn sent<T: Send>() {}
+    shared::<Connection>();
+    sent::<AsyncCall>();
+};
+
 /// The class whose enumeration waits at its gate after a first batch.
 const SLOW: &str = "Test_Slow";
 /// The class with many instances.
