@@ -33,9 +33,22 @@ where
     }
 }
 #[inline]
+pub unsafe fn CoDecrementMTAUsage(cookie: CO_MTA_USAGE_COOKIE) -> windows_core::Result<()> {
+    windows_core::link!("ole32.dll" "system" fn CoDecrementMTAUsage(cookie : CO_MTA_USAGE_COOKIE) -> windows_core::HRESULT);
+    unsafe { CoDecrementMTAUsage(cookie).ok() }
+}
+#[inline]
 pub unsafe fn CoImpersonateClient() -> windows_core::Result<()> {
     windows_core::link!("ole32.dll" "system" fn CoImpersonateClient() -> windows_core::HRESULT);
     unsafe { CoImpersonateClient().ok() }
+}
+#[inline]
+pub unsafe fn CoIncrementMTAUsage() -> windows_core::Result<CO_MTA_USAGE_COOKIE> {
+    windows_core::link!("combase.dll" "system" fn CoIncrementMTAUsage(pcookie : *mut CO_MTA_USAGE_COOKIE) -> windows_core::HRESULT);
+    unsafe {
+        let mut result__ = core::mem::zeroed();
+        CoIncrementMTAUsage(&mut result__).map(|| result__)
+    }
 }
 #[inline]
 pub unsafe fn CoInitializeEx(
@@ -54,6 +67,36 @@ pub unsafe fn CoInitializeEx(
 pub unsafe fn CoRevertToSelf() -> windows_core::Result<()> {
     windows_core::link!("ole32.dll" "system" fn CoRevertToSelf() -> windows_core::HRESULT);
     unsafe { CoRevertToSelf().ok() }
+}
+#[inline]
+pub unsafe fn CoSetProxyBlanket<P0, P3>(
+    pproxy: P0,
+    dwauthnsvc: u32,
+    dwauthzsvc: u32,
+    pserverprincname: P3,
+    dwauthnlevel: RPC_C_AUTHN_LEVEL,
+    dwimplevel: RPC_C_IMP_LEVEL,
+    pauthinfo: Option<*const core::ffi::c_void>,
+    dwcapabilities: EOLE_AUTHENTICATION_CAPABILITIES,
+) -> windows_core::Result<()>
+where
+    P0: windows_core::Param<windows_core::IUnknown>,
+    P3: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("ole32.dll" "system" fn CoSetProxyBlanket(pproxy : * mut core::ffi::c_void, dwauthnsvc : u32, dwauthzsvc : u32, pserverprincname : windows_core::PCWSTR, dwauthnlevel : RPC_C_AUTHN_LEVEL, dwimplevel : RPC_C_IMP_LEVEL, pauthinfo : *const core::ffi::c_void, dwcapabilities : u32) -> windows_core::HRESULT);
+    unsafe {
+        CoSetProxyBlanket(
+            pproxy.param().abi(),
+            dwauthnsvc,
+            dwauthzsvc,
+            pserverprincname.param().abi(),
+            dwauthnlevel,
+            dwimplevel,
+            pauthinfo.unwrap_or(core::mem::zeroed()) as _,
+            dwcapabilities.0 as _,
+        )
+        .ok()
+    }
 }
 #[inline]
 pub unsafe fn CoUninitialize() {
@@ -350,6 +393,30 @@ impl core::ops::Not for COINIT {
     }
 }
 pub const COINIT_MULTITHREADED: COINIT = COINIT(0i32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CO_MTA_USAGE_COOKIE(pub *mut core::ffi::c_void);
+impl CO_MTA_USAGE_COOKIE {
+    pub fn is_invalid(&self) -> bool {
+        self.0 == -1 as _ || self.0 == 0 as _
+    }
+}
+impl windows_core::Free for CO_MTA_USAGE_COOKIE {
+    #[inline]
+    unsafe fn free(&mut self) {
+        if !self.is_invalid() {
+            windows_core::link!("ole32.dll" "system" fn CoDecrementMTAUsage(cookie : *mut core::ffi::c_void) -> i32);
+            unsafe {
+                CoDecrementMTAUsage(self.0);
+            }
+        }
+    }
+}
+impl Default for CO_MTA_USAGE_COOKIE {
+    fn default() -> Self {
+        unsafe { core::mem::zeroed() }
+    }
+}
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union CY {
@@ -489,6 +556,10 @@ impl Default for ELEMDESC_0 {
         unsafe { core::mem::zeroed() }
     }
 }
+pub const EOAC_NONE: EOLE_AUTHENTICATION_CAPABILITIES = EOLE_AUTHENTICATION_CAPABILITIES(0i32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct EOLE_AUTHENTICATION_CAPABILITIES(pub i32);
 pub const ERROR_FILE_NOT_FOUND: WIN32_ERROR = WIN32_ERROR(2u32);
 #[repr(C)]
 #[derive(Clone, Debug)]
@@ -5673,6 +5744,118 @@ impl IWbemEventProviderSecurity_Vtbl {
 }
 impl windows_core::RuntimeName for IWbemEventProviderSecurity {}
 windows_core::imp::define_interface!(
+    IWbemLocator,
+    IWbemLocator_Vtbl,
+    0xdc12a687_737f_11cf_884d_00aa004b2e24
+);
+windows_core::imp::interface_hierarchy!(IWbemLocator, windows_core::IUnknown);
+impl IWbemLocator {
+    pub unsafe fn ConnectServer<P6>(
+        &self,
+        strnetworkresource: &windows_core::BSTR,
+        struser: &windows_core::BSTR,
+        strpassword: &windows_core::BSTR,
+        strlocale: &windows_core::BSTR,
+        lsecurityflags: i32,
+        strauthority: &windows_core::BSTR,
+        pctx: P6,
+    ) -> windows_core::Result<IWbemServices>
+    where
+        P6: windows_core::Param<IWbemContext>,
+    {
+        unsafe {
+            let mut result__ = core::mem::zeroed();
+            (windows_core::Interface::vtable(self).ConnectServer)(
+                windows_core::Interface::as_raw(self),
+                core::mem::transmute_copy(strnetworkresource),
+                core::mem::transmute_copy(struser),
+                core::mem::transmute_copy(strpassword),
+                core::mem::transmute_copy(strlocale),
+                lsecurityflags,
+                core::mem::transmute_copy(strauthority),
+                pctx.param().abi(),
+                &mut result__,
+            )
+            .and_then(|| windows_core::Type::from_abi(result__))
+        }
+    }
+}
+#[repr(C)]
+#[doc(hidden)]
+pub struct IWbemLocator_Vtbl {
+    pub base__: windows_core::IUnknown_Vtbl,
+    pub ConnectServer: unsafe extern "system" fn(
+        *mut core::ffi::c_void,
+        *mut core::ffi::c_void,
+        *mut core::ffi::c_void,
+        *mut core::ffi::c_void,
+        *mut core::ffi::c_void,
+        i32,
+        *mut core::ffi::c_void,
+        *mut core::ffi::c_void,
+        *mut *mut core::ffi::c_void,
+    ) -> windows_core::HRESULT,
+}
+pub trait IWbemLocator_Impl: windows_core::IUnknownImpl {
+    fn ConnectServer(
+        &self,
+        strnetworkresource: &windows_core::BSTR,
+        struser: &windows_core::BSTR,
+        strpassword: &windows_core::BSTR,
+        strlocale: &windows_core::BSTR,
+        lsecurityflags: i32,
+        strauthority: &windows_core::BSTR,
+        pctx: windows_core::Ref<IWbemContext>,
+    ) -> windows_core::Result<IWbemServices>;
+}
+impl IWbemLocator_Vtbl {
+    pub const fn new<Identity: IWbemLocator_Impl, const OFFSET: isize>() -> Self {
+        unsafe extern "system" fn ConnectServer<
+            Identity: IWbemLocator_Impl,
+            const OFFSET: isize,
+        >(
+            this: *mut core::ffi::c_void,
+            strnetworkresource: *mut core::ffi::c_void,
+            struser: *mut core::ffi::c_void,
+            strpassword: *mut core::ffi::c_void,
+            strlocale: *mut core::ffi::c_void,
+            lsecurityflags: i32,
+            strauthority: *mut core::ffi::c_void,
+            pctx: *mut core::ffi::c_void,
+            ppnamespace: *mut *mut core::ffi::c_void,
+        ) -> windows_core::HRESULT {
+            unsafe {
+                let this: &Identity =
+                    &*((this as *const *const ()).offset(OFFSET) as *const Identity);
+                match IWbemLocator_Impl::ConnectServer(
+                    this,
+                    core::mem::transmute(&strnetworkresource),
+                    core::mem::transmute(&struser),
+                    core::mem::transmute(&strpassword),
+                    core::mem::transmute(&strlocale),
+                    core::mem::transmute_copy(&lsecurityflags),
+                    core::mem::transmute(&strauthority),
+                    core::mem::transmute_copy(&pctx),
+                ) {
+                    Ok(ok__) => {
+                        ppnamespace.write(core::mem::transmute(ok__));
+                        windows_core::HRESULT(0)
+                    }
+                    Err(err) => err.into(),
+                }
+            }
+        }
+        Self {
+            base__: windows_core::IUnknown_Vtbl::new::<Identity, OFFSET>(),
+            ConnectServer: ConnectServer::<Identity, OFFSET>,
+        }
+    }
+    pub fn matches(iid: &windows_core::GUID) -> bool {
+        iid == &<IWbemLocator as windows_core::Interface>::IID
+    }
+}
+impl windows_core::RuntimeName for IWbemLocator {}
+windows_core::imp::define_interface!(
     IWbemObjectSink,
     IWbemObjectSink_Vtbl,
     0x7c857801_7381_11cf_884d_00aa004b2e24
@@ -8201,6 +8384,16 @@ pub const REG_SZ: REG_VALUE_TYPE = REG_VALUE_TYPE(1u32);
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct REG_VALUE_TYPE(pub u32);
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct RPC_C_AUTHN_LEVEL(pub u32);
+pub const RPC_C_AUTHN_LEVEL_CALL: RPC_C_AUTHN_LEVEL = RPC_C_AUTHN_LEVEL(3u32);
+pub const RPC_C_AUTHN_WINNT: u32 = 10u32;
+pub const RPC_C_AUTHZ_NONE: u32 = 0u32;
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct RPC_C_IMP_LEVEL(pub u32);
+pub const RPC_C_IMP_LEVEL_IMPERSONATE: RPC_C_IMP_LEVEL = RPC_C_IMP_LEVEL(3u32);
 pub const RPC_E_CHANGED_MODE: windows_core::HRESULT = windows_core::HRESULT(0x80010106_u32 as _);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -8888,3 +9081,5 @@ pub struct WBEM_UNSECAPP_FLAG_TYPE(pub i32);
 pub struct WIN32_ERROR(pub u32);
 pub const WbemDecoupledRegistrar: windows_core::GUID =
     windows_core::GUID::from_u128(0x4cfc7932_0f9d_4bef_9c32_8ea2a6b56fcb);
+pub const WbemLocator: windows_core::GUID =
+    windows_core::GUID::from_u128(0x4590f811_1d3a_11d0_891f_00aa004b2e24);

@@ -49,15 +49,21 @@
 //! - [`impersonate_client`] / [`as_client`]: the calling client's identity for the work of a
 //!   call, reverted on every path; [`compile_mof`]: a provider's MOF into WMI, for installers.
 //!
-//! The simulator (`testing`, feature `testing`) activates a provider as WMI does and drives it
-//! through the COM vtables with a namespace, class objects, contexts and sinks of its own (and
-//! plays WMI's decoupled registrar, `testing::Registrar`).
+//! For Rust code that calls WMI (a tool, or a decoupled provider's own requests), [`client`]:
+//! a [`Connection`](client::Connection) to a namespace whose calls (enumerate, query, get, put,
+//! delete, exec_method) each get an `IWbemObjectSink` of their own, so `CancelAsyncCall`, made
+//! when an unfinished [`AsyncCall`](client::AsyncCall) is dropped, cancels that call alone;
+//! each call yields its objects, then its one final status.
 //!
-//! Not in the crate yet: a helper for Rust code that calls WMI.
+//! The simulator (`testing`, feature `testing`) activates a provider as WMI does and drives it
+//! through the COM vtables with a namespace, class objects, contexts and sinks of its own; it
+//! plays WMI's decoupled registrar (`testing::Registrar`), and its WMI serves a
+//! [`Connection`](client::Connection) too (`Host::client`).
 
 #[allow(unsafe_code)]
 mod abi;
 pub mod class;
+pub mod client;
 mod host;
 pub mod mof;
 mod op;

@@ -29,6 +29,11 @@
 //!
 //! The simulator counts its own COM objects and the provider's module counts the provider's:
 //! [`Host::release`] releases everything and returns both counts, which must be 0.
+//!
+//! [`Host::client`] is a [`Connection`](crate::client::Connection) to the provider through the
+//! simulator's WMI (an `IWbemServices` of its own, `wmi.rs`): class definitions from the
+//! declared classes, each call passed on with the client's own sink, inline or on a thread of
+//! its own, or followed by a faulty server's extra messages ([`Dispatch`]).
 
 use crate::abi::{self, Decoupled, Module, ProviderObject, Server};
 use crate::class::{CimKind, Direction, WmiClass};
@@ -55,6 +60,9 @@ use winprov_bindings::wbem::{
     WBEM_COMPARISON_FLAG, WBEM_CONDITION_FLAG_TYPE, WBEM_GENERIC_FLAG_TYPE, WBEM_S_NO_MORE_DATA,
 };
 use winprov_core::HResult;
+
+mod wmi;
+pub use wmi::Dispatch;
 
 // ---------------------------------------------------------------------------------------------
 // Values and objects.
@@ -354,10 +362,16 @@ struct World {
     schemas: Mutex<HashMap<String, Vec<(String, i32)>>>,
     /// The out-parameters of declared methods, by lower-case `class.method`.
     signatures: Mutex<HashMap<String, Vec<(String, i32)>>>,
+    /// The in-parameters of declared methods, by lower-case `class.method`.
+    in_signatures: Mutex<HashMap<String, Vec<(String, i32)>>>,
     objects: Mutex<HashMap<usize, Weak<ObjectState>>>,
     instances: Mutex<HashMap<String, Instance>>,
     requests: Mutex<Vec<Request>>,
     violations: Mutex<Vec<String>>,
+    /// The threads of the client calls the simulator's WMI runs apart ([`Dispatch::Threaded`]).
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The `CancelAsyncCall`s clients made of the simulator's WMI.
+    client_cancels: AtomicUsize,
 }
 
 impl World {
@@ -388,6 +402,17 @@ impl World {
         match lock(&self.signatures).get(&key).cloned() {
             Some(schema) => self.object_of_schema("__PARAMETERS", true, Vec::new(), schema),
             None => self.object("__PARAMETERS", true, Vec::new()),
+        }
+    }
+
+    /// The in-parameters signature of `class.method`: as declared (none for a method declared
+    /// without in-parameters), else an untyped `__PARAMETERS` class.
+    fn in_signature(self: &Arc<Self>, class: &str, method: &str) -> Option<IWbemClassObject> {
+        let key = format!("{class}.{method}").to_ascii_lowercase();
+        match lock(&self.in_signatures).get(&key).cloned() {
+            Some(schema) if schema.is_empty() => None,
+            Some(schema) => Some(self.object_of_schema("__PARAMETERS", true, Vec::new(), schema)),
+            None => Some(self.object_of_schema("__PARAMETERS", true, Vec::new(), Vec::new())),
         }
     }
 
@@ -731,7 +756,7 @@ impl IWbemClassObject_Impl for SimObject_Impl {
             return not_supported();
         }
         if !ppinsignature.is_null() {
-            ppinsignature.write(None)?;
+            ppinsignature.write(self.world.in_signature(&self.state.class, &method))?;
         }
         let signature = self.world.out_signature(&self.state.class, &method);
         ppoutsignature.write(Some(signature))
@@ -1639,8 +1664,9 @@ impl<P: Provider> Host<P> {
     }
 
     /// Declares the typed class `C` as its description says: its properties with their CIM
-    /// types (as [`declare`](Self::declare)) and the out-parameters of each of its methods,
-    /// which the class's `GetMethod` answers.
+    /// types (as [`declare`](Self::declare)) and the in- and out-parameters of each of its
+    /// methods, which the class's `GetMethod` answers (no in-parameters signature for a method
+    /// without any, as WMI's; an undeclared method's is untyped).
     pub fn declare_class<C: WmiClass>(&self) {
         let definition = C::definition();
         let properties = definition
@@ -1658,7 +1684,14 @@ impl<P: Provider> Host<P> {
                     .filter(|parameter| parameter.direction() == Direction::Out)
                     .map(|parameter| (parameter.name().to_string(), cim_type(parameter.cim()))),
             );
+            let inputs = method
+                .parameters()
+                .iter()
+                .filter(|parameter| parameter.direction() == Direction::In)
+                .map(|parameter| (parameter.name().to_string(), cim_type(parameter.cim())))
+                .collect();
             let key = format!("{}.{}", definition.name(), method.name()).to_ascii_lowercase();
+            lock(&self.world.in_signatures).insert(key.clone(), inputs);
             lock(&self.world.signatures).insert(key, out);
         }
     }
@@ -1911,6 +1944,11 @@ impl<P: Provider> Host<P> {
             services,
             events,
         } = self;
+        // Client calls still running on threads of the simulator's WMI end first.
+        let threads = std::mem::take(&mut *lock(&world.threads));
+        for thread in threads {
+            thread.join().expect("a client call's thread panicked");
+        }
         // The object's reference to the runtime is the last: the provider drops in its Release.
         drop(runtime);
         drop((init, services, events));

@@ -1,5 +1,7 @@
 //! The `directory-admin` command: installs the provider's classes and registrations into WMI
-//! (the MOF, compiled by WMI's own compiler), removes them, or prints the MOF.
+//! (the MOF, compiled by WMI's own compiler), removes them, or prints the MOF; and, as any WMI
+//! client would, lists the directory's entries or counts them through WMI
+//! (`winprov_wbem::client`), which runs the provider.
 //!
 //! The COM registration of `directory_admin.dll` is the installer's (registry rows), or
 //! `regsvr32 directory_admin.dll` by hand.
@@ -11,11 +13,15 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use directory_admin::classes::mof;
+use directory_admin::classes::{CountOut, Winprov_DirectoryEntry, mof};
+use directory_admin::identity::NAMESPACE;
 use std::path::{Path, PathBuf};
+use winprov_wbem::class::{MethodParameters, WmiClass};
+use winprov_wbem::client::Connection;
 use winprov_wbem::compile_mof;
 
-/// Manage the WMI registration of the e-mail directory admin provider.
+/// Manage the WMI registration of the e-mail directory admin provider, and read the directory
+/// through WMI.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -45,6 +51,12 @@ enum Command {
         #[arg(long)]
         uninstall: bool,
     },
+    /// List the directory's entries through WMI: each name with its addresses (enumerates
+    /// `Winprov_DirectoryEntry` in `root\winprov`; needs WMI and the installed provider).
+    List,
+    /// Print the number of entries, from WMI: the static method
+    /// `Winprov_DirectoryEntry.Count()`.
+    Count,
 }
 
 fn main() {
@@ -52,6 +64,16 @@ fn main() {
         Command::Install { log_file } => record("install", log_file.as_deref(), install()),
         Command::Uninstall { log_file } => record("uninstall", log_file.as_deref(), uninstall()),
         Command::Mof { uninstall } => print_mof(uninstall),
+        Command::List => connect().and_then(|wmi| {
+            for line in list(&wmi)? {
+                println!("{line}");
+            }
+            Ok(())
+        }),
+        Command::Count => connect().and_then(|wmi| {
+            println!("{}", count(&wmi)?);
+            Ok(())
+        }),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error:#}");
@@ -67,6 +89,39 @@ fn print_mof(uninstall: bool) -> Result<()> {
     };
     print!("{}", text.context("writing the MOF")?);
     Ok(())
+}
+
+/// The provider's namespace in WMI (off Windows, and where there is no WMI, the error says
+/// so).
+fn connect() -> Result<Connection> {
+    Connection::connect(NAMESPACE).context("connecting to WMI")
+}
+
+/// One line per entry: its name, a tab, its addresses separated by spaces.
+fn list(wmi: &Connection) -> Result<Vec<String>> {
+    let mut call = wmi.enumerate(Winprov_DirectoryEntry::NAME);
+    let lines = call
+        .by_ref()
+        .map(|instance| {
+            let entry = Winprov_DirectoryEntry::from_instance(&instance)?;
+            Ok(format!("{}\t{}", entry.Name, entry.Addresses.join(" ")))
+        })
+        .collect::<Result<Vec<String>>>();
+    // A conversion failure drops the call unfinished: it is cancelled.
+    let lines = lines.context("reading an entry from WMI")?;
+    call.finish()
+        .with_context(|| format!("enumerating {}", Winprov_DirectoryEntry::NAME))?;
+    Ok(lines)
+}
+
+/// The `ReturnValue` of the static method `Count`, from its out-parameters.
+fn count(wmi: &Connection) -> Result<u32> {
+    let mut call = wmi.exec_method(CountOut::CLASS, CountOut::METHOD, None);
+    let out = call.next();
+    call.finish()
+        .with_context(|| format!("calling {}.{}", CountOut::CLASS, CountOut::METHOD))?;
+    let out = out.context("the method returned no out-parameters")?;
+    Ok(CountOut::from_instance(&out)?.ReturnValue)
 }
 
 fn install() -> Result<()> {
@@ -122,4 +177,69 @@ fn record(command: &str, log_file: Option<&Path>, outcome: Result<()>) -> Result
         eprintln!("warning: writing {}: {error}", path.display());
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use directory_admin::DirectoryAdmin;
+    use email_directory_file::DirectoryFile;
+    use winprov_wbem::testing::Host;
+
+    /// The provider over a directory file of `names` (one address each), with WMI's view of
+    /// it through the simulator: the commands' functions see what they would see on Windows.
+    fn with_directory(names: &[&str], check: impl FnOnce(&Connection)) {
+        // A folder per process and directory size: the tests run at once.
+        let dir = std::env::temp_dir().join(format!(
+            "directory-admin-cmd-{}-{}",
+            std::process::id(),
+            names.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = DirectoryFile::new(dir.join("directory.txt"));
+        file.update(|directory| {
+            for (i, name) in names.iter().enumerate() {
+                directory.get_or_insert(name).addresses =
+                    vec![format!("192.0.2.{}:25", i + 1).parse().unwrap()];
+            }
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        let host = Host::new(DirectoryAdmin::new(file));
+        host.declare_class::<Winprov_DirectoryEntry>();
+        let wmi = host.client();
+        check(&wmi);
+        drop(wmi);
+        let left = host.release();
+        assert_eq!((left.provider, left.simulator), (0, 0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn list_prints_each_entry_with_its_addresses() {
+        with_directory(&["a@x.org", "b@x.org"], |wmi| {
+            assert_eq!(
+                list(wmi).unwrap(),
+                ["a@x.org\t192.0.2.1:25", "b@x.org\t192.0.2.2:25"]
+            );
+        });
+    }
+
+    #[test]
+    fn count_calls_the_static_method() {
+        with_directory(&["a@x.org", "b@x.org", "c@x.org"], |wmi| {
+            assert_eq!(count(wmi).unwrap(), 3);
+        });
+    }
+
+    #[test]
+    fn without_wmi_the_commands_say_so() {
+        if cfg!(windows) {
+            return;
+        }
+        let error = connect().unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("WMI is not available"), "{text}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The COM layer: the provider's COM object (`IWbemProviderInit`, `IWbemServices`,
 //! `IWbemEventProvider`, made with windows-core's `#[implement]`), the sinks that carry a
 //! call's messages to the client's `IWbemObjectSink`, the conversions between [`Instance`]s and
-//! `IWbemClassObject`s, and the in-process server (class factory, live counts, DLL exports).
+//! `IWbemClassObject`s, the in-process server (class factory, live counts, DLL exports), and
+//! the client side of calling WMI (`client.rs`: one sink object per call).
 //! With the host simulator (`testing`), the crate's only `unsafe` code lives here.
 //!
 //! - Every COM method body runs inside [`winprov_core::boundary`]: a panic answers
@@ -20,6 +21,7 @@
 //!   that is not UTF-16 too, a `VARIANT` whose type does not fit its property
 //!   `WBEM_E_TYPE_MISMATCH`, always before the call is accepted (R-WMI-5).
 
+pub(crate) mod client;
 mod convert;
 mod decoupled;
 mod impersonate;
