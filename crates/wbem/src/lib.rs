@@ -30,6 +30,8 @@
 //! (`testing`, feature `testing`) drives the runtime directly.
 
 mod host;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod op;
 mod provider;
 pub mod runtime;
