@@ -62,6 +62,7 @@ pub fn arc_from_std<T: ?Sized>(value: std::sync::Arc<T>) -> Arc<T> {
 }
 
 /// A thread-local object whose address identifies the running thread.
+#[cfg(not(loom))]
 #[repr(align(16))]
 struct Mark(#[allow(dead_code)] u8);
 
@@ -69,14 +70,31 @@ struct Mark(#[allow(dead_code)] u8);
 std::thread_local! {
     static MARK: Mark = const { Mark(0) };
 }
+
+// Under loom, a number drawn once per thread and never drawn again. The address of a loom
+// thread-local would not do: loom frees a thread's locals when it finishes and allocates them
+// on first use, so a thread that starts using its mark after another finished may be given the
+// finished thread's address — and loom lets it read a state word that still holds that mark (a
+// load that does not see the latest store: the threads never synchronized). Whether the
+// addresses coincide is up to the allocator, not the schedule, so the model would not be
+// deterministic ("Reached unexpected exploration state"). On real threads a thread-local's
+// address is reused only by a thread created after the old one exited, which thread creation
+// orders after that thread's last store.
 #[cfg(loom)]
 loom::thread_local! {
-    static MARK: Mark = Mark(0);
+    static MARK: usize = {
+        // Only hands out distinct numbers; nothing synchronizes through it.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 4
+    };
 }
 
 /// A value that tells the running thread from every other live thread: never zero, the four
 /// low bits clear. Cheaper than `thread::current().id()` (no reference count): the address of
-/// a thread-local.
+/// a thread-local (under loom, a number never given to another thread of the process).
 pub fn thread_mark() -> usize {
-    MARK.with(|mark| std::ptr::from_ref(mark).addr())
+    #[cfg(not(loom))]
+    return MARK.with(|mark| std::ptr::from_ref(mark).addr());
+    #[cfg(loom)]
+    MARK.with(|mark| *mark)
 }

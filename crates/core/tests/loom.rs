@@ -5,6 +5,7 @@
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
+use winprov_core::sync::thread_mark;
 use winprov_core::{CallSlot, CancellationSource, Delivery, HandleError, LeaseTable, completion};
 
 fn counting_deliver(count: &Arc<AtomicUsize>) -> impl FnOnce(i32) + Send + 'static {
@@ -279,5 +280,20 @@ fn call_slot_cycles_race_close() {
         assert_eq!(delivered.load(Ordering::SeqCst), armed);
         assert!(seen_by_close <= armed);
         assert!(!slot.arm(), "closed");
+    });
+}
+
+/// A thread's mark is never another thread's, also one that finished before it first asked for
+/// its own: a `CallSlot` claim that reads a stale state word holding a finished thread's mark
+/// must not take it for its own delivery (re-entry) — and loom frees a finished thread's locals,
+/// so a mark that is an address could be handed out again, as the allocator decides.
+#[test]
+fn thread_marks_are_not_reused() {
+    loom::model(|| {
+        let first = thread::spawn(thread_mark).join().unwrap();
+        let second = thread::spawn(thread_mark).join().unwrap();
+        assert_ne!(first, second);
+        assert_ne!(thread_mark(), first);
+        assert_ne!(thread_mark(), second);
     });
 }

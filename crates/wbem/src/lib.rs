@@ -65,6 +65,8 @@ mod abi;
 pub mod class;
 pub mod client;
 mod host;
+#[cfg(all(test, loom))]
+mod loom_models;
 pub mod mof;
 mod op;
 mod provider;
