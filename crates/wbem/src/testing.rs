@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use windows_core::{
     BSTR, GUID, HRESULT, IUnknown, IUnknown_Vtbl, Interface, OutRef, PCWSTR, Ref, implement,
 };
+use winprov_bindings::automation::VariantClear;
 use winprov_bindings::wbem::{
     CIM_BOOLEAN, CIM_DATETIME, CIM_FLAG_ARRAY, CIM_REAL64, CIM_SINT32, CIM_SINT64, CIM_STRING,
     CIM_UINT32, CIM_UINT64, IClassFactory, IEnumWbemClassObject, IWbemCallResult, IWbemClassObject,
@@ -365,6 +366,9 @@ struct World {
     /// The in-parameters of declared methods, by lower-case `class.method`.
     in_signatures: Mutex<HashMap<String, Vec<(String, i32)>>>,
     objects: Mutex<HashMap<usize, Weak<ObjectState>>>,
+    /// The most entries `objects` had at once since the last reset
+    /// ([`Host::reset_class_objects_peak`]).
+    objects_peak: AtomicUsize,
     instances: Mutex<HashMap<String, Instance>>,
     requests: Mutex<Vec<Request>>,
     violations: Mutex<Vec<String>>,
@@ -439,7 +443,11 @@ impl World {
         .into();
         let key = identity_of(&object);
         let _ = state.key.set(key);
-        lock(&self.objects).insert(key, Arc::downgrade(&state));
+        let mut objects = lock(&self.objects);
+        objects.insert(key, Arc::downgrade(&state));
+        self.objects_peak
+            .fetch_max(objects.len(), Ordering::Relaxed);
+        drop(objects);
         object
     }
 
@@ -490,6 +498,26 @@ impl World {
                     .ok_or_else(|| "Indicate of an object the namespace did not make".to_string())
             })
             .collect()
+    }
+}
+
+/// How many objects a counting sink's `Indicate` got: `count`, checked as
+/// [`World::instances`] checks it, and every pointer non-null (the objects are not read).
+///
+/// # Safety
+/// `array` is null or points to `count` pointers.
+unsafe fn counted(count: i32, array: *const *mut c_void) -> Result<usize, String> {
+    let count = usize::try_from(count).map_err(|_| format!("Indicate of {count} objects"))?;
+    if count == 0 || count > BATCH_SIZE || array.is_null() {
+        return Err(format!(
+            "Indicate of {count} objects (1 to {BATCH_SIZE} allowed)"
+        ));
+    }
+    // SAFETY: `count` pointers at `array` (the caller's contract), only read.
+    let pointers = unsafe { std::slice::from_raw_parts(array, count) };
+    match pointers.iter().any(|pointer| pointer.is_null()) {
+        true => Err("Indicate of a NULL object".to_string()),
+        false => Ok(count),
     }
 }
 
@@ -1117,10 +1145,14 @@ impl IWbemObjectSink_Impl for SharedSink_Impl {
 pub struct CallRecord {
     /// What the `*Async` method returned.
     pub returned: Option<HResult>,
-    /// Every object indicated, in order.
+    /// Every object indicated, in order (empty for a [counting](ClientSink::counting) sink).
     pub indicated: Vec<Instance>,
-    /// The size of each `Indicate`.
+    /// The size of each `Indicate` (empty for a [counting](ClientSink::counting) sink).
     pub batches: Vec<usize>,
+    /// How many objects were indicated, in all (whatever the sink keeps).
+    pub indicated_count: usize,
+    /// How many `Indicate` calls delivered them.
+    pub indicate_calls: usize,
     /// Progress reports (`MAKELONG(done, total)` each).
     pub progress: Vec<HResult>,
     /// The final status and its `strParam`.
@@ -1192,8 +1224,30 @@ impl CallLog {
                 "R-WMI-8: a method call indicated more than one out-parameters object".into(),
             );
         }
+        record.indicated_count += objects.len();
+        record.indicate_calls += 1;
         record.batches.push(objects.len());
         record.indicated.extend(objects);
+    }
+
+    /// A counting sink's `Indicate` of `count` objects: the checks of [`indicate`](Self::indicate)
+    /// that need no object read, and the counts.
+    fn count(&self, count: Result<usize, String>) {
+        let count = match count {
+            Ok(count) => count,
+            Err(what) => return self.violation(what),
+        };
+        let mut record = lock(&self.record);
+        if record.finals != 0 {
+            return self.violation("R-WMI-3: Indicate after the final SetStatus".into());
+        }
+        if self.kind == Kind::Method && (record.indicated_count != 0 || count != 1) {
+            return self.violation(
+                "R-WMI-8: a method call indicated more than one out-parameters object".into(),
+            );
+        }
+        record.indicated_count += count;
+        record.indicate_calls += 1;
     }
 
     fn set_status(&self, flags: i32, hresult: HResult, param: Option<String>) {
@@ -1343,9 +1397,15 @@ unsafe extern "system" fn call_sink_indicate(
             .log
             .violation("the test's on_indicate hook panicked".into());
     }
-    // SAFETY: the provider passes `count` object pointers.
-    let instances = unsafe { object.log.world.instances(count, objects) };
-    object.log.indicate(instances);
+    if object.log.client.counting {
+        // SAFETY: the provider passes `count` object pointers.
+        let counted = unsafe { counted(count, objects) };
+        object.log.count(counted);
+    } else {
+        // SAFETY: the provider passes `count` object pointers.
+        let instances = unsafe { object.log.world.instances(count, objects) };
+        object.log.indicate(instances);
+    }
     HRESULT(object.log.client.fail_with.unwrap_or(HResult::S_OK).raw())
 }
 
@@ -1380,6 +1440,7 @@ pub struct ClientSink {
     shared: Free<IWbemObjectSink>,
     fail_with: Option<HResult>,
     hook: Option<Arc<dyn Fn() + Send + Sync>>,
+    counting: bool,
 }
 
 impl ClientSink {
@@ -1394,6 +1455,19 @@ impl ClientSink {
     /// let another thread cancel while an `Indicate` is with the client).
     pub fn on_indicate(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// This sink, which counts the objects indicated instead of keeping them: its calls'
+    /// records have [`CallRecord::indicated_count`] and [`CallRecord::indicate_calls`], but no
+    /// [`indicated`](CallRecord::indicated) instances and no
+    /// [`batches`](CallRecord::batches), so a call of any size records in constant memory and
+    /// the objects are released as soon as the provider releases them. Its `Indicate` checks
+    /// the batch size (1 to [`BATCH_SIZE`]), that no pointer is NULL and the order against the
+    /// final status, but reads no object (not whether the namespace made it, nor its
+    /// properties): for benchmarks, where reading every object would be most of what is timed.
+    pub fn counting(mut self) -> Self {
+        self.counting = true;
         self
     }
 
@@ -1484,6 +1558,80 @@ impl IWbemObjectSink_Impl for EventSinkObject_Impl {
             .violation("R-WMI-10: SetStatus on an event provider's sink".into());
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmarks' baseline: a provider's loop without the framework.
+
+/// A property name as a provider without the framework hands it to `Put`: UTF-16 and
+/// NUL-terminated, made once (as a `L"Name"` literal is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawName(Vec<u16>);
+
+impl RawName {
+    /// The name `name`.
+    pub fn new(name: &str) -> Self {
+        Self(winprov_core::ffi::to_wide_nul(name))
+    }
+}
+
+/// A property value [`RawInstance::put`] hands to `Put`, in the `VARIANT` the framework's
+/// conversion makes of the same [`Value`].
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum RawValue<'a> {
+    /// `string`: a `VT_BSTR`.
+    Str(&'a str),
+    /// `uint32`: a `VT_I4` of its bits.
+    U32(u32),
+    /// `string[]`: a `VT_ARRAY | VT_BSTR` (a `SAFEARRAY` of `BSTR`s).
+    Strings(&'a [String]),
+}
+
+/// One instance of [`Host::raw_enumerate`]'s loop: an object `SpawnInstance` made.
+pub struct RawInstance(IWbemClassObject);
+
+impl RawInstance {
+    /// `Put(name, 0, value, 0)`: the `VARIANT` is made (its string or array allocated), passed
+    /// and cleared, as a provider without the framework does.
+    pub fn put(&mut self, name: &RawName, value: RawValue<'_>) -> Result<(), HResult> {
+        let mut variant = VARIANT::default();
+        {
+            // SAFETY: a zeroed VARIANT's tagged form, written whole.
+            let inner = unsafe { &mut *variant.Anonymous.Anonymous };
+            match value {
+                RawValue::Str(text) => {
+                    inner.vt = VT_BSTR;
+                    inner.Anonymous.bstrVal = std::mem::ManuallyDrop::new(BSTR::from(text));
+                }
+                RawValue::U32(number) => {
+                    inner.vt = VT_I4;
+                    inner.Anonymous.lVal = number as i32;
+                }
+                RawValue::Strings(items) => {
+                    inner.Anonymous.parray = abi::string_array(items)?;
+                    inner.vt = VARENUM(VT_ARRAY.0 | VT_BSTR.0);
+                }
+            }
+        }
+        // SAFETY: a live object, a NUL-terminated name and a valid VARIANT, which Put copies.
+        let put = unsafe { self.0.Put(PCWSTR(name.0.as_ptr()), 0, &variant, 0) }.map_err(code);
+        // SAFETY: the VARIANT made above, owned here; its payload was allocated as the
+        // automation functions expect.
+        let _ = unsafe { VariantClear(&mut variant) };
+        put
+    }
+}
+
+impl std::fmt::Debug for RawInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawInstance").finish_non_exhaustive()
+    }
+}
+
+/// The `HResult` of a failed COM call.
+fn code(error: windows_core::Error) -> HResult {
+    HResult::from_raw(error.code().0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1718,6 +1866,7 @@ impl<P: Provider> Host<P> {
             shared: Free(shared),
             fail_with: None,
             hook: None,
+            counting: false,
         }
     }
 
@@ -1798,6 +1947,100 @@ impl<P: Provider> Host<P> {
                 )
             }
         })
+    }
+
+    /// The baseline of the enumeration benchmarks (`benches/wbem.rs`): what a provider written
+    /// without the framework does for `CreateInstanceEnumAsync(class)` of `count` instances,
+    /// on the simulator's own objects and a call sink of `sink` (as [`enumerate`](Self::enumerate)
+    /// makes it; a [counting](ClientSink::counting) one for large counts). No provider object,
+    /// runtime or guard is involved: the call's sink is AddRef'd, the class definition fetched
+    /// once with `GetObject(class)` through an `IWbemServices` vtable of the simulator's
+    /// namespace (with the call's context), then for each instance `SpawnInstance`, `fill` (which
+    /// `Put`s the properties, [`RawInstance::put`]) and, every [`BATCH_SIZE`] instances and at
+    /// the end, one `Indicate` of the batch, whose objects are then released; the final
+    /// `SetStatus` is `S_OK`, or the first error of a COM call or of `fill` (the loop stops
+    /// there). The call is recorded and checked as any other.
+    pub fn raw_enumerate(
+        &self,
+        sink: &ClientSink,
+        class: &str,
+        count: usize,
+        mut fill: impl FnMut(usize, &mut RawInstance) -> Result<(), HResult>,
+    ) -> CallRecord {
+        let namespace: IWbemServices = SimNamespace {
+            world: Arc::clone(&self.world),
+            _live: Counted::new(&self.world),
+        }
+        .into();
+        self.call(sink, 0, Kind::Instance, |_provider, context, sink| {
+            // The provider's own reference to the call's sink, for the call (R-WMI-2).
+            let sink = sink.clone();
+            let mut run = || -> Result<(), HResult> {
+                let mut definition = None;
+                // SAFETY: a live namespace and context, a string alive for the call; the
+                // out-pointer is a local written once by the callee.
+                unsafe {
+                    namespace.GetObject(
+                        &BSTR::from(class),
+                        WBEM_GENERIC_FLAG_TYPE(0),
+                        context,
+                        Some(&mut definition),
+                        None,
+                    )
+                }
+                .map_err(code)?;
+                let definition = definition.ok_or(HResult::WBEM_E_NOT_FOUND)?;
+                let mut batch: Vec<Option<IWbemClassObject>> = Vec::with_capacity(BATCH_SIZE);
+                for index in 0..count {
+                    // SAFETY: a live class object.
+                    let object = unsafe { definition.SpawnInstance(0) }.map_err(code)?;
+                    let mut instance = RawInstance(object);
+                    fill(index, &mut instance)?;
+                    batch.push(Some(instance.0));
+                    if batch.len() == BATCH_SIZE {
+                        // SAFETY: a live sink and live objects, borrowed for the call.
+                        unsafe { sink.Indicate(&batch) }.map_err(code)?;
+                        batch.clear();
+                    }
+                }
+                if !batch.is_empty() {
+                    // SAFETY: as above.
+                    unsafe { sink.Indicate(&batch) }.map_err(code)?;
+                }
+                Ok(())
+            };
+            let status = run().err().unwrap_or(HResult::S_OK);
+            // SAFETY: a live sink; an empty string and no object.
+            let _ = unsafe {
+                sink.SetStatus(
+                    WBEM_STATUS_COMPLETE,
+                    HRESULT(status.raw()),
+                    &BSTR::new(),
+                    None::<&IWbemClassObject>,
+                )
+            };
+            Ok(())
+        })
+    }
+
+    /// How many of the simulator's class objects (`IWbemClassObject`s: class definitions,
+    /// instances, parameters) are alive.
+    pub fn class_objects_alive(&self) -> usize {
+        lock(&self.world.objects).len()
+    }
+
+    /// The most class objects alive at once since the host was made or the last
+    /// [`reset_class_objects_peak`](Self::reset_class_objects_peak).
+    pub fn class_objects_peak(&self) -> usize {
+        self.world.objects_peak.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new [`class_objects_peak`](Self::class_objects_peak) from the objects alive now.
+    pub fn reset_class_objects_peak(&self) {
+        let objects = lock(&self.world.objects);
+        self.world
+            .objects_peak
+            .store(objects.len(), Ordering::Relaxed);
     }
 
     /// `ExecQueryAsync("WQL", query)`.
