@@ -29,6 +29,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use winprov_core::HostSink;
 use winprov_wbem::runtime::{CallSink, Runtime};
+use winprov_wbem::testing::{CallRecord, Cim, ClientSink, Host, RawName, RawValue};
 use winprov_wbem::{
     BATCH_SIZE, Completed, EventProvider, HResult, Instance, InstanceProvider, MethodProvider,
     ProviderInit, Response, SinkMessage, Value, WBEM_STATUS_COMPLETE,
@@ -758,6 +759,267 @@ fn cancel_async_call(c: &mut Criterion, args: &Args) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 3. Enumerations through the COM layer, on the simulator.
+
+/// The class of the COM enumerations: declared to the simulator with these three properties.
+const SHARE: &str = "Winprov_Share";
+
+/// The key of instance `i`.
+fn share_name(i: usize) -> String {
+    format!("share-{i}")
+}
+
+/// The tags of instance `i`.
+fn share_tags(i: usize) -> Vec<String> {
+    vec![String::from("public"), format!("group-{}", i % 16)]
+}
+
+/// Instance `i` as the author builds it: a string key, a `uint32` and a `string[]`.
+fn build_share(i: usize) -> Instance {
+    Instance::new(SHARE)
+        .with("Name", Value::Str(share_name(i)))
+        .with("Size", Value::U32(i as u32))
+        .with("Tags", Value::StrArray(share_tags(i)))
+}
+
+/// Indicates `count` shares, then finishes.
+#[derive(Default)]
+struct ShareEnumerator {
+    count: AtomicUsize,
+}
+
+impl InstanceProvider for ShareEnumerator {
+    fn enumerate<'call>(&self, _class: &str, mut call: Response<'call>) -> Completed<'call> {
+        for i in 0..self.count.load(Ordering::Relaxed) {
+            if call.indicate(build_share(i)).is_err() {
+                break;
+            }
+        }
+        call.finish(Ok(()))
+    }
+}
+impl MethodProvider for ShareEnumerator {}
+impl EventProvider for ShareEnumerator {}
+impl ProviderInit for ShareEnumerator {}
+
+/// The property names of the baseline, made once (a provider's `L"Name"` literals).
+struct ShareNames {
+    name: RawName,
+    size: RawName,
+    tags: RawName,
+}
+
+impl ShareNames {
+    fn new() -> Self {
+        Self {
+            name: RawName::new("Name"),
+            size: RawName::new("Size"),
+            tags: RawName::new("Tags"),
+        }
+    }
+}
+
+/// The simulator, the provider object and the client sink the two paths share.
+struct ComBench {
+    host: Host<ShareEnumerator>,
+    names: ShareNames,
+}
+
+impl ComBench {
+    fn new() -> Self {
+        let host = Host::new(ShareEnumerator::default());
+        host.declare(
+            SHARE,
+            &[
+                ("Name", Cim::String),
+                ("Size", Cim::Uint32),
+                ("Tags", Cim::StringArray),
+            ],
+        );
+        Self {
+            host,
+            names: ShareNames::new(),
+        }
+    }
+
+    /// `CreateInstanceEnumAsync` of `n` shares through the provider object's vtable.
+    #[inline(never)]
+    fn framework(&self, sink: &ClientSink, n: usize) -> CallRecord {
+        self.host
+            .runtime()
+            .provider()
+            .count
+            .store(n, Ordering::Relaxed);
+        self.host.enumerate(sink, SHARE, 0)
+    }
+
+    /// The same `n` objects made by hand on the same simulator objects: `SpawnInstance`, three
+    /// `Put`s of the same `VARIANT`s, `Indicate` every `BATCH_SIZE`.
+    #[inline(never)]
+    fn baseline(&self, sink: &ClientSink, n: usize) -> CallRecord {
+        let names = &self.names;
+        self.host.raw_enumerate(sink, SHARE, n, |i, object| {
+            object.put(&names.name, RawValue::Str(&share_name(i)))?;
+            object.put(&names.size, RawValue::U32(i as u32))?;
+            object.put(&names.tags, RawValue::Strings(&share_tags(i)))
+        })
+    }
+}
+
+/// A counting sink's record of an enumeration of `n`: `S_OK`, `n` objects in full batches.
+fn check_counted(record: &CallRecord, n: usize) {
+    assert_eq!(record.returned, Some(HResult::S_OK));
+    assert_eq!(record.status, Some((HResult::S_OK, None)));
+    assert_eq!(record.indicated_count, n, "objects indicated");
+    assert_eq!(
+        record.indicate_calls,
+        n.div_ceil(BATCH_SIZE),
+        "Indicate calls"
+    );
+    assert!(
+        record.indicated.is_empty() && record.batches.is_empty(),
+        "a counting sink kept"
+    );
+}
+
+/// Checks once, untimed, with a recording sink, that both paths send the same objects in the
+/// same batches, and with a counting one that they send `n`, keeping at most a batch alive.
+fn check_com(bench: &ComBench, n: usize) {
+    let recording = bench.host.sink();
+    let framework = bench.framework(&recording, n);
+    let baseline = bench.baseline(&recording, n);
+    let expected: Vec<Instance> = (0..n).map(build_share).collect();
+    for record in [&framework, &baseline] {
+        assert_eq!(record.returned, Some(HResult::S_OK));
+        assert_eq!(record.status, Some((HResult::S_OK, None)));
+        assert_eq!(record.indicated, expected, "the objects indicated");
+    }
+    assert_eq!(framework.batches, baseline.batches, "the batches");
+    let counting = bench.host.sink().counting();
+    for run in [ComBench::framework, ComBench::baseline] {
+        bench.host.reset_class_objects_peak();
+        check_counted(&run(bench, &counting, n), n);
+        // A batch of instances and the class definition.
+        assert!(bench.host.class_objects_peak() <= BATCH_SIZE + 1);
+        assert_eq!(
+            bench.host.class_objects_alive(),
+            0,
+            "class objects left alive"
+        );
+    }
+}
+
+fn com_enumeration(c: &mut Criterion, args: &Args) {
+    if !args.wants("com_enumeration") {
+        return;
+    }
+    let bench = ComBench::new();
+    check_com(&bench, 3 * BATCH_SIZE + 5);
+    let sink = bench.host.sink().counting();
+    let sizes: &[usize] = if args.test {
+        &[1_000]
+    } else {
+        &[10_000, 100_000]
+    };
+
+    let mut group = c.benchmark_group("com_enumeration");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    for &n in sizes {
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("framework", n), &n, |b, &n| {
+            b.iter(|| bench.framework(&sink, n))
+        });
+        group.bench_with_input(BenchmarkId::new("baseline", n), &n, |b, &n| {
+            b.iter(|| bench.baseline(&sink, n))
+        });
+    }
+    group.finish();
+    if !args.measures() {
+        return;
+    }
+
+    // Own timings: runs of each, taking turns, at each N (and 1,000,000).
+    let sizes: &[(usize, usize)] = if args.test {
+        &[(1_000, 1)]
+    } else {
+        &[(10_000, 21), (100_000, 7), (1_000_000, 3)]
+    };
+    eprintln!(
+        "\ncom_enumeration (CreateInstanceEnumAsync through the provider object's vtables on the \
+         simulator, to a counting sink, against SpawnInstance + 3 Put + Indicate per \
+         {BATCH_SIZE} by hand on the same simulator objects; medians of interleaved runs):"
+    );
+    for &(n, runs) in sizes {
+        let (mut framework_ns, mut baseline_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let started = Instant::now();
+            let framework = bench.framework(&sink, n);
+            let framework_time = started.elapsed().as_nanos() as f64 / n as f64;
+            let started = Instant::now();
+            let baseline = bench.baseline(&sink, n);
+            let baseline_time = started.elapsed().as_nanos() as f64 / n as f64;
+            check_counted(&framework, n);
+            check_counted(&baseline, n);
+            framework_ns.push(framework_time);
+            baseline_ns.push(baseline_time);
+            ratios.push(framework_time / baseline_time);
+        }
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+        let (framework_ns, baseline_ns) = (median(framework_ns), median(baseline_ns));
+        eprintln!(
+            "  N = {n:>9} ({runs:>2} runs each): framework {framework_ns:7.1} ns/instance, \
+             baseline {baseline_ns:7.1} ns/instance, ratio {:.3}x (pairs: median {:.3}x, \
+             {low:.3}-{high:.3}x), framework share {:+.1} ns/instance",
+            framework_ns / baseline_ns,
+            median(ratios),
+            framework_ns - baseline_ns,
+        );
+    }
+    // Memory: one enumeration of each N.
+    eprintln!(
+        "  peak memory of one enumeration (simulator class objects alive at once; resident set \
+         growth):"
+    );
+    for &(n, _) in sizes {
+        let mut line = format!("  N = {n:>9}:");
+        for (label, run) in [
+            (
+                "framework",
+                ComBench::framework as fn(&ComBench, &ClientSink, usize) -> _,
+            ),
+            ("baseline", ComBench::baseline),
+        ] {
+            bench.host.reset_class_objects_peak();
+            let reset = PeakResident::reset();
+            check_counted(&run(&bench, &sink, n), n);
+            let growth = PeakResident::growth(reset)
+                .map_or(String::from("n/a"), |b| format!("{} KiB", b / 1024));
+            line += &format!(
+                " {label} {} objects, {growth};",
+                bench.host.class_objects_peak()
+            );
+        }
+        eprintln!("{line}");
+    }
+    // The control: a recording sink keeps every instance, which the reading above would show.
+    let n = sizes[0].0;
+    let reset = PeakResident::reset();
+    let record = bench.framework(&bench.host.sink(), n);
+    if let Some(growth) = PeakResident::growth(reset) {
+        eprintln!(
+            "  control: the same enumeration of {n} to a recording sink grows the resident set \
+             by {} KiB ({} B per instance kept)",
+            growth / 1024,
+            growth / n as u64
+        );
+    }
+    drop(black_box(record));
+    eprintln!();
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn main() {
     let args = Args::parse();
@@ -770,5 +1032,6 @@ fn main() {
         .configure_from_args();
     enumerate(&mut criterion, &args);
     cancel_async_call(&mut criterion, &args);
+    com_enumeration(&mut criterion, &args);
     criterion.final_summary();
 }
