@@ -255,6 +255,53 @@ fn every_com_object_is_released_after_a_run() {
     assert_eq!((left.provider, left.simulator), (0, 0));
 }
 
+/// Indicates [`mixed`]: instances of two classes, interleaved.
+struct Mixed;
+
+impl ProviderInit for Mixed {}
+impl InstanceProvider for Mixed {
+    fn enumerate<'call>(&self, _class: &str, mut call: Response<'call>) -> Completed<'call> {
+        for instance in mixed() {
+            if call.indicate(instance).is_err() {
+                break;
+            }
+        }
+        call.finish(Ok(()))
+    }
+}
+impl MethodProvider for Mixed {}
+impl EventProvider for Mixed {}
+
+/// 100 instances, of `Alpha` (every third) and `Beta`, each with a name longer than the short
+/// names the conversion encodes on the stack, and strings of 0 to 990 bytes (120 to 129
+/// around that limit).
+fn mixed() -> Vec<Instance> {
+    let long_name = format!("Long{}", "ë".repeat(150));
+    (0..100)
+        .map(|i| {
+            let class = if i % 3 == 0 { "Alpha" } else { "Beta" };
+            Instance::new(class)
+                .with("Index", Value::Str(i.to_string()))
+                .with("Edge", Value::Str("e".repeat(120 + i % 10)))
+                .with(long_name.as_str(), Value::Str("ü".repeat(i * 5)))
+        })
+        .collect()
+}
+
+#[test]
+fn each_object_is_spawned_from_its_own_class_fetched_once_per_call() {
+    let host = Host::new(Mixed);
+    let record = host.enumerate(&host.sink(), "Alpha", 0);
+    assert_eq!(record.status, Some((HResult::S_OK, None)));
+    assert_eq!(record.batches, [64, 36]);
+    assert_eq!(record.indicated, mixed());
+    // Each class definition is asked of the namespace once in the call, whatever the batches.
+    let paths: Vec<String> = host.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["Alpha", "Beta"]);
+    let left = host.release();
+    assert_eq!((left.provider, left.simulator), (0, 0));
+}
+
 const CLSID: GUID = GUID::from_u128(0x5eed_0003_0000_4000_8000_0000_0000_0001);
 static SERVER: Server<Echo> = Server::new(CLSID, Echo::new);
 

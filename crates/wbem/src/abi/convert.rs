@@ -11,6 +11,7 @@
 
 use super::Shared;
 use crate::value::{Instance, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -210,8 +211,39 @@ pub(crate) fn object_class(path: &str) -> &str {
     &path[start..end]
 }
 
+/// `text` as a NUL-terminated UTF-16 string, in one allocation (UTF-16 has at most as many
+/// units as UTF-8 has bytes).
 fn wide(text: &str) -> Vec<u16> {
-    winprov_core::ffi::to_wide_nul(text)
+    let mut units = Vec::with_capacity(text.len() + 1);
+    units.extend(text.encode_utf16());
+    units.push(0);
+    units
+}
+
+/// Longest string (NUL included) [`with_utf16`] encodes on the stack.
+const STACK_UNITS: usize = 128;
+
+/// Runs `f` with `text` as NUL-terminated UTF-16 (the slice ends with the NUL): encoded on the
+/// stack when it is short (property names are), so that a `Put` needs no vector of its own; in
+/// one exact allocation otherwise.
+fn with_utf16<R>(text: &str, f: impl FnOnce(&[u16]) -> R) -> R {
+    // UTF-16 has at most as many units as UTF-8 has bytes: `end` ≤ `text.len()`.
+    if text.len() < STACK_UNITS {
+        let mut units = [0u16; STACK_UNITS];
+        let mut end = 0;
+        for unit in text.encode_utf16() {
+            units[end] = unit;
+            end += 1;
+        }
+        // `units[end]`, below `STACK_UNITS`, is still 0: the NUL.
+        return f(&units[..=end]);
+    }
+    f(&wide(text))
+}
+
+/// Runs `f` with `text` as a NUL-terminated `PCWSTR` (a property name for `Put`).
+fn with_wide<R>(text: &str, f: impl FnOnce(PCWSTR) -> R) -> R {
+    with_utf16(text, |units| f(PCWSTR(units.as_ptr())))
 }
 
 fn code(error: windows_core::Error) -> HResult {
@@ -276,14 +308,14 @@ impl Converter {
 
     fn definition(&self, class: &str) -> Result<Arc<Shared<IWbemClassObject>>, HResult> {
         let key = match (&self.method, class) {
-            (Some((owner, method)), "__PARAMETERS") => format!("{owner}.{method}()"),
-            _ => class.to_string(),
+            (Some((owner, method)), "__PARAMETERS") => Cow::Owned(format!("{owner}.{method}()")),
+            _ => Cow::Borrowed(class),
         };
         if let Some(found) = self
             .classes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(key.as_ref())
         {
             return Ok(Arc::clone(found));
         }
@@ -304,24 +336,49 @@ impl Converter {
         self.classes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, Arc::clone(&definition));
+            .insert(key.into_owned(), Arc::clone(&definition));
         Ok(definition)
     }
 
     /// A new instance of `instance`'s class (`SpawnInstance`) with its properties `Put`.
     pub(crate) fn object(&self, instance: &Instance) -> Result<IWbemClassObject, HResult> {
-        let definition = self.definition(instance.class())?;
-        // SAFETY: a live class object.
-        let object = unsafe { definition.0.SpawnInstance(0) }.map_err(code)?;
-        for (name, value) in instance.properties() {
-            let variant = Variant::from_value(value)?;
-            let name = wide(name);
-            // SAFETY: a live object, a NUL-terminated name and a valid VARIANT, which Put
-            // copies; `Type` is 0 for an instance (the class fixes it).
-            unsafe { object.Put(PCWSTR(name.as_ptr()), 0, variant.as_ptr(), 0) }.map_err(code)?;
-        }
-        Ok(object)
+        spawn(&self.definition(instance.class())?.0, instance)
     }
+
+    /// The objects of `instances`, in order (for one `Indicate`): the class definition is
+    /// looked up once for each run of instances of one class.
+    pub(crate) fn objects(
+        &self,
+        instances: &[Instance],
+    ) -> Result<Vec<Option<IWbemClassObject>>, HResult> {
+        let mut objects = Vec::with_capacity(instances.len());
+        let mut current: Option<(&str, Arc<Shared<IWbemClassObject>>)> = None;
+        for instance in instances {
+            let class = instance.class();
+            if current.as_ref().is_none_or(|(last, _)| *last != class) {
+                current = Some((class, self.definition(class)?));
+            }
+            let (_, definition) = current.as_ref().expect("set above");
+            objects.push(Some(spawn(&definition.0, instance)?));
+        }
+        Ok(objects)
+    }
+}
+
+/// A new instance of `definition` (`SpawnInstance`) with the properties of `instance` `Put`.
+fn spawn(definition: &IWbemClassObject, instance: &Instance) -> Result<IWbemClassObject, HResult> {
+    // SAFETY: a live class object.
+    let object = unsafe { definition.SpawnInstance(0) }.map_err(code)?;
+    for (name, value) in instance.properties() {
+        let variant = Variant::from_value(value)?;
+        // SAFETY: a live object, a NUL-terminated name and a valid VARIANT, which Put copies;
+        // `Type` is 0 for an instance (the class fixes it).
+        with_wide(name, |name| unsafe {
+            object.Put(name, 0, variant.as_ptr(), 0)
+        })
+        .map_err(code)?;
+    }
+    Ok(object)
 }
 
 /// The [`Instance`] a host's `IWbemClassObject` holds: its class (`__CLASS`) and its

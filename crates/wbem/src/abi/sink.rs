@@ -23,10 +23,7 @@ fn indicate(
     converter: &Converter,
     objects: &[Instance],
 ) -> Result<HResult, HResult> {
-    let objects = objects
-        .iter()
-        .map(|instance| converter.object(instance).map(Some))
-        .collect::<Result<Vec<Option<IWbemClassObject>>, HResult>>()?;
+    let objects = converter.objects(objects)?;
     // SAFETY: a live sink (held by the caller) and an array of live objects, which WMI
     // AddRefs if it keeps them; ours are released when `objects` drops.
     Ok(code(unsafe { sink.Indicate(&objects) }))
