@@ -1576,7 +1576,8 @@ impl RawName {
 }
 
 /// A property value [`RawInstance::put`] hands to `Put`, in the `VARIANT` the framework's
-/// conversion makes of the same [`Value`].
+/// conversion makes of the same [`Value`], its string or array made by the same functions (so
+/// that a comparison with the framework is of everything else).
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum RawValue<'a> {
@@ -1602,7 +1603,7 @@ impl RawInstance {
             match value {
                 RawValue::Str(text) => {
                     inner.vt = VT_BSTR;
-                    inner.Anonymous.bstrVal = std::mem::ManuallyDrop::new(BSTR::from(text));
+                    inner.Anonymous.bstrVal = std::mem::ManuallyDrop::new(abi::bstr(text));
                 }
                 RawValue::U32(number) => {
                     inner.vt = VT_I4;

@@ -58,7 +58,7 @@ impl Variant {
 
     fn string(text: &str) -> Self {
         Self::with(VT_BSTR, |payload| {
-            payload.bstrVal = ManuallyDrop::new(BSTR::from(text));
+            payload.bstrVal = ManuallyDrop::new(bstr(text));
         })
     }
 
@@ -163,7 +163,7 @@ pub(crate) fn string_array(items: &[String]) -> Result<*mut SAFEARRAY, HResult> 
     for (index, item) in items.iter().enumerate() {
         // SAFETY: `count` pointer-sized elements, zeroed; each is written once with a string
         // the array then owns (SafeArrayDestroy frees it).
-        unsafe { slots.add(index).write(BSTR::from(item.as_str()).into_raw()) };
+        unsafe { slots.add(index).write(bstr(item).into_raw()) };
     }
     // SAFETY: locked once above.
     let _ = unsafe { SafeArrayUnaccessData(array) };
@@ -224,8 +224,8 @@ fn wide(text: &str) -> Vec<u16> {
 const STACK_UNITS: usize = 128;
 
 /// Runs `f` with `text` as NUL-terminated UTF-16 (the slice ends with the NUL): encoded on the
-/// stack when it is short (property names are), so that a `Put` needs no vector of its own; in
-/// one exact allocation otherwise.
+/// stack when it is short (property names and most values are), so that a `Put` or a `BSTR`
+/// needs no vector of its own; in one exact allocation otherwise.
 fn with_utf16<R>(text: &str, f: impl FnOnce(&[u16]) -> R) -> R {
     // UTF-16 has at most as many units as UTF-8 has bytes: `end` ≤ `text.len()`.
     if text.len() < STACK_UNITS {
@@ -244,6 +244,13 @@ fn with_utf16<R>(text: &str, f: impl FnOnce(&[u16]) -> R) -> R {
 /// Runs `f` with `text` as a NUL-terminated `PCWSTR` (a property name for `Put`).
 fn with_wide<R>(text: &str, f: impl FnOnce(PCWSTR) -> R) -> R {
     with_utf16(text, |units| f(PCWSTR(units.as_ptr())))
+}
+
+/// A new `BSTR` holding `text`: its UTF-16 encoded on the stack when short, then copied into
+/// the string, one allocation in all (`BSTR::from(&str)` first collects it into a vector that
+/// grows as it goes).
+pub(crate) fn bstr(text: &str) -> BSTR {
+    with_utf16(text, |units| BSTR::from_wide(&units[..units.len() - 1]))
 }
 
 fn code(error: windows_core::Error) -> HResult {

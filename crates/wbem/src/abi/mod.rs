@@ -30,7 +30,7 @@ mod server;
 mod sink;
 
 #[cfg(feature = "testing")]
-pub(crate) use convert::{read_string_array, string_array};
+pub(crate) use convert::{bstr, read_string_array, string_array};
 pub use decoupled::Decoupled;
 pub(crate) use decoupled::module as decoupled_module;
 pub use impersonate::{Impersonation, as_client, impersonate_client};
