@@ -353,20 +353,26 @@ impl Converter {
     }
 
     /// The objects of `instances`, in order (for one `Indicate`): the class definition is
-    /// looked up once for each run of instances of one class.
+    /// looked up once for each run of instances of one class, and each instance is dropped as
+    /// soon as its object is made (the allocator reuses its memory for the next object's at
+    /// once, rather than after the whole batch).
     pub(crate) fn objects(
         &self,
-        instances: &[Instance],
+        instances: Vec<Instance>,
     ) -> Result<Vec<Option<IWbemClassObject>>, HResult> {
         let mut objects = Vec::with_capacity(instances.len());
-        let mut current: Option<(&str, Arc<Shared<IWbemClassObject>>)> = None;
+        let mut current: Option<(String, Arc<Shared<IWbemClassObject>>)> = None;
         for instance in instances {
             let class = instance.class();
-            if current.as_ref().is_none_or(|(last, _)| *last != class) {
-                current = Some((class, self.definition(class)?));
-            }
-            let (_, definition) = current.as_ref().expect("set above");
-            objects.push(Some(spawn(&definition.0, instance)?));
+            let definition = match &current {
+                Some((last, definition)) if last == class => definition,
+                _ => {
+                    &current
+                        .insert((class.to_owned(), self.definition(class)?))
+                        .1
+                }
+            };
+            objects.push(Some(spawn(&definition.0, &instance)?));
         }
         Ok(objects)
     }

@@ -21,7 +21,7 @@ fn code(result: windows_core::Result<()>) -> HResult {
 fn indicate(
     sink: &IWbemObjectSink,
     converter: &Converter,
-    objects: &[Instance],
+    objects: Vec<Instance>,
 ) -> Result<HResult, HResult> {
     let objects = converter.objects(objects)?;
     // SAFETY: a live sink (held by the caller) and an array of live objects, which WMI
@@ -71,7 +71,7 @@ impl HostSink<SinkMessage> for ResponseAdapter {
                 let Some(sink) = self.sink(false) else {
                     return HResult::WBEM_E_FAILED;
                 };
-                match indicate(&sink, &self.converter, &objects) {
+                match indicate(&sink, &self.converter, objects) {
                     Ok(reply) => reply,
                     Err(error) => {
                         tracing::error!(%error, "an instance could not be converted for WMI");
@@ -130,7 +130,7 @@ impl EventAdapter {
 
 impl HostSink<EventIndicate> for EventAdapter {
     fn deliver(&self, message: EventIndicate) -> HResult {
-        indicate(&self.sink.0, &self.converter, &message.objects).unwrap_or_else(|error| error)
+        indicate(&self.sink.0, &self.converter, message.objects).unwrap_or_else(|error| error)
     }
 }
 
