@@ -30,6 +30,11 @@
 //! The simulator counts its own COM objects and the provider's module counts the provider's:
 //! [`Host::release`] releases everything and returns both counts, which must be 0.
 //!
+//! For benchmarks: a [counting](ClientSink::counting) client sink records a call of any size in
+//! constant memory, [`Host::class_objects_peak`] reads the most class objects alive at once,
+//! and [`Host::raw_enumerate`] runs the loop a provider writes without the framework
+//! (`SpawnInstance`, `Put`, `Indicate`) on the simulator's own objects, as a baseline.
+//!
 //! [`Host::client`] is a [`Connection`](crate::client::Connection) to the provider through the
 //! simulator's WMI (an `IWbemServices` of its own, `wmi.rs`): class definitions from the
 //! declared classes, each call passed on with the client's own sink, inline or on a thread of
