@@ -22,7 +22,7 @@ macro_rules! export_provider {
             $crate::abi::Process::new($make);
 
         #[doc(hidden)]
-        pub enum __WinprovWspExport {}
+        enum __WinprovWspExport {}
 
         impl $crate::abi::Export for __WinprovWspExport {
             type Dispatch = $dispatch;
@@ -33,7 +33,7 @@ macro_rules! export_provider {
 
         /// The process state behind this module's `WSPStartup`.
         #[allow(dead_code)]
-        pub fn wsp_process() -> &'static $crate::abi::Process<$dispatch> {
+        pub(crate) fn wsp_process() -> &'static $crate::abi::Process<$dispatch> {
             &__WINPROV_WSP_PROCESS
         }
 
