@@ -180,12 +180,21 @@ struct Startup {
 
 /// `WSPStartup` through a pointer of the bindings' type, as ws2_32 calls it.
 fn startup_with(version: u16, upcalls: WSPUPCALLTABLE, data_out: bool, table_out: bool) -> Startup {
-    let entry: LPWSPSTARTUP = Some(WSPStartup);
+    // The pointer ws2_32 gets from GetProcAddress: opaque to the optimizer.
+    let entry: LPWSPSTARTUP = std::hint::black_box(Some(WSPStartup));
     let mut data = WSPDATA::default();
     let mut table = WSPPROC_TABLE::default();
     let info = protocol_info();
-    let data_ptr: *mut WSPDATA = if data_out { &mut data } else { std::ptr::null_mut() };
-    let table_ptr: *mut WSPPROC_TABLE = if table_out { &mut table } else { std::ptr::null_mut() };
+    let data_ptr: *mut WSPDATA = if data_out {
+        &mut data
+    } else {
+        std::ptr::null_mut()
+    };
+    let table_ptr: *mut WSPPROC_TABLE = if table_out {
+        &mut table
+    } else {
+        std::ptr::null_mut()
+    };
     // SAFETY: the export's contract: live locals (or NULL, which it refuses), an upcall table
     // of functions valid for the whole test binary.
     let code = unsafe { entry.unwrap()(version, data_ptr, &info, upcalls, table_ptr) };
@@ -261,7 +270,11 @@ impl ErrnoSlot {
             }
             Errno::Valid => Outcome::Failed(None),
             _ => {
-                assert_eq!(self.words, [Self::UNTOUCHED; 2], "an unusable lpErrno was written");
+                assert_eq!(
+                    self.words,
+                    [Self::UNTOUCHED; 2],
+                    "an unusable lpErrno was written"
+                );
                 Outcome::Failed(None)
             }
         }
@@ -378,10 +391,14 @@ impl Table {
         ));
         call!("WSPCancelBlockingCall", SOCKET_ERROR, |e, a| t
             .lpWSPCancelBlockingCall
-            .unwrap()(e));
+            .unwrap()(
+            e
+        ));
         call!("WSPCloseSocket", SOCKET_ERROR, |e, a| t
             .lpWSPCloseSocket
-            .unwrap()(s, e));
+            .unwrap()(
+            s, e
+        ));
         call!("WSPConnect", SOCKET_ERROR, |e, a| t.lpWSPConnect.unwrap()(
             s,
             a.sockaddr(),
@@ -394,7 +411,12 @@ impl Table {
         ));
         call!("WSPDuplicateSocket", SOCKET_ERROR, |e, a| t
             .lpWSPDuplicateSocket
-            .unwrap()(s, 1234, &mut a.info, e));
+            .unwrap()(
+            s,
+            1234,
+            &mut a.info,
+            e
+        ));
         call!("WSPEnumNetworkEvents", SOCKET_ERROR, |e, a| t
             .lpWSPEnumNetworkEvents
             .unwrap()(
@@ -405,7 +427,12 @@ impl Table {
         ));
         call!("WSPEventSelect", SOCKET_ERROR, |e, a| t
             .lpWSPEventSelect
-            .unwrap()(s, WSAEVENT(0), 0x20, e));
+            .unwrap()(
+            s,
+            WSAEVENT(0),
+            0x20,
+            e
+        ));
         call!("WSPGetOverlappedResult", BOOL(0), |e, a| t
             .lpWSPGetOverlappedResult
             .unwrap()(
@@ -444,7 +471,12 @@ impl Table {
         ));
         call!("WSPGetQOSByName", BOOL(0), |e, a| t
             .lpWSPGetQOSByName
-            .unwrap()(s, std::ptr::null(), &mut a.qos, e));
+            .unwrap()(
+            s,
+            std::ptr::null(),
+            &mut a.qos,
+            e
+        ));
         call!("WSPIoctl", SOCKET_ERROR, |e, a| t.lpWSPIoctl.unwrap()(
             s,
             0x4004_667f,
@@ -458,7 +490,9 @@ impl Table {
             std::ptr::null(),
             e
         ));
-        call!("WSPJoinLeaf", INVALID_SOCKET, |e, a| t.lpWSPJoinLeaf.unwrap()(
+        call!("WSPJoinLeaf", INVALID_SOCKET, |e, a| t
+            .lpWSPJoinLeaf
+            .unwrap()(
             s,
             a.sockaddr(),
             16,
@@ -485,20 +519,28 @@ impl Table {
         ));
         call!("WSPRecvDisconnect", SOCKET_ERROR, |e, a| t
             .lpWSPRecvDisconnect
-            .unwrap()(s, std::ptr::null(), e));
-        call!("WSPRecvFrom", SOCKET_ERROR, |e, a| t.lpWSPRecvFrom.unwrap()(
+            .unwrap()(
             s,
-            &a.buf,
-            1,
-            &mut a.count,
-            &mut a.flags,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            None,
             std::ptr::null(),
             e
         ));
+        call!(
+            "WSPRecvFrom",
+            SOCKET_ERROR,
+            |e, a| t.lpWSPRecvFrom.unwrap()(
+                s,
+                &a.buf,
+                1,
+                &mut a.count,
+                &mut a.flags,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                None,
+                std::ptr::null(),
+                e
+            )
+        );
         call!("WSPSelect", SOCKET_ERROR, |e, a| t.lpWSPSelect.unwrap()(
             0,
             &mut a.fds,
@@ -520,7 +562,11 @@ impl Table {
         ));
         call!("WSPSendDisconnect", SOCKET_ERROR, |e, a| t
             .lpWSPSendDisconnect
-            .unwrap()(s, std::ptr::null(), e));
+            .unwrap()(
+            s,
+            std::ptr::null(),
+            e
+        ));
         call!("WSPSendTo", SOCKET_ERROR, |e, a| t.lpWSPSendTo.unwrap()(
             s,
             &a.buf,
@@ -544,9 +590,11 @@ impl Table {
             4,
             e
         ));
-        call!("WSPShutdown", SOCKET_ERROR, |e, a| t.lpWSPShutdown.unwrap()(
-            s, 1, e
-        ));
+        call!(
+            "WSPShutdown",
+            SOCKET_ERROR,
+            |e, a| t.lpWSPShutdown.unwrap()(s, 1, e)
+        );
         call!("WSPSocket", INVALID_SOCKET, |e, a| t.lpWSPSocket.unwrap()(
             2,
             1,
@@ -637,7 +685,10 @@ fn r_wsp_1_startup_negotiates_and_returns_the_code() {
         let s = startup(refused, upcalls_a());
         assert_eq!(s.code, WsaError::WSAVERNOTSUPPORTED.raw(), "{refused:#06x}");
         assert_eq!(s.data, WSPDATA::default(), "WSPDATA written on a refusal");
-        assert!(s.table.0.lpWSPCleanup.is_none(), "table written on a refusal");
+        assert!(
+            s.table.0.lpWSPCleanup.is_none(),
+            "table written on a refusal"
+        );
         assert_eq!(wsp_process().startups(), 0, "a refusal counted");
     }
     // (requested, wVersion): byte order is (minor << 8 | major); 2.10 is above 2.2.
@@ -679,7 +730,11 @@ fn r_wsp_2_startup_cleanup_pairing() {
     );
     let more: Vec<Table> = (0..2).map(|_| started(upcalls_a()).1).collect();
     assert_eq!(wsp_process().startups(), 3);
-    assert_eq!(probe().first_startups.load(Ordering::SeqCst), firsts, "first_startup again");
+    assert_eq!(
+        probe().first_startups.load(Ordering::SeqCst),
+        firsts,
+        "first_startup again"
+    );
     for (i, t) in more.iter().enumerate() {
         assert_eq!(t.cleanup(), (0, ErrnoSlot::UNTOUCHED as i32));
         assert_eq!(wsp_process().startups(), 2 - i as u32);
@@ -708,7 +763,10 @@ fn r_wsp_2_startup_cleanup_pairing() {
     let s = startup(0x0202, upcalls_a());
     assert_eq!(s.code, WsaError::WSAEPROVIDERFAILEDINIT.raw());
     assert_eq!(wsp_process().startups(), 0);
-    assert_eq!(table.cleanup(), (SOCKET_ERROR, WsaError::WSANOTINITIALISED.raw()));
+    assert_eq!(
+        table.cleanup(),
+        (SOCKET_ERROR, WsaError::WSANOTINITIALISED.raw())
+    );
     // And the next one starts again from the first.
     let (_, again) = started(upcalls_a());
     assert_eq!(probe().first_startups.load(Ordering::SeqCst), firsts + 1);
@@ -728,8 +786,16 @@ fn r_wsp_3_latest_upcall_table() {
     assert_eq!(a.upcall_socket(), 0xB_0000 + base, "the first table kept");
     assert_eq!(b.cleanup().0, 0);
     assert_eq!(wsp_process().startups(), 1);
-    assert_eq!(a.upcall_socket(), 0xB_0000 + base, "the table went back on a cleanup");
-    assert_eq!(CREATED_BY_A.load(Ordering::SeqCst), before, "table A called after B's startup");
+    assert_eq!(
+        a.upcall_socket(),
+        0xB_0000 + base,
+        "the table went back on a cleanup"
+    );
+    assert_eq!(
+        CREATED_BY_A.load(Ordering::SeqCst),
+        before,
+        "table A called after B's startup"
+    );
     let (_, a2) = started(upcalls_a());
     assert_eq!(b.upcall_socket(), 0xA_0000 + base);
     assert_eq!(a2.cleanup().0, 0);
@@ -786,8 +852,16 @@ fn r_wsp_17_buffers_and_thread_id_copied() {
         std::hint::black_box((&array, &thread));
         code
     };
-    assert_eq!((code, errno), (SOCKET_ERROR, WsaError::WSA_IO_PENDING.raw()));
-    let mut op = probe().pending.lock().unwrap().take().expect("kept by the provider");
+    assert_eq!(
+        (code, errno),
+        (SOCKET_ERROR, WsaError::WSA_IO_PENDING.raw())
+    );
+    let mut op = probe()
+        .pending
+        .lock()
+        .unwrap()
+        .take()
+        .expect("kept by the provider");
     assert_eq!(op.capacity(), 21);
     assert_eq!(op.fill(b"hello, overlapped world!"), 21);
     let (request, filled) = op.finish();
@@ -848,7 +922,11 @@ fn every_slot_is_filled_and_answers_its_documented_error() {
     let known = table.call_all(KNOWN, Errno::Valid);
     assert_eq!(known.len(), 29, "every slot but WSPCleanup");
     for (slot, outcome) in &known {
-        assert_eq!(*outcome, failed(documented(slot)), "{slot} on a known socket");
+        assert_eq!(
+            *outcome,
+            failed(documented(slot)),
+            "{slot} on a known socket"
+        );
     }
     for (slot, outcome) in table.call_all(UNKNOWN, Errno::Valid) {
         let expected = if SOCKETLESS.contains(&slot) {
@@ -871,7 +949,11 @@ fn a_null_or_misaligned_lperrno_is_never_written_and_the_call_fails() {
     let (_, table) = started(upcalls_a());
     for errno in [Errno::Null, Errno::Misaligned] {
         for (slot, outcome) in table.call_all(KNOWN, errno) {
-            assert_eq!(outcome, Outcome::Failed(None), "{slot} with {errno:?} lpErrno");
+            assert_eq!(
+                outcome,
+                Outcome::Failed(None),
+                "{slot} with {errno:?} lpErrno"
+            );
         }
         let mut words = [0x5a5a_5a5au32; 2];
         let ptr = match errno {
@@ -937,17 +1019,41 @@ fn bad_buffers_counts_flags_and_how_get_their_documented_codes() {
         })
     };
     let efault = failed(WsaError::WSAEFAULT);
-    assert_eq!(recv(std::ptr::null(), 1, &mut flags, &mut count), efault, "NULL array");
-    assert_eq!(recv(misaligned, 1, &mut flags, &mut count), efault, "misaligned array");
-    assert_eq!(recv(null_data.as_ptr(), 1, &mut flags, &mut count), efault, "NULL buffer");
-    assert_eq!(recv(wrapping.as_ptr(), 1, &mut flags, &mut count), efault, "wrapping buffer");
+    assert_eq!(
+        recv(std::ptr::null(), 1, &mut flags, &mut count),
+        efault,
+        "NULL array"
+    );
+    assert_eq!(
+        recv(misaligned, 1, &mut flags, &mut count),
+        efault,
+        "misaligned array"
+    );
+    assert_eq!(
+        recv(null_data.as_ptr(), 1, &mut flags, &mut count),
+        efault,
+        "NULL buffer"
+    );
+    assert_eq!(
+        recv(wrapping.as_ptr(), 1, &mut flags, &mut count),
+        efault,
+        "wrapping buffer"
+    );
     assert_eq!(
         recv(good.as_ptr(), u32::MAX, &mut flags, &mut count),
         failed(WsaError::WSAEINVAL),
         "a count past the limit"
     );
-    assert_eq!(recv(good.as_ptr(), 2, std::ptr::null_mut(), &mut count), efault, "NULL lpFlags");
-    assert_eq!(recv(good.as_ptr(), 2, &mut flags, std::ptr::null_mut()), efault, "NULL count");
+    assert_eq!(
+        recv(good.as_ptr(), 2, std::ptr::null_mut(), &mut count),
+        efault,
+        "NULL lpFlags"
+    );
+    assert_eq!(
+        recv(good.as_ptr(), 2, &mut flags, std::ptr::null_mut()),
+        efault,
+        "NULL count"
+    );
     // Zero-length buffers and an empty array are fine: the provider answers.
     let zero = [WSABUF {
         len: 0,
@@ -959,7 +1065,11 @@ fn bad_buffers_counts_flags_and_how_get_their_documented_codes() {
 
     // Overlapped: a misaligned WSAOVERLAPPED, a routine without a thread id.
     let mut overlapped = [OVERLAPPED::default(); 2];
-    let odd = overlapped.as_mut_ptr().cast::<u8>().wrapping_add(4).cast::<OVERLAPPED>();
+    let odd = overlapped
+        .as_mut_ptr()
+        .cast::<u8>()
+        .wrapping_add(4)
+        .cast::<OVERLAPPED>();
     unsafe extern "system" fn routine(_: u32, _: u32, _: *mut OVERLAPPED, _: u32) {}
     for (ov, r) in [(odd, None), (overlapped.as_mut_ptr(), Some(routine as _))] {
         let outcome = errno_of(|e| {
@@ -1023,7 +1133,10 @@ fn a_panic_in_a_slot_is_wsasyscallfailure_and_the_process_lives() {
     let _turn = turn();
     let (_, table) = started(upcalls_a());
     let before = winprov_core::boundary::caught_panics();
-    assert_eq!(table.listen(PANIC_BACKLOG), failed(WsaError::WSASYSCALLFAILURE));
+    assert_eq!(
+        table.listen(PANIC_BACKLOG),
+        failed(WsaError::WSASYSCALLFAILURE)
+    );
     assert_eq!(winprov_core::boundary::caught_panics(), before + 1);
     assert_eq!(table.listen(5), failed(WsaError::WSAEOPNOTSUPP));
     assert_eq!(table.cleanup().0, 0);
