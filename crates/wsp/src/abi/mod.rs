@@ -6,7 +6,7 @@
 //! - [`startup`]: `WSPStartup` / `WSPCleanup` for the process ([`Process`]): version
 //!   negotiation (R-WSP-1), the startup count (R-WSP-2), the most recent upcall table (R-WSP-3).
 //! - [`table`]: the 30 slots, none NULL, each generic over the DLL's [`Export`].
-//! - [`exports`]: the slots' bodies: `lpErrno` checked, the panic boundary, the arguments
+//! - `exports`: the slots' bodies: `lpErrno` checked, the panic boundary, the arguments
 //!   decoded, one [`Dispatch`] method, the results written back.
 //! - [`decode`]: the host's structures, checked and copied (R-WSP-17).
 //! - [`dispatch`]: [`Dispatch`], one method per slot, each defaulting to the documented error.

@@ -194,7 +194,7 @@ fn pointer(error: PtrError) -> WsaError {
 /// The body of the generated `WSPStartup`: the error code is *returned* (0 on success), not
 /// stored anywhere; a panic returns `WSASYSCALLFAILURE`. `lpWSPData` and `lpProcTable` must be
 /// usable (else `WSAEFAULT`, nothing counted); `lpProtocolInfo` is decoded
-/// ([`decode_protocol_info`]); a request below the lowest version is `WSAVERNOTSUPPORTED`.
+/// (`decode::decode_protocol_info`); a request below the lowest version is `WSAVERNOTSUPPORTED`.
 /// On success the negotiated `WSPDATA` and the full proc table are written.
 ///
 /// The metadata types `lpWSPData` as `const WSPDATA*`; it is the provider's out-parameter.

@@ -1,6 +1,6 @@
 //! The `WSPPROC_TABLE` `WSPStartup` hands out: all 30 slots, none NULL, each an
 //! `extern "system"` function generic over the DLL's [`Export`] that forwards to the function
-//! of [`exports`](super::exports) of the same name with the DLL's [`Process`](super::Process).
+//! of `exports` of the same name with the DLL's [`Process`](super::Process).
 //! Each slot's signature is checked against the bindings' `LPWSP*` type by the table's field it
 //! is stored in.
 
