@@ -1152,3 +1152,34 @@ fn a_panic_in_a_slot_is_wsasyscallfailure_and_the_process_lives() {
     let (_, again) = started(upcalls_a());
     assert_eq!(again.cleanup().0, 0);
 }
+
+/// An upcall that fails passes its `lpErrno` on; a slot ws2_32 left NULL is
+/// WSASYSCALLFAILURE, never a call through NULL.
+#[test]
+fn a_failing_or_missing_upcall_is_an_error_code() {
+    unsafe extern "system" fn exhausted(_: u32, _: usize, errno: *mut i32) -> SOCKET {
+        // SAFETY: the provider passes a live lpErrno.
+        unsafe { errno.write(WsaError::WSAEMFILE.raw()) };
+        INVALID_SOCKET
+    }
+    let _turn = turn();
+    let failing = WSPUPCALLTABLE {
+        lpWPUCreateSocketHandle: Some(exhausted),
+        ..WSPUPCALLTABLE::default()
+    };
+    for (upcalls, expected) in [
+        (failing, WsaError::WSAEMFILE),
+        (WSPUPCALLTABLE::default(), WsaError::WSASYSCALLFAILURE),
+    ] {
+        let (_, table) = started(upcalls);
+        let outcome = errno_of(|e| {
+            // SAFETY: a live lpErrno; no protocol info.
+            let s = unsafe {
+                table.0.lpWSPSocket.unwrap()(UPCALL_FAMILY, 1, 6, std::ptr::null(), 0, 0, e)
+            };
+            s == INVALID_SOCKET
+        });
+        assert_eq!(outcome, failed(expected));
+        assert_eq!(table.cleanup().0, 0);
+    }
+}
