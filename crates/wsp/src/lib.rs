@@ -1,0 +1,85 @@
+//! Winsock service providers (WSP) in safe Rust: a base (transport) provider's author writes
+//! the transport, the framework owns each socket's protocol state and the documented rules of
+//! shutdown, disconnect data, linger, close and overlapped completion.
+//!
+//! # What exists
+//!
+//! - The author's API ([`Transport`], [`Socket`]): a transport offers [`Protocol`]s (byte
+//!   stream or message-oriented, with or without disconnect data) and opens sockets that bind,
+//!   listen, connect, accept, take bytes to send, hand over bytes received, send a FIN (with
+//!   disconnect data), reset, and tell the framework through a [`Notifier`] when trying again
+//!   may succeed. Each send or receive attempt is a move-only guard ([`SendCall`],
+//!   [`RecvCall`]) consumed by `complete(self, …)`, which returns the core
+//!   [`Completed`] proof the method must return; it is borrowed for the call with the
+//!   framework's buffer. [`Socket::close`] consumes the socket.
+//! - The runtime ([`Runtime`], portable, no `unsafe`): one method per `WSP*` call on decoded
+//!   values. Sockets live in a core `LeaseTable` keyed by the handle the host sees; each
+//!   socket's calls and notifications take turns; the state machine enforces on every path:
+//!   - `WSPShutdown`: `how` checked (`WSAEINVAL`), `WSAENOTCONN` when not connected (R-WSP-5);
+//!     never blocking, nor `WSPSendDisconnect` / `WSPRecvDisconnect` (R-WSP-6); later I/O in a
+//!     shut direction `WSAESHUTDOWN` (R-WSP-7); `SD_SEND` sends a FIN after the data, the
+//!     peer reads 0 and gets `FD_CLOSE(0)` (R-WSP-8); `SD_RECEIVE` on a byte stream with data
+//!     queued or arriving later resets (R-WSP-9);
+//!   - the end of a connection reads as 0 bytes on a byte stream, `WSAEDISCON` on a
+//!     message-oriented socket, `WSAECONNRESET` after a reset (R-WSP-10);
+//!   - disconnect data: `WSAENOPROTOOPT` for a protocol that cannot carry it, `WSAEFAULT` for
+//!     a short inbound buffer (R-WSP-20);
+//!   - `WSPCloseSocket` by linger option: `SO_LINGER {1,0}` resets (R-WSP-11),
+//!     `SO_DONTLINGER` returns at once and the data still leaves (R-WSP-12), a non-blocking
+//!     close lingering with a timeout that cannot finish fails with `WSAEWOULDBLOCK` and
+//!     changes nothing, a blocking one waits up to the timeout (R-WSP-13); every pending
+//!     overlapped operation completes with `WSA_OPERATION_ABORTED` through its own
+//!     mechanism, no network event follows, the handle is `WSAENOTSOCK` (R-WSP-14);
+//!   - the final `WSPCleanup` cancels overlapped operations without any completion and returns
+//!     when no socket state is left (R-WSP-15);
+//!   - an overlapped send or receive completes at once (its completion already delivered) or
+//!     is pending and completes exactly once; an error means no completion ever (R-WSP-16).
+//!
+//!   Completions and network events leave through the runtime's sink as [`Notice`]s.
+//! - With the feature `testing`: [`memory`], an in-memory loopback transport written with the
+//!   author's API (byte-stream and message protocols, FIN, reset, disconnect data, send and
+//!   receive queues with a configurable window), and [`testing`], a simulator that plays
+//!   ws2_32 against a runtime, records every notice and checks the rules on every step.
+//!
+//! # What comes next
+//!
+//! The ABI layer: `WSPStartup` (version negotiation, the per-process startup count, the latest
+//! upcall table) and the 30-slot `WSPPROC_TABLE` from one macro, host structures (`WSABUF`
+//! arrays, `WSAOVERLAPPED`, `WSATHREADID`, `LINGER`) decoded through `winprov_core::ffi`, the
+//! sink that routes notices to ws2_32's mechanisms (`WPUCompleteOverlappedRequest`,
+//! `WPUQueueApc`, events and window messages), the simulator switched to the exported table,
+//! and the DLL driven under Wine; then layered providers.
+//!
+//! ```
+//! use winprov_wsp::memory::{self, Memory};
+//! use winprov_wsp::testing::Host;
+//!
+//! let host = Host::new(Memory::new());
+//! let (client, server) = host.pair(memory::STREAM);
+//! host.send(client, b"hello").unwrap();
+//! host.shutdown(client, 1).unwrap(); // SD_SEND: the server reads the data, then 0 bytes
+//! assert_eq!(host.recv(server, 64).unwrap().data, b"hello");
+//! assert_eq!(host.recv(server, 64).unwrap().bytes, 0);
+//! host.close(server).unwrap();
+//! host.close(client).unwrap();
+//! host.finish();
+//! ```
+
+mod host;
+#[cfg(feature = "testing")]
+pub mod memory;
+mod provider;
+pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use host::{
+    How, Linger, Mechanism, NetworkEvents, Notice, NoticeSink, Overlapped, SocketHandle,
+    ThreadToken, Transfer, Transferred,
+};
+pub use provider::{
+    Address, Notifier, Protocol, Received, RecvCall, SendCall, Sent, Socket, SocketKind,
+    Termination, Transport,
+};
+pub use runtime::Runtime;
+pub use winprov_core::{Completed, WsaError};
