@@ -1005,6 +1005,11 @@ impl<T: Transport> Host<T> {
         self.log.lock().notices.clone()
     }
 
+    /// Calls of this host in progress (on any thread).
+    pub fn in_flight(&self) -> usize {
+        self.log.lock().in_flight
+    }
+
     /// What the simulator counted.
     pub fn stats(&self) -> Stats {
         self.log.lock().stats

@@ -184,6 +184,12 @@ fn the_same_exchange_ended_by_a_lingering_close() {
     // once A's data has left.
     let (took, (read, ended)) = std::thread::scope(|threads| {
         let reader = threads.spawn(|| {
+            // The close retires the handle before it waits.
+            let started = Instant::now();
+            while host.runtime().sockets() != 1 {
+                assert!(started.elapsed() < Duration::from_secs(20));
+                std::thread::sleep(Duration::from_millis(1));
+            }
             std::thread::sleep(Duration::from_millis(50));
             let drained = drain(&host, b);
             assert_eq!(host.fd_close(b), Some(None));

@@ -30,6 +30,18 @@ fn aborted() -> Completion {
     }
 }
 
+/// Waits until `ready` holds (another thread's call has reached the point a test needs).
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "waited for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Reads `socket` (blocking) until the end of the stream; returns what it read.
 fn drain(host: &Host<Memory>, socket: winprov_wsp::SocketHandle) -> Vec<u8> {
     let mut all = Vec::new();
@@ -126,6 +138,8 @@ fn r_wsp_7_io_in_a_shut_direction_is_refused() {
     let pending = host.send_overlapped(client, b"queued", Mechanism::Signal);
     assert!(pending.is_pending());
     host.shutdown(client, SD_SEND).unwrap();
+    // (Non-blocking: a send that is let through would not wait behind the pending one.)
+    host.set_non_blocking(client, true).unwrap();
     assert_eq!(host.send(client, b"x"), Err(WsaError::WSAESHUTDOWN));
     let refused = host.send_overlapped(client, b"x", Mechanism::Signal);
     assert_eq!(refused.result, Err(WsaError::WSAESHUTDOWN));
@@ -137,6 +151,7 @@ fn r_wsp_7_io_in_a_shut_direction_is_refused() {
     // Receives (nothing queued, so no reset).
     let (a, b) = host.pair(STREAM);
     host.shutdown(b, SD_RECEIVE).unwrap();
+    host.set_non_blocking(b, true).unwrap();
     assert_eq!(host.recv(b, 64), Err(WsaError::WSAESHUTDOWN));
     let refused_recv = host.recv_overlapped(b, 64, Mechanism::Signal);
     assert_eq!(refused_recv.result, Err(WsaError::WSAESHUTDOWN));
@@ -145,12 +160,14 @@ fn r_wsp_7_io_in_a_shut_direction_is_refused() {
 
     // SD_BOTH, and the disconnect calls.
     let (c, d) = host.pair(STREAM_WITH_DISCONNECT_DATA);
+    host.set_non_blocking(c, true).unwrap();
     host.shutdown(c, SD_BOTH).unwrap();
     assert_eq!(host.send(c, b"x"), Err(WsaError::WSAESHUTDOWN));
     assert_eq!(host.recv(c, 8), Err(WsaError::WSAESHUTDOWN));
     host.send_disconnect(d, None).unwrap();
     assert_eq!(host.send(d, b"x"), Err(WsaError::WSAESHUTDOWN));
     let (e, f) = host.pair(STREAM_WITH_DISCONNECT_DATA);
+    host.set_non_blocking(e, true).unwrap();
     host.recv_disconnect(e, Some(8)).unwrap();
     assert_eq!(host.recv(e, 8), Err(WsaError::WSAESHUTDOWN));
     host.send(e, b"ok").unwrap();
@@ -362,6 +379,8 @@ fn r_wsp_13_blocking_linger_close_waits_up_to_the_timeout() {
     host.send(client, &[3; 64]).unwrap();
     let (took, read) = std::thread::scope(|threads| {
         let reader = threads.spawn(|| {
+            // The close retires the handle before it waits.
+            wait_until("the close", || host.runtime().sockets() == 1);
             std::thread::sleep(Duration::from_millis(150));
             drain(&host, server)
         });
@@ -409,7 +428,9 @@ fn r_wsp_14_close_aborts_pending_operations_without_fd_close() {
     // leave: no FD_CLOSE for the closing socket.
     std::thread::scope(|threads| {
         threads.spawn(|| {
-            std::thread::sleep(Duration::from_millis(100));
+            // The close retires the handle before it waits.
+            wait_until("the close", || host.runtime().sockets() == 1);
+            std::thread::sleep(Duration::from_millis(20));
             host.shutdown(server, SD_SEND).unwrap();
             std::thread::sleep(Duration::from_millis(100));
             assert_eq!(drain(&host, server), [1; 8 + 1024]);
@@ -457,7 +478,8 @@ fn r_wsp_15_final_cleanup_cancels_without_completions() {
     // A blocking receive in progress on another thread is interrupted.
     let blocked = std::thread::scope(|threads| {
         let blocked = threads.spawn(|| host.recv(d, 16));
-        std::thread::sleep(Duration::from_millis(100));
+        wait_until("the receive", || host.in_flight() == 1);
+        std::thread::sleep(Duration::from_millis(50));
         host.cleanup();
         blocked.join().unwrap()
     });
@@ -519,6 +541,17 @@ fn r_wsp_16_overlapped_completes_once_or_never() {
     host.close(client).unwrap();
     host.close(server).unwrap();
     assert!(host.completions(refused.id).is_empty());
+    // Nor when the transport's answer is the failure (a reset connection).
+    let (x, y) = host.pair(MESSAGE);
+    host.set_linger(x, Linger::Linger(Duration::ZERO)).unwrap();
+    host.close(x).unwrap();
+    let reset_recv = host.recv_overlapped(y, 16, routine(2));
+    let reset_send = host.send_overlapped(y, b"x", routine(2));
+    assert_eq!(reset_recv.result, Err(WsaError::WSAECONNRESET));
+    assert_eq!(reset_send.result, Err(WsaError::WSAECONNRESET));
+    host.close(y).unwrap();
+    assert!(host.completions(reset_recv.id).is_empty());
+    assert!(host.completions(reset_send.id).is_empty());
     host.finish();
 }
 

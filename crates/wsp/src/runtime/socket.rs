@@ -280,12 +280,28 @@ impl<S: Socket> State<S> {
             && !matches!(self.peer, Some(Termination::Reset | Termination::Aborted))
     }
 
-    /// The error every transfer gets once the connection was reset (by either side).
-    fn broken(&self) -> Option<WsaError> {
-        if self.local_reset {
-            return Some(WsaError::WSAECONNRESET);
+    /// How the connection ended abortively, if it did (reset by either side, or aborted).
+    fn broken_by(&self) -> Option<Termination> {
+        match self.local_reset {
+            true => Some(Termination::Reset),
+            false => self.peer.filter(|how| *how != Termination::Graceful),
         }
-        self.peer.and_then(Termination::error)
+    }
+
+    /// The error every send gets once the connection ended abortively.
+    fn broken(&self) -> Option<WsaError> {
+        self.broken_by().and_then(Termination::error)
+    }
+
+    /// What a receive reads at the end of the connection (R-WSP-10).
+    fn end(&self, how: Termination) -> Read {
+        match end_of_stream(self.kind, how) {
+            Ok(()) => Read::Data {
+                data: Vec::new(),
+                truncated: false,
+            },
+            Err(error) => Read::Failed(error),
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -408,10 +424,9 @@ impl<S: Socket> State<S> {
 
     /// One receive from the transport, in the host's terms (R-WSP-10).
     fn read(&mut self, capacity: usize) -> Read {
-        if let Some(error) = self.broken() {
-            return Read::Failed(error);
+        if let Some(how) = self.broken_by() {
+            return self.end(how);
         }
-        let kind = self.kind;
         let socket = match self.socket() {
             Ok(socket) => socket,
             Err(error) => return Read::Failed(error),
@@ -430,13 +445,7 @@ impl<S: Socket> State<S> {
                 truncated: true,
             },
             Received::WouldBlock => Read::NotYet,
-            Received::End(how) => match end_of_stream(kind, how) {
-                Ok(()) => Read::Data {
-                    data: Vec::new(),
-                    truncated: false,
-                },
-                Err(error) => Read::Failed(error),
-            },
+            Received::End(how) => self.end(how),
             Received::Failed(error) => Read::Failed(error),
         }
     }
