@@ -36,19 +36,78 @@
 //!     is pending and completes exactly once; an error means no completion ever (R-WSP-16).
 //!
 //!   Completions and network events leave through the runtime's sink as [`Notice`]s.
-//! - With the feature `testing`: [`memory`], an in-memory loopback transport written with the
+//! - With the feature `testing`: `memory`, an in-memory loopback transport written with the
 //!   author's API (byte-stream and message protocols, FIN, reset, disconnect data, send and
-//!   receive queues with a configurable window), and [`testing`], a simulator that plays
+//!   receive queues with a configurable window), and `testing`, a simulator that plays
 //!   ws2_32 against a runtime, records every notice and checks the rules on every step.
 //!
-//! # What comes next
+//! # An author's transport
 //!
-//! The ABI layer: `WSPStartup` (version negotiation, the per-process startup count, the latest
-//! upcall table) and the 30-slot `WSPPROC_TABLE` from one macro, host structures (`WSABUF`
-//! arrays, `WSAOVERLAPPED`, `WSATHREADID`, `LINGER`) decoded through `winprov_core::ffi`, the
-//! sink that routes notices to ws2_32's mechanisms (`WPUCompleteOverlappedRequest`,
-//! `WPUQueueApc`, events and window messages), the simulator switched to the exported table,
-//! and the DLL driven under Wine; then layered providers.
+//! The smallest transport: its sockets connect anywhere, take every byte and deliver none. The
+//! framework does the rest — here, refusing a send after `shutdown(SD_SEND)`:
+//!
+//! ```
+//! use winprov_wsp::testing::Host;
+//! use winprov_wsp::{
+//!     Address, Completed, Notifier, Protocol, RecvCall, Received, SendCall, Sent, Socket,
+//!     Transport, WsaError,
+//! };
+//!
+//! struct Discard;
+//! struct DiscardSocket;
+//!
+//! impl Transport for Discard {
+//!     type Socket = DiscardSocket;
+//!
+//!     fn protocols(&self) -> Vec<Protocol> {
+//!         vec![Protocol::stream("discard")]
+//!     }
+//!
+//!     fn open(&self, _: &Protocol, _: Notifier) -> Result<DiscardSocket, WsaError> {
+//!         Ok(DiscardSocket)
+//!     }
+//! }
+//!
+//! impl Socket for DiscardSocket {
+//!     fn connect(&mut self, _: &Address) -> Result<(), WsaError> {
+//!         Ok(())
+//!     }
+//!
+//!     fn send<'call>(&mut self, call: SendCall<'call>) -> Completed<'call> {
+//!         let taken = call.data().len();
+//!         call.complete(Sent::Accepted(taken))
+//!     }
+//!
+//!     fn recv<'call>(&mut self, call: RecvCall<'call>) -> Completed<'call> {
+//!         call.complete(Received::WouldBlock) // nothing ever arrives
+//!     }
+//!
+//!     fn unread(&self) -> usize {
+//!         0
+//!     }
+//!
+//!     fn unsent(&self) -> usize {
+//!         0
+//!     }
+//!
+//!     fn send_fin(&mut self, _: Option<&[u8]>) -> Result<(), WsaError> {
+//!         Ok(())
+//!     }
+//!
+//!     fn reset(&mut self) {}
+//! }
+//!
+//! let host = Host::new(Discard);
+//! let socket = host.socket(0).unwrap();
+//! host.connect(socket, &Address::new(*b"anywhere")).unwrap();
+//! assert_eq!(host.send(socket, b"gone").unwrap().bytes, 4);
+//! host.shutdown(socket, 1).unwrap(); // SD_SEND
+//! assert_eq!(host.send(socket, b"more"), Err(WsaError::WSAESHUTDOWN));
+//! host.close(socket).unwrap();
+//! host.finish();
+//! ```
+//!
+//! Over the in-memory transport, two connected sockets:
 //!
 //! ```
 //! use winprov_wsp::memory::{self, Memory};
@@ -64,6 +123,16 @@
 //! host.close(client).unwrap();
 //! host.finish();
 //! ```
+//!
+//! # What comes next
+//!
+//! The ABI layer: `WSPStartup` (version negotiation, the per-process startup count, the latest
+//! upcall table) and the 30-slot `WSPPROC_TABLE` from one macro, host structures (`WSABUF`
+//! arrays, `WSAOVERLAPPED`, `WSATHREADID`, `LINGER`) decoded through `winprov_core::ffi`, the
+//! sink that routes notices to ws2_32's mechanisms (`WPUCompleteOverlappedRequest`,
+//! `WPUQueueApc`, events and window messages), the simulator switched to the exported table,
+//! and the DLL driven under Wine; then layered providers, which stack on a base provider such
+//! as the in-memory one.
 
 mod host;
 #[cfg(feature = "testing")]
