@@ -1041,3 +1041,104 @@ impl<T: Transport> std::fmt::Debug for Host<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The simulator's checks, fed notices the runtime never sends.
+    use super::*;
+
+    fn records() -> Records {
+        let mut records = Records {
+            keep: true,
+            ..Records::default()
+        };
+        records
+            .sockets
+            .insert(7, SocketRecord::new(SocketKind::Stream, false));
+        records.ops.insert(
+            0x40,
+            OpRecord {
+                socket: 7,
+                mechanism: Mechanism::Signal,
+                returned: Some((1, Returned::Pending)),
+                completions: Vec::new(),
+                cancelled: false,
+            },
+        );
+        records
+    }
+
+    fn completion(op: usize, mechanism: Mechanism) -> Notice {
+        Notice::Overlapped {
+            socket: SocketHandle::from_raw(7),
+            op,
+            mechanism,
+            bytes: 0,
+            error: None,
+            data: Vec::new(),
+        }
+    }
+
+    fn close_event() -> Notice {
+        Notice::Network {
+            socket: SocketHandle::from_raw(7),
+            event: NetworkEvents::CLOSE,
+            error: None,
+        }
+    }
+
+    fn ids(records: &Records) -> Vec<&str> {
+        records
+            .violations
+            .iter()
+            .map(|message| message.split(':').next().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn one_completion_per_operation_through_its_own_mechanism() {
+        let mut records = records();
+        records.record(completion(0x40, Mechanism::Signal));
+        assert!(records.violations.is_empty(), "{:?}", records.violations);
+        records.record(completion(0x40, Mechanism::Signal));
+        assert_eq!(ids(&records), ["R-WSP-16"], "twice");
+        let mut records = super::tests::records();
+        records.record(completion(0x40, routine(1)));
+        assert_eq!(ids(&records), ["R-WSP-14"], "another mechanism");
+        let mut records = super::tests::records();
+        records.record(completion(0x80, Mechanism::Signal));
+        assert_eq!(ids(&records), ["R-WSP-16"], "never issued");
+    }
+
+    #[test]
+    fn no_completion_after_a_failed_call_or_the_final_cleanup() {
+        let mut records = records();
+        records.ops.get_mut(&0x40).unwrap().returned =
+            Some((1, Returned::Failed(WsaError::WSAESHUTDOWN)));
+        records.record(completion(0x40, Mechanism::Signal));
+        assert_eq!(ids(&records), ["R-WSP-16"]);
+        let mut records = super::tests::records();
+        records.ops.get_mut(&0x40).unwrap().cancelled = true;
+        records.record(completion(0x40, Mechanism::Signal));
+        assert_eq!(ids(&records), ["R-WSP-15"]);
+        let mut records = super::tests::records();
+        records.cleaning = true;
+        records.record(close_event());
+        assert_eq!(ids(&records), ["R-WSP-15"]);
+    }
+
+    #[test]
+    fn nothing_after_a_close_and_fd_close_once() {
+        let mut records = records();
+        records.record(close_event());
+        assert!(records.violations.is_empty());
+        records.record(close_event());
+        assert_eq!(ids(&records), ["R-WSP-8"]);
+        let mut records = super::tests::records();
+        let closed = records.next();
+        records.sockets.get_mut(&7).unwrap().closed_at = Some(closed);
+        records.record(close_event());
+        records.record(completion(0x40, Mechanism::Signal));
+        assert_eq!(ids(&records), ["R-WSP-14", "R-WSP-14"]);
+    }
+}
