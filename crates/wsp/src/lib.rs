@@ -1,16 +1,166 @@
-//! Winsock service providers (WSP, `ws2spi.h`) in safe Rust.
+//! Winsock service providers (WSP) in safe Rust: a base (transport) provider's author writes
+//! the transport, the framework owns each socket's protocol state and the documented rules of
+//! shutdown, disconnect data, linger, close and overlapped completion.
 //!
-//! A transport provider DLL has one export, `WSPStartup`, which hands ws2_32 a table of 30
-//! functions. [`export_provider!`] generates that export; [`abi`] owns the table, the decoding
-//! of every host structure and the per-process startup state, and calls a
-//! [`Dispatch`](abi::Dispatch) (one method per slot, each defaulting to the documented error).
+//! # What exists
+//!
+//! - The author's API ([`Transport`], [`Socket`]): a transport offers [`Protocol`]s (byte
+//!   stream or message-oriented, with or without disconnect data) and opens sockets that bind,
+//!   listen, connect, accept, take bytes to send, hand over bytes received, send a FIN (with
+//!   disconnect data), reset, and tell the framework through a [`Notifier`] when trying again
+//!   may succeed. Each send or receive attempt is a move-only guard ([`SendCall`],
+//!   [`RecvCall`]) consumed by `complete(self, …)`, which returns the core
+//!   [`Completed`] proof the method must return; it is borrowed for the call with the
+//!   framework's buffer. [`Socket::close`] consumes the socket.
+//! - The runtime ([`Runtime`], portable, no `unsafe`): one method per `WSP*` call on decoded
+//!   values. Sockets live in a core `LeaseTable` keyed by the handle the host sees; each
+//!   socket's calls and notifications take turns; the state machine enforces on every path:
+//!   - `WSPShutdown`: `how` checked (`WSAEINVAL`), `WSAENOTCONN` when not connected (R-WSP-5);
+//!     never blocking, nor `WSPSendDisconnect` / `WSPRecvDisconnect` (R-WSP-6); later I/O in a
+//!     shut direction `WSAESHUTDOWN` (R-WSP-7); `SD_SEND` sends a FIN after the data, the
+//!     peer reads 0 and gets `FD_CLOSE(0)` (R-WSP-8); `SD_RECEIVE` on a byte stream with data
+//!     queued or arriving later resets (R-WSP-9);
+//!   - the end of a connection reads as 0 bytes on a byte stream, `WSAEDISCON` on a
+//!     message-oriented socket, `WSAECONNRESET` after a reset (R-WSP-10);
+//!   - disconnect data: `WSAENOPROTOOPT` for a protocol that cannot carry it, `WSAEFAULT` for
+//!     a short inbound buffer (R-WSP-20);
+//!   - `WSPCloseSocket` by linger option: `SO_LINGER {1,0}` resets (R-WSP-11),
+//!     `SO_DONTLINGER` returns at once and the data still leaves (R-WSP-12), a non-blocking
+//!     close lingering with a timeout that cannot finish fails with `WSAEWOULDBLOCK` and
+//!     changes nothing, a blocking one waits up to the timeout (R-WSP-13); every pending
+//!     overlapped operation completes with `WSA_OPERATION_ABORTED` through its own
+//!     mechanism, no network event follows, the handle is `WSAENOTSOCK` (R-WSP-14);
+//!   - the final `WSPCleanup` cancels overlapped operations without any completion and returns
+//!     when no socket state is left (R-WSP-15);
+//!   - an overlapped send or receive completes at once (its completion already delivered) or
+//!     is pending and completes exactly once; an error means no completion ever (R-WSP-16).
+//!
+//!   Completions and network events leave through the runtime's sink as [`Notice`]s.
+//! - With the feature `testing`: `memory`, an in-memory loopback transport written with the
+//!   author's API (byte-stream and message protocols, FIN, reset, disconnect data, send and
+//!   receive queues with a configurable window), and `testing`, a simulator that plays
+//!   ws2_32 against a runtime, records every notice and checks the rules on every step.
+//!
+//! # An author's transport
+//!
+//! The smallest transport: its sockets connect anywhere, take every byte and deliver none. The
+//! framework does the rest — here, refusing a send after `shutdown(SD_SEND)`:
+//!
+//! ```
+//! use winprov_wsp::testing::Host;
+//! use winprov_wsp::{
+//!     Address, Completed, Notifier, Protocol, RecvCall, Received, SendCall, Sent, Socket,
+//!     Transport, WsaError,
+//! };
+//!
+//! struct Discard;
+//! struct DiscardSocket;
+//!
+//! impl Transport for Discard {
+//!     type Socket = DiscardSocket;
+//!
+//!     fn protocols(&self) -> Vec<Protocol> {
+//!         vec![Protocol::stream("discard")]
+//!     }
+//!
+//!     fn open(&self, _: &Protocol, _: Notifier) -> Result<DiscardSocket, WsaError> {
+//!         Ok(DiscardSocket)
+//!     }
+//! }
+//!
+//! impl Socket for DiscardSocket {
+//!     fn connect(&mut self, _: &Address) -> Result<(), WsaError> {
+//!         Ok(())
+//!     }
+//!
+//!     fn send<'call>(&mut self, call: SendCall<'call>) -> Completed<'call> {
+//!         let taken = call.data().len();
+//!         call.complete(Sent::Accepted(taken))
+//!     }
+//!
+//!     fn recv<'call>(&mut self, call: RecvCall<'call>) -> Completed<'call> {
+//!         call.complete(Received::WouldBlock) // nothing ever arrives
+//!     }
+//!
+//!     fn unread(&self) -> usize {
+//!         0
+//!     }
+//!
+//!     fn unsent(&self) -> usize {
+//!         0
+//!     }
+//!
+//!     fn send_fin(&mut self, _: Option<&[u8]>) -> Result<(), WsaError> {
+//!         Ok(())
+//!     }
+//!
+//!     fn reset(&mut self) {}
+//! }
+//!
+//! let host = Host::new(Discard);
+//! let socket = host.socket(0).unwrap();
+//! host.connect(socket, &Address::new(*b"anywhere")).unwrap();
+//! assert_eq!(host.send(socket, b"gone").unwrap().bytes, 4);
+//! host.shutdown(socket, 1).unwrap(); // SD_SEND
+//! assert_eq!(host.send(socket, b"more"), Err(WsaError::WSAESHUTDOWN));
+//! host.close(socket).unwrap();
+//! host.finish();
+//! ```
+//!
+//! Over the in-memory transport, two connected sockets:
+//!
+//! ```
+//! use winprov_wsp::memory::{self, Memory};
+//! use winprov_wsp::testing::Host;
+//!
+//! let host = Host::new(Memory::new());
+//! let (client, server) = host.pair(memory::STREAM);
+//! host.send(client, b"hello").unwrap();
+//! host.shutdown(client, 1).unwrap(); // SD_SEND: the server reads the data, then 0 bytes
+//! assert_eq!(host.recv(server, 64).unwrap().data, b"hello");
+//! assert_eq!(host.recv(server, 64).unwrap().bytes, 0);
+//! host.close(server).unwrap();
+//! host.close(client).unwrap();
+//! host.finish();
+//! ```
+//!
+//! # The ABI layer, and what comes next
+//!
+//! [`abi`] has the ABI layer on its own: [`export_provider!`] generates a DLL's one export,
+//! `WSPStartup` (version negotiation, R-WSP-1; the per-process startup count, R-WSP-2; the
+//! latest upcall table, R-WSP-3), and a `WSPPROC_TABLE` whose 30 slots are never null, each
+//! inside the panic boundary and calling an [`abi::Dispatch`] (one method per slot, each
+//! defaulting to the documented error); host structures (`WSABUF` arrays, `WSAOVERLAPPED`,
+//! `WSATHREADID`, `LINGER`, `WSAPROTOCOL_INFOW`) are decoded and copied before a call returns
+//! (R-WSP-17).
+//!
+//! Next: the runtime as that `Dispatch`, the sink that routes notices to ws2_32's mechanisms
+//! (`WPUCompleteOverlappedRequest`, `WPUQueueApc`, events and window messages), the simulator
+//! switched to the exported table, and the DLL driven under Wine; then layered providers,
+//! which stack on a base provider such as the in-memory one.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[allow(unsafe_code)]
 pub mod abi;
+mod host;
+#[cfg(feature = "testing")]
+pub mod memory;
+mod provider;
+pub mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use winprov_core::WsaError;
+pub use host::{
+    How, Linger, Mechanism, NetworkEvents, Notice, NoticeSink, Overlapped, SocketHandle,
+    ThreadToken, Transfer, Transferred,
+};
+pub use provider::{
+    Address, Notifier, Protocol, Received, RecvCall, SendCall, Sent, Socket, SocketKind,
+    Termination, Transport,
+};
+pub use runtime::Runtime;
+pub use winprov_core::{Completed, WsaError};
 
 /// What the code generated by [`export_provider!`] names. Not part of the API.
 #[doc(hidden)]
