@@ -211,6 +211,14 @@ pub type WSPStartup = unsafe extern "system" fn(
 /// a macro, absent from the metadata.
 pub const WSS_OPERATION_IN_PROGRESS: usize = 0x103;
 
+/// `FIONBIO` (winsock2.h, `_IOW('f', 126, u_long)`): the ioctl that sets a socket's blocking
+/// mode; a macro, absent from the metadata.
+pub const FIONBIO: u32 = 0x8004_667e;
+
+/// `FIONREAD` (winsock2.h, `_IOR('f', 127, u_long)`): the bytes a receive would read now; a
+/// macro, absent from the metadata.
+pub const FIONREAD: u32 = 0x4004_667f;
+
 /// `WSPDESCRIPTION_LEN` (ws2spi.h): a macro, absent from the metadata. `WSPDATA::szDescription`
 /// holds this many units plus a NUL.
 pub const WSPDESCRIPTION_LEN: usize = 255;

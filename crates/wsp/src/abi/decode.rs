@@ -660,7 +660,7 @@ pub(crate) unsafe fn decode_overlapped(
         return Err(WsaError::WSAEFAULT);
     }
     Ok(Some(Overlapped {
-        address: overlapped.addr(),
+        address: overlapped.expose_provenance(),
         event: raw.hEvent.0.expose_provenance(),
         routine,
         thread,

@@ -128,8 +128,10 @@ pub trait Dispatch: Send + Sync + 'static {
     const DESCRIPTION: &'static str = "winprov Winsock provider";
 
     /// Runs when the process's startup count goes from 0 to 1; an error fails that
-    /// `WSPStartup` (its code returned) and the count stays 0.
-    fn first_startup(&self, host: &Host<'_>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
+    /// `WSPStartup` (its code returned) and the count stays 0. `host` reads the most recent
+    /// upcall table whenever it is used (R-WSP-3): a dispatch may keep it, to reach the host
+    /// from a thread of its own.
+    fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
         Ok(())
     }
 

@@ -479,8 +479,12 @@ pub(crate) unsafe fn get_overlapped_result<D: Dispatch>(
             ffi::check(lpoverlapped).map_err(fault)?;
             out_u32(lpcbtransfer, false)?;
             out_u32(lpdwflags, false)?;
-            let result =
-                d.get_overlapped_result(host, socket_of(s), lpoverlapped.addr(), fwait.as_bool())?;
+            let result = d.get_overlapped_result(
+                host,
+                socket_of(s),
+                lpoverlapped.expose_provenance(),
+                fwait.as_bool(),
+            )?;
             // SAFETY: both checked above.
             unsafe {
                 put_u32(lpcbtransfer, result.bytes);

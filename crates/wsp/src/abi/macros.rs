@@ -1,12 +1,19 @@
 //! [`export_provider!`](crate::export_provider): a provider DLL's only export.
 
-/// Generates the DLL's only export, `WSPStartup`, for a [`Dispatch`](crate::abi::Dispatch):
+/// Generates the DLL's only export, `WSPStartup`. For a base provider over the author's
+/// [`Transport`](crate::Transport) (served by [`abi::Base`](crate::abi::Base)):
+///
+/// ```text
+/// winprov_wsp::export_provider!(transport: MyTransport, MyTransport::new);
+/// ```
+///
+/// or for any [`Dispatch`](crate::abi::Dispatch):
 ///
 /// ```text
 /// winprov_wsp::export_provider!(MyDispatch, MyDispatch::new);
 /// ```
 ///
-/// `$dispatch` implements [`Dispatch`](crate::abi::Dispatch); `$make` (a function or a closure
+/// `$make` makes the transport (or the dispatch) on the first `WSPStartup`. `$dispatch` implements [`Dispatch`](crate::abi::Dispatch); `$make` (a function or a closure
 /// without captures) makes it on the first `WSPStartup`. The export's signature is checked
 /// against the bindings' `LPWSPSTARTUP` at compile time; its body is
 /// [`abi::startup::startup`](crate::abi::startup::startup), inside the panic boundary: the
@@ -16,6 +23,11 @@
 /// (`crate-type = ["cdylib"]`).
 #[macro_export]
 macro_rules! export_provider {
+    (transport: $transport:ty, $make:expr $(,)?) => {
+        $crate::export_provider!($crate::abi::Base<$transport>, || {
+            $crate::abi::Base::new(($make)())
+        });
+    };
     ($dispatch:ty, $make:expr $(,)?) => {
         #[doc(hidden)]
         static __WINPROV_WSP_PROCESS: $crate::abi::Process<$dispatch> =

@@ -12,6 +12,7 @@
 //! - [`dispatch`]: [`Dispatch`], one method per slot, each defaulting to the documented error.
 //! - [`upcalls`]: [`Host`] and [`Upcalls`], ws2_32's functions behind safe methods.
 
+mod base;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
@@ -20,6 +21,7 @@ pub mod startup;
 pub mod table;
 pub mod upcalls;
 
+pub use base::{Base, CompleteOverlapped};
 pub use decode::{
     BufferArray, How, Linger, Overlapped, OverlappedRecv, ProtocolChain, ProtocolInfo, RecvBuffers,
     SendData, ServiceFlags, SockOpt, Socket, ThreadId, Version, negotiate,

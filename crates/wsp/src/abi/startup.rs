@@ -99,7 +99,7 @@ impl<D: Dispatch> Process<D> {
     /// `WSPStartup` once its pointers were checked: negotiation, the count, the hooks, the
     /// upcall table. Returns the negotiated version.
     fn start(
-        &self,
+        &'static self,
         requested: Version,
         protocol: &ProtocolInfo,
         upcalls: WSPUPCALLTABLE,
@@ -117,7 +117,7 @@ impl<D: Dispatch> Process<D> {
                 armed: true,
             };
             let dispatch = self.dispatch.get_or_init(self.make);
-            dispatch.first_startup(&self.host(), protocol)?;
+            dispatch.first_startup(&Host::new(&self.upcalls), protocol)?;
             std::mem::forget(restore);
         }
         *count = next;

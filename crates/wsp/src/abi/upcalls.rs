@@ -161,6 +161,22 @@ impl Upcalls {
         }
     }
 
+    /// `WPUResetEvent`.
+    pub fn reset_event(&self, event: isize) -> Result<(), WsaError> {
+        let f = self
+            .table
+            .lpWPUResetEvent
+            .ok_or(WsaError::WSASYSCALLFAILURE)?;
+        let mut errno = 0;
+        // SAFETY: as for `create_socket_handle`; the event is the caller's value.
+        let ok = unsafe { f(winprov_bindings::ws2spi::WSAEVENT(event), &mut errno) };
+        if ok.as_bool() {
+            Ok(())
+        } else {
+            Err(failed(errno))
+        }
+    }
+
     /// `WPUPostMessage` (`WSPAsyncSelect` notifications): whether it was posted.
     pub fn post_message(&self, hwnd: usize, msg: u32, wparam: usize, lparam: isize) -> bool {
         use winprov_bindings::ws2spi::{HWND, LPARAM, WPARAM};
