@@ -181,6 +181,11 @@ impl Event {
     pub fn raw(self) -> isize {
         self.0
     }
+
+    /// An event by its value (one a provider made with `WPUCreateEvent`).
+    pub fn from_raw(raw: isize) -> Self {
+        Self(raw)
+    }
 }
 
 /// A simulated window (`HWND`) that `WPUPostMessage` posts to.
@@ -2875,9 +2880,9 @@ fn closed(state: &mut State, socket: usize, begin: u64, at: u64) {
         });
         if queued < needed {
             found.push(format!(
-                "R-WSP-14: the close of socket {socket:#x} returned with {needed} operations \
-                 pending whose routines are not queued to thread {thread:#x} ({queued} APCs \
-                 queued)"
+                "R-WSP-14: the close of socket {socket:#x} returned with operations pending \
+                 whose routines are not queued to thread {thread:#x} ({needed} to queue, \
+                 {queued} APCs queued)"
             ));
         }
     }
