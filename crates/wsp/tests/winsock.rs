@@ -46,6 +46,12 @@ enum Fault {
     CompleteTwice,
     /// An overlapped send is completed, then fails with WSAENOBUFS.
     FailAndComplete,
+    /// An overlapped send done at once is completed with one byte more than it returns.
+    ImmediateWrongCount,
+    /// Completions name another socket's handle (one made for the purpose).
+    CompleteOnAnotherHandle,
+    /// Completions pass WSS_OPERATION_IN_PROGRESS as their error.
+    InProgressError,
     /// An operation with a routine is completed through WPUCompleteOverlappedRequest.
     RoutineThroughRequest,
     /// A routine is queued to the thread that completes it (WPUOpenCurrentThread), not to the
@@ -197,7 +203,15 @@ fn complete(host: &Host<'_>, socket: Socket, request: &Overlapped, error: u32, b
             }
             let handle = match fault {
                 Fault::ForeignHandle => socket.raw() + 1,
+                Fault::CompleteOnAnotherHandle => upcalls
+                    .create_socket_handle(0, 0)
+                    .expect("WPUCreateSocketHandle")
+                    .raw(),
                 _ => socket.raw(),
+            };
+            let error = match fault {
+                Fault::InProgressError => winsock::WSS_OPERATION_IN_PROGRESS,
+                _ => error,
             };
             let mut errno = 0;
             // SAFETY: the WSAOVERLAPPED as above, a live lpErrno.
@@ -430,8 +444,10 @@ impl Dispatch for Echo {
                         flags: 0,
                     },
                 );
-                if fault() != Fault::ReturnBeforeSignal {
-                    complete(host, socket, &request, 0, len);
+                match fault() {
+                    Fault::ReturnBeforeSignal => {}
+                    Fault::ImmediateWrongCount => complete(host, socket, &request, 0, len + 1),
+                    _ => complete(host, socket, &request, 0, len),
                 }
             }
             Ok(())
@@ -1347,6 +1363,33 @@ fn r_wsp_16_a_failed_call_never_completes() {
 }
 
 #[test]
+fn r_wsp_16_a_call_that_returned_0_completed_with_what_it_returned() {
+    let message = raised(|| {
+        let ws = start(Fault::ImmediateWrongCount);
+        let s = socket(&ws);
+        ws.send_overlapped(s, b"four", Via::Event).unwrap();
+    });
+    assert_violation(
+        &message,
+        "R-WSP-16",
+        "returned 0 with 4 bytes but completed with",
+    );
+    assert_only(&message, "R-WSP-16");
+}
+
+#[test]
+fn r_wsp_16_an_operation_completes_on_its_own_socket() {
+    let message = raised(|| {
+        let ws = start(Fault::CompleteOnAnotherHandle);
+        let s = socket(&ws);
+        ws.recv_overlapped(s, 8, Via::Event).unwrap();
+        ws.send(s, b"data").unwrap();
+    });
+    assert_violation(&message, "R-WSP-16", "completed on socket");
+    assert_only(&message, "R-WSP-16");
+}
+
+#[test]
 fn r_wsp_16_no_completion_of_an_operation_never_issued() {
     let ws = start(Fault::None);
     let s = socket(&ws);
@@ -1676,6 +1719,18 @@ fn r_wsp_18_completions_name_a_handle_of_wpu_create_socket_handle() {
             ..
         }
     )));
+}
+
+#[test]
+fn r_wsp_18_a_completion_leaves_no_operation_in_progress() {
+    let message = raised(|| {
+        let ws = start(Fault::InProgressError);
+        let s = socket(&ws);
+        ws.recv_overlapped(s, 8, Via::Event).unwrap();
+        ws.send(s, b"data").unwrap();
+    });
+    assert_violation(&message, "R-WSP-18", "WSS_OPERATION_IN_PROGRESS");
+    assert_only(&message, "R-WSP-18");
 }
 
 #[test]
