@@ -17,7 +17,9 @@
 //! ws2_32. Values handed out (sockets, events, threads, windows, ports) are never reused within
 //! the process. A `Winsock` dropped without [`finish`](Winsock::finish) (a test that panicked)
 //! calls the provider's `WSPCleanup` for each startup it made, raising nothing, so the next turn
-//! finds the provider stopped.
+//! finds the provider stopped. A thread that holds a turn waits forever for a second one: to
+//! start a provider again in the same test, [`finish`](Winsock::finish) gives the turn back for
+//! [`Winsock::start_in`].
 //!
 //! # What is simulated
 //!
@@ -29,10 +31,10 @@
 //!   how often each was set ([`Winsock::event_state`]). `WPUQueueApc` queues to the simulated
 //!   thread a `WSATHREADID` names; the APCs run only in that thread's alertable wait,
 //!   [`Winsock::run_apcs`], in FIFO order, on the calling Rust thread. `WPUPostMessage` goes to
-//!   a per-window queue ([`Winsock::messages`]). `WPUOpenCurrentThread` / `WPUCloseThread` hand
+//!   a per-window queue ([`Winsock::take_messages`]). `WPUOpenCurrentThread` / `WPUCloseThread` hand
 //!   out and close extra handles of the calling thread's simulated thread;
 //!   `WPUQueryBlockingCallback`, `WPUGetProviderPath` and `WPUFDIsSet` answer as ws2_32 does.
-//!   Every upcall is logged ([`Winsock::upcalls`]).
+//!   Every upcall is logged ([`Winsock::upcalls`]; the log lives as long as the turn).
 //! - [`WPUCompleteOverlappedRequest`], which is a ws2_32 export, not an upcall: a provider made
 //!   for this simulator is given this module's function instead of the real one. On a handle
 //!   `WPUCreateSocketHandle` made, it writes `InternalHigh` (bytes), then `Internal` (the error)
@@ -55,9 +57,11 @@
 //! a panic by the next call of the [`Winsock`], by [`check`](Winsock::check) or by
 //! [`finish`](Winsock::finish):
 //!
-//! - an overlapped call that returned 0 has its completion already signalled (or its routine
-//!   already queued to its thread); one that returned `WSA_IO_PENDING` is completed at most
-//!   once; one that failed otherwise is never completed (R-WSP-16);
+//! - an overlapped call that returned 0 has its completion already signalled, with no error and
+//!   the count the call returned (or its routine already queued to its thread); one that
+//!   returned `WSA_IO_PENDING` is completed at most once; one that failed otherwise is never
+//!   completed; a completion names the socket the call was made on and an operation the
+//!   simulator issued (R-WSP-16);
 //! - a completion comes through the mechanism its call chose: `WPUCompleteOverlappedRequest`
 //!   for an event or a port, never a direct `WPUSetEvent` of the operation's event; the routine
 //!   through an APC run by its initiating thread, never called outside an alertable wait nor
@@ -73,7 +77,8 @@
 //!   returns: nothing is written through the scribbled array, no APC is queued to the
 //!   scribbled thread id (R-WSP-17);
 //! - `WPUCompleteOverlappedRequest` on a handle `WPUCreateSocketHandle` did not make, or one
-//!   already closed, fails with `WSAEINVAL` (R-WSP-18);
+//!   already closed, fails with `WSAEINVAL`; its `dwError` is never `WSS_OPERATION_IN_PROGRESS`,
+//!   which would leave the operation in progress (R-WSP-18);
 //! - no `WPUCreateSocketHandle` for a catalog entry whose `WSAPROTOCOL_INFOW` sets
 //!   `XP1_IFS_HANDLES`, and no provider that uses both `WPUCreateSocketHandle` and
 //!   `WPUModifyIFSHandle` (R-WSP-19).
@@ -2124,16 +2129,16 @@ impl Winsock {
                     ThreadHandle: HANDLE(std::ptr::without_provenance_mut(thread)),
                     Reserved: thread,
                 };
-                let memory = OpMemory::new(lens, data, 0, thread_id);
-                let id = memory.address();
                 let event = match via {
-                    Via::Event => state.new_event(Some(id)) as usize,
-                    Via::EventOnly => state.new_event(Some(id)) as usize | 1,
+                    Via::Event => state.new_event(None) as usize,
+                    Via::EventOnly => state.new_event(None) as usize | 1,
                     Via::Port | Via::Routine(_) => 0,
                 };
-                let ptr = memory.pointers().0;
-                // SAFETY: ours, not yet lent to anybody.
-                unsafe { (*ptr).hEvent = HANDLE(std::ptr::without_provenance_mut(event)) };
+                let memory = OpMemory::new(lens, data, event, thread_id);
+                let id = memory.address();
+                if let Some(record) = state.events.get_mut(&((event & !1) as isize)) {
+                    record.op = Some(id);
+                }
                 let mechanism = match via {
                     Via::Routine(_) => Mechanism::Routine { thread },
                     _ => Mechanism::Request { event },
@@ -2711,7 +2716,7 @@ impl Winsock {
     }
 
     /// Frees an operation's memory. Panics for an operation the provider may still complete
-    /// (pending, no completion yet, the provider not unloaded).
+    /// or whose routine has not run yet (no completion recorded, the provider not unloaded).
     pub fn forget(&self, op: Op) {
         let mut state = state();
         state.check_traps();
