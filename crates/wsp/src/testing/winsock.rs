@@ -761,8 +761,8 @@ impl OpRecord {
 
 #[derive(Default)]
 struct SocketRecord {
-    /// When a close of it began (until it returns).
-    closing: Option<u64>,
+    /// The Rust thread a close of it runs on (until it returns).
+    closing: Option<std::thread::ThreadId>,
     closed_at: Option<u64>,
     /// The event `WSPEventSelect` gave it.
     event: Option<isize>,
@@ -998,7 +998,8 @@ impl State {
     }
 
     /// Whether a network event for `socket` may still reach the host at `at` (R-WSP-14):
-    /// nothing after its close returned, no `FD_CLOSE` from the close itself.
+    /// nothing after its close returned, no `FD_CLOSE` from the close itself (posted on the
+    /// thread that runs it; one from another thread may race with it).
     fn network_event(&mut self, socket: usize, at: u64, event: Option<u16>, how: &str) {
         let Some(record) = self.sockets.get(&socket) else {
             return;
@@ -1007,7 +1008,9 @@ impl State {
             self.violation(format!(
                 "R-WSP-14: {how} for socket {socket:#x} after its close returned"
             ));
-        } else if record.closing.is_some() && event.is_some_and(|e| e & FD_CLOSE != 0) {
+        } else if record.closing == Some(std::thread::current().id())
+            && event.is_some_and(|e| e & FD_CLOSE != 0)
+        {
             self.violation(format!(
                 "R-WSP-14: FD_CLOSE {how} for socket {socket:#x} by its close"
             ));
@@ -2517,8 +2520,9 @@ impl Winsock {
     /// of the socket may reach the host any more (R-WSP-14).
     pub fn close(&self, socket: Socket) -> Result<(), WsaError> {
         let begin = self.begin_with(
-            |state, begin| {
-                state.sockets.entry(socket.raw()).or_default().closing = Some(begin);
+            |state, _| {
+                let record = state.sockets.entry(socket.raw()).or_default();
+                record.closing = Some(std::thread::current().id());
             },
             false,
         );
