@@ -1084,6 +1084,29 @@ fn handles_are_fresh_keep_their_context_and_close_once() {
     ws.finish();
 }
 
+#[test]
+fn a_completion_made_on_another_thread_reaches_the_initiating_thread() {
+    let ws = start(Fault::None);
+    let s = socket(&ws);
+    let me = ws.current_thread();
+    let pending = ws.recv_overlapped(s, 8, Via::Routine(me)).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            assert_ne!(ws.current_thread(), me);
+            ws.send(s, b"across").unwrap();
+        });
+    });
+    assert_eq!(ws.completions(pending.op), [], "no APC runs by itself");
+    assert_eq!(ws.run_apcs(me), 1);
+    assert_eq!(
+        ws.completions(pending.op)[0].delivery,
+        Delivery::Routine { thread: Some(me) }
+    );
+    assert_eq!(ws.received(pending.op), b"across");
+    ws.forget(pending.op);
+    ws.finish();
+}
+
 static ORDER: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 unsafe extern "system" fn record_apc(context: usize) {
