@@ -119,7 +119,6 @@
 //! assert_eq!((handle.catalog_entry_id, handle.context), (0x42, 7));
 //! ws.finish();
 //! ```
-#![allow(clippy::missing_safety_doc)]
 
 use crate::abi::{Linger, NetworkEvents, Socket};
 use std::cell::Cell;
