@@ -39,7 +39,9 @@
 //! - With the feature `testing`: `memory`, an in-memory loopback transport written with the
 //!   author's API (byte-stream and message protocols, FIN, reset, disconnect data, send and
 //!   receive queues with a configurable window), and `testing`, a simulator that plays
-//!   ws2_32 against a runtime, records every notice and checks the rules on every step.
+//!   ws2_32 against a runtime, records every notice and checks the rules on every step;
+//!   `testing::winsock` plays ws2_32 through a provider DLL's exported `WSPStartup`, upcall
+//!   table and proc table, and checks what the provider does with the host's mechanisms.
 //!
 //! # An author's transport
 //!

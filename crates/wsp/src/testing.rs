@@ -28,6 +28,9 @@
 //!   `WSAEWOULDBLOCK` (R-WSP-11, R-WSP-12), a blocking close never does (R-WSP-13);
 //! - the final cleanup delivers nothing while it runs, and returns with no socket state left
 //!   (R-WSP-15); an operation it cancelled never completes.
+//!
+//! [`winsock`] plays ws2_32 one level down, through a provider DLL's exported `WSPStartup`,
+//! its upcall table and its proc table.
 
 use crate::host::{
     Linger, Mechanism, NetworkEvents, Notice, NoticeSink, SocketHandle, ThreadToken, Transfer,
@@ -41,6 +44,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use winprov_core::WsaError;
+
+#[allow(unsafe_code)]
+pub mod winsock;
 
 /// How long a call that must never wait may take before the simulator calls it a wait.
 const NEVER_WAITS: Duration = Duration::from_secs(5);
