@@ -126,20 +126,30 @@
 //! host.finish();
 //! ```
 //!
-//! # The ABI layer, and what comes next
+//! # The DLL: one line
 //!
-//! [`abi`] has the ABI layer on its own: [`export_provider!`] generates a DLL's one export,
-//! `WSPStartup` (version negotiation, R-WSP-1; the per-process startup count, R-WSP-2; the
-//! latest upcall table, R-WSP-3), and a `WSPPROC_TABLE` whose 30 slots are never null, each
-//! inside the panic boundary and calling an [`abi::Dispatch`] (one method per slot, each
-//! defaulting to the documented error); host structures (`WSABUF` arrays, `WSAOVERLAPPED`,
-//! `WSATHREADID`, `LINGER`, `WSAPROTOCOL_INFOW`) are decoded and copied before a call returns
-//! (R-WSP-17).
+//! [`export_provider!`] generates the DLL's one export, `WSPStartup`, for a transport:
 //!
-//! Next: the runtime as that `Dispatch`, the sink that routes notices to ws2_32's mechanisms
-//! (`WPUCompleteOverlappedRequest`, `WPUQueueApc`, events and window messages), the simulator
-//! switched to the exported table, and the DLL driven under Wine; then layered providers,
-//! which stack on a base provider such as the in-memory one.
+//! ```text
+//! winprov_wsp::export_provider!(transport: MyTransport, MyTransport::new);
+//! ```
+//!
+//! Behind it, [`abi::Base`] serves the runtime through the `WSPPROC_TABLE`: version
+//! negotiation (R-WSP-1), the per-process startup count (R-WSP-2) and the latest upcall table
+//! (R-WSP-3) in [`abi::Process`]; 30 slots, never null, each inside the panic boundary; host
+//! structures (`WSABUF` arrays, `WSAOVERLAPPED`, `WSATHREADID`, `LINGER`,
+//! `WSAPROTOCOL_INFOW`) decoded and copied before a call returns (R-WSP-17). It is a non-IFS
+//! provider: its handles are ws2_32's (`WPUCreateSocketHandle`, the runtime's socket as the
+//! context), a catalog entry declaring `XP1_IFS_HANDLES` is refused (R-WSP-19), and each
+//! [`Notice`] goes to ws2_32's mechanism — `WPUCompleteOverlappedRequest` for an event or a
+//! completion port, `WPUQueueApc` for a completion routine, `WPUSetEvent` for
+//! `WSPEventSelect`, `WPUPostMessage` for `WSPAsyncSelect`. Any other [`abi::Dispatch`] can be
+//! exported the same way (`export_provider!(MyDispatch, MyDispatch::new)`).
+//!
+//! With the feature `testing`, `testing::winsock` plays ws2_32 through that export: it starts
+//! the DLL with an upcall table of its own, calls its proc table's slots, runs its APCs in
+//! simulated threads' alertable waits, and checks R-WSP-14 to R-WSP-19 on what the provider
+//! does with the host's mechanisms.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
