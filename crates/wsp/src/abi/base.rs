@@ -98,8 +98,6 @@ impl<T: Transport> Base<T> {
     /// provider completes the `WSAOVERLAPPED` itself and sets its event.
     pub fn new(transport: T) -> Self {
         let router = Arc::new(Router::default());
-        #[cfg(windows)]
-        router.set_completion(ws2_32_complete);
         let sink: crate::NoticeSink = Arc::clone(&router) as crate::NoticeSink;
         Self {
             runtime: Runtime::new(transport, sink),
@@ -415,7 +413,18 @@ struct Router {
 
 impl Router {
     fn set_completion(&self, complete: CompleteOverlapped) {
-        let _ = self.complete.set(complete);
+        if self.complete.set(complete).is_err() {
+            tracing::warn!("the completion function is already set: kept");
+        }
+    }
+
+    /// The function completing requests: the one given, else ws2_32's on Windows.
+    fn completion(&self) -> Option<CompleteOverlapped> {
+        #[cfg(windows)]
+        let default: Option<CompleteOverlapped> = Some(ws2_32_complete);
+        #[cfg(not(windows))]
+        let default: Option<CompleteOverlapped> = None;
+        self.complete.get().copied().or(default)
     }
 
     fn upcalls(&self) -> Result<Upcalls, WsaError> {
@@ -544,7 +553,7 @@ impl Router {
     /// A completion without routine: `WPUCompleteOverlappedRequest`, or the provider's own
     /// completion and event when it is missing or fails.
     fn signal(&self, socket: Socket, address: usize, code: u32, count: u32, event: usize) {
-        if let Some(complete) = self.complete.get() {
+        if let Some(complete) = self.completion() {
             let mut errno = 0;
             let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(address);
             // SAFETY: ws2_32's export (or the simulator's), with the socket it made and the
