@@ -117,6 +117,11 @@ impl<T: Transport> Base<T> {
         &self.runtime
     }
 
+    /// Host handles the provider holds (made by `WPUCreateSocketHandle`, not closed yet).
+    pub fn handles(&self) -> usize {
+        lock(&self.router.routes).len()
+    }
+
     /// Overlapped operations issued and not completed yet.
     pub fn pending_operations(&self) -> usize {
         lock(&self.router.ops).len()

@@ -2627,7 +2627,9 @@ impl Winsock {
             RUNNING.set(previous);
             ran += 1;
         }
-        self.check();
+        // Raised now; the traps (R-WSP-17) are checked when an operation is forgotten and by
+        // `check` / `finish`, not on every wait (a scan of every operation in flight).
+        drop(raise(state()));
         ran
     }
 
@@ -2722,8 +2724,17 @@ impl Winsock {
     /// or whose routine has not run yet (no completion recorded, the provider not unloaded).
     pub fn forget(&self, op: Op) {
         let mut state = state();
-        state.check_traps();
         let unloaded = state.unloaded;
+        let Some(record) = state.ops.get_mut(&op.0) else {
+            return;
+        };
+        // Its trap, last: nothing may write into the operation's memory once it is freed (the
+        // others' are checked when they are forgotten, and by `check`).
+        if !record.trap_reported && !record.memory.trap_intact() {
+            record.trap_reported = true;
+            let message = stale_array(record.what, op.0);
+            state.violation(message);
+        }
         let Some(record) = state.ops.get(&op.0) else {
             return;
         };
