@@ -16,18 +16,16 @@
  * WPUCompleteOverlappedRequest under Wine -- observed with Wine 8.0 (Debian 8.0~repack-4): its
  * ws2_32 exports it as a stub that returns 0 -- success, by the documented contract -- after
  * writing WSAEINVAL to *lpErrno, and neither completes the WSAOVERLAPPED nor sets its event (the
- * harness probes it at start and prints what it did on a `#` line). Base takes the 0 for a
- * success, so neither Wine's export nor Base's own fallback (InternalHigh / Internal written by
- * the provider, then WPUSetEvent) completes an overlapped request without a completion routine:
- * its event is never set, Internal stays WSS_OPERATION_IN_PROGRESS, and WSPGetOverlappedResult
- * answers WSA_IO_INCOMPLETE, with fWait TRUE too (the data is in the buffers, OffsetHigh
- * written). Completion routines do not use the export and work. The harness therefore plays that
- * export too, as ws2_32 documents it: it replaces the DLL's import of
+ * harness probes it at start and prints what it did on a `#` line). Base takes a 0 with *lpErrno
+ * written for what it is -- nothing done -- and completes the request itself (InternalHigh, then
+ * Internal, then WPUSetEvent), as when the export fails; a scenario puts Wine's stub back to
+ * check it. Completion routines do not use the export. Elsewhere the harness plays that export
+ * too, as ws2_32 documents it: it replaces the DLL's import of
  * ws2_32!WPUCompleteOverlappedRequest with its own (InternalHigh = bytes, then Internal = the
  * error, then the event, its low bit masked; WSAEINVAL for a handle WPUCreateSocketHandle did
  * not make, R-WSP-18), which logs every call, so the checks can tell who delivered. One scenario
  * makes it fail (SOCKET_ERROR / WSAEINVAL) to prove Base's fallback. `--wine-completion` keeps
- * Wine's stub instead: the event checks then fail, which shows the problem.
+ * Wine's stub throughout (the checks that count the harness's own completions then fail).
  *
  * Prints `ok N - ...` / `not ok N - ...` per check, then "N passed, M failed"; exits non-zero on
  * any failure. Usage: wsp_host.exe <provider.dll> [--wine-completion].
@@ -142,6 +140,9 @@ typedef struct {
 static completion_t completions[MAX_COMPLETIONS];
 static LONG completion_count;
 enum { COMPLETE_WORKS, COMPLETE_FAILS };
+/* The provider DLL, and Wine's own ws2_32!WPUCompleteOverlappedRequest it imported. */
+static HMODULE provider_dll;
+static void *wine_complete;
 static volatile LONG complete_mode = COMPLETE_WORKS;
 static int playing_complete; /* the DLL's import replaced */
 
@@ -908,6 +909,26 @@ static void test_completion_fallback(void)
     BOOL done = P.lpWSPGetOverlappedResult(server, &op.ov, &bytes, FALSE, &flags, &err);
     CHECK(done && bytes == 8, "WSPGetOverlappedResult reads it back: %lu bytes", bytes);
     op_free(&op);
+
+    /* Wine's own export: 0 returned with *lpErrno set, and nothing done. A "success" that wrote
+     * *lpErrno completed nothing: Base completes the request itself. */
+    void *ours = NULL;
+    patch_import(provider_dll, "ws2_32.dll", "WPUCompleteOverlappedRequest", wine_complete, &ours);
+    op_init(&op);
+    recv_by_event(server, &op, 32);
+    set_events = calls.set_event;
+    send_text(client, "wine8", &err);
+    waited = WaitForSingleObject(op.event, WAIT_MS);
+    patch_import(provider_dll, "ws2_32.dll", "WPUCompleteOverlappedRequest", ours, &wine_complete);
+    CHECK(waited == WAIT_OBJECT_0 && calls.set_event == set_events + 1 && op.ov.Internal == 0 &&
+              op.ov.InternalHigh == 5 && memcmp(op.data, "wine8", 5) == 0,
+          "with Wine's own WPUCompleteOverlappedRequest (0 returned, *lpErrno set, nothing done) "
+          "Base completes the request itself: event set (%lu), Internal 0x%llx, InternalHigh %llu",
+          waited, (unsigned long long)op.ov.Internal, (unsigned long long)op.ov.InternalHigh);
+    bytes = 0;
+    done = P.lpWSPGetOverlappedResult(server, &op.ov, &bytes, TRUE, &flags, &err);
+    CHECK(done && bytes == 5, "WSPGetOverlappedResult reads it back: %lu bytes", bytes);
+    op_free(&op);
     close_socket(client);
     close_socket(server);
 }
@@ -1320,9 +1341,11 @@ int main(int argc, char **argv)
         bail("no WSPStartup export");
 
     void *wine = NULL;
+    provider_dll = dll;
     if (!patch_import(dll, "ws2_32.dll", "WPUCompleteOverlappedRequest", (void *)host_complete,
                       &wine))
         bail("the DLL does not import ws2_32!WPUCompleteOverlappedRequest");
+    wine_complete = wine;
     probe_wine_completion((LPWPUCOMPLETEOVERLAPPEDREQUEST)(void (*)(void))wine);
     if (wine_completion) {
         void *ours = NULL;

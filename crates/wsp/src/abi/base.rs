@@ -42,7 +42,7 @@ use crate::host::{
 use crate::provider::{Address, SocketKind, Transport};
 use crate::runtime::Runtime;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use winprov_bindings::not_in_metadata::{FIONBIO, WSS_OPERATION_IN_PROGRESS};
@@ -205,6 +205,7 @@ impl<T: Transport> Base<T> {
         run: impl FnOnce(Request) -> Result<Outcome, WsaError>,
     ) -> Result<Transfer, WsaError> {
         let id = request.address();
+        let seq;
         let mechanism = match (request.routine(), request.thread()) {
             (Some(routine), Some(thread)) => Mechanism::Routine {
                 routine: routine as usize,
@@ -217,19 +218,22 @@ impl<T: Transport> Base<T> {
         };
         {
             let mut ops = lock(&self.router.ops);
-            if ops.contains_key(&id) {
+            if ops.get(&id).is_some_and(|op| !op.completing) {
                 // The caller reused a `WSAOVERLAPPED` still in flight.
                 return Err(WsaError::WSAEINVAL);
             }
             // SAFETY: the host's `WSAOVERLAPPED`, checked non-null and aligned by the export
             // and left to the provider until the request completes (the overlapped contract).
             unsafe { mark_pending(id) };
+            seq = self.router.seq.fetch_add(1, Ordering::Relaxed);
             ops.insert(
                 id,
                 Op {
+                    seq,
                     socket,
                     request,
                     buffers,
+                    completing: false,
                 },
             );
         }
@@ -240,8 +244,7 @@ impl<T: Transport> Base<T> {
             }),
             Ok(Outcome::Pending) => Ok(Transfer::Pending),
             Err(error) => {
-                lock(&self.router.ops).remove(&id);
-                self.router.done.notify_all();
+                self.router.settled(id, seq);
                 Err(error)
             }
         }
@@ -392,10 +395,15 @@ struct Route {
 /// An overlapped request in flight.
 #[derive(Debug)]
 struct Op {
+    /// Which request of this `WSAOVERLAPPED` (the caller may reuse the structure as soon as it
+    /// sees the completion, before the entry of the completed request is gone).
+    seq: u64,
     socket: Socket,
     request: Overlapped,
     /// A receive's buffers.
     buffers: Option<OverlappedRecv>,
+    /// Its completion is being delivered: the host may see it before the entry is gone.
+    completing: bool,
 }
 
 /// A network event and its error.
@@ -413,6 +421,8 @@ struct Router {
     /// events are reported inside `accept`).
     early: Mutex<HashMap<usize, Vec<Event>>>,
     ops: Mutex<HashMap<usize, Op>>,
+    /// The next request's `Op::seq`.
+    seq: AtomicU64,
     done: Condvar,
 }
 
@@ -507,9 +517,13 @@ impl Router {
     }
 
     fn complete(&self, op: usize, bytes: usize, error: Option<WsaError>, data: &[u8]) {
-        let Some((socket, request, buffers)) = lock(&self.ops)
+        let Some((seq, socket, request, buffers)) = lock(&self.ops)
             .get_mut(&op)
-            .map(|entry| (entry.socket, entry.request, entry.buffers.take()))
+            .filter(|entry| !entry.completing)
+            .map(|entry| {
+                entry.completing = true;
+                (entry.seq, entry.socket, entry.request, entry.buffers.take())
+            })
         else {
             tracing::error!(op, "a completion for no operation in flight");
             return;
@@ -551,7 +565,17 @@ impl Router {
             }
             _ => self.signal(socket, address, code, count, request.event()),
         }
-        lock(&self.ops).remove(&op);
+        self.settled(op, seq);
+    }
+
+    /// Forgets request `seq` of the `WSAOVERLAPPED` at `op` (not a newer one the caller made
+    /// with the same structure after seeing this one's completion), and wakes the waits.
+    fn settled(&self, op: usize, seq: u64) {
+        let mut ops = lock(&self.ops);
+        if ops.get(&op).is_some_and(|entry| entry.seq == seq) {
+            ops.remove(&op);
+        }
+        drop(ops);
         self.done.notify_all();
     }
 
@@ -565,12 +589,16 @@ impl Router {
             // caller's `WSAOVERLAPPED`, valid until this completion; `errno` is a live local.
             let result =
                 unsafe { complete(SOCKET(socket.raw()), overlapped, code, count, &mut errno) };
-            if result == 0 {
+            // Success leaves `lpErrno` alone; a "success" that set it completed nothing (Wine
+            // 8's stub returns 0 with WSAEINVAL and touches neither the structure nor the
+            // event).
+            if result == 0 && errno == 0 {
                 return;
             }
             tracing::warn!(
+                result,
                 errno,
-                "WPUCompleteOverlappedRequest failed: completing directly"
+                "WPUCompleteOverlappedRequest did not complete the request: completing directly"
             );
         }
         // SAFETY: as in `complete`.
