@@ -14,13 +14,18 @@
 //! waits, so that other calls and notifications go on, and tries again when the entry's
 //! *epoch* changed: every release of the turn advances it. A lingering close waits for
 //! readiness while it keeps the turn (`Turn::wait_ready`).
+//!
+//! The locks are `winprov_core::sync`'s: loom's under `--cfg loom`, so that the models in
+//! `loom_models.rs` explore this very code. Timed waits (a lingering close on a blocking
+//! socket) have no loom counterpart — loom's `wait_timeout` never times out — and the models
+//! stay off them.
 
 use super::socket::State;
 use crate::host::NoticeSink;
 use crate::provider::{Readiness, Socket, Termination, Wake};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
-use winprov_core::sync::lock;
+use winprov_core::sync::{Condvar, Mutex, MutexGuard, lock};
 
 /// Readiness bits recorded in the gate.
 pub(crate) const READABLE: u8 = 0x01;
