@@ -111,13 +111,13 @@ impl Seen {
     }
 }
 
-/// The host's side: every notice of the model's one socket, and the marks. A `std` mutex:
-/// recording is not part of any race, and loom switches threads only at its own operations, so
-/// it never contends (and adds no states to explore).
+/// The host's side: every notice of the model's one socket, and the marks. Its lock is loom's:
+/// a delivery is a step loom can schedule around, as the host's mechanisms take their time, so
+/// a notice that is decided under the socket's turn but delivered after it is seen late.
 #[derive(Default)]
 struct Record {
     socket: std::sync::Mutex<Option<SocketHandle>>,
-    seen: std::sync::Mutex<Vec<Seen>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 impl HostSink<Notice> for Record {
@@ -139,17 +139,17 @@ impl HostSink<Notice> for Record {
             },
             Notice::Network { event, .. } => Seen::Event(event),
         };
-        self.seen.lock().unwrap().push(seen);
+        lock(&self.seen).push(seen);
     }
 }
 
 impl Record {
     fn mark(&self, call: &'static str) {
-        self.seen.lock().unwrap().push(Seen::Returned(call));
+        lock(&self.seen).push(Seen::Returned(call));
     }
 
     fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
+        std::mem::take(&mut *lock(&self.seen))
     }
 }
 
