@@ -19,6 +19,10 @@
 //!   socket's turn back while it waits, and a close interrupts it (`WSAEINTR`);
 //! - `close` waits only for a blocking socket lingering with a timeout, up to the timeout
 //!   (R-WSP-13); `cleanup` waits until no socket state is left (R-WSP-15).
+//!
+//! The races between a close, the final cleanup, an overlapped call and the transport's
+//! notifications are explored by the loom models in `loom_models.rs` (R-WSP-14, R-WSP-15,
+//! R-WSP-16), over this code with loom's locks.
 
 mod entry;
 mod socket;
