@@ -156,6 +156,8 @@
 #[allow(unsafe_code)]
 pub mod abi;
 mod host;
+#[cfg(all(test, loom))]
+mod loom_models;
 #[cfg(feature = "testing")]
 pub mod memory;
 mod provider;

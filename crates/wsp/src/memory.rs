@@ -26,8 +26,8 @@ use crate::provider::{
     Termination, Transport,
 };
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use winprov_core::sync::lock;
+use std::sync::Arc;
+use winprov_core::sync::{Mutex, lock};
 use winprov_core::{Completed, WsaError};
 
 /// The byte-stream protocol, without disconnect data (TCP's kind): index 0.

@@ -236,19 +236,41 @@ pub(crate) trait Wake: Send + Sync {
     fn wake(&self, readiness: Readiness);
 }
 
+/// Where a socket state's life can end, made visible to loom. A notifier reaches the state
+/// through `std`'s `Weak` (loom's `Arc` has none), which upgrades until the last strong
+/// reference is dropped; loom cannot see that upgrade race that drop, and would never run a
+/// notification in the window before it. So, under `--cfg loom`, a notifier touches the state's
+/// lifeline (a loom atomic) just before it upgrades, and every holder of a strong reference just
+/// before it drops it: loom then explores both orders. In a normal build it is empty and
+/// `touch` does nothing.
+#[derive(Clone, Default)]
+pub(crate) struct Lifeline {
+    #[cfg(loom)]
+    touches: std::sync::Arc<winprov_core::sync::AtomicUsize>,
+}
+
+impl Lifeline {
+    #[inline(always)]
+    pub(crate) fn touch(&self) {
+        #[cfg(loom)]
+        self.touches
+            .fetch_add(1, winprov_core::sync::Ordering::SeqCst);
+    }
+}
+
 /// How a socket tells the framework that trying again may succeed. Cheap to clone; call it from
 /// any thread, but **not while holding a lock the socket's own methods take** (the framework
 /// may call back into the socket before the notifier returns). Notifying a socket the framework
 /// closed does nothing.
 #[derive(Clone)]
 pub struct Notifier {
-    target: Option<Weak<dyn Wake>>,
+    target: Option<(Weak<dyn Wake>, Lifeline)>,
 }
 
 impl Notifier {
-    pub(crate) fn new(target: Weak<dyn Wake>) -> Self {
+    pub(crate) fn new(target: Weak<dyn Wake>, lifeline: Lifeline) -> Self {
         Self {
-            target: Some(target),
+            target: Some((target, lifeline)),
         }
     }
 
@@ -258,9 +280,17 @@ impl Notifier {
     }
 
     fn wake(&self, readiness: Readiness) {
-        if let Some(target) = self.target.as_ref().and_then(Weak::upgrade) {
-            target.wake(readiness);
-        }
+        let Some((target, lifeline)) = &self.target else {
+            return;
+        };
+        lifeline.touch();
+        let Some(target) = target.upgrade() else {
+            return;
+        };
+        target.wake(readiness);
+        // This may be the last strong reference.
+        lifeline.touch();
+        drop(target);
     }
 
     /// Data arrived (or, on a listening socket, a connection).

@@ -14,13 +14,18 @@
 //! waits, so that other calls and notifications go on, and tries again when the entry's
 //! *epoch* changed: every release of the turn advances it. A lingering close waits for
 //! readiness while it keeps the turn (`Turn::wait_ready`).
+//!
+//! The locks are `winprov_core::sync`'s: loom's under `--cfg loom`, so that the models in
+//! `loom_models.rs` explore this very code. Timed waits (a lingering close on a blocking
+//! socket) have no loom counterpart — loom's `wait_timeout` never times out — and the models
+//! stay off them.
 
 use super::socket::State;
 use crate::host::NoticeSink;
-use crate::provider::{Readiness, Socket, Termination, Wake};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use crate::provider::{Lifeline, Notifier, Readiness, Socket, Termination, Wake};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
-use winprov_core::sync::lock;
+use winprov_core::sync::{Condvar, Mutex, MutexGuard, lock};
 
 /// Readiness bits recorded in the gate.
 pub(crate) const READABLE: u8 = 0x01;
@@ -91,6 +96,58 @@ pub(crate) struct Entry<S: Socket> {
     gate: Mutex<Gate>,
     changed: Condvar,
     state: Mutex<State<S>>,
+    lifeline: Lifeline,
+}
+
+/// A strong reference to an entry: the handle table's, and a new entry's creator's until the
+/// socket is installed. Its socket's notifier holds a weak one; whichever strong reference is
+/// dropped last — one of these, or a notification's — frees the entry. Touches the entry's
+/// [`Lifeline`] before it is dropped.
+pub(crate) struct Held<S: Socket>(Arc<Entry<S>>);
+
+impl<S: Socket> Held<S> {
+    /// A new entry whose turn its creator holds (take it with [`Entry::adopt`]): notifications
+    /// that come before the socket is installed wait in the gate.
+    pub(crate) fn new(shared: Arc<Shared>, state: State<S>) -> Self {
+        *lock(&shared.alive) += 1;
+        Self(Arc::new(Entry {
+            shared,
+            gate: Mutex::new(Gate {
+                busy: true,
+                ..Gate::default()
+            }),
+            changed: Condvar::new(),
+            state: Mutex::new(state),
+            lifeline: Lifeline::default(),
+        }))
+    }
+
+    /// The notifier of the entry's socket.
+    pub(crate) fn notifier(&self) -> Notifier {
+        let target: Weak<dyn Wake> = Arc::downgrade(&self.0) as Weak<dyn Wake>;
+        Notifier::new(target, self.0.lifeline.clone())
+    }
+}
+
+impl<S: Socket> Clone for Held<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<S: Socket> std::ops::Deref for Held<S> {
+    type Target = Entry<S>;
+
+    fn deref(&self) -> &Entry<S> {
+        &self.0
+    }
+}
+
+impl<S: Socket> Drop for Held<S> {
+    fn drop(&mut self) {
+        // This may be the last strong reference.
+        self.0.lifeline.touch();
+    }
 }
 
 /// How a turn was given back.
@@ -103,22 +160,7 @@ pub(crate) struct Released {
 }
 
 impl<S: Socket> Entry<S> {
-    /// A new entry whose turn its creator holds (take it with [`adopt`](Self::adopt)):
-    /// notifications that come before the socket is installed wait in the gate.
-    pub(crate) fn new(shared: Arc<Shared>, state: State<S>) -> Arc<Self> {
-        *lock(&shared.alive) += 1;
-        Arc::new(Self {
-            shared,
-            gate: Mutex::new(Gate {
-                busy: true,
-                ..Gate::default()
-            }),
-            changed: Condvar::new(),
-            state: Mutex::new(state),
-        })
-    }
-
-    /// The turn of an entry just made by [`new`](Self::new).
+    /// The turn of an entry just made by [`Held::new`].
     pub(crate) fn adopt(&self) -> Turn<'_, S> {
         debug_assert!(lock(&self.gate).busy, "a new entry's turn is its creator's");
         Turn {

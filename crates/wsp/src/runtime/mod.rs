@@ -19,15 +19,19 @@
 //!   socket's turn back while it waits, and a close interrupts it (`WSAEINTR`);
 //! - `close` waits only for a blocking socket lingering with a timeout, up to the timeout
 //!   (R-WSP-13); `cleanup` waits until no socket state is left (R-WSP-15).
+//!
+//! The races between a close, the final cleanup, an overlapped call and the transport's
+//! notifications are explored by the loom models in `loom_models.rs` (R-WSP-14, R-WSP-15,
+//! R-WSP-16), over this code with loom's locks.
 
 mod entry;
 mod socket;
 
 use crate::host::{Linger, NetworkEvents, NoticeSink, Overlapped, SocketHandle, Transfer};
-use crate::provider::{Address, Notifier, Protocol, Socket, Transport, Wake};
-use entry::{Entry, Shared, Turn};
+use crate::provider::{Address, Notifier, Protocol, Socket, Transport};
+use entry::{Held, Shared, Turn};
 use socket::{Attempt, Phase, State, guarded};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 use winprov_core::{Lease, LeaseTable, WsaError};
 
@@ -35,11 +39,11 @@ use winprov_core::{Lease, LeaseTable, WsaError};
 pub struct Runtime<T: Transport> {
     transport: T,
     protocols: Vec<Protocol>,
-    table: LeaseTable<Arc<Entry<T::Socket>>, ()>,
+    table: LeaseTable<Held<T::Socket>, ()>,
     shared: Arc<Shared>,
 }
 
-type SocketLease<'t, S> = Lease<'t, Arc<Entry<S>>, ()>;
+type SocketLease<'t, S> = Lease<'t, Held<S>, ()>;
 
 impl<T: Transport> Runtime<T> {
     /// A runtime serving `transport`, whose notices go to `sink`.
@@ -113,23 +117,23 @@ impl<T: Transport> Runtime<T> {
     }
 
     /// A new entry whose turn is held, and the notifier its socket will use.
-    fn entry(&self, protocol: &Protocol) -> (Arc<Entry<T::Socket>>, Notifier) {
-        let entry = Entry::new(
+    fn entry(&self, protocol: &Protocol) -> (Held<T::Socket>, Notifier) {
+        let entry = Held::new(
             Arc::clone(&self.shared),
             State::new(protocol, Arc::clone(&self.shared.sink)),
         );
-        let target: Weak<dyn Wake> = Arc::downgrade(&entry) as Weak<dyn Wake>;
-        (entry, Notifier::new(target))
+        let notifier = entry.notifier();
+        (entry, notifier)
     }
 
     /// Gives `socket` a handle and installs it in its entry (whose turn `turn` is).
     fn install(
         &self,
-        entry: &Arc<Entry<T::Socket>>,
+        entry: &Held<T::Socket>,
         turn: &mut Turn<'_, T::Socket>,
         socket: T::Socket,
     ) -> Result<SocketHandle, WsaError> {
-        match self.table.insert(Arc::clone(entry), ()) {
+        match self.table.insert(entry.clone(), ()) {
             Ok(handle) => {
                 let handle = SocketHandle::from_raw(handle.raw());
                 turn.handle = handle;
