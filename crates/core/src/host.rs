@@ -15,8 +15,11 @@ pub trait HostMessage: Send {
 
 /// Where a runtime's messages go. Implemented for closures, so a test's recorder is a closure.
 pub trait HostSink<M: HostMessage>: Send + Sync {
-    /// Delivers `message` to the host and returns its answer. Called with no framework lock
-    /// held; a runtime serializes calls itself where its interface requires it.
+    /// Delivers `message` to the host and returns its answer. A runtime serializes calls
+    /// itself where its interface requires it, and says which of its locks (if any) it holds
+    /// during a delivery: most hold none; the WSP runtime delivers a socket's notices while it
+    /// holds that socket's turn, so that nothing of a socket follows its close. A sink must
+    /// therefore not call back into the runtime about the same object before it returns.
     fn deliver(&self, message: M) -> M::Reply;
 }
 
