@@ -10,6 +10,26 @@
 )]
 
 #[inline]
+pub unsafe fn ExpandEnvironmentStringsW<P0>(lpsrc: P0, lpdst: Option<&mut [u16]>) -> u32
+where
+    P0: windows_core::Param<windows_core::PCWSTR>,
+{
+    windows_core::link!("kernel32.dll" "system" fn ExpandEnvironmentStringsW(lpsrc : windows_core::PCWSTR, lpdst : windows_core::PWSTR, nsize : u32) -> u32);
+    unsafe {
+        ExpandEnvironmentStringsW(
+            lpsrc.param().abi(),
+            core::mem::transmute(
+                lpdst
+                    .as_deref()
+                    .map_or(core::ptr::null(), |slice| slice.as_ptr()),
+            ),
+            lpdst
+                .as_deref()
+                .map_or(0, |slice| slice.len().try_into().unwrap()),
+        )
+    }
+}
+#[inline]
 pub unsafe fn FreeLibrary(hlibmodule: HMODULE) -> windows_core::Result<()> {
     windows_core::link!("kernel32.dll" "system" fn FreeLibrary(hlibmodule : HMODULE) -> windows_core::BOOL);
     unsafe { FreeLibrary(hlibmodule).ok() }
@@ -101,6 +121,40 @@ pub unsafe fn WSCDeinstallProvider(
 ) -> i32 {
     windows_core::link!("ws2_32.dll" "system" fn WSCDeinstallProvider(lpproviderid : *const windows_core::GUID, lperrno : *mut i32) -> i32);
     unsafe { WSCDeinstallProvider(lpproviderid, lperrno as _) }
+}
+#[inline]
+pub unsafe fn WSCEnumProtocols(
+    lpiprotocols: Option<*const i32>,
+    lpprotocolbuffer: Option<*mut WSAPROTOCOL_INFOW>,
+    lpdwbufferlength: *mut u32,
+    lperrno: *mut i32,
+) -> i32 {
+    windows_core::link!("ws2_32.dll" "system" fn WSCEnumProtocols(lpiprotocols : *const i32, lpprotocolbuffer : *mut WSAPROTOCOL_INFOW, lpdwbufferlength : *mut u32, lperrno : *mut i32) -> i32);
+    unsafe {
+        WSCEnumProtocols(
+            lpiprotocols.unwrap_or(core::mem::zeroed()) as _,
+            lpprotocolbuffer.unwrap_or(core::mem::zeroed()) as _,
+            lpdwbufferlength as _,
+            lperrno as _,
+        )
+    }
+}
+#[inline]
+pub unsafe fn WSCGetProviderPath(
+    lpproviderid: *const windows_core::GUID,
+    lpszproviderdllpath: windows_core::PWSTR,
+    lpproviderdllpathlen: *mut i32,
+    lperrno: *mut i32,
+) -> i32 {
+    windows_core::link!("ws2_32.dll" "system" fn WSCGetProviderPath(lpproviderid : *const windows_core::GUID, lpszproviderdllpath : windows_core::PWSTR, lpproviderdllpathlen : *mut i32, lperrno : *mut i32) -> i32);
+    unsafe {
+        WSCGetProviderPath(
+            lpproviderid,
+            core::mem::transmute(lpszproviderdllpath),
+            lpproviderdllpathlen as _,
+            lperrno as _,
+        )
+    }
 }
 #[inline]
 pub unsafe fn WSCInstallNameSpaceEx<P0, P1>(
