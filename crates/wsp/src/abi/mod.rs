@@ -11,8 +11,14 @@
 //! - [`decode`]: the host's structures, checked and copied (R-WSP-17).
 //! - [`dispatch`]: [`Dispatch`], one method per slot, each defaulting to the documented error.
 //! - [`upcalls`]: [`Host`] and [`Upcalls`], ws2_32's functions behind safe methods.
+//!
+//! For a layered provider (LSP):
+//!
+//! - [`chain`]: a protocol chain read from the layer's place in it, and R-WSP-4, what goes down
+//!   to the provider below ([`Route::pass_down`]).
 
 mod base;
+pub mod chain;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
@@ -22,6 +28,7 @@ pub mod table;
 pub mod upcalls;
 
 pub use base::{Base, CompleteOverlapped};
+pub use chain::{Below, ChainError, Route};
 pub use decode::{
     BufferArray, How, Linger, Overlapped, OverlappedRecv, ProtocolChain, ProtocolInfo, RecvBuffers,
     SendData, ServiceFlags, SockOpt, Socket, ThreadId, Version, negotiate,
