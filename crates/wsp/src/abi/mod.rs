@@ -16,8 +16,12 @@
 //!
 //! - [`chain`]: a protocol chain read from the layer's place in it, and R-WSP-4, what goes down
 //!   to the provider below ([`Route::pass_down`]).
+//! - [`catalog`]: [`Catalog`], what the layer asks the system (`WSCEnumProtocols`,
+//!   `WSCGetProviderPath`, the loader), and [`InProcess`], a catalog of the process's own
+//!   providers for simulators.
 
 mod base;
+pub mod catalog;
 pub mod chain;
 pub mod decode;
 pub mod dispatch;
@@ -28,6 +32,9 @@ pub mod table;
 pub mod upcalls;
 
 pub use base::{Base, CompleteOverlapped};
+#[cfg(windows)]
+pub use catalog::System;
+pub use catalog::{Catalog, CatalogError, InProcess, Module, ProviderPath};
 pub use chain::{Below, ChainError, Route};
 pub use decode::{
     BufferArray, How, Linger, Overlapped, OverlappedRecv, ProtocolChain, ProtocolInfo, RecvBuffers,
