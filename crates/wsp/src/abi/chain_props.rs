@@ -108,14 +108,12 @@ fn kind(error: &ChainError) -> &'static str {
 
 /// A well-formed chain: 2 to 7 distinct ids, the layer at `index` (not last).
 fn placed_chain() -> impl Strategy<Value = (Vec<u32>, usize)> {
-    (2usize..=7)
-        .prop_flat_map(|len| {
-            (
-                proptest::sample::subsequence((1u32..=40).collect::<Vec<_>>(), len)
-                    .prop_shuffle(),
-                0..len - 1,
-            )
-        })
+    (2usize..=7).prop_flat_map(|len| {
+        (
+            proptest::sample::subsequence((1u32..=40).collect::<Vec<_>>(), len).prop_shuffle(),
+            0..len - 1,
+        )
+    })
 }
 
 /// What the catalog holds for the entry below the layer.
