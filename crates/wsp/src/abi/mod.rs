@@ -19,6 +19,8 @@
 //! - [`catalog`]: [`Catalog`], what the layer asks the system (`WSCEnumProtocols`,
 //!   `WSCGetProviderPath`, the loader), and [`InProcess`], a catalog of the process's own
 //!   providers for simulators.
+//! - [`lower`]: [`Lowers`], each chain's lower provider found, loaded, started (lazily or
+//!   eagerly) and cleaned up with the layer's final cleanup.
 
 mod base;
 pub mod catalog;
@@ -26,6 +28,7 @@ pub mod chain;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
+pub mod lower;
 mod macros;
 pub mod startup;
 pub mod table;
@@ -44,5 +47,6 @@ pub use dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
     refuse,
 };
+pub use lower::{Lower, LowerError, Lowers, Start};
 pub use startup::{Export, Process};
 pub use upcalls::{Host, Upcalls};

@@ -35,6 +35,17 @@ macro_rules! slots {
 
         /// The slots' names, in the table's order (for host simulators and tests).
         pub const SLOT_NAMES: [&str; 30] = [$(stringify!($field)),*];
+
+        /// The first NULL slot of `table`, by name: a lower provider's table is checked before
+        /// it is used (`WSAEINVALIDPROCTABLE`).
+        pub(crate) fn missing_slot(table: &WSPPROC_TABLE) -> Option<&'static str> {
+            $(
+                if table.$field.is_none() {
+                    return Some(stringify!($field));
+                }
+            )*
+            None
+        }
     };
 }
 

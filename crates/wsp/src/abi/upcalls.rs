@@ -51,6 +51,16 @@ fn failed(errno: i32) -> WsaError {
 }
 
 impl Upcalls {
+    /// The upcall table `table`, as a simulator playing ws2_32 passes it.
+    ///
+    /// # Safety
+    /// Every non-NULL function of `table` honours its ws2spi.h prototype and contract for as
+    /// long as the copy, and the copies made of it, are used — by this crate, and by a lower
+    /// provider it is handed to ([`Lowers`](super::Lowers)).
+    pub unsafe fn from_raw(table: WSPUPCALLTABLE) -> Self {
+        Self { table }
+    }
+
     /// The table, as ws2_32 passed it (for identity checks in host simulators).
     pub fn raw(&self) -> &WSPUPCALLTABLE {
         &self.table
