@@ -9,7 +9,8 @@
 //! - [`Catalog::provider_path`]: `WSCGetProviderPath` for a provider GUID (a `MAX_PATH`
 //!   buffer, then the longest path Windows has when that is too small), then
 //!   `ExpandEnvironmentStringsW`, since the catalog keeps paths such as
-//!   `%SystemRoot%\system32\mswsock.dll` unexpanded.
+//!   `%SystemRoot%\system32\mswsock.dll` unexpanded. An empty path is a failure (Wine's
+//!   `WSCGetProviderPath` is a stub that succeeds with nothing written).
 //! - [`Catalog::load`]: the DLL, loaded as ws2_32 loads a provider (`LoadLibraryExW` with no
 //!   flags, which is `LoadLibraryW`), and its `WSPStartup` (`GetProcAddress`). The [`Module`]
 //!   keeps the DLL loaded until it is dropped (`FreeLibrary`).
@@ -165,6 +166,11 @@ pub enum CatalogError {
         /// Its `lpErrno`.
         code: WsaError,
     },
+    /// `WSCGetProviderPath` succeeded with an empty path (Wine's stub does, for any GUID).
+    EmptyPath {
+        /// The provider asked for.
+        provider: GUID,
+    },
     /// `ExpandEnvironmentStringsW` failed.
     Expand {
         /// The path as the catalog has it.
@@ -201,6 +207,9 @@ impl fmt::Display for CatalogError {
             Self::Enumerate { code } => write!(f, "WSCEnumProtocols failed: {code}"),
             Self::ProviderPath { provider, code } => {
                 write!(f, "WSCGetProviderPath({provider:?}) failed: {code}")
+            }
+            Self::EmptyPath { provider } => {
+                write!(f, "WSCGetProviderPath({provider:?}) answered an empty path")
             }
             Self::Expand { path, os_error } => {
                 write!(
@@ -454,6 +463,11 @@ mod system {
                 };
                 if result == 0 {
                     let raw = ProviderPath::from_wide(&buffer);
+                    if raw.as_wide().is_empty() {
+                        return Err(CatalogError::EmptyPath {
+                            provider: *provider,
+                        });
+                    }
                     return expand(raw.as_wide())
                         .map(|units| ProviderPath::from_wide(&units))
                         .map_err(|os_error| CatalogError::Expand {
