@@ -960,3 +960,66 @@ fn a_lower_provider_that_cannot_be_loaded_fails_to_initialise_with_its_code_kept
     );
     assert!(BASE_REC.startups().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The system's catalog (Windows only: `cargo test --target x86_64-pc-windows-gnu`, e.g. with
+// `cargo xtask wine` as the runner). What holds on Windows and under Wine alike.
+
+#[cfg(windows)]
+#[test]
+fn the_system_catalog_enumerates_every_entry_and_keeps_the_loader_codes() {
+    use winprov_wsp::abi::{Catalog, ProviderPath, System};
+
+    // Two calls at least: the size first (WSAENOBUFS), then the entries.
+    let entries = System.protocols().unwrap();
+    assert!(
+        entries.iter().any(|e| e.ProtocolChain.ChainLen == 1),
+        "a base provider in {} entries",
+        entries.len()
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| (0..=7).contains(&e.ProtocolChain.ChainLen))
+    );
+
+    // Windows knows the base's DLL; Wine's WSCGetProviderPath succeeds with an empty path,
+    // which is refused.
+    let base = entries
+        .iter()
+        .find(|e| e.ProtocolChain.ChainLen == 1)
+        .unwrap();
+    match System.provider_path(&base.ProviderId) {
+        Ok(path) => {
+            let path = path.to_string();
+            assert!(!path.is_empty() && !path.contains('%'), "expanded: {path}");
+        }
+        Err(error) => assert_eq!(
+            error,
+            CatalogError::EmptyPath {
+                provider: base.ProviderId
+            }
+        ),
+    }
+    let unknown = GUID::from_u128(0x0bad_0000_0000_4000_8000_0000_0000_0001);
+    let error = System.provider_path(&unknown).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CatalogError::ProviderPath { provider, code: WsaError::WSAEINVAL } if provider == unknown
+        ) || error == CatalogError::EmptyPath { provider: unknown },
+        "{error:?}"
+    );
+
+    let missing = ProviderPath::from("C:\\winprov\\no such provider.dll");
+    assert!(matches!(
+        System.load(&missing),
+        Err(CatalogError::Load { os_error: 126, .. })
+    ));
+    // A DLL without the export.
+    let ws2 = ProviderPath::from("ws2_32.dll");
+    assert!(matches!(
+        System.load(&ws2),
+        Err(CatalogError::NoStartup { os_error: 127, .. })
+    ));
+}
