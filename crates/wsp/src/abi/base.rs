@@ -82,7 +82,8 @@ unsafe extern "system" fn ws2_32_complete(
 }
 
 /// A base (transport) provider: the runtime over the author's [`Transport`], as the proc
-/// table's [`Dispatch`]. See the [module documentation](self).
+/// table's [`Dispatch`]: a non-IFS provider whose handles are `WPUCreateSocketHandle`'s and
+/// whose completions go to ws2_32's mechanisms (see the crate's documentation).
 ///
 /// ```text
 /// winprov_wsp::export_provider!(transport: MyTransport, MyTransport::new);
