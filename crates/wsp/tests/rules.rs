@@ -596,3 +596,109 @@ fn r_wsp_20_disconnect_data_needs_a_protocol_that_carries_it() {
     host.close(server).unwrap();
     host.finish();
 }
+
+/// A connection whose peer's last words and FIN arrive together: the first receive attempt
+/// finds nothing, and while it runs (the socket's turn held) the transport learns of both, so
+/// the runtime processes them in one batch.
+mod last_words {
+    use winprov_wsp::{
+        Address, Completed, Notifier, Protocol, Received, RecvCall, SendCall, Sent, Socket,
+        Termination, Transport, WsaError,
+    };
+
+    pub struct LastWords;
+
+    pub struct Peer {
+        notifier: Notifier,
+        /// 0: nothing arrived yet; 1: the words and the FIN arrived; 2: the words were read.
+        stage: u8,
+    }
+
+    impl Transport for LastWords {
+        type Socket = Peer;
+
+        fn protocols(&self) -> Vec<Protocol> {
+            vec![Protocol::stream("last words")]
+        }
+
+        fn open(&self, _: &Protocol, notifier: Notifier) -> Result<Peer, WsaError> {
+            Ok(Peer { notifier, stage: 0 })
+        }
+    }
+
+    impl Socket for Peer {
+        fn connect(&mut self, _: &Address) -> Result<(), WsaError> {
+            Ok(())
+        }
+
+        fn send<'call>(&mut self, call: SendCall<'call>) -> Completed<'call> {
+            let n = call.data().len();
+            call.complete(Sent::Accepted(n))
+        }
+
+        fn recv<'call>(&mut self, mut call: RecvCall<'call>) -> Completed<'call> {
+            match self.stage {
+                0 => {
+                    self.stage = 1;
+                    self.notifier.readable();
+                    self.notifier.closed(Termination::Graceful);
+                    call.complete(Received::WouldBlock)
+                }
+                1 => {
+                    self.stage = 2;
+                    call.buffer()[..3].copy_from_slice(b"bye");
+                    call.complete(Received::Data(3))
+                }
+                _ => call.complete(Received::End(Termination::Graceful)),
+            }
+        }
+
+        fn unread(&self) -> usize {
+            if self.stage == 1 { 3 } else { 0 }
+        }
+
+        fn unsent(&self) -> usize {
+            0
+        }
+
+        fn send_fin(&mut self, _: Option<&[u8]>) -> Result<(), WsaError> {
+            Ok(())
+        }
+
+        fn reset(&mut self) {}
+    }
+}
+
+#[test]
+fn r_wsp_8_fd_close_follows_the_last_data_when_both_arrive_together() {
+    let host = Host::new(last_words::LastWords);
+    let socket = host.socket(0).unwrap();
+    host.connect(socket, &winprov_wsp::Address::new(*b"peer"))
+        .unwrap();
+    host.select_events(socket, NetworkEvents::READ.union(NetworkEvents::CLOSE))
+        .unwrap();
+    let op = host.recv_overlapped(socket, 16, Mechanism::Signal);
+    // The words and the FIN were processed in one batch, when the receive gave the turn back:
+    // the receive completed with the words, and FD_CLOSE came after them.
+    let completion = host.completion(op.id).expect("the receive completed");
+    assert_eq!(completion.data, b"bye");
+    let order: Vec<&'static str> = host
+        .notices()
+        .iter()
+        .filter(|n| n.socket() == socket)
+        .map(|n| match n {
+            winprov_wsp::Notice::Overlapped { .. } => "completion",
+            winprov_wsp::Notice::Network { event, .. } => event.name().unwrap_or("?"),
+        })
+        .filter(|name| *name != "FD_CONNECT" && *name != "FD_WRITE")
+        .collect();
+    assert_eq!(
+        order,
+        ["completion", "FD_CLOSE"],
+        "the data first, then the end"
+    );
+    assert_eq!(host.fd_close(socket), Some(None));
+    assert_eq!(host.recv(socket, 16).unwrap().bytes, 0);
+    host.close(socket).unwrap();
+    host.finish();
+}

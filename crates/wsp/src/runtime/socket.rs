@@ -329,6 +329,10 @@ impl<S: Socket> State<S> {
         if ready & (READABLE | PEER_FIN | PEER_RESET | PEER_ABORT) != 0 {
             self.readable(ready & READABLE != 0);
         }
+        if let Some(how) = ended {
+            // After the data that came with it: FD_CLOSE follows the last data (R-WSP-8).
+            self.post_close(how);
+        }
         if ready & WRITABLE != 0 {
             self.serve_sends();
             if self.write_blocked && self.sends.is_empty() && self.connection_live() {
@@ -346,8 +350,12 @@ impl<S: Socket> State<S> {
         if let Some(error) = how.error() {
             self.fail_sends(error);
         }
+    }
+
+    /// `FD_CLOSE` once, with the way the peer ended (R-WSP-8, R-WSP-10); none after this side
+    /// reset the connection.
+    fn post_close(&mut self, how: Termination) {
         if !self.close_posted && !self.local_reset {
-            // FD_CLOSE once, with the way the peer ended (R-WSP-8, R-WSP-10).
             self.close_posted = true;
             self.post(NetworkEvents::CLOSE, how.error());
         }
