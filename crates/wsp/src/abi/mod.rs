@@ -30,6 +30,7 @@ pub mod dispatch;
 pub(crate) mod exports;
 pub mod lower;
 mod macros;
+pub mod order;
 pub mod startup;
 pub mod table;
 pub mod upcalls;
@@ -48,5 +49,6 @@ pub use dispatch::{
     refuse,
 };
 pub use lower::{Lower, LowerError, Lowers, Start};
+pub use order::ProviderOrder;
 pub use startup::{Export, Process};
 pub use upcalls::{Host, Upcalls};
