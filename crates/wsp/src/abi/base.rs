@@ -820,6 +820,9 @@ impl<T: Transport> Dispatch for Base<T> {
         name: i32,
     ) -> Result<Vec<u8>, WsaError> {
         let handle = self.resolve(socket)?;
+        if level != SOL_SOCKET || (name != SO_LINGER && name != SO_DONTLINGER) {
+            return Err(WsaError::WSAENOPROTOOPT);
+        }
         let linger = self.runtime.linger(handle)?;
         match (level, name) {
             (SOL_SOCKET, SO_LINGER) => {
@@ -929,8 +932,12 @@ impl<T: Transport> Dispatch for Base<T> {
         overlapped: Option<Overlapped>,
     ) -> Result<Transfer, WsaError> {
         let handle = self.resolve(socket)?;
-        // Copied before the call returns (R-WSP-17).
-        let data = data.to_vec();
+        // The runtime copies what it keeps before the call returns (R-WSP-17); only a gather of
+        // several buffers is joined here.
+        let data: std::borrow::Cow<'_, [u8]> = match data.slices() {
+            [one] => std::borrow::Cow::Borrowed(one),
+            _ => std::borrow::Cow::Owned(data.to_vec()),
+        };
         match overlapped {
             None => match self.runtime.send(handle, &data, None)? {
                 Outcome::Complete(done) => Ok(Transfer::Done {
