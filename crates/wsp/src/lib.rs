@@ -156,6 +156,7 @@
 #[allow(unsafe_code)]
 pub mod abi;
 mod host;
+pub mod layer;
 #[cfg(all(test, loom))]
 mod loom_models;
 #[cfg(feature = "testing")]
@@ -169,6 +170,7 @@ pub use host::{
     How, Linger, Mechanism, NetworkEvents, Notice, NoticeSink, Overlapped, SocketHandle,
     ThreadToken, Transfer, Transferred,
 };
+pub use layer::Layer;
 pub use provider::{
     Address, Notifier, Protocol, Received, RecvCall, SendCall, Sent, Socket, SocketKind,
     Termination, Transport,

@@ -348,6 +348,37 @@ impl Catalog for InProcess {
 #[cfg(windows)]
 pub use system::System;
 
+/// The system's catalog, where there is none (a build of a provider for another platform than
+/// Windows, for its tests): every request fails (its code `WSASYSNOTREADY`; a layered
+/// provider answers the catalog's failure with `WSAEPROVIDERFAILEDINIT`), so a layered provider
+/// built here starts nothing below it.
+#[cfg(not(windows))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct System;
+
+#[cfg(not(windows))]
+impl Catalog for System {
+    fn protocols(&self) -> Result<Vec<WSAPROTOCOL_INFOW>, CatalogError> {
+        Err(CatalogError::Enumerate {
+            code: WsaError::WSASYSNOTREADY,
+        })
+    }
+
+    fn provider_path(&self, provider: &GUID) -> Result<ProviderPath, CatalogError> {
+        Err(CatalogError::ProviderPath {
+            provider: *provider,
+            code: WsaError::WSASYSNOTREADY,
+        })
+    }
+
+    fn load(&self, path: &ProviderPath) -> Result<Module, CatalogError> {
+        Err(CatalogError::Load {
+            path: path.clone(),
+            os_error: 0,
+        })
+    }
+}
+
 #[cfg(windows)]
 mod system {
     use super::{Catalog, CatalogError, Keep, Module, ProviderPath, StartupFn};

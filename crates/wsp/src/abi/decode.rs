@@ -15,10 +15,11 @@
 //! [`OverlappedRecv`], whose [`finish`](OverlappedRecv::finish) hands back the [`Overlapped`]
 //! to complete only once no byte can be written any more.
 
+use smallvec::SmallVec;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
-use winprov_bindings::windows_core::GUID;
+use winprov_bindings::windows_core::{GUID, PSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, LINGER, LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SOCKET, TIMEVAL, WSABUF,
     WSAPROTOCOL_INFOW, WSATHREADID,
@@ -363,7 +364,7 @@ struct Descriptor {
 /// used).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BufferArray {
-    descriptors: Vec<Descriptor>,
+    descriptors: SmallVec<[Descriptor; INLINE_BUFFERS]>,
 }
 
 impl BufferArray {
@@ -386,7 +387,22 @@ impl BufferArray {
     pub fn capacity(&self) -> u64 {
         self.descriptors.iter().map(|d| u64::from(d.len)).sum()
     }
+
+    /// The array again, as `WSABUF`s pointing at the caller's buffers: what a layer passes to
+    /// the provider below.
+    pub(crate) fn to_wsabufs(&self) -> SmallVec<[WSABUF; INLINE_BUFFERS]> {
+        self.descriptors
+            .iter()
+            .map(|d| WSABUF {
+                len: d.len,
+                buf: PSTR(std::ptr::with_exposed_provenance_mut(d.address)),
+            })
+            .collect()
+    }
 }
+
+/// `WSABUF` arrays up to this many buffers are decoded without a heap allocation.
+pub(crate) const INLINE_BUFFERS: usize = 8;
 
 /// Decodes (and copies) `lpBuffers` / `dwBufferCount`: a count of 0 is an empty array whatever
 /// the pointer; otherwise a NULL or misaligned array is `WSAEFAULT`, more than [`MAX_BUFFERS`]
@@ -403,7 +419,7 @@ pub(crate) unsafe fn decode_buffers(
     let count = count as usize;
     if count == 0 {
         return Ok(BufferArray {
-            descriptors: Vec::new(),
+            descriptors: SmallVec::new(),
         });
     }
     ffi::check(array).map_err(fault)?;
@@ -436,7 +452,7 @@ pub(crate) unsafe fn decode_buffers(
 /// overlapped send, a send queue) copies them.
 #[derive(Debug)]
 pub struct SendData<'call> {
-    slices: Vec<&'call [u8]>,
+    slices: SmallVec<[&'call [u8]; INLINE_BUFFERS]>,
 }
 
 impl<'call> SendData<'call> {
@@ -462,7 +478,20 @@ impl<'call> SendData<'call> {
 
     /// Bytes of the test's own (simulators and tests of a runtime).
     pub fn from_slices(slices: Vec<&'call [u8]>) -> Self {
-        Self { slices }
+        Self {
+            slices: SmallVec::from_vec(slices),
+        }
+    }
+
+    /// The buffers as `WSABUF`s: what a layer passes to the provider below.
+    pub(crate) fn to_wsabufs(&self) -> SmallVec<[WSABUF; INLINE_BUFFERS]> {
+        self.slices
+            .iter()
+            .map(|s| WSABUF {
+                len: s.len() as u32,
+                buf: PSTR(s.as_ptr().cast_mut()),
+            })
+            .collect()
     }
 }
 
@@ -540,6 +569,11 @@ impl RecvBuffers<'_> {
     /// The buffers' lengths, in order.
     pub fn lens(&self) -> impl Iterator<Item = u32> + '_ {
         self.array.lens()
+    }
+
+    /// The buffers, as the caller described them.
+    pub(crate) fn array(&self) -> &BufferArray {
+        &self.array
     }
 
     /// Copies as much of `data` as fits after what is already there; returns how much.
@@ -708,6 +742,11 @@ impl OverlappedRecv {
     /// See [`RecvBuffers::capacity`].
     pub fn capacity(&self) -> u64 {
         self.buffers.capacity()
+    }
+
+    /// The buffers, as the caller described them.
+    pub(crate) fn array(&self) -> &BufferArray {
+        self.buffers.array()
     }
 
     /// See [`RecvBuffers::filled`].

@@ -135,6 +135,20 @@ pub trait Dispatch: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs on every `WSPStartup` (after [`first_startup`](Self::first_startup) for the first),
+    /// with the catalog entry it names and the version negotiated, under the lifecycle lock;
+    /// an error fails that `WSPStartup` and leaves the count as it was (a failed first startup
+    /// runs [`final_cleanup`](Self::final_cleanup) before it returns). A layered provider
+    /// starts the chain's lower provider here.
+    fn each_startup(
+        &self,
+        host: &Host<'static>,
+        protocol: &ProtocolInfo,
+        version: Version,
+    ) -> Result<(), WsaError> {
+        Ok(())
+    }
+
     /// Runs when the last `WSPCleanup` brings the count back to 0, under the lifecycle lock (a
     /// new `WSPStartup` waits for it), with the upcall table still set: everything the provider
     /// holds is released here (R-WSP-15 for the runtime: overlapped I/O cancelled without

@@ -164,7 +164,7 @@ impl From<CatalogError> for LowerError {
 }
 
 /// An `lpErrno` value, for a failure.
-fn failed(errno: i32) -> WsaError {
+pub(crate) fn failed(errno: i32) -> WsaError {
     if errno == 0 {
         WsaError::WSASYSCALLFAILURE
     } else {

@@ -7,13 +7,20 @@
 /// winprov_wsp::export_provider!(transport: MyTransport, MyTransport::new);
 /// ```
 ///
+/// for a layered provider (served by [`abi::Layered`](crate::abi::Layered) over the system's
+/// catalog, [`abi::System`](crate::abi::System)):
+///
+/// ```text
+/// winprov_wsp::export_provider!(layer: MyLayer, MyLayer::new);
+/// ```
+///
 /// or for any [`Dispatch`](crate::abi::Dispatch):
 ///
 /// ```text
 /// winprov_wsp::export_provider!(MyDispatch, MyDispatch::new);
 /// ```
 ///
-/// `$make` makes the transport (or the dispatch) on the first `WSPStartup`. `$dispatch` implements [`Dispatch`](crate::abi::Dispatch); `$make` (a function or a closure
+/// `$make` makes the transport (the layer, or the dispatch) on the first `WSPStartup`. `$dispatch` implements [`Dispatch`](crate::abi::Dispatch); `$make` (a function or a closure
 /// without captures) makes it on the first `WSPStartup`. The export's signature is checked
 /// against the bindings' `LPWSPSTARTUP` at compile time; its body is
 /// [`abi::startup::startup`](crate::abi::startup::startup), inside the panic boundary: the
@@ -26,6 +33,11 @@ macro_rules! export_provider {
     (transport: $transport:ty, $make:expr $(,)?) => {
         $crate::export_provider!($crate::abi::Base<$transport>, || {
             $crate::abi::Base::new(($make)())
+        });
+    };
+    (layer: $layer:ty, $make:expr $(,)?) => {
+        $crate::export_provider!($crate::abi::Layered<$layer, $crate::abi::System>, || {
+            $crate::abi::Layered::new(($make)(), $crate::abi::System)
         });
     };
     ($dispatch:ty, $make:expr $(,)?) => {

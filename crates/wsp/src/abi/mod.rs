@@ -28,6 +28,7 @@ pub mod chain;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
+mod layer;
 pub mod lower;
 mod macros;
 pub mod order;
@@ -36,9 +37,7 @@ pub mod table;
 pub mod upcalls;
 
 pub use base::{Base, CompleteOverlapped};
-#[cfg(windows)]
-pub use catalog::System;
-pub use catalog::{Catalog, CatalogError, InProcess, Module, ProviderPath};
+pub use catalog::{Catalog, CatalogError, InProcess, Module, ProviderPath, System};
 pub use chain::{Below, ChainError, Route};
 pub use decode::{
     BufferArray, How, Linger, Overlapped, OverlappedRecv, ProtocolChain, ProtocolInfo, RecvBuffers,
@@ -48,6 +47,7 @@ pub use dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
     refuse,
 };
+pub use layer::Layered;
 pub use lower::{Lower, LowerError, Lowers, Start};
 pub use order::ProviderOrder;
 pub use startup::{Export, Process};

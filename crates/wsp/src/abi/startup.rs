@@ -117,8 +117,18 @@ impl<D: Dispatch> Process<D> {
                 armed: true,
             };
             let dispatch = self.dispatch.get_or_init(self.make);
-            dispatch.first_startup(&Host::new(&self.upcalls), protocol)?;
+            let host = Host::new(&self.upcalls);
+            dispatch.first_startup(&host, protocol)?;
+            if let Err(error) = dispatch.each_startup(&host, protocol, version) {
+                dispatch.final_cleanup(&host);
+                return Err(error);
+            }
             std::mem::forget(restore);
+        } else if let Some(dispatch) = self.dispatch.get()
+            && let Err(error) = dispatch.each_startup(&Host::new(&self.upcalls), protocol, version)
+        {
+            self.set_upcalls(previous);
+            return Err(error);
         }
         *count = next;
         self.started.store(next, Ordering::Release);

@@ -1,0 +1,527 @@
+//! A layered provider stacked on a base provider, both through their real `WSPStartup`: the
+//! ws2_32 simulator (`testing::winsock`) starts the layer with a chain entry [layer, base];
+//! the layer finds the base in an in-process catalog, starts it with the same upcall table and
+//! passes every call down. The base is `abi::Base` over the in-memory transport.
+//!
+//! Two layers, one per kind of handle: `Ifs` hands out the base's handles, `NonIfs` its own
+//! (`WPUCreateSocketHandle`). Each counts what its hooks see, so the tests check both what the
+//! application gets (unchanged by the layer) and what the layer saw.
+//!
+//! The simulated ws2_32 is process-wide: the tests take turns (`Winsock::start`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use winprov_bindings::windows_core::GUID;
+use winprov_bindings::ws2spi::{
+    WSAPROTOCOL_INFOW, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE, XP1_IFS_HANDLES,
+};
+use winprov_wsp::abi::{Base, Export, InProcess, Layered, Linger, Process, Socket, Transfer};
+use winprov_wsp::layer::{
+    Call, Closing, Connecting, Ifs, NonIfs, Opened, Passed, Receiving, Sending, ShuttingDown,
+};
+use winprov_wsp::memory::Memory;
+use winprov_wsp::testing::winsock::{self, Winsock};
+use winprov_wsp::{Layer, WsaError};
+
+const LAYER_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_1a7e_0000_0000_0001);
+const BASE_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_ba5e_0000_0000_0001);
+const BASE_DLL: &str = "%SystemRoot%\\system32\\winprov-base.dll";
+
+/// The layer's hidden entry.
+const HIDDEN: u32 = 2001;
+/// The base provider's entry.
+const BASE_TCP: u32 = 2002;
+/// [layer, base].
+const CHAIN: u32 = 2003;
+
+const AF: i32 = 2;
+const SOCK_STREAM: i32 = 1;
+const SD_SEND: i32 = 1;
+
+fn entry(id: u32, provider: GUID, chain: &[u32], flags: u32) -> WSAPROTOCOL_INFOW {
+    let mut info = WSAPROTOCOL_INFOW {
+        dwServiceFlags1: flags,
+        ProviderId: provider,
+        dwCatalogEntryId: id,
+        iVersion: 2,
+        iAddressFamily: AF,
+        iMaxSockAddr: 16,
+        iMinSockAddr: 16,
+        iSocketType: SOCK_STREAM,
+        iProtocol: 6,
+        ..WSAPROTOCOL_INFOW::default()
+    };
+    info.ProtocolChain.ChainLen = match chain.len() {
+        0 => 0,
+        n => n as i32,
+    };
+    info.ProtocolChain.ChainEntries[..chain.len()].copy_from_slice(chain);
+    info
+}
+
+fn catalog_entries(chain_flags: u32) -> Vec<WSAPROTOCOL_INFOW> {
+    vec![
+        entry(HIDDEN, LAYER_ID, &[], 0),
+        entry(BASE_TCP, BASE_ID, &[BASE_TCP], 0),
+        entry(CHAIN, LAYER_ID, &[HIDDEN, BASE_TCP], chain_flags),
+    ]
+}
+
+fn chain_entry(flags: u32) -> WSAPROTOCOL_INFOW {
+    entry(CHAIN, LAYER_ID, &[HIDDEN, BASE_TCP], flags)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The base provider: `abi::Base` over the in-memory transport, with a `WSPStartup` of its own.
+
+enum BaseExport {}
+
+static BASE: Process<Base<Memory>> = Process::new(|| {
+    Base::new(Memory::new()).completing_with(winsock::WPUCompleteOverlappedRequest)
+});
+
+impl Export for BaseExport {
+    type Dispatch = Base<Memory>;
+    fn process() -> &'static Process<Base<Memory>> {
+        &BASE
+    }
+}
+
+unsafe extern "system" fn base_startup(
+    version: u16,
+    data: *const WSPDATA,
+    info: *const WSAPROTOCOL_INFOW,
+    upcalls: WSPUPCALLTABLE,
+    table: *mut WSPPROC_TABLE,
+) -> i32 {
+    // SAFETY: forwarded from the layer, under WSPStartup's contract.
+    unsafe { winprov_wsp::abi::startup::startup::<BaseExport>(version, data, info, upcalls, table) }
+}
+
+fn catalog() -> InProcess {
+    // SAFETY: `base_startup` is the base's generated WSPStartup (abi::startup::startup).
+    unsafe {
+        InProcess::new(catalog_entries(0)).with_provider(BASE_ID, BASE_DLL, Some(base_startup))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layers: a meter, in both kinds.
+
+/// What a meter saw.
+#[derive(Default)]
+struct Meter {
+    opened: AtomicU64,
+    connects: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    shutdowns: AtomicU64,
+    closed: Mutex<Vec<(u64, u64)>>,
+    /// A send of this many bytes is refused with WSAEACCES.
+    refuse_len: AtomicU64,
+}
+
+#[derive(Default)]
+struct Counted {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Meter {
+    fn reset(&self) {
+        for counter in [
+            &self.opened,
+            &self.connects,
+            &self.sent,
+            &self.received,
+            &self.shutdowns,
+            &self.refuse_len,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
+        self.closed.lock().unwrap().clear();
+    }
+}
+
+/// The meter's hooks, for both kinds of handles.
+macro_rules! meter_layer {
+    ($name:ident, $handles:ty) => {
+        #[derive(Default)]
+        struct $name(Meter);
+
+        impl Layer for $name {
+            type Handles = $handles;
+            type Socket = Counted;
+            const PROVIDER_ID: GUID = LAYER_ID;
+
+            fn open(&self, _: &Opened<'_>) -> Counted {
+                self.0.opened.fetch_add(1, Ordering::SeqCst);
+                Counted::default()
+            }
+
+            fn connect<'c>(
+                &self,
+                _: &Counted,
+                call: Call<'c, Connecting<'c>, ()>,
+            ) -> Passed<'c, ()> {
+                let passed = call.pass();
+                if passed.outcome().is_ok() {
+                    self.0.connects.fetch_add(1, Ordering::SeqCst);
+                }
+                passed
+            }
+
+            fn send<'c>(
+                &self,
+                socket: &Counted,
+                call: Call<'c, Sending<'c>, Transfer>,
+            ) -> Passed<'c, Transfer> {
+                if call.args().len() == self.0.refuse_len.load(Ordering::SeqCst) {
+                    return call.refuse(WsaError::WSAEACCES);
+                }
+                let passed = call.pass();
+                if let Ok(Transfer::Done { bytes, .. }) = passed.outcome() {
+                    socket.sent.fetch_add(u64::from(*bytes), Ordering::SeqCst);
+                    self.0.sent.fetch_add(u64::from(*bytes), Ordering::SeqCst);
+                }
+                passed
+            }
+
+            fn recv<'c>(
+                &self,
+                socket: &Counted,
+                call: Call<'c, Receiving, Transfer>,
+            ) -> Passed<'c, Transfer> {
+                let passed = call.pass();
+                if let Ok(Transfer::Done { bytes, .. }) = passed.outcome() {
+                    socket
+                        .received
+                        .fetch_add(u64::from(*bytes), Ordering::SeqCst);
+                    self.0
+                        .received
+                        .fetch_add(u64::from(*bytes), Ordering::SeqCst);
+                }
+                passed
+            }
+
+            fn shutdown<'c>(
+                &self,
+                _: &Counted,
+                call: Call<'c, ShuttingDown, ()>,
+            ) -> Passed<'c, ()> {
+                self.0.shutdowns.fetch_add(1, Ordering::SeqCst);
+                call.pass()
+            }
+
+            fn close<'c>(&self, socket: &Counted, call: Call<'c, Closing, ()>) -> Passed<'c, ()> {
+                let passed = call.pass();
+                if passed.outcome().is_ok() {
+                    self.0.closed.lock().unwrap().push((
+                        socket.sent.load(Ordering::SeqCst),
+                        socket.received.load(Ordering::SeqCst),
+                    ));
+                }
+                passed
+            }
+        }
+    };
+}
+
+meter_layer!(IfsMeter, Ifs);
+meter_layer!(NonIfsMeter, NonIfs);
+
+enum IfsExport {}
+enum NonIfsExport {}
+
+static IFS: Process<Layered<IfsMeter, InProcess>> =
+    Process::new(|| Layered::new(IfsMeter::default(), catalog()));
+static NON_IFS: Process<Layered<NonIfsMeter, InProcess>> =
+    Process::new(|| Layered::new(NonIfsMeter::default(), catalog()));
+
+impl Export for IfsExport {
+    type Dispatch = Layered<IfsMeter, InProcess>;
+    fn process() -> &'static Process<Self::Dispatch> {
+        &IFS
+    }
+}
+
+impl Export for NonIfsExport {
+    type Dispatch = Layered<NonIfsMeter, InProcess>;
+    fn process() -> &'static Process<Self::Dispatch> {
+        &NON_IFS
+    }
+}
+
+unsafe extern "system" fn ifs_startup(
+    version: u16,
+    data: *const WSPDATA,
+    info: *const WSAPROTOCOL_INFOW,
+    upcalls: WSPUPCALLTABLE,
+    table: *mut WSPPROC_TABLE,
+) -> i32 {
+    // SAFETY: forwarded from the simulator, under WSPStartup's contract.
+    unsafe { winprov_wsp::abi::startup::startup::<IfsExport>(version, data, info, upcalls, table) }
+}
+
+unsafe extern "system" fn non_ifs_startup(
+    version: u16,
+    data: *const WSPDATA,
+    info: *const WSAPROTOCOL_INFOW,
+    upcalls: WSPUPCALLTABLE,
+    table: *mut WSPPROC_TABLE,
+) -> i32 {
+    // SAFETY: as above.
+    unsafe {
+        winprov_wsp::abi::startup::startup::<NonIfsExport>(version, data, info, upcalls, table)
+    }
+}
+
+/// One of the two layers, for tests run on both.
+trait Kind: 'static {
+    type L: Layer;
+    fn startup() -> winsock::Startup;
+    fn process() -> &'static Process<Layered<Self::L, InProcess>>;
+    fn meter() -> &'static Meter;
+}
+
+impl Kind for IfsExport {
+    type L = IfsMeter;
+    fn startup() -> winsock::Startup {
+        ifs_startup
+    }
+    fn process() -> &'static Process<Layered<IfsMeter, InProcess>> {
+        &IFS
+    }
+    fn meter() -> &'static Meter {
+        &IFS.dispatch().expect("started").layer().0
+    }
+}
+
+impl Kind for NonIfsExport {
+    type L = NonIfsMeter;
+    fn startup() -> winsock::Startup {
+        non_ifs_startup
+    }
+    fn process() -> &'static Process<Layered<NonIfsMeter, InProcess>> {
+        &NON_IFS
+    }
+    fn meter() -> &'static Meter {
+        &NON_IFS.dispatch().expect("started").layer().0
+    }
+}
+
+fn start<K: Kind>() -> Winsock {
+    let ws = Winsock::start(K::startup(), chain_entry(0)).expect("the layer's WSPStartup");
+    K::meter().reset();
+    ws
+}
+
+/// Two connected sockets (client, server) through a listener on `port`, closed again.
+fn pair(ws: &Winsock, port: u16) -> (Socket, Socket) {
+    let name = port.to_be_bytes();
+    let listener = ws.socket(AF, SOCK_STREAM, 6).expect("socket");
+    ws.bind(listener, &name).expect("bind");
+    ws.listen(listener, 1).expect("listen");
+    let client = ws.socket(AF, SOCK_STREAM, 6).expect("socket");
+    ws.connect(client, &name).expect("connect");
+    let (server, _) = ws.accept(listener).expect("accept");
+    ws.close(listener).expect("close the listener");
+    (client, server)
+}
+
+fn base() -> &'static Base<Memory> {
+    BASE.dispatch().expect("started by the layer")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn data_passes_through_unchanged_and_the_layer_sees_it<K: Kind>() {
+    let ws = start::<K>();
+    let (client, server) = pair(&ws, 1);
+    assert_eq!(ws.send(client, b"hello").unwrap(), 5);
+    assert_eq!(ws.send(server, b"back again").unwrap(), 10);
+    assert_eq!(ws.recv(server, 64).unwrap(), b"hello");
+    assert_eq!(ws.recv(client, 4).unwrap(), b"back");
+    assert_eq!(ws.recv(client, 64).unwrap(), b" again");
+    ws.shutdown(client, SD_SEND).unwrap();
+    assert_eq!(
+        ws.recv(server, 64).unwrap(),
+        b"",
+        "the FIN reads as 0 bytes"
+    );
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    let meter = K::meter();
+    assert_eq!(
+        meter.opened.load(Ordering::SeqCst),
+        3,
+        "listener, client, accepted"
+    );
+    assert_eq!(meter.connects.load(Ordering::SeqCst), 1);
+    assert_eq!(meter.sent.load(Ordering::SeqCst), 15);
+    assert_eq!(meter.received.load(Ordering::SeqCst), 15);
+    assert_eq!(meter.shutdowns.load(Ordering::SeqCst), 1);
+    let mut closed = meter.closed.lock().unwrap().clone();
+    closed.sort();
+    assert_eq!(closed, vec![(0, 0), (5, 10), (10, 5)]);
+    assert_eq!(K::process().dispatch().unwrap().sockets(), 0);
+    assert_eq!(base().runtime().alive(), 0, "every socket closed below too");
+    ws.finish();
+}
+
+#[test]
+fn ifs_data_passes_through_unchanged_and_the_layer_sees_it() {
+    data_passes_through_unchanged_and_the_layer_sees_it::<IfsExport>();
+}
+
+#[test]
+fn non_ifs_data_passes_through_unchanged_and_the_layer_sees_it() {
+    data_passes_through_unchanged_and_the_layer_sees_it::<NonIfsExport>();
+}
+
+#[test]
+fn an_ifs_layer_hands_out_the_base_handles() {
+    let ws = start::<IfsExport>();
+    let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    let handle = ws
+        .handle(socket)
+        .expect("made by the base's WPUCreateSocketHandle");
+    assert_eq!(
+        handle.catalog_entry_id, BASE_TCP,
+        "R-WSP-4: the base was started, and makes its sockets, with its own entry"
+    );
+    ws.close(socket).unwrap();
+    assert!(ws.handle(socket).unwrap().closed);
+    ws.finish();
+}
+
+#[test]
+fn a_non_ifs_layer_hands_out_handles_of_its_own_for_the_chain_entry() {
+    let ws = start::<NonIfsExport>();
+    let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    let handle = ws
+        .handle(socket)
+        .expect("made by the layer's WPUCreateSocketHandle");
+    assert_eq!(handle.catalog_entry_id, CHAIN);
+    let handles_before = ws.upcalls().len();
+    assert!(handles_before > 0);
+    assert_eq!(base().handles(), 1, "the base holds its own handle below");
+    ws.close(socket).unwrap();
+    let handle = ws.handle(socket).unwrap();
+    assert!(handle.closed, "the layer's handle released");
+    assert_eq!(handle.close_calls, 1);
+    assert_eq!(base().handles(), 0, "and the base's");
+    assert_eq!(ws.send(socket, b"x"), Err(WsaError::WSAENOTSOCK));
+    ws.finish();
+}
+
+#[test]
+fn r_wsp_19_a_non_ifs_layer_refuses_an_entry_declaring_ifs_handles() {
+    let refused = Winsock::start(non_ifs_startup, chain_entry(XP1_IFS_HANDLES));
+    assert_eq!(refused.err(), Some(WsaError::WSAEPROVIDERFAILEDINIT));
+    assert_eq!(NON_IFS.startups(), 0);
+    assert_eq!(BASE.startups(), 0, "nothing was started below");
+}
+
+#[test]
+fn a_hook_that_refuses_answers_its_error_and_nothing_goes_down() {
+    let ws = start::<NonIfsExport>();
+    let (client, server) = pair(&ws, 2);
+    NonIfsExport::meter().refuse_len.store(3, Ordering::SeqCst);
+    assert_eq!(ws.send(client, b"abc"), Err(WsaError::WSAEACCES));
+    assert_eq!(ws.send(client, b"abcd").unwrap(), 4);
+    assert_eq!(
+        ws.recv(server, 64).unwrap(),
+        b"abcd",
+        "the refused bytes never left"
+    );
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+fn abortive_close_resets_the_peer<K: Kind>() {
+    let ws = start::<K>();
+    let (client, server) = pair(&ws, 3);
+    ws.set_linger(
+        client,
+        Linger {
+            on: true,
+            seconds: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ws.get_linger(client).unwrap(),
+        Linger {
+            on: true,
+            seconds: 0
+        }
+    );
+    ws.send(client, b"lost").unwrap();
+    ws.close(client).unwrap();
+    assert_eq!(ws.recv(server, 64), Err(WsaError::WSAECONNRESET));
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn ifs_abortive_close_resets_the_peer() {
+    abortive_close_resets_the_peer::<IfsExport>();
+}
+
+#[test]
+fn non_ifs_abortive_close_resets_the_peer() {
+    abortive_close_resets_the_peer::<NonIfsExport>();
+}
+
+fn the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again<K: Kind>() {
+    let mut ws = start::<K>();
+    let (client, server) = pair(&ws, 4);
+    assert_eq!(BASE.startups(), 1, "started lazily, at the first socket");
+    ws.start_again().unwrap();
+    ws.cleanup().unwrap();
+    assert_eq!(BASE.startups(), 1, "not the last cleanup");
+    ws.cleanup().unwrap();
+    assert_eq!(
+        BASE.startups(),
+        0,
+        "the base's startup paired with one cleanup"
+    );
+    assert_eq!(K::process().dispatch().unwrap().sockets(), 0);
+    assert_eq!(base().runtime().alive(), 0);
+    let _ = (client, server);
+    ws.start_again().unwrap();
+    let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    assert_eq!(BASE.startups(), 1, "started again for the new session");
+    ws.close(socket).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn ifs_the_last_cleanup_cleans_up_below() {
+    the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again::<IfsExport>();
+}
+
+#[test]
+fn non_ifs_the_last_cleanup_cleans_up_below() {
+    the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again::<NonIfsExport>();
+}
+
+#[test]
+fn an_ifs_overlapped_receive_completes_through_the_base_to_the_caller() {
+    let ws = start::<IfsExport>();
+    let (client, server) = pair(&ws, 5);
+    let issued = ws.recv_overlapped(server, 16, winsock::Via::Event).unwrap();
+    assert!(issued.is_pending());
+    ws.send(client, b"late").unwrap();
+    assert_eq!(ws.received(issued.op), b"late");
+    assert_eq!(
+        ws.completions(issued.op).len(),
+        1,
+        "completed once, to the caller"
+    );
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
