@@ -28,7 +28,7 @@ pub mod chain;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
-mod layer;
+pub mod layer;
 pub mod lower;
 mod macros;
 pub mod order;
