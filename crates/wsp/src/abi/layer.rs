@@ -18,11 +18,11 @@
 //!
 //! [`Layer::Handles`] decides, by type:
 //!
-//! - [`NonIfs`]: the layer's handles are ws2_32's (`WPUCreateSocketHandle`, with the chain
+//! - [`NonIfs`](crate::layer::NonIfs): the layer's handles are ws2_32's (`WPUCreateSocketHandle`, with the chain
 //!   entry's catalog id), their context the socket's key in the layer's lease table, found
 //!   again with one `WPUQuerySocketHandleContext` and one lock-free lease; an entry declaring
 //!   `XP1_IFS_HANDLES` is refused at `WSPStartup` (`WSAEPROVIDERFAILEDINIT`, R-WSP-19).
-//! - [`Ifs`]: the handle is the lower provider's; the layer's table is reached through an
+//! - [`Ifs`](crate::layer::Ifs): the handle is the lower provider's; the layer's table is reached through an
 //!   index from that handle (a read lock and one hash lookup).
 //!
 //! Sockets live in the core `LeaseTable`: a close racing a call on another thread is safe (the
