@@ -321,8 +321,12 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
     fn forget(&self, key: usize, handle: Socket, below: SOCKET) {
         drop(self.sockets.remove(key));
         if L::Handles::IFS {
+            // Only this socket's entry: the provider below may already have handed the same
+            // value out again, for a socket published since.
             let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-            index.remove(&below.0);
+            if index.get(&below.0) == Some(&key) {
+                index.remove(&below.0);
+            }
         } else if let Ok(upcalls) = self.upcalls()
             && let Err(error) = upcalls.close_socket_handle(handle)
         {
