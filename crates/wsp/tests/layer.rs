@@ -525,3 +525,154 @@ fn an_ifs_overlapped_receive_completes_through_the_base_to_the_caller() {
     ws.close(server).unwrap();
     ws.finish();
 }
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % n
+    }
+}
+
+/// Randomized calls through the layer — pairs made and closed in any order, sends, receives,
+/// shutdowns, linger options, overlapped I/O by every mechanism where the layer passes the
+/// caller's request down as it is (`overlapped`) — then nothing is left in the layer or below
+/// it, every handle ws2_32 made was released once, and what the layer counted equals what the
+/// application sent and received; the simulator checked R-WSP-14 to R-WSP-19 on every call.
+fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
+    use winsock::Via;
+    const ROUNDS: usize = 20_000;
+    let ws = start::<K>();
+    let mut rng = Rng(0x5eed_cafe_f00d_0002);
+    let thread = ws.new_thread();
+    let port = ws.create_port();
+    let mut sockets: Vec<Socket> = Vec::new();
+    let mut made: Vec<Socket> = Vec::new();
+    let mut ops = Vec::new();
+    let mut next_port = 100u16;
+    let (mut sent, mut received) = (0u64, 0u64);
+    for _ in 0..ROUNDS {
+        match rng.below(10) {
+            0 if sockets.len() < 16 => {
+                next_port += 1;
+                let (a, b) = pair(&ws, next_port);
+                for s in [a, b] {
+                    // FIONBIO, passed down: a receive with nothing to read does not wait.
+                    ws.set_non_blocking(s, true).unwrap();
+                }
+                ws.associate(b, port, b.raw());
+                made.extend([a, b]);
+                sockets.extend([a, b]);
+            }
+            1 | 2 if !sockets.is_empty() => {
+                let s = sockets[rng.below(sockets.len() as u64) as usize];
+                if let Ok(n) = ws.send(s, &[rng.below(256) as u8; 5]) {
+                    sent += u64::from(n);
+                }
+            }
+            3 | 4 if !sockets.is_empty() => {
+                let s = sockets[rng.below(sockets.len() as u64) as usize];
+                if let Ok(data) = ws.recv(s, 1 + rng.below(16) as u32) {
+                    received += data.len() as u64;
+                }
+            }
+            5 if overlapped && !sockets.is_empty() => {
+                let s = sockets[rng.below(sockets.len() as u64) as usize];
+                let via = match rng.below(4) {
+                    0 => Via::Event,
+                    1 => Via::EventOnly,
+                    2 => Via::Port,
+                    _ => Via::Routine(thread),
+                };
+                if let Ok(issued) = ws.recv_overlapped(s, 1 + rng.below(16) as u32, via) {
+                    // One that completed at once is seen by the layer; a pending one
+                    // completes to the caller from below.
+                    received += issued.done.map_or(0, |done| u64::from(done.bytes));
+                    ops.push(issued.op);
+                }
+            }
+            6 if !sockets.is_empty() => {
+                let s = sockets[rng.below(sockets.len() as u64) as usize];
+                let _ = ws.shutdown(s, rng.below(3) as i32);
+            }
+            7 if !sockets.is_empty() => {
+                let s = sockets[rng.below(sockets.len() as u64) as usize];
+                let linger = Linger {
+                    on: rng.below(2) == 0,
+                    seconds: 0,
+                };
+                let _ = ws.set_linger(s, linger);
+            }
+            8 if !sockets.is_empty() => {
+                let i = rng.below(sockets.len() as u64) as usize;
+                let s = sockets.swap_remove(i);
+                ws.close(s)
+                    .expect("a close that neither lingers nor blocks");
+            }
+            _ => {
+                ws.run_apcs(thread);
+                while ws.dequeue(port).is_some() {}
+                ops.retain(|op| {
+                    if ws.completions(*op).is_empty() {
+                        return true;
+                    }
+                    ws.forget(*op);
+                    false
+                });
+            }
+        }
+    }
+    for s in sockets.drain(..) {
+        ws.close(s).unwrap();
+    }
+    ws.run_apcs(thread);
+    for op in ops.drain(..) {
+        assert_eq!(
+            ws.completions(op).len(),
+            1,
+            "every operation completed once"
+        );
+        ws.forget(op);
+    }
+    assert_eq!(
+        K::process().dispatch().unwrap().sockets(),
+        0,
+        "no socket left in the layer"
+    );
+    assert_eq!(base().runtime().alive(), 0, "no socket state left below");
+    assert_eq!(base().pending_operations(), 0, "no request kept below");
+    assert_eq!(base().handles(), 0);
+    for s in made {
+        let handle = ws.handle(s).unwrap();
+        assert!(
+            handle.closed && handle.close_calls == 1,
+            "{s:?} released once"
+        );
+    }
+    let meter = K::meter();
+    assert!(sent > 0 && received > 0);
+    assert_eq!(
+        meter.sent.load(Ordering::SeqCst),
+        sent,
+        "the layer saw every byte sent"
+    );
+    assert_eq!(
+        meter.received.load(Ordering::SeqCst),
+        received,
+        "and every byte received by a call that completed at once"
+    );
+    ws.finish();
+}
+
+#[test]
+fn ifs_randomized_calls_leave_nothing_behind() {
+    randomized_calls_leave_nothing_behind::<IfsExport>(true);
+}
+
+#[test]
+fn non_ifs_randomized_calls_leave_nothing_behind() {
+    randomized_calls_leave_nothing_behind::<NonIfsExport>(false);
+}

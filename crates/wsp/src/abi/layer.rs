@@ -1062,11 +1062,7 @@ fn transmit<L: Layer>(
                     r.socket,
                     buffers.as_mut_ptr(),
                     buffers.len() as u32,
-                    if request.overlapped.is_null() {
-                        &raw mut sent
-                    } else {
-                        std::ptr::null_mut()
-                    },
+                    &raw mut sent,
                     args.flags,
                     request.overlapped,
                     request.routine,
@@ -1079,11 +1075,7 @@ fn transmit<L: Layer>(
                     r.socket,
                     buffers.as_mut_ptr(),
                     buffers.len() as u32,
-                    if request.overlapped.is_null() {
-                        &raw mut sent
-                    } else {
-                        std::ptr::null_mut()
-                    },
+                    &raw mut sent,
                     args.flags,
                     to.as_ptr().cast::<SOCKADDR>(),
                     to.len() as i32,
@@ -1122,11 +1114,9 @@ fn receive<L: Layer>(
         let mut buffers = array.to_wsabufs();
         let request = Request::of(request.as_ref());
         let (mut received, mut out_flags) = (0u32, args.flags);
-        let bytes_ptr = if request.overlapped.is_null() {
-            &raw mut received
-        } else {
-            std::ptr::null_mut()
-        };
+        // Given for an overlapped call too: a request that completes at once reports its
+        // count here (the export writes it back for the caller).
+        let bytes_ptr = &raw mut received;
         let result = match from.as_mut() {
             None => checked(down!(
                 r,
