@@ -18,6 +18,17 @@
  * own catalog entry id, for each new socket before handing it out, and it hands out the handle
  * that returns (a base given an upcall table without the function skips it).
  *
+ * Where Wine's ws2_32 answers otherwise than Windows' base provider, the base answers as Windows
+ * does, in two places only:
+ * - WSPCloseSocket (and the final WSPCleanup) cancels the socket's pending I/O with CancelIoEx
+ *   before closesocket: on Windows the pending operations of a closed socket complete with
+ *   WSA_OPERATION_ABORTED (995); Wine 8 completes them with STATUS_HANDLES_CLOSED (0x8000000A),
+ *   which its ws2_32 reports as WSAEINVAL and a completion port as ERROR_HANDLES_CLOSED (676).
+ * - WSAJoinLeaf and WSAGetQOSByName are stubs in Wine 8 that fail without setting an error; the
+ *   base reports WSAEOPNOTSUPP for a failure that leaves the error 0, never SOCKET_ERROR with
+ *   *lpErrno 0.
+ * base_host.c shows both differences on the harness's own ws2_32 sockets.
+ *
  * WSPStartup checks the version (below 2.2: WSAVERNOTSUPPORTED, else wVersion 2.2), counts
  * startups, keeps the most recent upcall table and protocol info, and does a WSAStartup of its
  * own; each WSPCleanup does a WSACleanup, and the final one also closes the sockets the base
@@ -145,6 +156,21 @@ static int remove_open(SOCKET s)
     if (found)
         InterlockedDecrement(&stats.sockets_open);
     return found;
+}
+
+/* closesocket, after cancelling the socket's pending I/O (see the top of the file). */
+static int close_real(SOCKET s)
+{
+    CancelIoEx((HANDLE)s, NULL);
+    return closesocket(s);
+}
+
+/* A failed ws2_32 stub that may leave the error unset: WSAEOPNOTSUPP then. Call
+ * WSASetLastError(0) before the stub. */
+static void failed_stub(LPINT err)
+{
+    int e = WSAGetLastError();
+    *err = e ? e : WSAEOPNOTSUPP;
 }
 
 /* A new real socket: through WPUModifyIFSHandle, then recorded. INVALID_SOCKET with *err when
@@ -297,7 +323,7 @@ static int WSPAPI base_cleanup(LPINT err)
     }
     ReleaseSRWLockExclusive(&lock);
     for (size_t i = 0; i < left_count; i++) {
-        closesocket(left[i]);
+        close_real(left[i]);
         InterlockedIncrement(&stats.closed_by_cleanup);
         InterlockedDecrement(&stats.sockets_open);
     }
@@ -312,7 +338,7 @@ static int WSPAPI base_close_socket(SOCKET s, LPINT err)
     ENTER(CloseSocket);
     if (not_started(err))
         return SOCKET_ERROR;
-    if (closesocket(s))
+    if (close_real(s))
         return failed(err);
     remove_open(s);
     return 0;
@@ -433,8 +459,9 @@ static BOOL WSPAPI base_get_qos_by_name(SOCKET s, LPWSABUF name, LPQOS qos, LPIN
     ENTER(GetQOSByName);
     if (not_started(err))
         return FALSE;
+    WSASetLastError(0);
     if (!WSAGetQOSByName(s, name, qos)) {
-        *err = WSAGetLastError();
+        failed_stub(err);
         return FALSE;
     }
     return TRUE;
@@ -461,9 +488,10 @@ static SOCKET WSPAPI base_join_leaf(SOCKET s, const struct sockaddr *name, int n
     ENTER(JoinLeaf);
     if (not_started(err))
         return INVALID_SOCKET;
+    WSASetLastError(0);
     SOCKET leaf = WSAJoinLeaf(s, name, namelen, caller_data, callee_data, sqos, gqos, flags);
     if (leaf == INVALID_SOCKET) {
-        failed(err);
+        failed_stub(err);
         return INVALID_SOCKET;
     }
     return leaf == s ? s : adopt(leaf, err);
