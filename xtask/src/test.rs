@@ -1,6 +1,6 @@
 //! `cargo xtask test`: every check CI runs, in order, each step timed.
 
-use crate::discover::{Discovered, LoomRun, StressRun, WineHarness};
+use crate::discover::{CDll, Discovered, LoomRun, StressRun, WineHarness};
 use crate::installer::Descriptor;
 use crate::prereq::{self, Need};
 use crate::stage::{Handoff, Stages, cargo, run as sh};
@@ -80,7 +80,8 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
     stages.add("Windows cross-build", || {
         sh(cargo()
             .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
-            .args(["--target", WINDOWS_TARGET]))
+            .args(["--target", WINDOWS_TARGET]))?;
+        build_c_dlls(&found.wine_c_dlls)
     });
     if wine {
         stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
@@ -222,29 +223,56 @@ fn wine_unit_tests(prefix: &Prefix, packages: &[String]) -> Result<()> {
     sh(&mut cmd)
 }
 
+/// Where the harnesses, their DLLs and their files live while they run.
+fn harness_dir() -> PathBuf {
+    target_dir().join("wine/bin")
+}
+
+/// The compiler flags of every C file of the Wine tests, harnesses and DLLs alike.
+const C_FLAGS: [&str; 6] = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"];
+
+/// Builds the C DLLs the harnesses load into the harness directory.
+fn build_c_dlls(dlls: &[CDll]) -> Result<()> {
+    std::fs::create_dir_all(harness_dir())?;
+    dlls.iter().try_for_each(|dll| sh(&mut c_dll_command(dll)))
+}
+
+fn c_dll_command(dll: &CDll) -> Command {
+    let mut cmd = Command::new("x86_64-w64-mingw32-gcc");
+    cmd.args(C_FLAGS)
+        .args(["-shared", "-o"])
+        .arg(harness_dir().join(dll.file()))
+        .arg(workspace_root().join(&dll.source))
+        .arg("-lws2_32");
+    cmd
+}
+
 fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
     let root = workspace_root();
-    let bin = target_dir().join("wine/bin");
+    let bin = harness_dir();
     std::fs::create_dir_all(&bin)?;
     let exe = bin.join(format!("{}.exe", harness.name));
     sh(Command::new("x86_64-w64-mingw32-gcc")
-        .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
+        .args(C_FLAGS)
+        .arg("-o")
         .arg(&exe)
         .arg(root.join(&harness.source)))?;
-    let dll = built_windows_artifact(&harness.dll);
-    std::fs::copy(&dll, bin.join(&harness.dll)).with_context(|| {
-        format!(
-            "copying {} (built by -p {})",
-            dll.display(),
-            harness.package
-        )
-    })?;
+    if let Some(file) = &harness.cargo_dll {
+        let dll = built_windows_artifact(file);
+        std::fs::copy(&dll, bin.join(file)).with_context(|| {
+            format!(
+                "copying {} (built by -p {})",
+                dll.display(),
+                harness.package
+            )
+        })?;
+    }
     let mut cmd = prefix.command(&exe);
     // Panics are expected (the boundary tests): keep their default-hook output short.
-    cmd.arg(&harness.dll)
+    cmd.args(&harness.dlls)
         .current_dir(&bin)
         .env("RUST_BACKTRACE", "0");
-    println!("$ wine {} {}", exe.display(), harness.dll);
+    println!("$ wine {} {}", exe.display(), harness.dlls.join(" "));
     let out = cmd.output().context("running the harness under Wine")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
@@ -368,11 +396,12 @@ mod tests {
     fn harness_sources_exist() {
         let found = Discovered::find().unwrap();
         assert!(!found.wine_harnesses.is_empty());
-        for harness in &found.wine_harnesses {
+        let sources = found.wine_harnesses.iter().map(|h| &h.source);
+        for source in sources.chain(found.wine_c_dlls.iter().map(|d| &d.source)) {
             assert!(
-                workspace_root().join(&harness.source).is_file(),
+                workspace_root().join(source).is_file(),
                 "{}",
-                harness.source.display()
+                source.display()
             );
         }
     }
