@@ -597,6 +597,20 @@ mod tests {
         for harness in &expected {
             assert!(found.wine_harnesses.contains(harness), "{harness:?}");
         }
+        // The C base provider and the harness that drives it alone.
+        let base = c_dll("tests/wine-lsp/base/wsp_base.c");
+        assert!(found.wine_c_dlls.contains(&base), "{:?}", found.wine_c_dlls);
+        let base_host = found
+            .wine_harnesses
+            .iter()
+            .find(|h| h.name == "base_host")
+            .expect("base_host is declared");
+        assert_eq!(
+            base_host.source,
+            Path::new("tests/wine-lsp/host/base_host.c")
+        );
+        assert_eq!(base_host.package, "winprov-wine-lsp");
+        assert_eq!(base_host.dlls.last(), Some(&base.file()));
     }
 
     #[test]

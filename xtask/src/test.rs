@@ -405,4 +405,27 @@ mod tests {
             );
         }
     }
+
+    /// The workspace's C base provider is built into the harness directory with the harnesses'
+    /// flags, as a DLL linked with ws2_32.
+    #[test]
+    fn the_c_dlls_are_built_beside_the_harnesses() {
+        let found = Discovered::find().unwrap();
+        let base = found
+            .wine_c_dlls
+            .iter()
+            .find(|d| d.name == "wsp_base")
+            .expect("tests/wine-lsp declares wsp_base.c");
+        assert_eq!(
+            describe(&c_dll_command(base)),
+            format!(
+                "x86_64-w64-mingw32-gcc -std=c11 -O1 -g -Wall -Wextra -Werror -shared -o {} {} \
+                 -lws2_32",
+                target_dir().join("wine/bin/wsp_base.dll").display(),
+                workspace_root()
+                    .join("tests/wine-lsp/base/wsp_base.c")
+                    .display()
+            )
+        );
+    }
 }

@@ -35,7 +35,8 @@
  *   WSAGetQOSByName fail without an error code (the base says WSAEOPNOTSUPP).
  *
  * Prints `ok N - ...` / `not ok N - ...` per check, then "N passed, M failed"; exits non-zero on
- * any failure. Usage: base_host.exe <wsp_base.dll>.
+ * any failure. Usage: base_host.exe [other.dll ...] <wsp_base.dll>: the base is the last
+ * argument (xtask passes a package's cdylib, if any, then its C DLLs).
  *
  * Built and run by `cargo xtask test` (x86_64-w64-mingw32-gcc, then wine, cwd = target/wine/bin);
  * the base DLL is built from its `wine-c-dlls` declaration.
@@ -1541,9 +1542,10 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2) {
-        fprintf(stderr, "usage: base_host.exe <wsp_base.dll>\n");
+        fprintf(stderr, "usage: base_host.exe [other.dll ...] <wsp_base.dll>\n");
         return 2;
     }
+    const char *base_dll = argv[argc - 1];
     DWORD began = GetTickCount();
     InitializeCriticalSection(&log_lock);
 
@@ -1579,7 +1581,7 @@ int main(int argc, char **argv)
     protocol_udp.ProtocolChain.ChainEntries[0] = CATALOG + 1;
 
     char full[MAX_PATH];
-    if (!GetFullPathNameA(argv[1], MAX_PATH, full, NULL))
+    if (!GetFullPathNameA(base_dll, MAX_PATH, full, NULL))
         bail("GetFullPathNameA failed");
     HMODULE dll = LoadLibraryA(full);
     if (!dll) {
@@ -1589,7 +1591,7 @@ int main(int argc, char **argv)
     wsp_startup = (LPWSPSTARTUP)(void (*)(void))GetProcAddress(dll, "WSPStartup");
     base_stats = (LPWSP_BASE_STATS)(void (*)(void))GetProcAddress(dll, "BaseStats");
     CHECK(wsp_startup && base_stats, "LoadLibrary(%s): WSPStartup and BaseStats resolve by name",
-          argv[1]);
+          base_dll);
     if (!wsp_startup || !base_stats)
         bail("exports");
 
