@@ -100,6 +100,53 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
     stages
 }
 
+/// `cargo xtask harness <name>...`: the named Wine ABI harnesses alone, after building the
+/// DLLs they load (their packages' cdylibs for Windows, the C DLLs).
+pub fn run_harnesses(names: &[String]) -> Result<()> {
+    let found = Discovered::find()?;
+    let known = || {
+        let names: Vec<&str> = found
+            .wine_harnesses
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        names.join(", ")
+    };
+    if names.is_empty() {
+        bail!("harness needs the names of harnesses: {}", known());
+    }
+    let selected = names
+        .iter()
+        .map(|name| {
+            found
+                .wine_harnesses
+                .iter()
+                .find(|h| &h.name == name)
+                .with_context(|| format!("no Wine harness `{name}` (there are {})", known()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    prereq::ensure(Need::Wine)?;
+    let packages: Vec<&str> = selected
+        .iter()
+        .filter(|h| h.cargo_dll.is_some())
+        .map(|h| h.package.as_str())
+        .collect();
+    if !packages.is_empty() {
+        let mut build = cargo();
+        build.args(["build", "--locked", "--target", WINDOWS_TARGET]);
+        for package in packages {
+            build.args(["-p", package]);
+        }
+        sh(&mut build)?;
+    }
+    build_c_dlls(&found.wine_c_dlls)?;
+    let prefix = Prefix::prepare()?;
+    for harness in selected {
+        run_harness(&prefix, harness)?;
+    }
+    prefix.wait()
+}
+
 /// The loom models each package declares, compiled with `--cfg loom` into their own target
 /// directory so the normal build cache survives.
 fn loom(runs: &[LoomRun]) -> Result<()> {
