@@ -7,10 +7,18 @@
 //! stress-operations = 2000000   # its `stress` test, in release, at this size
 //! wine-unit-tests = true        # its unit and integration tests also run under Wine
 //! wine-harnesses = ["tests/wine-nspv2/host/nsp_host.c"]  # C harnesses that drive its DLL
+//! wine-c-dlls = ["tests/wine-lsp/base/wsp_base.c"]       # C DLLs its harnesses load too
 //! ```
 //!
 //! The layout is checked against the declarations: a `src/loom_models.rs`, a `tests/loom.rs` or
 //! a `tests/stress.rs` that no key names is an error, so none is silently left out.
+//!
+//! A harness is run with the package's DLLs as arguments: its cdylib (if it builds one), then
+//! its `wine-c-dlls` in their order. A C DLL is a provider written against mingw-w64's headers
+//! that the Wine tests need beside the package's own (a base provider under a layered one, which
+//! Wine cannot supply); xtask builds it with mingw-w64 into the harness directory, linked with
+//! ws2_32. Two packages may declare the same source (each names what its harnesses load); two
+//! sources with one file name may not.
 
 use crate::installer::{only_keys, table};
 use crate::stage::{cargo, output};
@@ -75,13 +83,35 @@ pub struct WineHarness {
     pub name: String,
     /// The harness source, relative to the workspace root.
     pub source: PathBuf,
-    /// Cargo package that builds the DLL, and the DLL's file name (its cdylib target's).
+    /// Cargo package that declares the harness, and its cdylib's file name if it builds one
+    /// (copied from the Windows cross-build).
     pub package: String,
-    pub dll: String,
+    pub cargo_dll: Option<String>,
+    /// The harness's arguments: the package's cdylib, then its C DLLs (never empty).
+    pub dlls: Vec<String>,
 }
 
-/// Everything found, in workspace order; Wine harnesses of packages under `tests/` first (they
-/// prove the Wine rig the other harnesses rely on).
+/// A C DLL the Wine harnesses load (`wine-c-dlls`), built with mingw-w64 into their directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CDll {
+    /// The source's file stem; the DLL is `<name>.dll`.
+    pub name: String,
+    /// The source, relative to the workspace root.
+    pub source: PathBuf,
+}
+
+impl CDll {
+    /// The DLL's file name.
+    pub fn file(&self) -> String {
+        format!("{}.dll", self.name)
+    }
+}
+
+/// The Wine rig's package: its harness proves the rig every other harness relies on.
+const RIG_DIR: &str = "tests/wine-rig";
+
+/// Everything found, in workspace order; of the Wine harnesses, the rig's first, then those of
+/// the other packages under `tests/` (the Wine tests of the framework itself), then the samples'.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Discovered {
     pub loom: Vec<LoomRun>,
@@ -89,6 +119,8 @@ pub struct Discovered {
     /// Packages whose unit and integration tests also run for the Windows target under Wine.
     pub wine_unit_tests: Vec<String>,
     pub wine_harnesses: Vec<WineHarness>,
+    /// The C DLLs the harnesses load, each once.
+    pub wine_c_dlls: Vec<CDll>,
 }
 
 /// `cargo metadata --format-version 1 --no-deps` of the workspace.
@@ -113,6 +145,7 @@ impl Discovered {
         );
         let mut found = Self::default();
         let mut rig_harnesses = Vec::new();
+        let mut test_harnesses = Vec::new();
         let mut harnesses = Vec::new();
         for package in metadata["packages"].as_array().into_iter().flatten() {
             let name = package["name"].as_str().context("package without a name")?;
@@ -122,13 +155,31 @@ impl Discovered {
             found.loom.extend(tests.loom);
             found.stress.extend(tests.stress);
             found.wine_unit_tests.extend(tests.wine_unit_tests);
-            if manifest.starts_with(root.join("tests")) {
+            for dll in tests.wine_c_dlls {
+                match found.wine_c_dlls.iter().find(|d| d.name == dll.name) {
+                    Some(same) if same.source == dll.source => {}
+                    Some(other) => bail!(
+                        "two C DLLs named `{}.dll` ({} and {}): they would overwrite each other",
+                        dll.name,
+                        other.source.display(),
+                        dll.source.display()
+                    ),
+                    None => found.wine_c_dlls.push(dll),
+                }
+            }
+            if manifest.starts_with(root.join(RIG_DIR)) {
                 rig_harnesses.extend(tests.wine_harnesses);
+            } else if manifest.starts_with(root.join("tests")) {
+                test_harnesses.extend(tests.wine_harnesses);
             } else {
                 harnesses.extend(tests.wine_harnesses);
             }
         }
-        found.wine_harnesses = rig_harnesses.into_iter().chain(harnesses).collect();
+        found.wine_harnesses = rig_harnesses
+            .into_iter()
+            .chain(test_harnesses)
+            .chain(harnesses)
+            .collect();
         for (i, harness) in found.wine_harnesses.iter().enumerate() {
             if let Some(other) = found.wine_harnesses[..i]
                 .iter()
@@ -139,6 +190,21 @@ impl Discovered {
                     harness.name,
                     other.source.display(),
                     harness.source.display()
+                );
+            }
+        }
+        for dll in &found.wine_c_dlls {
+            if let Some(harness) = found
+                .wine_harnesses
+                .iter()
+                .find(|h| h.cargo_dll.as_ref() == Some(&dll.file()))
+            {
+                bail!(
+                    "the C DLL {} and the cdylib of `{}` are both `{}`: one would overwrite the \
+                     other",
+                    dll.source.display(),
+                    harness.package,
+                    dll.file()
                 );
             }
         }
@@ -196,6 +262,7 @@ fn read_package(package: &Value, name: &str, root: &Path) -> Result<Discovered> 
             "stress-operations",
             "wine-unit-tests",
             "wine-harnesses",
+            "wine-c-dlls",
         ],
         "the test table",
     )?;
@@ -274,41 +341,80 @@ fn read_package(package: &Value, name: &str, root: &Path) -> Result<Discovered> 
         Some(_) => bail!("`wine-unit-tests` must be true or false"),
     }
 
-    let sources = match test.get("wine-harnesses") {
-        None => Vec::new(),
-        Some(value) => value
-            .as_array()
-            .and_then(|list| list.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
-            .context("`wine-harnesses` must be a list of paths (relative to the workspace root)")?,
-    };
+    let sources = c_sources(test, "wine-harnesses", root)?;
+    for source in &c_sources(test, "wine-c-dlls", root)? {
+        found.wine_c_dlls.push(CDll {
+            name: file_stem(source)?,
+            source: source.clone(),
+        });
+    }
+    if sources.is_empty() && !found.wine_c_dlls.is_empty() {
+        bail!("`wine-c-dlls` without `wine-harnesses`: no harness would load them");
+    }
+    let cargo_dll = targets
+        .iter()
+        .find(|t| t.is("cdylib"))
+        .map(|cdylib| format!("{}.dll", cdylib.name));
+    let dlls: Vec<String> = cargo_dll
+        .iter()
+        .cloned()
+        .chain(found.wine_c_dlls.iter().map(CDll::file))
+        .collect();
     for source in sources {
-        let source = PathBuf::from(source);
-        if source.is_absolute() || source.extension().is_none_or(|e| e != "c") {
+        if dlls.is_empty() {
             bail!(
-                "`wine-harnesses`: `{}` is not a C file relative to the workspace root ({})",
-                source.display(),
-                root.display()
+                "`wine-harnesses`: `{}` drives this package's DLL, but it builds none (no cdylib \
+                 target, no `wine-c-dlls`)",
+                source.display()
             );
         }
-        let cdylib = targets.iter().find(|t| t.is("cdylib")).with_context(|| {
-            format!(
-                "`wine-harnesses`: `{}` drives this package's DLL, but it builds none \
-                     (no cdylib target)",
-                source.display()
-            )
-        })?;
         found.wine_harnesses.push(WineHarness {
-            name: source
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .context("a harness source without a file name")?
-                .to_string(),
+            name: file_stem(&source)?,
             package: name.to_string(),
-            dll: format!("{}.dll", cdylib.name),
+            cargo_dll: cargo_dll.clone(),
+            dlls: dlls.clone(),
             source,
         });
     }
     Ok(found)
+}
+
+/// A list of C sources relative to the workspace root, under `key`.
+fn c_sources(
+    test: &serde_json::Map<String, Value>,
+    key: &str,
+    root: &Path,
+) -> Result<Vec<PathBuf>> {
+    let Some(value) = test.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = value
+        .as_array()
+        .and_then(|list| list.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+        .with_context(|| {
+            format!("`{key}` must be a list of paths (relative to the workspace root)")
+        })?;
+    list.into_iter()
+        .map(|source| {
+            let source = PathBuf::from(source);
+            if source.is_absolute() || source.extension().is_none_or(|e| e != "c") {
+                bail!(
+                    "`{key}`: `{}` is not a C file relative to the workspace root ({})",
+                    source.display(),
+                    root.display()
+                );
+            }
+            Ok(source)
+        })
+        .collect()
+}
+
+fn file_stem(source: &Path) -> Result<String> {
+    Ok(source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("`{}` has no file name", source.display()))?
+        .to_string())
 }
 
 #[cfg(test)]
@@ -402,8 +508,37 @@ mod tests {
             name: name.to_string(),
             source: PathBuf::from(source),
             package: package.to_string(),
-            dll: dll.to_string(),
+            cargo_dll: Some(dll.to_string()),
+            dlls: vec![dll.to_string()],
         }
+    }
+
+    fn c_dll(source: &str) -> CDll {
+        CDll {
+            name: Path::new(source)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            source: PathBuf::from(source),
+        }
+    }
+
+    /// A package under `tests/` with a harness and C DLLs, and a cdylib if `cdylib` names one.
+    fn c_dll_package(name: &str, cdylib: Option<&str>, harness: &str, dlls: &[&str]) -> Value {
+        let dir = format!("tests/{name}");
+        let kinds: &[&str] = if cdylib.is_some() {
+            &["cdylib"]
+        } else {
+            &["lib"]
+        };
+        let lib = cdylib.map_or_else(|| name.replace('-', "_"), str::to_string);
+        package(
+            name,
+            &dir,
+            vec![target(&lib, kinds, &format!("/ws/{dir}/src/lib.rs"))],
+            json!({"wine-harnesses": [harness], "wine-c-dlls": dlls}),
+        )
     }
 
     fn loom_args(found: &Discovered) -> Vec<[&str; 4]> {
@@ -462,6 +597,20 @@ mod tests {
         for harness in &expected {
             assert!(found.wine_harnesses.contains(harness), "{harness:?}");
         }
+        // The C base provider and the harness that drives it alone.
+        let base = c_dll("tests/wine-lsp/base/wsp_base.c");
+        assert!(found.wine_c_dlls.contains(&base), "{:?}", found.wine_c_dlls);
+        let base_host = found
+            .wine_harnesses
+            .iter()
+            .find(|h| h.name == "base_host")
+            .expect("base_host is declared");
+        assert_eq!(
+            base_host.source,
+            Path::new("tests/wine-lsp/host/base_host.c")
+        );
+        assert_eq!(base_host.package, "winprov-wine-lsp");
+        assert_eq!(base_host.dlls.last(), Some(&base.file()));
     }
 
     #[test]
@@ -534,6 +683,63 @@ mod tests {
     }
 
     #[test]
+    fn c_dlls_are_built_once_and_follow_the_cdylib_in_the_arguments() {
+        let base = "tests/wine-lsp/base/wsp_base.c";
+        // A package that builds no DLL of its own: its harness drives the C DLL alone.
+        let alone = c_dll_package(
+            "wine-base",
+            None,
+            "tests/wine-lsp/host/base_host.c",
+            &[base],
+        );
+        // A layer over the same base: its cdylib first, then the base.
+        let layered = c_dll_package(
+            "wine-layer",
+            Some("wine_layer"),
+            "tests/wine-lsp/host/lsp_host.c",
+            &[base, "tests/wine-lsp/base/extra.c"],
+        );
+        let found = Discovered::from_metadata(&metadata(&[alone, layered])).unwrap();
+        assert_eq!(
+            found.wine_c_dlls,
+            [c_dll(base), c_dll("tests/wine-lsp/base/extra.c")]
+        );
+        assert_eq!(found.wine_c_dlls[0].file(), "wsp_base.dll");
+        let args: Vec<(&str, Option<&str>, Vec<&str>)> = found
+            .wine_harnesses
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_str(),
+                    h.cargo_dll.as_deref(),
+                    h.dlls.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            args,
+            [
+                (
+                    "rig_host",
+                    Some("winprov_wine_rig.dll"),
+                    vec!["winprov_wine_rig.dll"]
+                ),
+                ("base_host", None, vec!["wsp_base.dll"]),
+                (
+                    "lsp_host",
+                    Some("wine_layer.dll"),
+                    vec!["wine_layer.dll", "wsp_base.dll", "extra.dll"]
+                ),
+                (
+                    "nsp_host",
+                    Some("email_directory.dll"),
+                    vec!["email_directory.dll"]
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn a_package_can_declare_both_kinds_of_loom_models() {
         let both = library(
             "winprov-wsp",
@@ -552,8 +758,24 @@ mod tests {
     }
 
     fn error(extra: Value) -> String {
-        let error = Discovered::from_metadata(&metadata(&[extra])).unwrap_err();
+        errors(&[extra])
+    }
+
+    fn errors(extra: &[Value]) -> String {
+        let error = Discovered::from_metadata(&metadata(extra)).unwrap_err();
         format!("{error:#}")
+    }
+
+    #[test]
+    fn two_c_dlls_of_one_name_are_an_error() {
+        let message = errors(&[
+            c_dll_package("wine-a", None, "tests/a/a_host.c", &["tests/a/base.c"]),
+            c_dll_package("wine-b", None, "tests/b/b_host.c", &["tests/b/base.c"]),
+        ]);
+        assert!(
+            message.contains("two C DLLs named `base.dll` (tests/a/base.c and tests/b/base.c)"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -623,7 +845,31 @@ mod tests {
             ),
             (
                 wbem(&[], json!({"wine-harnesses": ["h.c"]})),
-                "no cdylib target",
+                "no cdylib target, no `wine-c-dlls`",
+            ),
+            (
+                wbem(&[], json!({"wine-c-dlls": ["b.c"]})),
+                "without `wine-harnesses`",
+            ),
+            (
+                c_dll_package("wine-base", None, "tests/b/h.c", &["tests/b/base.h"]),
+                "`wine-c-dlls`: `tests/b/base.h` is not a C file relative",
+            ),
+            (
+                wbem(
+                    &[],
+                    json!({"wine-harnesses": ["h.c"], "wine-c-dlls": "b.c"}),
+                ),
+                "`wine-c-dlls` must be a list of paths",
+            ),
+            (
+                c_dll_package(
+                    "wine-base",
+                    None,
+                    "tests/b/h.c",
+                    &["tests/b/winprov_wine_rig.c"],
+                ),
+                "the C DLL tests/b/winprov_wine_rig.c and the cdylib of `winprov-wine-rig`",
             ),
             (
                 wbem(&[], json!({"wine-harnesses": "h.c"})),

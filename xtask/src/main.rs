@@ -3,6 +3,7 @@
 //! - `test`: everything CI checks, in order, installing what is missing first.
 //! - `dist`: release Windows artifacts and an MSI per sample into `target/dist/`.
 //! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
+//! - `harness <name>...`: only the named Wine ABI harnesses of `test`.
 //! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
 
 #![allow(
@@ -38,6 +39,8 @@ commands:
                           (--wxs-only: only the WiX sources, for candle/light on Windows)
   msi-test [--no-wine]    only the MSI stages of `test`: build and check every sample's MSI,
                           then install, upgrade, roll back and uninstall it under Wine
+  harness <name>...       only the named Wine ABI harnesses of `test` (e.g. base_host), their
+                          DLLs built first
   codegen [--check]       regenerate bindings/src/*.rs from their args files
   wine-prefix             create target/wine/prefix with the ProcessPrng shim
   wine <exe> [args...]    run a Windows executable in the project's Wine prefix
@@ -59,6 +62,7 @@ fn run() -> Result<()> {
         "test" => test::run(&rest),
         "dist" => dist::run(&rest),
         "msi-test" => test::run_msi(&rest),
+        "harness" => test::run_harnesses(&rest),
         "codegen" => match rest.as_slice() {
             [] => codegen::run(codegen::Mode::Write),
             [flag] if flag == "--check" => codegen::run(codegen::Mode::Check),

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: every check CI runs, in order, each step timed.
 
-use crate::discover::{Discovered, LoomRun, StressRun, WineHarness};
+use crate::discover::{CDll, Discovered, LoomRun, StressRun, WineHarness};
 use crate::installer::Descriptor;
 use crate::prereq::{self, Need};
 use crate::stage::{Handoff, Stages, cargo, run as sh};
@@ -80,7 +80,8 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
     stages.add("Windows cross-build", || {
         sh(cargo()
             .args(["build", "--workspace", "--exclude", "xtask", "--locked"])
-            .args(["--target", WINDOWS_TARGET]))
+            .args(["--target", WINDOWS_TARGET]))?;
+        build_c_dlls(&found.wine_c_dlls)
     });
     if wine {
         stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
@@ -97,6 +98,53 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
     }
     msi_stages(&mut stages, handoffs, wine);
     stages
+}
+
+/// `cargo xtask harness <name>...`: the named Wine ABI harnesses alone, after building the
+/// DLLs they load (their packages' cdylibs for Windows, the C DLLs).
+pub fn run_harnesses(names: &[String]) -> Result<()> {
+    let found = Discovered::find()?;
+    let known = || {
+        let names: Vec<&str> = found
+            .wine_harnesses
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        names.join(", ")
+    };
+    if names.is_empty() {
+        bail!("harness needs the names of harnesses: {}", known());
+    }
+    let selected = names
+        .iter()
+        .map(|name| {
+            found
+                .wine_harnesses
+                .iter()
+                .find(|h| &h.name == name)
+                .with_context(|| format!("no Wine harness `{name}` (there are {})", known()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    prereq::ensure(Need::Wine)?;
+    let packages: Vec<&str> = selected
+        .iter()
+        .filter(|h| h.cargo_dll.is_some())
+        .map(|h| h.package.as_str())
+        .collect();
+    if !packages.is_empty() {
+        let mut build = cargo();
+        build.args(["build", "--locked", "--target", WINDOWS_TARGET]);
+        for package in packages {
+            build.args(["-p", package]);
+        }
+        sh(&mut build)?;
+    }
+    build_c_dlls(&found.wine_c_dlls)?;
+    let prefix = Prefix::prepare()?;
+    for harness in selected {
+        run_harness(&prefix, harness)?;
+    }
+    prefix.wait()
 }
 
 /// The loom models each package declares, compiled with `--cfg loom` into their own target
@@ -222,29 +270,56 @@ fn wine_unit_tests(prefix: &Prefix, packages: &[String]) -> Result<()> {
     sh(&mut cmd)
 }
 
+/// Where the harnesses, their DLLs and their files live while they run.
+fn harness_dir() -> PathBuf {
+    target_dir().join("wine/bin")
+}
+
+/// The compiler flags of every C file of the Wine tests, harnesses and DLLs alike.
+const C_FLAGS: [&str; 6] = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"];
+
+/// Builds the C DLLs the harnesses load into the harness directory.
+fn build_c_dlls(dlls: &[CDll]) -> Result<()> {
+    std::fs::create_dir_all(harness_dir())?;
+    dlls.iter().try_for_each(|dll| sh(&mut c_dll_command(dll)))
+}
+
+fn c_dll_command(dll: &CDll) -> Command {
+    let mut cmd = Command::new("x86_64-w64-mingw32-gcc");
+    cmd.args(C_FLAGS)
+        .args(["-shared", "-o"])
+        .arg(harness_dir().join(dll.file()))
+        .arg(workspace_root().join(&dll.source))
+        .arg("-lws2_32");
+    cmd
+}
+
 fn run_harness(prefix: &Prefix, harness: &WineHarness) -> Result<()> {
     let root = workspace_root();
-    let bin = target_dir().join("wine/bin");
+    let bin = harness_dir();
     std::fs::create_dir_all(&bin)?;
     let exe = bin.join(format!("{}.exe", harness.name));
     sh(Command::new("x86_64-w64-mingw32-gcc")
-        .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o"])
+        .args(C_FLAGS)
+        .arg("-o")
         .arg(&exe)
         .arg(root.join(&harness.source)))?;
-    let dll = built_windows_artifact(&harness.dll);
-    std::fs::copy(&dll, bin.join(&harness.dll)).with_context(|| {
-        format!(
-            "copying {} (built by -p {})",
-            dll.display(),
-            harness.package
-        )
-    })?;
+    if let Some(file) = &harness.cargo_dll {
+        let dll = built_windows_artifact(file);
+        std::fs::copy(&dll, bin.join(file)).with_context(|| {
+            format!(
+                "copying {} (built by -p {})",
+                dll.display(),
+                harness.package
+            )
+        })?;
+    }
     let mut cmd = prefix.command(&exe);
     // Panics are expected (the boundary tests): keep their default-hook output short.
-    cmd.arg(&harness.dll)
+    cmd.args(&harness.dlls)
         .current_dir(&bin)
         .env("RUST_BACKTRACE", "0");
-    println!("$ wine {} {}", exe.display(), harness.dll);
+    println!("$ wine {} {}", exe.display(), harness.dlls.join(" "));
     let out = cmd.output().context("running the harness under Wine")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     print!("{stdout}");
@@ -368,12 +443,36 @@ mod tests {
     fn harness_sources_exist() {
         let found = Discovered::find().unwrap();
         assert!(!found.wine_harnesses.is_empty());
-        for harness in &found.wine_harnesses {
+        let sources = found.wine_harnesses.iter().map(|h| &h.source);
+        for source in sources.chain(found.wine_c_dlls.iter().map(|d| &d.source)) {
             assert!(
-                workspace_root().join(&harness.source).is_file(),
+                workspace_root().join(source).is_file(),
                 "{}",
-                harness.source.display()
+                source.display()
             );
         }
+    }
+
+    /// The workspace's C base provider is built into the harness directory with the harnesses'
+    /// flags, as a DLL linked with ws2_32.
+    #[test]
+    fn the_c_dlls_are_built_beside_the_harnesses() {
+        let found = Discovered::find().unwrap();
+        let base = found
+            .wine_c_dlls
+            .iter()
+            .find(|d| d.name == "wsp_base")
+            .expect("tests/wine-lsp declares wsp_base.c");
+        assert_eq!(
+            describe(&c_dll_command(base)),
+            format!(
+                "x86_64-w64-mingw32-gcc -std=c11 -O1 -g -Wall -Wextra -Werror -shared -o {} {} \
+                 -lws2_32",
+                target_dir().join("wine/bin/wsp_base.dll").display(),
+                workspace_root()
+                    .join("tests/wine-lsp/base/wsp_base.c")
+                    .display()
+            )
+        );
     }
 }
