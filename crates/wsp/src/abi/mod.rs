@@ -28,6 +28,7 @@ pub mod chain;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
+pub mod install;
 pub mod lower;
 mod macros;
 pub mod order;
@@ -48,6 +49,7 @@ pub use dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
     refuse,
 };
+pub use install::{CatalogWriter, ChainsRequest, ProtocolKey, View, WscError};
 pub use lower::{Lower, LowerError, Lowers, Start};
 pub use order::ProviderOrder;
 pub use startup::{Export, Process};
