@@ -156,6 +156,7 @@
 #[allow(unsafe_code)]
 pub mod abi;
 mod host;
+pub mod install;
 #[cfg(all(test, loom))]
 mod loom_models;
 #[cfg(feature = "testing")]
