@@ -23,7 +23,7 @@
 //! `WSCSetProviderInfo`) are resolved by name when called, so a program that can install a layer
 //! still loads there, and reports [`WscError::Unavailable`].
 //!
-//! On Windows, [`System`](crate::abi::System) (the read side's [`Catalog`](crate::abi::Catalog)
+//! On Windows, `abi::System` (the read side's [`Catalog`](crate::abi::Catalog)
 //! too) implements [`CatalogWriter`] with ws2_32. With the feature `testing`,
 //! `testing::catalog::Simulated` is a Winsock catalog played in memory.
 

@@ -21,6 +21,7 @@
 //!   providers for simulators.
 //! - [`lower`]: [`Lowers`], each chain's lower provider found, loaded, started (lazily or
 //!   eagerly) and cleaned up with the layer's final cleanup.
+//! - [`install`]: [`CatalogWriter`], the catalog's write side, which [`crate::install`] drives.
 
 mod base;
 pub mod catalog;
