@@ -28,7 +28,8 @@
 //!   install: the layer and its chains are removed from every catalog before the error is
 //!   returned, and the error says whether that worked ([`Undo`]). An install abandoned by a
 //!   panic is undone when its guard is dropped. A failed install call that left entries of the
-//!   layer behind (one catalog written, not the other) is cleaned the same way.
+//!   layer behind (one catalog written, not the other) is cleaned the same way, when no catalog
+//!   had the layer's id before the call (what was there is not the call's to remove).
 //! - The pages do not say which provider id the chains get. Microsoft's LSP sample installer
 //!   gives chains ids of their own and removes "the dummy entry" and then each id its chains
 //!   carry; [`uninstall`] does the same, chains first (so no chain is left pointing at a
@@ -675,8 +676,8 @@ pub fn list<C: CatalogWriter + ?Sized>(catalog: &C) -> Result<Vec<InstalledLayer
 // Installing
 
 /// Removes the layer from every catalog unless [`keep`](Self::keep) is called: after the
-/// system installed it, every way out of [`install`] but success goes through [`undo`]
-/// (Self::undo), and a panic through `Drop`.
+/// system installed it, every way out of [`install`] but success goes through
+/// [`undo`](Self::undo), and a panic through `Drop`.
 struct Rollback<'c, C: CatalogWriter + ?Sized> {
     catalog: &'c C,
     provider: GUID,
@@ -861,9 +862,14 @@ fn refused<C: CatalogWriter + ?Sized>(
             }
         }
     }
+    let before_call = before
+        .iter()
+        .any(|(_, entries)| entries.iter().any(|e| e.ProviderId == layer.provider));
     let undo = match error {
         // A function the system lacks did nothing.
         WscError::Unavailable { .. } => Undo::NothingInstalled,
+        // What had the id before the call is not this call's to remove.
+        _ if before_call => Undo::NothingInstalled,
         // The id was in no catalog before the call: what has it now is what the call left.
         _ => remove(catalog, &layer.provider),
     };

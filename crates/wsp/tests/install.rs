@@ -327,6 +327,26 @@ fn r_wsp_22_the_same_codes_for_another_reason_are_not_already_installed() {
     assert_eq!(catalog.path(View::Wow64, &LAYER).as_deref(), Some(system32));
 }
 
+#[test]
+fn a_failed_install_call_leaves_an_installed_layer_alone() {
+    let catalog = Simulated::msafd();
+    install::install(&catalog, &layer()).unwrap();
+    let before = snapshot(&catalog);
+    // Another installation in progress: not a duplicate's code, and the layer was there.
+    catalog.fail(Call::InstallProviderAndChains, WsaError::WSAEINPROGRESS);
+    assert_eq!(
+        install::install(&catalog, &layer()),
+        Err(InstallError::Failed {
+            error: WscError::Failed {
+                function: "WSCInstallProviderAndChains64_32",
+                code: WsaError::WSAEINPROGRESS
+            },
+            undo: Undo::NothingInstalled,
+        })
+    );
+    assert_eq!(snapshot(&catalog), before);
+}
+
 /// A failure injected at `call`, after the system installed the layer, undoes the install.
 fn undone_after(call: Call, categories: LspCategories) {
     let catalog = Simulated::msafd();
