@@ -1005,6 +1005,7 @@ pub const LUP_RETURN_TYPE: u32 = 32u32;
 pub const LUP_RETURN_VERSION: u32 = 64u32;
 pub const LUP_SECURE: u32 = 32768u32;
 pub const LUP_SECURE_WITH_FALLBACK: u32 = 67108864u32;
+pub const MAX_PATH: u32 = 260u32;
 pub const MAX_PROTOCOL_CHAIN: u32 = 7u32;
 pub const MSG_PARTIAL: u32 = 32768u32;
 #[repr(C)]
@@ -1076,6 +1077,12 @@ pub struct OVERLAPPED_0_0 {
     pub Offset: u32,
     pub OffsetHigh: u32,
 }
+pub const PFL_HIDDEN: u32 = 4u32;
+pub const PFL_MATCHES_PROTOCOL_ZERO: u32 = 8u32;
+pub const PFL_MULTIPLE_PROTO_ENTRIES: u32 = 1u32;
+pub const PFL_NETWORKDIRECT_PROVIDER: u32 = 16u32;
+pub const PFL_RECOMMENDED_PROTO_ENTRY: u32 = 2u32;
+pub const ProviderInfoLspCategories: WSC_PROVIDER_INFO_TYPE = WSC_PROVIDER_INFO_TYPE(0i32);
 pub const ProviderLevel_None: NAPI_PROVIDER_LEVEL = NAPI_PROVIDER_LEVEL(0i32);
 pub const ProviderLevel_Primary: NAPI_PROVIDER_LEVEL = NAPI_PROVIDER_LEVEL(2i32);
 pub const ProviderLevel_Secondary: NAPI_PROVIDER_LEVEL = NAPI_PROVIDER_LEVEL(1i32);
@@ -1206,6 +1213,7 @@ impl Default for SOCKET_ADDRESS {
 }
 pub const SOCKET_ERROR: i32 = -1i32;
 pub const SOCK_DGRAM: WINSOCK_SOCKET_TYPE = WINSOCK_SOCKET_TYPE(2i32);
+pub const SOCK_RAW: WINSOCK_SOCKET_TYPE = WINSOCK_SOCKET_TYPE(3i32);
 pub const SOCK_STREAM: WINSOCK_SOCKET_TYPE = WINSOCK_SOCKET_TYPE(1i32);
 pub const SOL_SOCKET: i32 = 65535i32;
 pub const SO_DONTLINGER: i32 = -129i32;
@@ -1405,6 +1413,7 @@ impl Default for WSAPROTOCOL_INFOW {
         unsafe { core::mem::zeroed() }
     }
 }
+pub const WSAPROTOCOL_LEN: u32 = 255u32;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WSAQUERYSET2W {

@@ -156,6 +156,7 @@
 #[allow(unsafe_code)]
 pub mod abi;
 mod host;
+pub mod install;
 pub mod layer;
 #[cfg(all(test, loom))]
 mod loom_models;

@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use winprov_core::WsaError;
 
+pub mod catalog;
 #[allow(unsafe_code)]
 pub mod winsock;
 

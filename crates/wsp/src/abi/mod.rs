@@ -21,6 +21,7 @@
 //!   providers for simulators.
 //! - [`lower`]: [`Lowers`], each chain's lower provider found, loaded, started (lazily or
 //!   eagerly) and cleaned up with the layer's final cleanup.
+//! - [`install`]: [`CatalogWriter`], the catalog's write side, which [`crate::install`] drives.
 
 mod base;
 pub mod catalog;
@@ -28,6 +29,7 @@ pub mod chain;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
+pub mod install;
 pub mod layer;
 pub mod lower;
 mod macros;
@@ -47,6 +49,7 @@ pub use dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
     refuse,
 };
+pub use install::{CatalogWriter, ChainsRequest, ProtocolKey, View, WscError};
 pub use layer::Layered;
 pub use lower::{Lower, LowerError, Lowers, Start};
 pub use order::ProviderOrder;
