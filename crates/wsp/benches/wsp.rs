@@ -863,6 +863,15 @@ fn allocations(args: &Args) {
         );
     }
     eprintln!();
+    // Not a timing: the layer's path allocates nothing of its own, whatever the machine.
+    for (kind, sends, recvs) in &per_kind[1..] {
+        assert_eq!(
+            (*sends, *recvs),
+            (base_sends, base_recvs),
+            "{} layer: allocator calls beyond the base's",
+            kind.name()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
