@@ -2766,6 +2766,12 @@ impl Winsock {
         state().upcalls.clone()
     }
 
+    /// Forgets the upcalls logged so far, keeping the log's memory (for a benchmark that makes
+    /// millions of calls, each logging its `WPUQuerySocketHandleContext`).
+    pub fn clear_upcalls(&self) {
+        state().upcalls.clear();
+    }
+
     /// Calls of the blocking callback `WPUQueryBlockingCallback` handed out.
     pub fn blocking_callbacks(&self) -> u64 {
         state().blocking_callbacks
