@@ -10,6 +10,31 @@
 )]
 
 #[inline]
+pub unsafe fn CloseHandle(hobject: HANDLE) -> windows_core::Result<()> {
+    windows_core::link!("kernel32.dll" "system" fn CloseHandle(hobject : HANDLE) -> windows_core::BOOL);
+    unsafe { CloseHandle(hobject).ok() }
+}
+#[inline]
+pub unsafe fn CreateIoCompletionPort(
+    filehandle: HANDLE,
+    existingcompletionport: Option<HANDLE>,
+    completionkey: usize,
+    numberofconcurrentthreads: u32,
+) -> windows_core::Result<HANDLE> {
+    windows_core::link!("kernel32.dll" "system" fn CreateIoCompletionPort(filehandle : HANDLE, existingcompletionport : HANDLE, completionkey : usize, numberofconcurrentthreads : u32) -> HANDLE);
+    let result__ = unsafe {
+        CreateIoCompletionPort(
+            filehandle,
+            existingcompletionport.unwrap_or(core::mem::zeroed()) as _,
+            completionkey,
+            numberofconcurrentthreads,
+        )
+    };
+    (!result__.is_invalid())
+        .then_some(result__)
+        .ok_or_else(windows_core::Error::from_thread)
+}
+#[inline]
 pub unsafe fn ExpandEnvironmentStringsW<P0>(lpsrc: P0, lpdst: Option<&mut [u16]>) -> u32
 where
     P0: windows_core::Param<windows_core::PCWSTR>,
@@ -43,6 +68,26 @@ where
     unsafe { GetProcAddress(hmodule, lpprocname.param().abi()) }
 }
 #[inline]
+pub unsafe fn GetQueuedCompletionStatus(
+    completionport: HANDLE,
+    lpnumberofbytestransferred: *mut u32,
+    lpcompletionkey: *mut usize,
+    lpoverlapped: *mut *mut OVERLAPPED,
+    dwmilliseconds: u32,
+) -> windows_core::Result<()> {
+    windows_core::link!("kernel32.dll" "system" fn GetQueuedCompletionStatus(completionport : HANDLE, lpnumberofbytestransferred : *mut u32, lpcompletionkey : *mut usize, lpoverlapped : *mut *mut OVERLAPPED, dwmilliseconds : u32) -> windows_core::BOOL);
+    unsafe {
+        GetQueuedCompletionStatus(
+            completionport,
+            lpnumberofbytestransferred as _,
+            lpcompletionkey as _,
+            lpoverlapped as _,
+            dwmilliseconds,
+        )
+        .ok()
+    }
+}
+#[inline]
 pub unsafe fn LoadLibraryExW<P0>(
     lplibfilename: P0,
     hfile: Option<HANDLE>,
@@ -62,6 +107,24 @@ where
     (!result__.is_invalid())
         .then_some(result__)
         .ok_or_else(windows_core::Error::from_thread)
+}
+#[inline]
+pub unsafe fn PostQueuedCompletionStatus(
+    completionport: HANDLE,
+    dwnumberofbytestransferred: u32,
+    dwcompletionkey: usize,
+    lpoverlapped: Option<*const OVERLAPPED>,
+) -> windows_core::Result<()> {
+    windows_core::link!("kernel32.dll" "system" fn PostQueuedCompletionStatus(completionport : HANDLE, dwnumberofbytestransferred : u32, dwcompletionkey : usize, lpoverlapped : *const OVERLAPPED) -> windows_core::BOOL);
+    unsafe {
+        PostQueuedCompletionStatus(
+            completionport,
+            dwnumberofbytestransferred,
+            dwcompletionkey,
+            lpoverlapped.unwrap_or(core::mem::zeroed()) as _,
+        )
+        .ok()
+    }
 }
 #[inline]
 pub unsafe fn WPUCompleteOverlappedRequest(

@@ -27,6 +27,7 @@
 //! its close returned (R-WSP-14) or once the final cleanup started (R-WSP-15): the routing adds
 //! no lock the runtime waits on (its own locks are leaves), so it cannot reorder or deadlock.
 
+use super::complete::{CompleteOverlapped, Completer, mark_pending, read_result};
 use super::decode::{
     How, Overlapped, OverlappedRecv, ProtocolInfo, RecvBuffers, SendData, ServiceFlags, SockOpt,
     Socket,
@@ -42,44 +43,12 @@ use crate::host::{
 use crate::provider::{Address, SocketKind, Transport};
 use crate::runtime::Runtime;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use winprov_bindings::not_in_metadata::{FIONBIO, WSS_OPERATION_IN_PROGRESS};
-use winprov_bindings::ws2spi::{
-    OVERLAPPED, SO_DONTLINGER, SO_LINGER, SOCKET, SOL_SOCKET, WSAPROTOCOL_INFOW,
-};
-use winprov_core::{HostSink, WsaError, boundary};
-
-/// `WPUCompleteOverlappedRequest` (ws2spi.h), an export of ws2_32.
-pub type CompleteOverlapped = unsafe extern "system" fn(
-    s: SOCKET,
-    lpoverlapped: *mut OVERLAPPED,
-    dwerror: u32,
-    cbtransferred: u32,
-    lperrno: *mut i32,
-) -> i32;
-
-/// ws2_32's own `WPUCompleteOverlappedRequest`.
-#[cfg(windows)]
-unsafe extern "system" fn ws2_32_complete(
-    s: SOCKET,
-    lpoverlapped: *mut OVERLAPPED,
-    dwerror: u32,
-    cbtransferred: u32,
-    lperrno: *mut i32,
-) -> i32 {
-    // SAFETY: forwarded unchanged, under this function's own contract (ws2_32's).
-    unsafe {
-        winprov_bindings::ws2spi::WPUCompleteOverlappedRequest(
-            s,
-            lpoverlapped,
-            dwerror,
-            cbtransferred,
-            lperrno,
-        )
-    }
-}
+use winprov_bindings::not_in_metadata::FIONBIO;
+use winprov_bindings::ws2spi::{SO_DONTLINGER, SO_LINGER, SOL_SOCKET, WSAPROTOCOL_INFOW};
+use winprov_core::{HostSink, WsaError};
 
 /// A base (transport) provider: the runtime over the author's [`Transport`], as the proc
 /// table's [`Dispatch`]: a non-IFS provider whose handles are `WPUCreateSocketHandle`'s and
@@ -109,7 +78,7 @@ impl<T: Transport> Base<T> {
     /// Completes overlapped requests through `complete` instead of ws2_32's export: for a host
     /// simulator, which plays ws2_32 (`testing::winsock`).
     pub fn completing_with(self, complete: CompleteOverlapped) -> Self {
-        self.router.set_completion(complete);
+        self.router.completer.set(complete);
         self
     }
 
@@ -285,90 +254,6 @@ fn bytes_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Sets `Internal` to `WSS_OPERATION_IN_PROGRESS` (the convention while a request is pending).
-///
-/// # Safety
-/// `address` is a `WSAOVERLAPPED` the provider may write until the request completes.
-unsafe fn mark_pending(address: usize) {
-    let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(address);
-    // SAFETY: the caller's contract; `Internal` is an aligned usize of the structure.
-    unsafe {
-        AtomicUsize::from_ptr(&raw mut (*overlapped).Internal)
-            .store(WSS_OPERATION_IN_PROGRESS, Ordering::Release)
-    };
-}
-
-/// Writes the provider's half of a completed request: `Offset` = flags, `OffsetHigh` = error.
-///
-/// # Safety
-/// As [`mark_pending`].
-unsafe fn write_result(address: usize, error: u32, flags: u32) {
-    let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(address);
-    // SAFETY: the caller's contract; plain writes of fields of the structure (the union's
-    // variant is the offsets pair, which the provider owns while the request is pending).
-    unsafe {
-        (&raw mut (*overlapped).Anonymous.Anonymous.Offset).write(flags);
-        (&raw mut (*overlapped).Anonymous.Anonymous.OffsetHigh).write(error);
-    }
-}
-
-/// Writes ws2_32's half of a completed request, as `WPUCompleteOverlappedRequest` does:
-/// `InternalHigh` = bytes, then `Internal` = the error (never `WSS_OPERATION_IN_PROGRESS`),
-/// so the count is visible no later than the completion (R-WSP-18).
-///
-/// # Safety
-/// As [`mark_pending`].
-unsafe fn write_completion(address: usize, error: u32, bytes: u32) {
-    let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(address);
-    // SAFETY: the caller's contract; both fields are aligned usizes of the structure.
-    unsafe {
-        (&raw mut (*overlapped).InternalHigh).write(bytes as usize);
-        AtomicUsize::from_ptr(&raw mut (*overlapped).Internal)
-            .store(error as usize, Ordering::Release);
-    }
-}
-
-/// A completed request as `WSPGetOverlappedResult` reads it back; `None` while it is pending.
-///
-/// # Safety
-/// `address` is a readable `WSAOVERLAPPED`.
-unsafe fn read_result(address: usize) -> Option<(u32, u32, u32)> {
-    let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(address);
-    // SAFETY: the caller's contract.
-    unsafe {
-        let internal =
-            AtomicUsize::from_ptr(&raw mut (*overlapped).Internal).load(Ordering::Acquire);
-        if internal == WSS_OPERATION_IN_PROGRESS {
-            return None;
-        }
-        let bytes = (&raw const (*overlapped).InternalHigh).read() as u32;
-        let flags = (&raw const (*overlapped).Anonymous.Anonymous.Offset).read();
-        let error = (&raw const (*overlapped).Anonymous.Anonymous.OffsetHigh).read();
-        Some((bytes, flags, error))
-    }
-}
-
-/// A completion routine queued with `WPUQueueApc`: what the APC passes it.
-struct Apc {
-    routine: unsafe extern "system" fn(u32, u32, *mut OVERLAPPED, u32),
-    error: u32,
-    bytes: u32,
-    overlapped: usize,
-    flags: u32,
-}
-
-/// The APC `WPUQueueApc` runs on the initiating thread: calls the caller's completion routine.
-unsafe extern "system" fn run_completion_routine(context: usize) {
-    boundary("completion routine", (), || {
-        // SAFETY: `context` is the `Box<Apc>` leaked by `Router::complete` for this one APC.
-        let apc = unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Apc>(context)) };
-        let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(apc.overlapped);
-        // SAFETY: the caller's routine and `WSAOVERLAPPED`, as it gave them to the request,
-        // called on the initiating thread as LPWSAOVERLAPPED_COMPLETION_ROUTINE documents.
-        unsafe { (apc.routine)(apc.error, apc.bytes, overlapped, apc.flags) };
-    })
-}
-
 /// Where a socket's network events go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Select {
@@ -416,7 +301,7 @@ struct Router {
     host: OnceLock<Host<'static>>,
     /// The catalog entry of the first `WSPStartup`, for a `WSPSocket` that names none.
     catalog: AtomicU32,
-    complete: OnceLock<CompleteOverlapped>,
+    completer: Completer,
     routes: Mutex<HashMap<usize, Route>>,
     /// Network events of sockets whose route is not installed yet (an accepted socket's first
     /// events are reported inside `accept`).
@@ -428,21 +313,6 @@ struct Router {
 }
 
 impl Router {
-    fn set_completion(&self, complete: CompleteOverlapped) {
-        if self.complete.set(complete).is_err() {
-            tracing::warn!("the completion function is already set: kept");
-        }
-    }
-
-    /// The function completing requests: the one given, else ws2_32's on Windows.
-    fn completion(&self) -> Option<CompleteOverlapped> {
-        #[cfg(windows)]
-        let default: Option<CompleteOverlapped> = Some(ws2_32_complete);
-        #[cfg(not(windows))]
-        let default: Option<CompleteOverlapped> = None;
-        self.complete.get().copied().or(default)
-    }
-
     fn upcalls(&self) -> Result<Upcalls, WsaError> {
         self.host
             .get()
@@ -538,34 +408,12 @@ impl Router {
             None => bytes,
         };
         let (code, count) = (error.map_or(0, WsaError::raw) as u32, bytes_u32(bytes));
-        let address = request.address();
-        // SAFETY: the request's `WSAOVERLAPPED`, the provider's until this completion.
-        unsafe { write_result(address, code, 0) };
-        match (request.routine(), request.thread()) {
-            (Some(routine), Some(thread)) => {
-                // SAFETY: as above.
-                unsafe { write_completion(address, code, count) };
-                let apc = Box::new(Apc {
-                    routine,
-                    error: code,
-                    bytes: count,
-                    overlapped: address,
-                    flags: 0,
-                });
-                let context = Box::into_raw(apc).expose_provenance();
-                let queued = self
-                    .upcalls()
-                    .and_then(|u| u.queue_apc(thread, Some(run_completion_routine), context));
-                if let Err(error) = queued {
-                    tracing::error!(%error, "WPUQueueApc failed: the completion routine is lost");
-                    // SAFETY: not queued: the box is still ours.
-                    drop(unsafe {
-                        Box::from_raw(std::ptr::with_exposed_provenance_mut::<Apc>(context))
-                    });
-                }
-            }
-            _ => self.signal(socket, address, code, count, request.event()),
-        }
+        // SAFETY: the request's `WSAOVERLAPPED`, the provider's until this completion, which
+        // the entry's `completing` makes the only one.
+        unsafe {
+            self.completer
+                .deliver(self.upcalls(), socket, &request, code, count, 0)
+        };
         self.settled(op, seq);
     }
 
@@ -578,39 +426,6 @@ impl Router {
         }
         drop(ops);
         self.done.notify_all();
-    }
-
-    /// A completion without routine: `WPUCompleteOverlappedRequest`, or the provider's own
-    /// completion and event when it is missing or fails.
-    fn signal(&self, socket: Socket, address: usize, code: u32, count: u32, event: usize) {
-        if let Some(complete) = self.completion() {
-            let mut errno = 0;
-            let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(address);
-            // SAFETY: ws2_32's export (or the simulator's), with the socket it made and the
-            // caller's `WSAOVERLAPPED`, valid until this completion; `errno` is a live local.
-            let result =
-                unsafe { complete(SOCKET(socket.raw()), overlapped, code, count, &mut errno) };
-            // Success leaves `lpErrno` alone; a "success" that set it completed nothing (Wine
-            // 8's stub returns 0 with WSAEINVAL and touches neither the structure nor the
-            // event).
-            if result == 0 && errno == 0 {
-                return;
-            }
-            tracing::warn!(
-                result,
-                errno,
-                "WPUCompleteOverlappedRequest did not complete the request: completing directly"
-            );
-        }
-        // SAFETY: as in `complete`.
-        unsafe { write_completion(address, code, count) };
-        // The low bit of `hEvent` only keeps the completion off a port.
-        let event = (event & !1) as isize;
-        if event != 0
-            && let Err(error) = self.upcalls().and_then(|u| u.set_event(event))
-        {
-            tracing::warn!(%error, "WPUSetEvent failed");
-        }
     }
 }
 

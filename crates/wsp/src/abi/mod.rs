@@ -26,6 +26,7 @@
 mod base;
 pub mod catalog;
 pub mod chain;
+mod complete;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
@@ -38,9 +39,10 @@ pub mod startup;
 pub mod table;
 pub mod upcalls;
 
-pub use base::{Base, CompleteOverlapped};
+pub use base::Base;
 pub use catalog::{Catalog, CatalogError, InProcess, Module, ProviderPath, System};
 pub use chain::{Below, ChainError, Route};
+pub use complete::CompleteOverlapped;
 pub use decode::{
     BufferArray, How, Linger, Overlapped, OverlappedRecv, ProtocolChain, ProtocolInfo, RecvBuffers,
     SendData, ServiceFlags, SockOpt, Socket, ThreadId, Version, negotiate,
