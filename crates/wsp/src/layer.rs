@@ -40,14 +40,17 @@ pub trait Handles: sealed::Sealed + Send + Sync + 'static {
 /// An IFS layer: the handle an application gets is the lower provider's own (an installable
 /// file system handle, usable with `ReadFile` / `WriteFile`); the layer keeps its state in a
 /// table keyed by that handle. Overlapped requests go down as they are, and the lower provider
-/// completes them to the application: the layer sees their immediate outcome only. Its chains
-/// keep `XP1_IFS_HANDLES` only when the provider below has it.
+/// completes them to the application: the layer sees their immediate outcome only
+/// ([`Layer::completed`] is never called). Its chains keep `XP1_IFS_HANDLES` only when the
+/// provider below has it.
 #[derive(Debug)]
 pub enum Ifs {}
 
 /// A non-IFS layer: the handles an application gets are ws2_32's (`WPUCreateSocketHandle`),
 /// their context the layer's own socket; its chains must not declare `XP1_IFS_HANDLES`
-/// (R-WSP-19), and the framework refuses to start for an entry that does.
+/// (R-WSP-19), and the framework refuses to start for an entry that does. The framework relays
+/// overlapped requests through requests of its own below, so the layer sees every completion
+/// ([`Layer::completed`]) before the application does.
 #[derive(Debug)]
 pub enum NonIfs {}
 

@@ -17,7 +17,8 @@ use winprov_bindings::ws2spi::{
 };
 use winprov_wsp::abi::{Base, Export, InProcess, Layered, Linger, Process, Socket, Transfer};
 use winprov_wsp::layer::{
-    Call, Closing, Connecting, Ifs, NonIfs, Opened, Passed, Receiving, Sending, ShuttingDown,
+    Call, Closing, Completion, Connecting, Ifs, NonIfs, Opened, Passed, Receiving, Sending,
+    ShuttingDown,
 };
 use winprov_wsp::memory::Memory;
 use winprov_wsp::testing::winsock::{self, Winsock};
@@ -116,6 +117,8 @@ struct Meter {
     sent: AtomicU64,
     received: AtomicU64,
     shutdowns: AtomicU64,
+    /// `completed` calls.
+    completions: AtomicU64,
     closed: Mutex<Vec<(u64, u64)>>,
     /// A send of this many bytes is refused with WSAEACCES.
     refuse_len: AtomicU64,
@@ -135,6 +138,7 @@ impl Meter {
             &self.sent,
             &self.received,
             &self.shutdowns,
+            &self.completions,
             &self.refuse_len,
         ] {
             counter.store(0, Ordering::SeqCst);
@@ -204,6 +208,27 @@ macro_rules! meter_layer {
                 passed
             }
 
+            fn completed(&self, socket: &Counted, completion: Completion) {
+                self.0.completions.fetch_add(1, Ordering::SeqCst);
+                match completion {
+                    Completion::Sent { outcome: Ok(bytes) } => {
+                        socket.sent.fetch_add(u64::from(bytes), Ordering::SeqCst);
+                        self.0.sent.fetch_add(u64::from(bytes), Ordering::SeqCst);
+                    }
+                    Completion::Received {
+                        outcome: Ok((bytes, _)),
+                    } => {
+                        socket
+                            .received
+                            .fetch_add(u64::from(bytes), Ordering::SeqCst);
+                        self.0
+                            .received
+                            .fetch_add(u64::from(bytes), Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            }
+
             fn shutdown<'c>(
                 &self,
                 _: &Counted,
@@ -235,8 +260,11 @@ enum NonIfsExport {}
 
 static IFS: Process<Layered<IfsMeter, InProcess>> =
     Process::new(|| Layered::new(IfsMeter::default(), catalog()));
-static NON_IFS: Process<Layered<NonIfsMeter, InProcess>> =
-    Process::new(|| Layered::new(NonIfsMeter::default(), catalog()));
+static NON_IFS: Process<Layered<NonIfsMeter, InProcess>> = Process::new(|| {
+    Layered::new(NonIfsMeter::default(), catalog())
+        .with_ports(winsock::LayerPorts)
+        .completing_with(winsock::WPUCompleteOverlappedRequest)
+});
 
 impl Export for IfsExport {
     type Dispatch = Layered<IfsMeter, InProcess>;
@@ -278,6 +306,7 @@ unsafe extern "system" fn non_ifs_startup(
 
 /// One of the two layers, for tests run on both.
 trait Kind: 'static {
+    const IFS: bool;
     type L: Layer;
     fn startup() -> winsock::Startup;
     fn process() -> &'static Process<Layered<Self::L, InProcess>>;
@@ -285,6 +314,7 @@ trait Kind: 'static {
 }
 
 impl Kind for IfsExport {
+    const IFS: bool = true;
     type L = IfsMeter;
     fn startup() -> winsock::Startup {
         ifs_startup
@@ -298,6 +328,7 @@ impl Kind for IfsExport {
 }
 
 impl Kind for NonIfsExport {
+    const IFS: bool = false;
     type L = NonIfsMeter;
     fn startup() -> winsock::Startup {
         non_ifs_startup
@@ -553,7 +584,7 @@ fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
     let mut made: Vec<Socket> = Vec::new();
     let mut ops = Vec::new();
     let mut next_port = 100u16;
-    let (mut sent, mut received) = (0u64, 0u64);
+    let (mut sent, mut received, mut relayed) = (0u64, 0u64, 0u64);
     for _ in 0..ROUNDS {
         match rng.below(10) {
             0 if sockets.len() < 16 => {
@@ -591,7 +622,7 @@ fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
                     // One that completed at once is seen by the layer; a pending one
                     // completes to the caller from below.
                     received += issued.done.map_or(0, |done| u64::from(done.bytes));
-                    ops.push(issued.op);
+                    ops.push((issued.op, issued.is_pending()));
                 }
             }
             6 if !sockets.is_empty() => {
@@ -615,9 +646,13 @@ fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
             _ => {
                 ws.run_apcs(thread);
                 while ws.dequeue(port).is_some() {}
-                ops.retain(|op| {
-                    if ws.completions(*op).is_empty() {
+                ops.retain(|(op, pending)| {
+                    let completions = ws.completions(*op);
+                    let Some(completion) = completions.first() else {
                         return true;
+                    };
+                    if *pending && completion.error == 0 {
+                        relayed += u64::from(completion.bytes);
                     }
                     ws.forget(*op);
                     false
@@ -629,12 +664,12 @@ fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
         ws.close(s).unwrap();
     }
     ws.run_apcs(thread);
-    for op in ops.drain(..) {
-        assert_eq!(
-            ws.completions(op).len(),
-            1,
-            "every operation completed once"
-        );
+    for (op, pending) in ops.drain(..) {
+        let completions = ws.completions(op);
+        assert_eq!(completions.len(), 1, "every operation completed once");
+        if pending && completions[0].error == 0 {
+            relayed += u64::from(completions[0].bytes);
+        }
         ws.forget(op);
     }
     assert_eq!(
@@ -653,6 +688,10 @@ fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
         );
     }
     let meter = K::meter();
+    if !K::IFS {
+        // A non-IFS layer relays pending requests and sees their completions too.
+        received += relayed;
+    }
     assert!(sent > 0 && received > 0);
     assert_eq!(
         meter.sent.load(Ordering::SeqCst),
@@ -674,5 +713,145 @@ fn ifs_randomized_calls_leave_nothing_behind() {
 
 #[test]
 fn non_ifs_randomized_calls_leave_nothing_behind() {
-    randomized_calls_leave_nothing_behind::<NonIfsExport>(false);
+    randomized_calls_leave_nothing_behind::<NonIfsExport>(true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A non-IFS layer relays its callers' overlapped requests: its own request goes below, on the
+// lower socket bound to the layer's port; the completion is relayed on the layer's handle.
+
+fn relayed_receive_completes_on_the_layer_handle(via: winsock::Via) {
+    let ws = start::<NonIfsExport>();
+    let (client, server) = pair(&ws, 20);
+    let issued = ws.recv_overlapped(server, 16, via).unwrap();
+    assert!(issued.is_pending());
+    assert_eq!(
+        ws.get_overlapped_result(server, issued.op, false),
+        Err(WsaError::WSA_IO_INCOMPLETE)
+    );
+    ws.send(client, b"relayed").unwrap();
+    // Waits for the relay (the layer's thread) with fWait: no sleep.
+    let done = ws.get_overlapped_result(server, issued.op, true).unwrap();
+    assert_eq!(done.bytes, 7);
+    let completions = ws.completions(issued.op);
+    assert_eq!(completions.len(), 1, "relayed once");
+    assert_eq!((completions[0].error, completions[0].bytes), (0, 7));
+    assert_eq!(ws.received(issued.op), b"relayed");
+    let meter = NonIfsExport::meter();
+    assert_eq!(
+        meter.completions.load(Ordering::SeqCst),
+        1,
+        "the author was told"
+    );
+    assert_eq!(meter.received.load(Ordering::SeqCst), 7);
+    ws.forget(issued.op);
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 0);
+    ws.finish();
+}
+
+#[test]
+fn r_wsp_18_a_relayed_receive_completes_by_event_on_the_layer_handle() {
+    relayed_receive_completes_on_the_layer_handle(winsock::Via::Event);
+}
+
+#[test]
+fn r_wsp_18_a_relayed_receive_completes_through_the_port_of_the_layer_handle() {
+    let ws = start::<NonIfsExport>();
+    let (client, server) = pair(&ws, 21);
+    let port = ws.create_port();
+    ws.associate(server, port, 0x5e);
+    let issued = ws.recv_overlapped(server, 16, winsock::Via::Port).unwrap();
+    ws.send(client, b"to the port").unwrap();
+    ws.get_overlapped_result(server, issued.op, true).unwrap();
+    let packet = ws.dequeue(port).expect("the caller's port got the packet");
+    assert_eq!((packet.key, packet.op, packet.bytes), (0x5e, issued.op, 11));
+    ws.forget(issued.op);
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn r_wsp_18_a_relayed_receive_with_a_routine_is_an_apc_of_its_thread() {
+    let ws = start::<NonIfsExport>();
+    let thread = ws.new_thread();
+    let (client, server) = pair(&ws, 22);
+    let issued = ws
+        .recv_overlapped(server, 16, winsock::Via::Routine(thread))
+        .unwrap();
+    ws.send(client, b"by apc").unwrap();
+    ws.get_overlapped_result(server, issued.op, true).unwrap();
+    assert_eq!(
+        ws.run_apcs(thread),
+        1,
+        "the routine ran as an APC of its thread"
+    );
+    assert_eq!(ws.received(issued.op), b"by apc");
+    ws.forget(issued.op);
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn r_wsp_16_a_relayed_send_that_completes_at_once_is_complete_when_the_call_returns() {
+    let ws = start::<NonIfsExport>();
+    let (client, server) = pair(&ws, 23);
+    let issued = ws
+        .send_overlapped(client, b"at once", winsock::Via::Event)
+        .unwrap();
+    let done = issued.done.expect("the base takes it at once");
+    assert_eq!(done.bytes, 7);
+    assert_eq!(ws.completions(issued.op).len(), 1, "already signalled");
+    let meter = NonIfsExport::meter();
+    assert_eq!(
+        meter.sent.load(Ordering::SeqCst),
+        7,
+        "counted once, by the send hook"
+    );
+    assert_eq!(meter.completions.load(Ordering::SeqCst), 0);
+    assert_eq!(ws.recv(server, 64).unwrap(), b"at once");
+    ws.forget(issued.op);
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn r_wsp_14_closing_a_non_ifs_layer_socket_aborts_its_relayed_requests_before_it_returns() {
+    let ws = start::<NonIfsExport>();
+    let thread = ws.new_thread();
+    let (client, server) = pair(&ws, 24);
+    let by_event = ws.recv_overlapped(server, 16, winsock::Via::Event).unwrap();
+    let by_routine = ws
+        .recv_overlapped(server, 16, winsock::Via::Routine(thread))
+        .unwrap();
+    ws.close(server).unwrap();
+    // The simulator checks that each completed with 995 before the close returned.
+    assert_eq!(ws.completions(by_event.op)[0].error, 995);
+    assert_eq!(ws.run_apcs(thread), 1);
+    assert_eq!(ws.completions(by_routine.op)[0].error, 995);
+    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 0);
+    ws.forget(by_event.op);
+    ws.forget(by_routine.op);
+    ws.close(client).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn r_wsp_15_the_final_cleanup_relays_nothing_and_keeps_nothing() {
+    let ws = start::<NonIfsExport>();
+    let (_client, server) = pair(&ws, 25);
+    let issued = ws.recv_overlapped(server, 16, winsock::Via::Event).unwrap();
+    assert!(issued.is_pending());
+    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 1);
+    ws.cleanup().unwrap();
+    // The simulator checks that nothing was notified during the cleanup or after it.
+    assert!(ws.completions(issued.op).is_empty());
+    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 0, "freed");
+    assert_eq!(NON_IFS.dispatch().unwrap().sockets(), 0);
+    assert_eq!(BASE.startups(), 0);
+    ws.finish();
 }

@@ -605,7 +605,23 @@ impl<T: Transport> Dispatch for Base<T> {
     ) -> Result<OverlappedResult, WsaError> {
         self.resolve(socket)?;
         let mut ops = lock(&self.router.ops);
-        while ops.contains_key(&overlapped) {
+        let (bytes, flags, error) = loop {
+            // A request whose completion is being delivered is complete as soon as its
+            // structure says so (the host may see the completion, and ask, before the entry
+            // is gone).
+            let pending = ops.get(&overlapped).is_some_and(|entry| !entry.completing);
+            if !pending {
+                // SAFETY: the caller's `WSAOVERLAPPED`, checked non-null and aligned by the
+                // export.
+                match unsafe { read_result(overlapped) } {
+                    Some(result) => break result,
+                    // Not a request of this provider, or not completed by it.
+                    None if !ops.contains_key(&overlapped) => {
+                        return Err(WsaError::WSA_IO_INCOMPLETE);
+                    }
+                    None => {}
+                }
+            }
             if !wait {
                 return Err(WsaError::WSA_IO_INCOMPLETE);
             }
@@ -614,13 +630,8 @@ impl<T: Transport> Dispatch for Base<T> {
                 .done
                 .wait(ops)
                 .unwrap_or_else(|p| p.into_inner());
-        }
-        drop(ops);
-        // SAFETY: the caller's `WSAOVERLAPPED`, checked non-null and aligned by the export.
-        let Some((bytes, flags, error)) = (unsafe { read_result(overlapped) }) else {
-            // Not a request of this provider, or not completed by it.
-            return Err(WsaError::WSA_IO_INCOMPLETE);
         };
+        drop(ops);
         match error {
             0 => Ok(OverlappedResult { bytes, flags }),
             code => Err(WsaError::from_raw(code as i32)),

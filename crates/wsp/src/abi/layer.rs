@@ -31,10 +31,17 @@
 //!
 //! # What is not passed down
 //!
-//! - Overlapped requests go down as the caller made them (its `WSAOVERLAPPED`, event,
-//!   completion routine and a copy of its `WSATHREADID`): the provider below completes them
-//!   to the caller. An overlapped `WSPIoctl` or `WSPRecvFrom` is refused (`WSAEOPNOTSUPP`): its
-//!   output would outlive the call's copies.
+//! - An IFS layer passes overlapped requests down as the caller made them (its
+//!   `WSAOVERLAPPED`, event, completion routine and a copy of its `WSATHREADID`): the provider
+//!   below completes them to the caller, and the layer sees only an immediate outcome. A
+//!   non-IFS layer relays them instead (`abi::relay`): its own request goes below on the lower
+//!   socket bound to the layer's completion port ([`Ports`]), and the completion is relayed to
+//!   the caller's request on the layer's handle, through the caller's mechanism
+//!   (`WPUCompleteOverlappedRequest` or `WPUQueueApc`, R-WSP-18), after the author's
+//!   [`Layer::completed`]; a close relays every pending request as
+//!   aborted before it returns (R-WSP-14), the final cleanup relays nothing (R-WSP-15).
+//! - An overlapped `WSPIoctl` or `WSPRecvFrom` is refused (`WSAEOPNOTSUPP`): its output would
+//!   outlive the call's copies.
 //! - A non-IFS layer refuses `WSPAsyncSelect` and the extension functions of `WSPIoctl`
 //!   (`SIO_GET_EXTENSION_FUNCTION_POINTER`) with `WSAEOPNOTSUPP`: the provider below would
 //!   report its own handle to the window, and its functions would be called with the layer's.
@@ -42,6 +49,7 @@
 
 use super::catalog::Catalog;
 use super::chain::Call as ChainCall;
+use super::complete::{CompleteOverlapped, read_result};
 use super::decode::{
     How, INLINE_BUFFERS, Overlapped, OverlappedRecv, ProtocolInfo, RecvBuffers, SendData,
     ServiceFlags, SockOpt, Socket, Version,
@@ -50,6 +58,8 @@ use super::dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
 };
 use super::lower::{Lower, Lowers, failed};
+use super::ports::Ports;
+use super::relay::{Pending, Relay, Substitute};
 use super::upcalls::{Host, Upcalls};
 use crate::layer::{
     Accepting, Call, Closing, Connecting, Disconnecting, Handles, Layer, Opened, Origin, Receiving,
@@ -58,7 +68,7 @@ use crate::layer::{
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use winprov_bindings::windows_core::{BOOL, PCSTR, PCWSTR, PSTR, PWSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, HANDLE, HWND, INVALID_SOCKET, LPCONDITIONPROC, OVERLAPPED, QOS, SOCKADDR, SOCKET,
@@ -86,8 +96,12 @@ struct Record<S> {
     socket: SOCKET,
     /// The chain entry the socket was made for.
     protocol: ProtocolInfo,
-    /// The author's state.
-    state: S,
+    /// The author's state (shared with the socket's overlapped requests in flight).
+    state: Arc<S>,
+    /// Non-IFS: the socket's overlapped requests not relayed yet, and whether the lower
+    /// socket is bound to the layer's port.
+    pending: Arc<Pending>,
+    associated: Mutex<bool>,
 }
 
 /// Calls slot `$slot` of a record's table with `$args`, then `lpErrno`: the value and the
@@ -156,6 +170,92 @@ impl Request {
     }
 }
 
+/// How a send or receive goes down: the caller's request as it is (an IFS layer, or a call
+/// without `lpOverlapped`), or a non-IFS layer's own ([`Substitute`], relayed).
+enum Down<S> {
+    Direct(Request),
+    Relayed(Arc<Substitute<S>>),
+}
+
+impl<S> Down<S> {
+    fn overlapped(&self) -> *mut OVERLAPPED {
+        match self {
+            Self::Direct(request) => request.overlapped,
+            Self::Relayed(substitute) => substitute.overlapped(),
+        }
+    }
+
+    fn routine(&self) -> winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE {
+        match self {
+            Self::Direct(request) => request.routine,
+            Self::Relayed(_) => None,
+        }
+    }
+
+    fn thread(&self) -> *const WSATHREADID {
+        match self {
+            Self::Direct(request) => request.thread(),
+            Self::Relayed(_) => std::ptr::null(),
+        }
+    }
+
+    /// The caller's answer, once the provider below answered `result` (with `bytes` and
+    /// `flags` written when it completed at once).
+    fn answer<L: Layer<Socket = S>>(
+        self,
+        relay: &Relay<L>,
+        result: Result<(), WsaError>,
+        bytes: u32,
+        flags: u32,
+    ) -> Result<Transfer, WsaError> {
+        match self {
+            Self::Direct(_) => transfer(result, bytes, flags),
+            Self::Relayed(substitute) => {
+                let answer = match result {
+                    Ok(()) => Ok(Some((bytes, flags))),
+                    Err(WsaError::WSA_IO_PENDING) => Ok(None),
+                    Err(error) => Err(error),
+                };
+                relay.answered(&substitute, answer).map(|answer| {
+                    answer.map_or(Transfer::Pending, |(bytes, flags)| Transfer::Done {
+                        bytes,
+                        flags,
+                    })
+                })
+            }
+        }
+    }
+}
+
+/// How the call on `r` goes down, for a caller's `overlapped` request (if any): a non-IFS
+/// layer binds the lower socket to its port once, then issues a substitute.
+fn going_down<L: Layer>(
+    relay: &Arc<Relay<L>>,
+    r: &Record<L::Socket>,
+    send: bool,
+    overlapped: Option<&Overlapped>,
+) -> Result<Down<L::Socket>, WsaError> {
+    let Some(request) = overlapped.filter(|_| !L::Handles::IFS) else {
+        return Ok(Down::Direct(Request::of(overlapped)));
+    };
+    {
+        let mut associated = r.associated.lock().unwrap_or_else(|p| p.into_inner());
+        if !*associated {
+            relay.associate(r.socket, 0)?;
+            *associated = true;
+        }
+    }
+    let handle = Socket::from_raw(r.handle.load(Ordering::Acquire));
+    Ok(Down::Relayed(relay.issue(
+        send,
+        *request,
+        handle,
+        (r.socket, r.table),
+        Arc::clone(&r.state),
+        Arc::clone(&r.pending),
+    )))
+}
+
 /// How a send or receive ended below, as the export writes it back.
 fn transfer(result: Result<(), WsaError>, bytes: u32, flags: u32) -> Result<Transfer, WsaError> {
     match result {
@@ -168,9 +268,8 @@ fn transfer(result: Result<(), WsaError>, bytes: u32, flags: u32) -> Result<Tran
 /// A layered provider: `L` over the providers below it, found in the catalog `C`. See the
 /// [module documentation](self).
 pub struct Layered<L: Layer, C: Catalog> {
-    layer: L,
+    relay: Arc<Relay<L>>,
     lowers: Lowers<C>,
-    host: OnceLock<Host<'static>>,
     /// The chain entry of the layer's first `WSPStartup` (for an address conversion that
     /// names none).
     first: Mutex<Option<WSAPROTOCOL_INFOW>>,
@@ -192,19 +291,45 @@ impl<L: Layer, C: Catalog> std::fmt::Debug for Layered<L, C> {
 impl<L: Layer, C: Catalog> Layered<L, C> {
     /// `layer`, over the providers below it in `catalog`.
     pub fn new(layer: L, catalog: C) -> Self {
+        #[cfg(windows)]
+        let ports: Option<Box<dyn Ports>> = Some(Box::new(super::ports::SystemPorts));
+        #[cfg(not(windows))]
+        let ports: Option<Box<dyn Ports>> = None;
         Self {
-            layer,
+            relay: Arc::new(Relay::new(layer, ports)),
             lowers: Lowers::new(L::PROVIDER_ID, L::START, catalog),
-            host: OnceLock::new(),
             first: Mutex::new(None),
             sockets: LeaseTable::new(),
             index: RwLock::new(HashMap::new()),
         }
     }
 
+    /// A non-IFS layer relays its callers' overlapped requests through `ports` (default:
+    /// the kernel's completion ports on Windows, none elsewhere: overlapped calls of a non-IFS
+    /// layer are then refused with `WSAEOPNOTSUPP`). For a host simulator.
+    pub fn with_ports(mut self, ports: impl Ports) -> Self {
+        match Arc::get_mut(&mut self.relay) {
+            Some(relay) => relay.set_ports(Box::new(ports)),
+            None => tracing::error!("the layer's relay is in use: its ports are kept"),
+        }
+        self
+    }
+
+    /// Completes callers' requests through `complete` instead of ws2_32's export: for a host
+    /// simulator, which plays ws2_32 (`testing::winsock`).
+    pub fn completing_with(self, complete: CompleteOverlapped) -> Self {
+        self.relay.completer.set(complete);
+        self
+    }
+
     /// The author's layer.
     pub fn layer(&self) -> &L {
-        &self.layer
+        &self.relay.layer
+    }
+
+    /// Overlapped requests relayed below whose completion was not taken from the port yet.
+    pub fn relayed(&self) -> usize {
+        self.relay.outstanding()
     }
 
     /// The providers below.
@@ -218,7 +343,8 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
     }
 
     fn upcalls(&self) -> Result<Upcalls, WsaError> {
-        self.host
+        self.relay
+            .host
             .get()
             .ok_or(WsaError::WSANOTINITIALISED)?
             .upcalls()
@@ -274,7 +400,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
                 unsafe { close(below, &mut errno) };
             }
         };
-        let state = self.layer.open(&Opened {
+        let state = self.relay.layer.open(&Opened {
             origin,
             protocol: &protocol,
         });
@@ -285,7 +411,9 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             table,
             socket: below,
             protocol,
-            state,
+            state: Arc::new(state),
+            pending: Arc::new(Pending::default()),
+            associated: Mutex::new(false),
         };
         let key = match self.sockets.insert(record, ()) {
             Ok(handle) => handle.raw(),
@@ -368,7 +496,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
     const DESCRIPTION: &'static str = L::DESCRIPTION;
 
     fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
-        let _ = self.host.set(*host);
+        let _ = self.relay.host.set(*host);
         *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(*protocol.raw());
         Ok(())
     }
@@ -396,8 +524,10 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
     }
 
     fn final_cleanup(&self, host: &Host<'_>) {
-        // The caller's handles go first; the providers below then cancel what they hold
-        // without notifications at their own final cleanup (R-WSP-15).
+        // Nothing is relayed from now on; the caller's handles go; the providers below then
+        // cancel what they hold without notifications at their own final cleanup; then the
+        // relay's thread stops and what it never got back is freed (R-WSP-15).
+        self.relay.stopping();
         let upcalls = host.upcalls().ok();
         for (handle, lease) in self.sockets.snapshot() {
             let socket = Socket::from_raw(lease.handle.load(Ordering::Acquire));
@@ -415,6 +545,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         let cleaned = self.lowers.final_cleanup();
+        self.relay.stop();
         tracing::debug!(cleaned, "layer cleaned up");
     }
 
@@ -452,6 +583,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
                 Ok(address[..(len.max(0) as usize).min(ADDRESS_ROOM)].to_vec())
             };
             let passed = self
+                .relay
                 .layer
                 .accept(&r.state, Call::new(Accepting {}, &mut down_call));
             let address = passed.into_outcome();
@@ -539,10 +671,22 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
                 .lease_shared(key)
                 .map_err(|_| WsaError::WSAENOTSOCK)?;
             let r = &*lease;
+            // From here, a request still pending for the caller is aborted for it, not
+            // relayed (R-WSP-14); a close that fails or is refused leaves them relayed.
+            r.pending.closing(true);
             let mut down_call = |_: &Closing| checked(down!(r, lpWSPCloseSocket(r.socket)));
-            self.layer
+            let closed = self
+                .relay
+                .layer
                 .close(&r.state, Call::new(Closing {}, &mut down_call))
-                .into_outcome()?;
+                .into_outcome();
+            if let Err(error) = closed {
+                r.pending.closing(false);
+                return Err(error);
+            }
+            // The provider below aborted the socket's pending requests: each is relayed to
+            // its caller (WSA_OPERATION_ABORTED) before the close returns (R-WSP-14).
+            r.pending.drain();
             r.socket
         };
         self.forget(key, socket, below);
@@ -589,7 +733,8 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
                 address: name,
                 caller_data,
             };
-            self.layer
+            self.relay
+                .layer
                 .connect(&r.state, Call::new(args, &mut down_call))
                 .into_outcome()?;
             callee.truncate(callee_buf.len as usize);
@@ -661,6 +806,26 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         overlapped: usize,
         wait: bool,
     ) -> Result<OverlappedResult, WsaError> {
+        if !L::Handles::IFS {
+            // The caller's request never went down: its structure says how it ended.
+            return self.with(socket, |r| {
+                // SAFETY: the caller's `WSAOVERLAPPED` (ws2_32's contract: the one of an
+                // overlapped call on this socket), read only.
+                let read = || unsafe { read_result(overlapped) };
+                let result = match read() {
+                    Some(result) => result,
+                    None if !wait => return Err(WsaError::WSA_IO_INCOMPLETE),
+                    None => {
+                        r.pending.wait_for(|| read().is_some());
+                        read().ok_or(WsaError::WSA_IO_INCOMPLETE)?
+                    }
+                };
+                match result {
+                    (bytes, flags, 0) => Ok(OverlappedResult { bytes, flags }),
+                    (_, _, error) => Err(WsaError::from_raw(error as i32)),
+                }
+            });
+        }
         self.with(socket, |r| {
             let (mut bytes, mut flags) = (0u32, 0u32);
             let f = r
@@ -851,7 +1016,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         io: RecvIo<'_>,
         flags: u32,
     ) -> Result<Transfer, WsaError> {
-        self.with(socket, |r| receive(&self.layer, r, io, flags, None))
+        self.with(socket, |r| receive(&self.relay, r, io, flags, None))
     }
 
     fn recv_disconnect(
@@ -890,7 +1055,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
             }
             let mut from = [0u8; ADDRESS_ROOM];
             let mut len = ADDRESS_ROOM as i32;
-            let transfer = receive(&self.layer, r, io, flags, Some((&mut from, &mut len)))?;
+            let transfer = receive(&self.relay, r, io, flags, Some((&mut from, &mut len)))?;
             Ok((
                 transfer,
                 from[..(len.max(0) as usize).min(ADDRESS_ROOM)].to_vec(),
@@ -911,7 +1076,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         overlapped: Option<Overlapped>,
     ) -> Result<Transfer, WsaError> {
         self.with(socket, |r| {
-            transmit(&self.layer, r, &data, flags, None, overlapped)
+            transmit(&self.relay, r, &data, flags, None, overlapped)
         })
     }
 
@@ -929,7 +1094,8 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
                     lpWSPSendDisconnect(r.socket, opt_ptr(buf.as_ref()).cast_mut())
                 ))
             };
-            self.layer
+            self.relay
+                .layer
                 .send_disconnect(&r.state, Call::new(Disconnecting { data }, &mut down_call))
                 .into_outcome()
         })
@@ -945,7 +1111,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         overlapped: Option<Overlapped>,
     ) -> Result<Transfer, WsaError> {
         self.with(socket, |r| {
-            transmit(&self.layer, r, &data, flags, Some(to), overlapped)
+            transmit(&self.relay, r, &data, flags, Some(to), overlapped)
         })
     }
 
@@ -969,7 +1135,8 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
                     )
                 ))
             };
-            self.layer
+            self.relay
+                .layer
                 .set_sock_opt(
                     &r.state,
                     Call::new(SettingOption { option: &option }, &mut down_call),
@@ -982,7 +1149,8 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         self.with(socket, |r| {
             let mut down_call =
                 |args: &ShuttingDown| checked(down!(r, lpWSPShutdown(r.socket, args.how.raw())));
-            self.layer
+            self.relay
+                .layer
                 .shutdown(&r.state, Call::new(ShuttingDown { how }, &mut down_call))
                 .into_outcome()
         })
@@ -1044,7 +1212,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
 
 /// A send through the author's hook.
 fn transmit<L: Layer>(
-    layer: &L,
+    relay: &Arc<Relay<L>>,
     r: &Record<L::Socket>,
     data: &SendData<'_>,
     flags: u32,
@@ -1053,7 +1221,7 @@ fn transmit<L: Layer>(
 ) -> Result<Transfer, WsaError> {
     let mut down_call = |args: &Sending<'_>| {
         let mut buffers: SmallVec<[WSABUF; INLINE_BUFFERS]> = data.to_wsabufs();
-        let request = Request::of(args.overlapped.as_ref());
+        let request = going_down(relay, r, true, args.overlapped.as_ref())?;
         let mut sent = 0u32;
         let result = match args.to {
             None => checked(down!(
@@ -1064,8 +1232,8 @@ fn transmit<L: Layer>(
                     buffers.len() as u32,
                     &raw mut sent,
                     args.flags,
-                    request.overlapped,
-                    request.routine,
+                    request.overlapped(),
+                    request.routine(),
                     request.thread(),
                 )
             )),
@@ -1079,13 +1247,13 @@ fn transmit<L: Layer>(
                     args.flags,
                     to.as_ptr().cast::<SOCKADDR>(),
                     to.len() as i32,
-                    request.overlapped,
-                    request.routine,
+                    request.overlapped(),
+                    request.routine(),
                     request.thread(),
                 )
             )),
         };
-        transfer(result, sent, 0)
+        request.answer(relay, result, sent, 0)
     };
     let args = Sending {
         buffers: data.slices(),
@@ -1093,14 +1261,15 @@ fn transmit<L: Layer>(
         to,
         overlapped,
     };
-    layer
+    relay
+        .layer
         .send(&r.state, Call::new(args, &mut down_call))
         .into_outcome()
 }
 
 /// A receive through the author's hook; `from` is `WSPRecvFrom`'s address room.
 fn receive<L: Layer>(
-    layer: &L,
+    relay: &Arc<Relay<L>>,
     r: &Record<L::Socket>,
     io: RecvIo<'_>,
     flags: u32,
@@ -1112,7 +1281,7 @@ fn receive<L: Layer>(
     };
     let mut down_call = |args: &Receiving| {
         let mut buffers = array.to_wsabufs();
-        let request = Request::of(request.as_ref());
+        let request = going_down(relay, r, false, request.as_ref())?;
         let (mut received, mut out_flags) = (0u32, args.flags);
         // Given for an overlapped call too: a request that completes at once reports its
         // count here (the export writes it back for the caller).
@@ -1126,8 +1295,8 @@ fn receive<L: Layer>(
                     buffers.len() as u32,
                     bytes_ptr,
                     &mut out_flags,
-                    request.overlapped,
-                    request.routine,
+                    request.overlapped(),
+                    request.routine(),
                     request.thread(),
                 )
             )),
@@ -1141,13 +1310,13 @@ fn receive<L: Layer>(
                     &mut out_flags,
                     address.as_mut_ptr().cast::<SOCKADDR>(),
                     &mut **len,
-                    request.overlapped,
-                    request.routine,
+                    request.overlapped(),
+                    request.routine(),
                     request.thread(),
                 )
             )),
         };
-        transfer(result, received, out_flags)
+        request.answer(relay, result, received, out_flags)
     };
     let args = Receiving {
         capacity: array.capacity(),
@@ -1155,7 +1324,8 @@ fn receive<L: Layer>(
         overlapped: request.is_some(),
         from: false,
     };
-    layer
+    relay
+        .layer
         .recv(&r.state, Call::new(args, &mut down_call))
         .into_outcome()
 }

@@ -35,6 +35,8 @@ pub mod layer;
 pub mod lower;
 mod macros;
 pub mod order;
+pub mod ports;
+mod relay;
 pub mod startup;
 pub mod table;
 pub mod upcalls;
@@ -55,5 +57,8 @@ pub use install::{CatalogWriter, ChainsRequest, ProtocolKey, View, WscError};
 pub use layer::Layered;
 pub use lower::{Lower, LowerError, Lowers, Start};
 pub use order::ProviderOrder;
+#[cfg(windows)]
+pub use ports::SystemPorts;
+pub use ports::{PortPacket, Ports};
 pub use startup::{Export, Process};
 pub use upcalls::{Host, Upcalls};

@@ -125,7 +125,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use winprov_bindings::windows_core::{BOOL, GUID, PCSTR, PSTR, PWSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, HANDLE, HWND, INVALID_SOCKET, LPARAM, LPBLOCKINGCALLBACK, LPWSAUSERAPC, OVERLAPPED,
@@ -200,6 +200,71 @@ impl Window {
     /// The `HWND` value.
     pub fn raw(self) -> usize {
         self.0
+    }
+}
+
+/// Completion ports as a layered provider uses them ([`abi::Ports`](crate::abi::Ports)), in
+/// the simulated ws2_32: give them to the layer (`Layered::with_ports`). A lower socket the
+/// layer binds to such a port gets its requests completed as ws2_32 does for any request
+/// (`InternalHigh`, then `Internal`, then the packet) when the provider below calls
+/// [`WPUCompleteOverlappedRequest`] with a `WSAOVERLAPPED` this simulator did not issue; the
+/// layer's thread waits for the packets. A new turn closes every port.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerPorts;
+
+impl crate::abi::Ports for LayerPorts {
+    fn create(&self) -> Result<usize, WsaError> {
+        let port = fresh();
+        let mut state = state();
+        state.ports.insert(port, VecDeque::new());
+        state.provider_ports.insert(port);
+        Ok(port)
+    }
+
+    fn associate(&self, port: usize, socket: Socket, key: usize) -> Result<(), WsaError> {
+        let mut state = state();
+        if !state.provider_ports.contains(&port) {
+            return Err(WsaError::WSAEINVAL);
+        }
+        state.associations.insert(socket.raw(), (port, key));
+        Ok(())
+    }
+
+    fn wait(&self, port: usize) -> Option<crate::abi::PortPacket> {
+        let mut state = state();
+        loop {
+            let packet = state.ports.get_mut(&port)?.pop_front();
+            if let Some(packet) = packet {
+                return Some(crate::abi::PortPacket {
+                    key: packet.key,
+                    overlapped: packet.op.0,
+                    bytes: packet.bytes,
+                });
+            }
+            state = PORT_READY
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn post(&self, port: usize, key: usize) -> Result<(), WsaError> {
+        let mut state = state();
+        let queue = state.ports.get_mut(&port).ok_or(WsaError::WSAEINVAL)?;
+        queue.push_back(Packet {
+            key,
+            bytes: 0,
+            op: Op(0),
+            error: 0,
+        });
+        PORT_READY.notify_all();
+        Ok(())
+    }
+
+    fn close(&self, port: usize) {
+        let mut state = state();
+        state.ports.remove(&port);
+        state.provider_ports.remove(&port);
+        PORT_READY.notify_all();
     }
 }
 
@@ -524,6 +589,8 @@ pub fn base_protocol(catalog_entry_id: u32, service_flags: u32) -> WSAPROTOCOL_I
 
 static TURN: Mutex<()> = Mutex::new(());
 static STATE: LazyLock<Mutex<State>> = LazyLock::new(|| Mutex::new(State::default()));
+/// Signalled when a packet reaches a port of [`LayerPorts`], or one closes.
+static PORT_READY: Condvar = Condvar::new();
 /// Handle values: never zero, multiples of 4 (the low bits clear, as Windows handles), never
 /// reused within the process.
 static NEXT_VALUE: AtomicUsize = AtomicUsize::new(0x1_0000);
@@ -814,6 +881,8 @@ struct State {
     rust_threads: HashMap<std::thread::ThreadId, usize>,
     windows: HashMap<usize, Vec<Message>>,
     ports: HashMap<usize, VecDeque<Packet>>,
+    /// Ports a layered provider made through [`LayerPorts`].
+    provider_ports: std::collections::HashSet<usize>,
     associations: HashMap<usize, (usize, usize)>,
     sockets: HashMap<usize, SocketRecord>,
     ops: HashMap<usize, OpRecord>,
@@ -1587,6 +1656,33 @@ fn complete_request(
              WSS_OPERATION_IN_PROGRESS, which leaves it in progress"
         ));
     }
+    let provider_port = state
+        .associations
+        .get(&socket)
+        .copied()
+        .filter(|(port, _)| state.provider_ports.contains(port));
+    if let (None, Some((port, key))) = (state.ops.get(&id), provider_port) {
+        // A layered provider's own request to the provider below, on a lower socket the layer
+        // bound to its port (`LayerPorts`): completed as ws2_32 completes any request.
+        // SAFETY: the layer's `WSAOVERLAPPED`, which it keeps until it takes this packet;
+        // the two fields are aligned usizes of the structure.
+        unsafe {
+            let overlapped: *mut OVERLAPPED = std::ptr::with_exposed_provenance_mut(id);
+            (&raw mut (*overlapped).InternalHigh).write(bytes as usize);
+            AtomicUsize::from_ptr(&raw mut (*overlapped).Internal)
+                .store(error as usize, Ordering::Release);
+        }
+        if let Some(queue) = state.ports.get_mut(&port) {
+            queue.push_back(Packet {
+                key,
+                bytes,
+                op: Op(id),
+                error,
+            });
+        }
+        PORT_READY.notify_all();
+        return Ok(());
+    }
     let Some(op) = state.ops.get(&id) else {
         state.violation(format!(
             "R-WSP-16: WPUCompleteOverlappedRequest of {id:#x}, which is not an outstanding \
@@ -1775,6 +1871,8 @@ impl Winsock {
             state.protocol = Some(protocol);
             state.provider_path = ffi::to_wide_nul("%SystemRoot%\\system32\\winprov-provider.dll");
         }
+        // A layer's thread still waiting on a port of the previous turn finds it gone.
+        PORT_READY.notify_all();
         let (data, table) = Self::call_startup(startup, &protocol)?;
         Ok(Self {
             startup,

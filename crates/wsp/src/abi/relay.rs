@@ -1,0 +1,411 @@
+//! The relay of a non-IFS layer's overlapped requests: the caller's request is not passed
+//! down; a request of the layer's own is ([`Substitute`]), on the lower socket bound to the
+//! layer's completion port ([`Ports`]), and its completion is relayed to the caller's request
+//! on the layer's handle, through the caller's mechanism ([`Completer`]).
+//!
+//! Each substitute is completed to the caller exactly once, by whichever of two parties comes
+//! second (one state word, [`Substitute::state`]): the call that issued it, once it knows what
+//! the provider below answered, and the pump thread, once the port gave it the packet.
+//!
+//! - answered at once (0): the call completes the caller's request before it returns (an
+//!   overlapped call that returned 0 is already complete, R-WSP-16); the packet, whenever it
+//!   comes, only frees the substitute;
+//! - pending: the party that comes second reads the result below (`WSPGetOverlappedResult` of
+//!   the lower socket), runs the author's [`Layer::completed`], and completes the caller's
+//!   request;
+//! - failed: nothing is completed (R-WSP-16), and no packet will come: the call frees it.
+//!
+//! A socket's substitutes are counted ([`Pending`]): a close waits until the ones the provider
+//! below aborted are relayed (with `WSA_OPERATION_ABORTED`) before it releases the handle and
+//! returns (R-WSP-14). The final cleanup relays nothing (R-WSP-15): the pump stops, and the
+//! substitutes whose packet never came are freed.
+
+use super::complete::{Completer, mark_pending};
+use super::decode::{Overlapped, Socket};
+use super::lower::failed;
+use super::ports::Ports;
+use super::upcalls::Host;
+use crate::layer::{Completion, Layer};
+use std::cell::UnsafeCell;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use winprov_bindings::windows_core::BOOL;
+use winprov_bindings::ws2spi::{OVERLAPPED, SOCKET, WSPPROC_TABLE};
+use winprov_core::{WsaError, boundary};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A socket's substitutes not relayed yet, and whether its close began: the relay completes
+/// a caller's request and the close begins under this one lock, so a request is either
+/// relayed before the close or aborted by it.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    state: Mutex<Count>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Count {
+    relaying: usize,
+    closing: bool,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, Count> {
+        lock(&self.state)
+    }
+
+    /// The socket's close begins (`true`) or was refused (`false`).
+    pub(crate) fn closing(&self, closing: bool) {
+        self.lock().closing = closing;
+    }
+
+    fn add(&self) {
+        self.lock().relaying += 1;
+    }
+
+    /// One fewer, without relaying (a request that failed).
+    fn forget(&self) {
+        self.lock().relaying -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until none is left.
+    pub(crate) fn drain(&self) {
+        let mut count = self.lock();
+        while count.relaying > 0 {
+            count = self.changed.wait(count).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until `done()` says so, waking at each relay.
+    pub(crate) fn wait_for(&self, mut done: impl FnMut() -> bool) {
+        let mut count = self.lock();
+        while !done() {
+            count = self.changed.wait(count).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// The state word of a substitute.
+const ANSWERED: u8 = 1;
+const AT_ONCE: u8 = 2;
+const PACKET: u8 = 4;
+
+/// The layer's request below, for one caller's overlapped send or receive. Its
+/// `WSAOVERLAPPED` is its first field: the packet's `lpOverlapped` is the substitute.
+#[repr(C)]
+pub(crate) struct Substitute<S> {
+    overlapped: UnsafeCell<OVERLAPPED>,
+    state: AtomicU8,
+    send: bool,
+    /// The caller's request.
+    request: Overlapped,
+    /// The layer's handle the caller made it on.
+    handle: Socket,
+    /// The lower socket and its provider's table.
+    below: SOCKET,
+    table: WSPPROC_TABLE,
+    /// The author's socket and the socket's count.
+    socket: Arc<S>,
+    pending: Arc<Pending>,
+}
+
+// SAFETY: the `WSAOVERLAPPED` is written by the provider below only while its request is
+// pending and read by the layer only once the request is complete (the state word orders the
+// two parties); every other field is a value or a thread-safe shared part.
+unsafe impl<S: Send + Sync> Send for Substitute<S> {}
+// SAFETY: as above.
+unsafe impl<S: Send + Sync> Sync for Substitute<S> {}
+
+impl<S> Substitute<S> {
+    /// The `WSAOVERLAPPED` to pass down.
+    pub(crate) fn overlapped(&self) -> *mut OVERLAPPED {
+        self.overlapped.get()
+    }
+}
+
+/// The pump: a port and the thread that waits on it.
+struct Pump {
+    port: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the layer's calls and its pump thread share. See the [module documentation](self).
+pub(crate) struct Relay<L: Layer> {
+    pub(crate) layer: L,
+    pub(crate) host: OnceLock<Host<'static>>,
+    pub(crate) completer: Completer,
+    ports: Option<Box<dyn Ports>>,
+    pump: Mutex<Option<Pump>>,
+    /// Substitutes handed down whose packet was not taken (their addresses).
+    outstanding: Mutex<HashSet<usize>>,
+    /// Set by the final cleanup: nothing more is relayed.
+    stopping: AtomicBool,
+}
+
+impl<L: Layer> Relay<L> {
+    pub(crate) fn new(layer: L, ports: Option<Box<dyn Ports>>) -> Self {
+        Self {
+            layer,
+            host: OnceLock::new(),
+            completer: Completer::default(),
+            ports,
+            pump: Mutex::new(None),
+            outstanding: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set_ports(&mut self, ports: Box<dyn Ports>) {
+        self.ports = Some(ports);
+    }
+
+    /// Substitutes whose packet was not taken yet.
+    pub(crate) fn outstanding(&self) -> usize {
+        lock(&self.outstanding).len()
+    }
+
+    /// The port, the pump started on first use; `WSAEOPNOTSUPP` without ports.
+    pub(crate) fn port(self: &Arc<Self>) -> Result<usize, WsaError> {
+        let ports = self.ports.as_deref().ok_or(WsaError::WSAEOPNOTSUPP)?;
+        let mut pump = lock(&self.pump);
+        if let Some(pump) = pump.as_ref() {
+            return Ok(pump.port);
+        }
+        let port = ports.create()?;
+        self.stopping.store(false, Ordering::Release);
+        let relay = Arc::clone(self);
+        let thread = std::thread::Builder::new()
+            .name("winprov-wsp layer relay".into())
+            .spawn(move || relay.run(port))
+            .map_err(|_| {
+                ports.close(port);
+                WsaError::WSAENOBUFS
+            })?;
+        *pump = Some(Pump {
+            port,
+            thread: Some(thread),
+        });
+        Ok(port)
+    }
+
+    /// Binds a lower socket to the port.
+    pub(crate) fn associate(self: &Arc<Self>, below: SOCKET, key: usize) -> Result<(), WsaError> {
+        let port = self.port()?;
+        let ports = self.ports.as_deref().ok_or(WsaError::WSAEOPNOTSUPP)?;
+        ports.associate(port, Socket::from_socket(below), key)
+    }
+
+    /// A substitute for the caller's `request` on `handle`, counted and marked pending, its
+    /// pump's reference handed out (the address the packet will carry).
+    pub(crate) fn issue(
+        &self,
+        send: bool,
+        request: Overlapped,
+        handle: Socket,
+        (below, table): (SOCKET, WSPPROC_TABLE),
+        socket: Arc<L::Socket>,
+        pending: Arc<Pending>,
+    ) -> Arc<Substitute<L::Socket>> {
+        // SAFETY: the caller's `WSAOVERLAPPED`, which the overlapped contract leaves to the
+        // provider until its completion.
+        unsafe { mark_pending(request.address()) };
+        pending.add();
+        let substitute = Arc::new(Substitute {
+            overlapped: UnsafeCell::new(OVERLAPPED::default()),
+            state: AtomicU8::new(0),
+            send,
+            request,
+            handle,
+            below,
+            table,
+            socket,
+            pending,
+        });
+        let raw = Arc::into_raw(Arc::clone(&substitute));
+        lock(&self.outstanding).insert(raw.expose_provenance());
+        substitute
+    }
+
+    /// The provider below answered the substitute's call: `Ok(Some((bytes, flags)))` at once,
+    /// `Ok(None)` pending, or failed. Returns the caller's answer.
+    pub(crate) fn answered(
+        &self,
+        substitute: &Arc<Substitute<L::Socket>>,
+        answer: Result<Option<(u32, u32)>, WsaError>,
+    ) -> Result<Option<(u32, u32)>, WsaError> {
+        match answer {
+            Ok(Some((bytes, flags))) => {
+                substitute
+                    .state
+                    .fetch_or(ANSWERED | AT_ONCE, Ordering::AcqRel);
+                self.relay(substitute, Ok((bytes, flags)), false);
+            }
+            Ok(None) => {
+                let before = substitute.state.fetch_or(ANSWERED, Ordering::AcqRel);
+                if before & PACKET != 0 {
+                    self.finish(substitute);
+                }
+            }
+            Err(_) => {
+                // No packet will come: the pump's reference is the call's to free.
+                substitute.state.fetch_or(ANSWERED, Ordering::AcqRel);
+                self.reclaim(Arc::as_ptr(substitute).expose_provenance());
+                substitute.pending.forget();
+            }
+        }
+        answer
+    }
+
+    /// Takes the pump's reference of the substitute at `address`, if it is outstanding.
+    fn reclaim(&self, address: usize) -> Option<Arc<Substitute<L::Socket>>> {
+        if !lock(&self.outstanding).remove(&address) {
+            return None;
+        }
+        // SAFETY: an address `issue` made with `Arc::into_raw` and put in `outstanding`,
+        // removed from it once, here: the reference it stands for is taken back once.
+        Some(unsafe { Arc::from_raw(std::ptr::with_exposed_provenance(address)) })
+    }
+
+    /// The pump: takes packets until the port closes or a packet without request comes.
+    fn run(&self, port: usize) {
+        let Some(ports) = self.ports.as_deref() else {
+            return;
+        };
+        while let Some(packet) = ports.wait(port) {
+            if packet.overlapped == 0 {
+                break;
+            }
+            let Some(substitute) = self.reclaim(packet.overlapped) else {
+                tracing::warn!(
+                    overlapped = packet.overlapped,
+                    "a packet for no request of the layer"
+                );
+                continue;
+            };
+            let before = substitute.state.fetch_or(PACKET, Ordering::AcqRel);
+            if before & ANSWERED != 0 && before & AT_ONCE == 0 {
+                self.finish(&substitute);
+            }
+        }
+    }
+
+    /// A pending substitute is complete below: its result read, the author told, the caller's
+    /// request completed, the socket's count decreased.
+    fn finish(&self, substitute: &Substitute<L::Socket>) {
+        let outcome = result_below(substitute);
+        self.relay(substitute, outcome, true);
+    }
+
+    /// Completes the caller's request with `outcome` (after the author's `completed` when
+    /// `tell`), unless the final cleanup began; then the socket's count goes down.
+    fn relay(
+        &self,
+        substitute: &Substitute<L::Socket>,
+        outcome: Result<(u32, u32), WsaError>,
+        tell: bool,
+    ) {
+        if tell && !self.stopping.load(Ordering::Acquire) {
+            let completion = if substitute.send {
+                Completion::Sent {
+                    outcome: outcome.map(|(bytes, _)| bytes),
+                }
+            } else {
+                Completion::Received { outcome }
+            };
+            boundary("Layer::completed", (), || {
+                self.layer.completed(&substitute.socket, completion)
+            });
+        }
+        let pending = &substitute.pending;
+        let mut count = pending.lock();
+        if !self.stopping.load(Ordering::Acquire) {
+            // A request still pending for the caller when its close began is aborted
+            // (R-WSP-14), whatever happened below (which the author was told).
+            let (code, bytes, flags) = match outcome {
+                _ if count.closing => (WsaError::WSA_OPERATION_ABORTED.raw() as u32, 0, 0),
+                Ok((bytes, flags)) => (0, bytes, flags),
+                Err(error) => (error.raw() as u32, 0, 0),
+            };
+            let upcalls = self
+                .host
+                .get()
+                .ok_or(WsaError::WSANOTINITIALISED)
+                .and_then(Host::upcalls);
+            // SAFETY: the caller's `WSAOVERLAPPED`, left to the layer until this completion,
+            // which the state word makes the only one.
+            unsafe {
+                self.completer.deliver(
+                    upcalls,
+                    substitute.handle,
+                    &substitute.request,
+                    code,
+                    bytes,
+                    flags,
+                )
+            };
+        }
+        count.relaying -= 1;
+        drop(count);
+        pending.changed.notify_all();
+    }
+
+    /// The final cleanup: nothing more is relayed; the pump stops; every substitute still
+    /// outstanding is freed. Runs after the providers below were cleaned up.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let pump = lock(&self.pump).take();
+        if let (Some(mut pump), Some(ports)) = (pump, self.ports.as_deref()) {
+            if ports.post(pump.port, 0).is_ok()
+                && let Some(thread) = pump.thread.take()
+                && thread.join().is_err()
+            {
+                tracing::error!("the layer's relay thread panicked");
+            }
+            ports.close(pump.port);
+        }
+        let left: Vec<usize> = lock(&self.outstanding).iter().copied().collect();
+        for address in left {
+            drop(self.reclaim(address));
+        }
+    }
+
+    /// Marks the relay stopping (the final cleanup began): nothing is completed any more.
+    pub(crate) fn stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+}
+
+/// The result of a complete substitute, from the provider below (`WSPGetOverlappedResult` of
+/// the lower socket); a lower socket already closed reads as aborted.
+fn result_below<S>(substitute: &Substitute<S>) -> Result<(u32, u32), WsaError> {
+    let Some(get) = substitute.table.lpWSPGetOverlappedResult else {
+        return Err(WsaError::WSAEINVALIDPROCTABLE);
+    };
+    let (mut bytes, mut flags, mut errno) = (0u32, 0u32, 0i32);
+    // SAFETY: the lower provider's started table (its sockets' records keep it started); its
+    // own socket; the substitute's `WSAOVERLAPPED`, complete (its packet came); live locals.
+    let ok = unsafe {
+        get(
+            substitute.below,
+            substitute.overlapped(),
+            &mut bytes,
+            BOOL::from(false),
+            &mut flags,
+            &mut errno,
+        )
+    };
+    if ok.as_bool() {
+        return Ok((bytes, flags));
+    }
+    match failed(errno) {
+        WsaError::WSAENOTSOCK => Err(WsaError::WSA_OPERATION_ABORTED),
+        error => Err(error),
+    }
+}
