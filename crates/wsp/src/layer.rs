@@ -20,7 +20,7 @@
 //! thread, inside the call, and must neither block nor take long. A hook that panics fails its
 //! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first).
 
-use crate::abi::decode::{How, Overlapped, ProtocolInfo, SockOpt};
+use crate::abi::decode::{How, ProtocolInfo, SendView, SockOpt};
 use crate::abi::{Start, Transfer};
 use std::fmt;
 use std::marker::PhantomData;
@@ -186,29 +186,48 @@ pub struct Connecting<'c> {
 #[non_exhaustive]
 pub struct Accepting {}
 
+/// The buffers of a send, as the framework has them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SendBuffers<'c> {
+    /// Decoded (and copied where the call outlives them).
+    Slices(&'c [&'c [u8]]),
+    /// The caller's array as it is (a call passed down within the call).
+    View(SendView<'c>),
+}
+
 /// A send (`WSPSend`, `WSPSendTo`).
 #[derive(Clone, Copy, Debug)]
 pub struct Sending<'c> {
-    pub(crate) buffers: &'c [&'c [u8]],
+    pub(crate) buffers: SendBuffers<'c>,
     pub(crate) flags: u32,
     pub(crate) to: Option<&'c [u8]>,
-    pub(crate) overlapped: Option<Overlapped>,
+    pub(crate) overlapped: bool,
 }
 
 impl<'c> Sending<'c> {
     /// The caller's buffers, in order.
-    pub fn buffers(&self) -> &'c [&'c [u8]] {
-        self.buffers
+    pub fn buffers(&self) -> impl Iterator<Item = &'c [u8]> + use<'c> {
+        let (slices, view) = match self.buffers {
+            SendBuffers::Slices(slices) => (Some(slices.iter().copied()), None),
+            SendBuffers::View(view) => (None, Some(view.slices())),
+        };
+        slices
+            .into_iter()
+            .flatten()
+            .chain(view.into_iter().flatten())
     }
 
     /// The bytes offered in all.
     pub fn len(&self) -> u64 {
-        self.buffers.iter().map(|b| b.len() as u64).sum()
+        match self.buffers {
+            SendBuffers::Slices(slices) => slices.iter().map(|b| b.len() as u64).sum(),
+            SendBuffers::View(view) => view.view().capacity(),
+        }
     }
 
     /// Whether no byte is offered.
     pub fn is_empty(&self) -> bool {
-        self.buffers.iter().all(|b| b.is_empty())
+        self.len() == 0
     }
 
     /// `dwFlags` (`MSG_OOB`, …).
@@ -223,7 +242,7 @@ impl<'c> Sending<'c> {
 
     /// Whether the call is overlapped (then [`Transfer::Pending`] may come back).
     pub fn is_overlapped(&self) -> bool {
-        self.overlapped.is_some()
+        self.overlapped
     }
 }
 

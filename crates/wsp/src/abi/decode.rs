@@ -448,6 +448,94 @@ pub(crate) unsafe fn decode_buffers(
     Ok(BufferArray { descriptors })
 }
 
+/// The caller's `WSABUF` array as it is, checked but not copied, for a call that hands it on
+/// within the call (a layer passing a call down: the provider below copies what it keeps,
+/// R-WSP-17). Checked as the decoder of a copied array checks: every buffer with a non-zero length has a
+/// non-null pointer and a range inside the address space.
+#[derive(Clone, Copy, Debug)]
+pub struct BufferView<'call> {
+    raw: &'call [WSABUF],
+}
+
+impl<'call> BufferView<'call> {
+    /// Number of buffers.
+    pub fn count(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// The total length.
+    pub fn capacity(&self) -> u64 {
+        self.raw.iter().map(|b| u64::from(b.len)).sum()
+    }
+
+    /// The array and its count, as the caller passed them.
+    pub(crate) fn as_raw(&self) -> (*const WSABUF, u32) {
+        if self.raw.is_empty() {
+            return (std::ptr::null(), 0);
+        }
+        (self.raw.as_ptr(), self.raw.len() as u32)
+    }
+}
+
+/// A send's [`BufferView`]: the caller lends the bytes unchanged for the call.
+#[derive(Clone, Copy, Debug)]
+pub struct SendView<'call>(BufferView<'call>);
+
+impl<'call> SendView<'call> {
+    /// The array as it is.
+    pub fn view(&self) -> BufferView<'call> {
+        self.0
+    }
+
+    /// The bytes of each buffer, in order.
+    pub fn slices(&self) -> impl Iterator<Item = &'call [u8]> + use<'call> {
+        self.0.raw.iter().map(|b| {
+            if b.len == 0 {
+                return &[][..];
+            }
+            // SAFETY: checked non-null and in the address space by `view_buffers`; readable
+            // and unchanged for 'call (`SendView::new`'s contract).
+            unsafe { std::slice::from_raw_parts(b.buf.0.cast_const(), b.len as usize) }
+        })
+    }
+
+    /// # Safety
+    /// Every buffer of `view` is readable and unchanged for `'call`.
+    pub(crate) unsafe fn new(view: BufferView<'call>) -> Self {
+        Self(view)
+    }
+}
+
+/// The caller's `lpBuffers` / `dwBufferCount` as a [`BufferView`]: the checks and errors of
+/// [`decode_buffers`], nothing copied.
+///
+/// # Safety
+/// A non-null, aligned `array` is readable for `count` `WSABUF`s, unchanged for `'call`, when
+/// `count` is at most [`MAX_BUFFERS`].
+pub(crate) unsafe fn view_buffers<'call>(
+    array: *const WSABUF,
+    count: u32,
+) -> Result<BufferView<'call>, WsaError> {
+    if count == 0 {
+        return Ok(BufferView { raw: &[] });
+    }
+    ffi::check(array).map_err(fault)?;
+    if count as usize > MAX_BUFFERS {
+        return Err(WsaError::WSAEINVAL);
+    }
+    // SAFETY: checked non-null and aligned; `count` entries readable per the caller.
+    let raw: &'call [WSABUF] = unsafe { ffi::slice(array, count as usize) }.map_err(fault)?;
+    for buf in raw {
+        let (address, len) = (buf.buf.0.expose_provenance(), buf.len as usize);
+        if len > 0
+            && (address == 0 || address.checked_add(len).is_none() || len > isize::MAX as usize)
+        {
+            return Err(WsaError::WSAEFAULT);
+        }
+    }
+    Ok(BufferView { raw })
+}
+
 /// The bytes a send call passes, borrowed for the call: a runtime that keeps them (an
 /// overlapped send, a send queue) copies them.
 #[derive(Debug)]

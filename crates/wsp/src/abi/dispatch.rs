@@ -23,9 +23,10 @@
 use super::decode::{
     How, OverlappedRecv, ProtocolInfo, RecvBuffers, SendData, SockOpt, Socket, Version,
 };
+use super::startup::Export;
 use super::upcalls::Host;
 use std::time::Duration;
-use winprov_bindings::ws2spi::{LPCONDITIONPROC, QOS, WSAPROTOCOL_INFOW};
+use winprov_bindings::ws2spi::{LPCONDITIONPROC, QOS, WSAPROTOCOL_INFOW, WSPPROC_TABLE};
 use winprov_core::WsaError;
 
 /// The answer of a socket slot's default: `WSAENOTSOCK` for a socket the provider does not
@@ -147,6 +148,17 @@ pub trait Dispatch: Send + Sync + 'static {
         version: Version,
     ) -> Result<(), WsaError> {
         Ok(())
+    }
+
+    /// Lets the dispatch serve slots itself, on the host's raw arguments, in the proc table
+    /// `WSPStartup` hands out for the DLL's [`Export`] `E` (a layered provider passes sends
+    /// and receives down without decoding them, `abi::Layered`). Runs each time the table is
+    /// made; a slot it sets must honour its `LPWSP*` prototype and the export's rules (the
+    /// panic boundary, `lpErrno`).
+    fn own_slots<E: Export<Dispatch = Self>>(table: &mut WSPPROC_TABLE)
+    where
+        Self: Sized,
+    {
     }
 
     /// Runs when the last `WSPCleanup` brings the count back to 0, under the lifecycle lock (a

@@ -69,12 +69,12 @@ pub(crate) fn slot<D: Dispatch, R: Copy>(
     )
 }
 
-fn fault(error: winprov_core::PtrError) -> WsaError {
+pub(crate) fn fault(error: winprov_core::PtrError) -> WsaError {
     tracing::debug!(%error, "bad pointer from the host");
     WsaError::WSAEFAULT
 }
 
-fn socket_of(s: SOCKET) -> Socket {
+pub(crate) fn socket_of(s: SOCKET) -> Socket {
     Socket::from_raw(s.0)
 }
 
@@ -92,7 +92,7 @@ unsafe fn read_qos(ptr: *const QOS) -> Result<Option<QOS>, WsaError> {
 }
 
 /// Checks an optional `DWORD` out-parameter: NULL is allowed only when `optional`.
-fn out_u32(ptr: *mut u32, optional: bool) -> Result<(), WsaError> {
+pub(crate) fn out_u32(ptr: *mut u32, optional: bool) -> Result<(), WsaError> {
     if ptr.is_null() && optional {
         return Ok(());
     }
@@ -144,7 +144,7 @@ unsafe fn put_address(addr: *mut SOCKADDR, len: *mut i32, capacity: Option<usize
 ///
 /// # Safety
 /// `bytes` and `flags` passed [`out_u32`] and are writable.
-unsafe fn finish_transfer(
+pub(crate) unsafe fn finish_transfer(
     transfer: Transfer,
     overlapped: bool,
     bytes: *mut u32,

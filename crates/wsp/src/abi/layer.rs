@@ -51,19 +51,21 @@ use super::catalog::Catalog;
 use super::chain::Call as ChainCall;
 use super::complete::{CompleteOverlapped, read_result};
 use super::decode::{
-    How, INLINE_BUFFERS, Overlapped, OverlappedRecv, ProtocolInfo, RecvBuffers, SendData,
-    ServiceFlags, SockOpt, Socket, Version,
+    How, INLINE_BUFFERS, Overlapped, OverlappedRecv, ProtocolInfo, RecvBuffers, SendData, SendView,
+    ServiceFlags, SockOpt, Socket, Version, view_buffers,
 };
 use super::dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
 };
+use super::exports;
 use super::lower::{Lower, Lowers, failed};
 use super::ports::Ports;
 use super::relay::{Pending, Relay, Substitute};
+use super::startup::Export;
 use super::upcalls::{Host, Upcalls};
 use crate::layer::{
     Accepting, Call, Closing, Connecting, Disconnecting, Handles, Layer, Opened, Origin, Receiving,
-    Sending, SettingOption, ShuttingDown,
+    SendBuffers, Sending, SettingOption, ShuttingDown,
 };
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -75,7 +77,7 @@ use winprov_bindings::ws2spi::{
     SOCKET_ERROR, TIMEVAL, WSABUF, WSAEVENT, WSANETWORKEVENTS, WSAPROTOCOL_INFOW, WSATHREADID,
     WSPPROC_TABLE,
 };
-use winprov_core::{LeaseTable, WsaError};
+use winprov_core::{LeaseTable, WsaError, ffi};
 
 /// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
 const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
@@ -494,6 +496,11 @@ struct Table {
 
 impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
     const DESCRIPTION: &'static str = L::DESCRIPTION;
+
+    fn own_slots<E: Export<Dispatch = Self>>(table: &mut WSPPROC_TABLE) {
+        table.lpWSPSend = Some(pass_send::<E, L, C>);
+        table.lpWSPRecv = Some(pass_recv::<E, L, C>);
+    }
 
     fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
         let _ = self.relay.host.set(*host);
@@ -1221,7 +1228,7 @@ fn transmit<L: Layer>(
 ) -> Result<Transfer, WsaError> {
     let mut down_call = |args: &Sending<'_>| {
         let mut buffers: SmallVec<[WSABUF; INLINE_BUFFERS]> = data.to_wsabufs();
-        let request = going_down(relay, r, true, args.overlapped.as_ref())?;
+        let request = going_down(relay, r, true, overlapped.as_ref())?;
         let mut sent = 0u32;
         let result = match args.to {
             None => checked(down!(
@@ -1256,10 +1263,10 @@ fn transmit<L: Layer>(
         request.answer(relay, result, sent, 0)
     };
     let args = Sending {
-        buffers: data.slices(),
+        buffers: SendBuffers::Slices(data.slices()),
         flags,
         to,
-        overlapped,
+        overlapped: overlapped.is_some(),
     };
     relay
         .layer
@@ -1279,6 +1286,7 @@ fn receive<L: Layer>(
         RecvIo::Blocking(buffers) => (RecvBuffers::array(buffers), None),
         RecvIo::Overlapped(recv) => (OverlappedRecv::array(recv), Some(*recv.overlapped())),
     };
+    let is_from = from.is_some();
     let mut down_call = |args: &Receiving| {
         let mut buffers = array.to_wsabufs();
         let request = going_down(relay, r, false, request.as_ref())?;
@@ -1322,7 +1330,7 @@ fn receive<L: Layer>(
         capacity: array.capacity(),
         flags,
         overlapped: request.is_some(),
-        from: false,
+        from: is_from,
     };
     relay
         .layer
@@ -1414,4 +1422,177 @@ fn select<L: Layer, C: Catalog>(
         write: back(&write),
         except: back(&except),
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pass-through slots: WSPSend and WSPRecv on the caller's arguments as they are
+
+/// `WSPSend`, in the layer's proc table ([`Dispatch::own_slots`]): the export's frame
+/// (`lpErrno`, the panic boundary, `WSANOTINITIALISED`), the caller's `WSABUF` array checked
+/// but not copied, the author's hook, and the call below with the caller's own array and
+/// request. A non-IFS layer's overlapped send is relayed: the generated slot takes it.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "system" fn pass_send<E, L, C>(
+    s: SOCKET,
+    lpbuffers: *const WSABUF,
+    dwbuffercount: u32,
+    lpnumberofbytessent: *mut u32,
+    dwflags: u32,
+    lpoverlapped: *mut OVERLAPPED,
+    lpcompletionroutine: winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+    lpthreadid: *const WSATHREADID,
+    lperrno: *mut i32,
+) -> i32
+where
+    E: Export<Dispatch = Layered<L, C>>,
+    L: Layer,
+    C: Catalog,
+{
+    let overlapped = !lpoverlapped.is_null();
+    if overlapped && !L::Handles::IFS {
+        // SAFETY: forwarded unchanged, under this function's own contract (ws2_32's).
+        return unsafe {
+            exports::send(
+                E::process(),
+                s,
+                lpbuffers,
+                dwbuffercount,
+                lpnumberofbytessent,
+                dwflags,
+                lpoverlapped,
+                lpcompletionroutine,
+                lpthreadid,
+                lperrno,
+            )
+        };
+    }
+    exports::slot(E::process(), "WSPSend", lperrno, SOCKET_ERROR, |d, _| {
+        // SAFETY: ws2_32's contract: the array and its buffers are the caller's, readable and
+        // unchanged for the call.
+        let data = unsafe { SendView::new(view_buffers(lpbuffers, dwbuffercount)?) };
+        exports::out_u32(lpnumberofbytessent, overlapped)?;
+        let transfer = d.with(exports::socket_of(s), |r| {
+            let mut down_call = |args: &Sending<'_>| {
+                let (array, count) = data.view().as_raw();
+                let mut sent = 0u32;
+                let result = checked(down!(
+                    r,
+                    lpWSPSend(
+                        r.socket,
+                        array,
+                        count,
+                        &raw mut sent,
+                        args.flags,
+                        lpoverlapped,
+                        lpcompletionroutine,
+                        lpthreadid,
+                    )
+                ));
+                transfer(result, sent, 0)
+            };
+            let args = Sending {
+                buffers: SendBuffers::View(data),
+                flags: dwflags,
+                to: None,
+                overlapped,
+            };
+            d.relay
+                .layer
+                .send(&r.state, Call::new(args, &mut down_call))
+                .into_outcome()
+        })?;
+        // SAFETY: checked by `out_u32`; a send writes no flags.
+        unsafe {
+            exports::finish_transfer(
+                transfer,
+                overlapped,
+                lpnumberofbytessent,
+                std::ptr::null_mut(),
+            )
+        }
+    })
+}
+
+/// `WSPRecv`, in the layer's proc table: as [`pass_send`], the caller's buffers handed down
+/// as they are (the layer never writes them).
+#[allow(clippy::too_many_arguments)]
+unsafe extern "system" fn pass_recv<E, L, C>(
+    s: SOCKET,
+    lpbuffers: *const WSABUF,
+    dwbuffercount: u32,
+    lpnumberofbytesrecvd: *mut u32,
+    lpflags: *mut u32,
+    lpoverlapped: *mut OVERLAPPED,
+    lpcompletionroutine: winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+    lpthreadid: *const WSATHREADID,
+    lperrno: *const i32,
+) -> i32
+where
+    E: Export<Dispatch = Layered<L, C>>,
+    L: Layer,
+    C: Catalog,
+{
+    let overlapped = !lpoverlapped.is_null();
+    if overlapped && !L::Handles::IFS {
+        // SAFETY: forwarded unchanged, under this function's own contract (ws2_32's).
+        return unsafe {
+            exports::recv(
+                E::process(),
+                s,
+                lpbuffers,
+                dwbuffercount,
+                lpnumberofbytesrecvd,
+                lpflags,
+                lpoverlapped,
+                lpcompletionroutine,
+                lpthreadid,
+                lperrno,
+            )
+        };
+    }
+    exports::slot(
+        E::process(),
+        "WSPRecv",
+        lperrno.cast_mut(),
+        SOCKET_ERROR,
+        |d, _| {
+            // SAFETY: ws2_32's contract for the array (its buffers are only measured here).
+            let view = unsafe { view_buffers(lpbuffers, dwbuffercount) }?;
+            // SAFETY: lpFlags is an in/out DWORD; checked for null and alignment first.
+            let in_flags = unsafe { ffi::read(lpflags.cast_const()) }.map_err(exports::fault)?;
+            exports::out_u32(lpnumberofbytesrecvd, overlapped)?;
+            let transfer = d.with(exports::socket_of(s), |r| {
+                let mut down_call = |args: &Receiving| {
+                    let (array, count) = view.as_raw();
+                    let (mut received, mut flags) = (0u32, args.flags);
+                    let result = checked(down!(
+                        r,
+                        lpWSPRecv(
+                            r.socket,
+                            array,
+                            count,
+                            &raw mut received,
+                            &raw mut flags,
+                            lpoverlapped,
+                            lpcompletionroutine,
+                            lpthreadid,
+                        )
+                    ));
+                    transfer(result, received, flags)
+                };
+                let args = Receiving {
+                    capacity: view.capacity(),
+                    flags: in_flags,
+                    overlapped,
+                    from: false,
+                };
+                d.relay
+                    .layer
+                    .recv(&r.state, Call::new(args, &mut down_call))
+                    .into_outcome()
+            })?;
+            // SAFETY: both checked above.
+            unsafe { exports::finish_transfer(transfer, overlapped, lpnumberofbytesrecvd, lpflags) }
+        },
+    )
 }

@@ -4,6 +4,7 @@
 //! Each slot's signature is checked against the bindings' `LPWSP*` type by the table's field it
 //! is stored in.
 
+use super::dispatch::Dispatch;
 use super::exports;
 use super::startup::Export;
 use core::ffi::c_void;
@@ -28,9 +29,11 @@ macro_rules! slots {
 
         /// The proc table of `E`'s process: every slot filled.
         pub(crate) fn proc_table<E: Export>() -> WSPPROC_TABLE {
-            WSPPROC_TABLE {
+            let mut table = WSPPROC_TABLE {
                 $($field: Some($function::<E>),)*
-            }
+            };
+            <E::Dispatch as Dispatch>::own_slots::<E>(&mut table);
+            table
         }
 
         /// The slots' names, in the table's order (for host simulators and tests).

@@ -606,6 +606,9 @@ fn state() -> MutexGuard<'static, State> {
 thread_local! {
     /// The APC being run on this Rust thread: its simulated thread and when it was queued.
     static RUNNING: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
+    /// The sockets whose close ran on another thread when the running APC was queued.
+    static RUNNING_RACING: std::cell::RefCell<Vec<usize>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The process's simulated ws2_32, held: see the [module documentation](self).
@@ -811,6 +814,9 @@ struct OpRecord {
     cancelled: bool,
     /// When its socket's close began and returned, if it was pending at the begin.
     close: Option<(u64, u64)>,
+    /// Its completion was signalled, while its socket's close ran, by another thread than
+    /// the close's: it raced with the close, and may have ended either way.
+    raced_close: bool,
     trap_reported: bool,
 }
 
@@ -847,6 +853,8 @@ struct Apc {
     function: LPWSAUSERAPC,
     context: usize,
     queued_at: u64,
+    /// Sockets whose close ran on another thread when it was queued.
+    racing: Vec<usize>,
 }
 
 struct HandleRecord {
@@ -930,6 +938,16 @@ impl State {
                  notifications"
             ));
         }
+    }
+
+    /// The sockets whose close runs now on another thread than the caller's.
+    fn racing_closes(&self) -> Vec<usize> {
+        let me = std::thread::current().id();
+        self.sockets
+            .iter()
+            .filter(|(_, record)| record.closing.is_some_and(|closing| closing != me))
+            .map(|(socket, _)| *socket)
+            .collect()
     }
 
     fn new_thread(&mut self) -> usize {
@@ -1024,12 +1042,22 @@ impl State {
                 "R-WSP-15: {what} {id:#x} completed after the final WSPCleanup cancelled it"
             ));
         }
+        // Signalled from another thread while the close ran: a completion racing with the close
+        // (the provider completed it before the close reached it), not one of the close's.
+        let raced = self
+            .sockets
+            .get(&op.socket)
+            .and_then(|record| record.closing)
+            .is_some_and(|closing| closing != std::thread::current().id())
+            || RUNNING_RACING.with_borrow(|racing| racing.contains(&op.socket));
         match (op.close, self.closed_at(op.socket)) {
             (_, Some(closed)) if closed < at => found.push(format!(
                 "R-WSP-14: {what} {id:#x} completed after its socket {:#x}'s close returned",
                 op.socket
             )),
-            (Some((begin, end)), _) if begin < at && at <= end && completion.error != ABORTED => {
+            (Some((begin, end)), _)
+                if begin < at && at <= end && completion.error != ABORTED && !raced =>
+            {
                 found.push(format!(
                     "R-WSP-14: {what} {id:#x} ended by its socket's close with error {}, not \
                      WSA_OPERATION_ABORTED (995)",
@@ -1040,6 +1068,7 @@ impl State {
         }
         let trap = !op.trap_reported && !op.memory.trap_intact();
         if let Some(op) = self.ops.get_mut(&id) {
+            op.raced_close |= raced && op.completions.is_empty();
             op.completions.push((at, completion));
             op.trap_reported |= trap;
         }
@@ -1426,10 +1455,12 @@ unsafe extern "system" fn wpu_queue_apc(
             match state.thread_handles.get(&handle) {
                 Some(known) if !known.closed && lpfnuserapc.is_some() => {
                     let thread = known.thread;
+                    let racing = state.racing_closes();
                     state.apcs.entry(thread).or_default().push_back(Apc {
                         function: lpfnuserapc,
                         context: dwcontext,
                         queued_at: at,
+                        racing,
                     });
                     Ok(())
                 }
@@ -2255,6 +2286,7 @@ impl Winsock {
                         completions: Vec::new(),
                         cancelled: false,
                         close: None,
+                        raced_close: false,
                         trap_reported: false,
                     },
                 );
@@ -2717,12 +2749,14 @@ impl Winsock {
             };
             let Some(apc) = apc else { break };
             let previous = RUNNING.replace(Some((thread.0, apc.queued_at)));
+            let racing = RUNNING_RACING.replace(apc.racing);
             if let Some(function) = apc.function {
                 // SAFETY: the provider's APC with the context it queued, run in the simulated
                 // thread's alertable wait as Windows runs it.
                 unsafe { function(apc.context) };
             }
             RUNNING.set(previous);
+            RUNNING_RACING.set(racing);
             ran += 1;
         }
         // Raised now; the traps (R-WSP-17) are checked when an operation is forgotten and by
@@ -2982,11 +3016,12 @@ fn closed(state: &mut State, socket: usize, begin: u64, at: u64) {
                     "R-WSP-14: the close of socket {socket:#x} returned with {what} {id:#x} \
                      still pending (not completed with WSA_OPERATION_ABORTED)"
                 )),
-                Some((_, completion)) if completion.error != ABORTED => found.push(format!(
-                    "R-WSP-14: {what} {id:#x} ended by the close of socket {socket:#x} with \
+                Some((_, completion)) if completion.error != ABORTED && !op.raced_close => found
+                    .push(format!(
+                        "R-WSP-14: {what} {id:#x} ended by the close of socket {socket:#x} with \
                      error {}, not WSA_OPERATION_ABORTED (995)",
-                    completion.error
-                )),
+                        completion.error
+                    )),
                 Some(_) => {}
             },
             Mechanism::Routine { thread } => {
