@@ -67,9 +67,11 @@
 #define BASE 4002
 #define CHAIN 4003
 /* The layer's provider GUID (src/lib.rs: 7769_6e70_726f_7600_1a7e_5749_4e45_0001). */
-static const GUID LAYER_ID = {0x77696e70, 0x726f, 0x7600, {0x1a, 0x7e, 0x57, 0x49, 0x4e, 0x45, 0x00, 0x01}};
+static const GUID LAYER_ID = {0x77696e70, 0x726f, 0x7600,
+                              {0x1a, 0x7e, 0x57, 0x49, 0x4e, 0x45, 0x00, 0x01}};
 /* The base's provider GUID in the harness's catalog. */
-static const GUID BASE_ID = {0x77696e70, 0x726f, 0x7600, {0xba, 0x5e, 0x57, 0x49, 0x4e, 0x45, 0x00, 0x02}};
+static const GUID BASE_ID = {0x77696e70, 0x726f, 0x7600,
+                             {0xba, 0x5e, 0x57, 0x49, 0x4e, 0x45, 0x00, 0x02}};
 #define DESCRIPTION L"winprov Wine test layer: a meter"
 #define BASE_DIR_ENV "WINPROV_LSP_BASE_DIR"
 #define BASE_DIR_ENV_W L"WINPROV_LSP_BASE_DIR"
@@ -907,8 +909,8 @@ static void test_startup(void)
           "the next WSPSocket finds the base through WSCEnumProtocols and WSCGetProviderPath, "
           "expands %ls to %ls, LoadLibraryExW's it and starts it once (%ld startups)",
           catalog_path, loaded, now.startups);
-    CHECK(calls.create == creates + 1 && handle_catalog(s) == CHAIN && ifs_count == ifs_before + 1 &&
-              ifs_calls_not_of(ifs_before, BASE) == 0,
+    CHECK(calls.create == creates + 1 && handle_catalog(s) == CHAIN &&
+              ifs_count == ifs_before + 1 && ifs_calls_not_of(ifs_before, BASE) == 0,
           "the layer's handle comes from WPUCreateSocketHandle(%d, ...) (%lu); the base's socket "
           "went through WPUModifyIFSHandle with the base's own entry %d",
           CHAIN, handle_catalog(s), BASE);

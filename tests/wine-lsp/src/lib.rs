@@ -107,7 +107,8 @@ impl Meter {
         }
     }
 
-    /// Counts a send or receive's outcome with `field` for its bytes.
+    /// Counts the outcome of a send (`sent`) or a receive: its bytes when it completed at once,
+    /// one pending request when it went pending below.
     fn transferred(&self, outcome: Result<&Transfer, winprov_wsp::WsaError>, sent: bool) {
         match outcome {
             Ok(Transfer::Done { bytes, .. }) => self.count(|c| {
