@@ -25,8 +25,11 @@ pub const PRODUCT_NAME: &str = "winprov Traffic Meter";
 pub const DLL_FILE_NAME: &str = "traffic_meter.dll";
 
 /// The DLL path registered in the catalog when `install` is given none (ws2_32 expands the
-/// environment strings when it loads the DLL).
-pub const DEFAULT_DLL_PATH: &str = "%SystemRoot%\\system32\\traffic_meter.dll";
+/// environment strings when it loads the DLL). With one path for both catalogs of 64-bit
+/// Windows the system requires this form, `%windir%\system32\<dll>`: 32-bit processes load
+/// the DLL of that name from the WOW64 system directory (`SysWOW64`), which this sample does
+/// not ship (see the README).
+pub const DEFAULT_DLL_PATH: &str = "%windir%\\system32\\traffic_meter.dll";
 
 /// Where the figures go, under `%ProgramData%`, when [`ENV_DIR`] is not set.
 pub const LOG_SUBDIRECTORY: &[&str] = &["winprov", "traffic-meter"];
