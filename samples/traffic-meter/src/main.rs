@@ -6,7 +6,7 @@
     reason = "a command-line tool talks to its user on stdout"
 )]
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use traffic_meter::figures::{Figures, Summary};
@@ -178,7 +178,8 @@ fn render(dir: &Path, summary: &Summary) -> String {
     for (endpoint, figures) in &summary.endpoints {
         out.push_str(&row(&endpoint.to_string(), figures));
     }
-    out.push_str(&row("\nall", &summary.overall()));
+    out.push('\n');
+    out.push_str(&row("all", &summary.overall()));
     if summary.unreadable > 0 {
         out.push_str(&format!(
             "({} lines were not the meter's)\n",
@@ -274,6 +275,7 @@ mod platform {
 #[cfg(not(windows))]
 mod platform {
     use super::*;
+    use anyhow::bail;
 
     fn windows_only(what: &str) -> Result<()> {
         bail!(
