@@ -16,16 +16,23 @@
 //! the table from a handle to its socket, and the choice between IFS and non-IFS handles,
 //! which the author makes with a type ([`Layer::Handles`]: [`Ifs`] or [`NonIfs`]), not a flag.
 //!
+//! Everything a layer's code names is here: the trait, the guards, and the values its hooks
+//! see ([`Transfer`], [`How`], [`SockOpt`], [`Linger`], [`ProtocolInfo`], [`GUID`],
+//! [`WsaError`]).
+//!
 //! A layer is loaded into every Winsock process of the machine: hooks run on the caller's
 //! thread, inside the call, and must neither block nor take long. A hook that panics fails its
 //! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first).
 
-use crate::abi::decode::{How, ProtocolInfo, SendView, SockOpt};
-use crate::abi::{Start, Transfer};
+use crate::abi::decode::SendView;
 use std::fmt;
 use std::marker::PhantomData;
-use winprov_bindings::windows_core::GUID;
-use winprov_core::WsaError;
+
+// What a layer's hooks name, in one place.
+pub use crate::abi::decode::{How, Linger, ProtocolInfo, SockOpt};
+pub use crate::abi::{Start, Transfer};
+pub use winprov_bindings::windows_core::GUID;
+pub use winprov_core::WsaError;
 
 mod sealed {
     pub trait Sealed {}
@@ -415,4 +422,9 @@ pub trait Layer: Send + Sync + 'static {
     fn close<'c>(&self, socket: &Self::Socket, call: Call<'c, Closing, ()>) -> Passed<'c, ()> {
         call.pass()
     }
+
+    /// The process's last `WSPCleanup`: runs once every socket's state was dropped (the
+    /// sockets the application left open included) and the providers below were cleaned up.
+    /// The layer itself lives on: a later `WSPStartup` starts a new session with it.
+    fn cleanup(&self) {}
 }

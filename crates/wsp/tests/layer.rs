@@ -119,6 +119,8 @@ struct Meter {
     shutdowns: AtomicU64,
     /// `completed` calls.
     completions: AtomicU64,
+    /// `cleanup` calls.
+    cleanups: AtomicU64,
     closed: Mutex<Vec<(u64, u64)>>,
     /// A send of this many bytes is refused with WSAEACCES.
     refuse_len: AtomicU64,
@@ -139,6 +141,7 @@ impl Meter {
             &self.received,
             &self.shutdowns,
             &self.completions,
+            &self.cleanups,
             &self.refuse_len,
         ] {
             counter.store(0, Ordering::SeqCst);
@@ -227,6 +230,10 @@ macro_rules! meter_layer {
                     }
                     _ => {}
                 }
+            }
+
+            fn cleanup(&self) {
+                self.0.cleanups.fetch_add(1, Ordering::SeqCst);
             }
 
             fn shutdown<'c>(
@@ -513,7 +520,13 @@ fn the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again<K: Kind>() {
     ws.start_again().unwrap();
     ws.cleanup().unwrap();
     assert_eq!(BASE.startups(), 1, "not the last cleanup");
+    assert_eq!(K::meter().cleanups.load(Ordering::SeqCst), 0);
     ws.cleanup().unwrap();
+    assert_eq!(
+        K::meter().cleanups.load(Ordering::SeqCst),
+        1,
+        "the layer's cleanup ran at the last WSPCleanup"
+    );
     assert_eq!(
         BASE.startups(),
         0,

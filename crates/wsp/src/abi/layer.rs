@@ -77,7 +77,7 @@ use winprov_bindings::ws2spi::{
     SOCKET_ERROR, TIMEVAL, WSABUF, WSAEVENT, WSANETWORKEVENTS, WSAPROTOCOL_INFOW, WSATHREADID,
     WSPPROC_TABLE,
 };
-use winprov_core::{LeaseTable, WsaError, ffi};
+use winprov_core::{LeaseTable, WsaError, boundary, ffi};
 
 /// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
 const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
@@ -553,6 +553,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
             .clear();
         let cleaned = self.lowers.final_cleanup();
         self.relay.stop();
+        boundary("Layer::cleanup", (), || self.relay.layer.cleanup());
         tracing::debug!(cleaned, "layer cleaned up");
     }
 
