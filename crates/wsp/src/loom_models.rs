@@ -1,4 +1,5 @@
-//! loom models of the runtime's races (R-WSP-14, R-WSP-15, R-WSP-16), run by `cargo xtask
+//! loom models of the runtime's races (R-WSP-14, R-WSP-15, R-WSP-16) and of a layer's relayed
+//! requests (`relayed_request_is_finished_once`), run by `cargo xtask
 //! test` with `--cfg loom` (by hand: `LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom"
 //! CARGO_TARGET_DIR=target/loom cargo test --release -p winprov-wsp --lib loom_models`).
 //!
@@ -769,4 +770,35 @@ fn overlapped_recv_races_close() {
         assert_eq!(runtime.alive(), 0);
     });
     explored.expect(&["failed", "pending"]);
+}
+
+/// A layer's relayed request (`abi::relay`): the call learns what the provider below answered
+/// while the pump takes the request's packet, in any order. The caller's request is finished
+/// by exactly one of them when it went pending (R-WSP-16: one completion), by neither when it
+/// was answered at once (the call completed it itself before returning), and the packet of a
+/// failed call finishes nothing.
+#[test]
+fn relayed_request_is_finished_once() {
+    use crate::abi::relay::Handoff;
+    for answer in ["pending", "at once", "failed"] {
+        loom::model(move || {
+            let handoff = winprov_core::sync::Arc::new(Handoff::default());
+            let pump = {
+                let handoff = handoff.clone();
+                loom::thread::spawn(move || handoff.packet())
+            };
+            let by_call = match answer {
+                "pending" => handoff.answered(false),
+                "at once" => handoff.answered(true),
+                _ => {
+                    handoff.failed();
+                    false
+                }
+            };
+            let by_pump = pump.join().unwrap();
+            let finished = usize::from(by_call) + usize::from(by_pump);
+            let expected = usize::from(answer == "pending");
+            assert_eq!(finished, expected, "{answer}: finished {finished} times");
+        });
+    }
 }

@@ -67,8 +67,8 @@ use crate::layer::{
     Accepting, Call, Closing, Connecting, Disconnecting, Handles, Layer, Opened, Origin, Receiving,
     SendBuffers, Sending, SettingOption, ShuttingDown,
 };
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use winprov_bindings::windows_core::{BOOL, PCSTR, PCWSTR, PSTR, PWSTR};
@@ -276,8 +276,9 @@ pub struct Layered<L: Layer, C: Catalog> {
     /// names none).
     first: Mutex<Option<WSAPROTOCOL_INFOW>>,
     sockets: LeaseTable<Record<L::Socket>, ()>,
-    /// IFS: the lower provider's handle to the socket's key.
-    index: RwLock<HashMap<usize, usize>>,
+    /// IFS: the lower provider's handle to the socket's key (handle values are distinct
+    /// integers: a multiplicative hash, not a keyed one).
+    index: RwLock<FxHashMap<usize, usize>>,
 }
 
 impl<L: Layer, C: Catalog> std::fmt::Debug for Layered<L, C> {
@@ -302,7 +303,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             lowers: Lowers::new(L::PROVIDER_ID, L::START, catalog),
             first: Mutex::new(None),
             sockets: LeaseTable::new(),
-            index: RwLock::new(HashMap::new()),
+            index: RwLock::new(FxHashMap::default()),
         }
     }
 

@@ -36,7 +36,7 @@ pub mod lower;
 mod macros;
 pub mod order;
 pub mod ports;
-mod relay;
+pub(crate) mod relay;
 pub mod startup;
 pub mod table;
 pub mod upcalls;

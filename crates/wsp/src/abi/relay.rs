@@ -28,11 +28,12 @@ use super::upcalls::Host;
 use crate::layer::{Completion, Layer};
 use std::cell::UnsafeCell;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use winprov_bindings::windows_core::BOOL;
 use winprov_bindings::ws2spi::{OVERLAPPED, SOCKET, WSPPROC_TABLE};
+use winprov_core::sync::{AtomicUsize, Ordering};
 use winprov_core::{WsaError, boundary};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,17 +93,51 @@ impl Pending {
     }
 }
 
-/// The state word of a substitute.
-const ANSWERED: u8 = 1;
-const AT_ONCE: u8 = 2;
-const PACKET: u8 = 4;
+/// Which of the two parties of a substitute completes the caller's request: the call, once
+/// the provider below answered, or the pump, once the packet came. See the
+/// [module documentation](self).
+#[derive(Debug, Default)]
+pub(crate) struct Handoff(AtomicUsize);
+
+const ANSWERED: usize = 1;
+/// The call settled the request itself (answered at once, or failed): the pump only frees.
+const BY_CALL: usize = 2;
+const PACKET: usize = 4;
+
+impl Handoff {
+    /// The call's side: the provider below answered at once (the call completes the caller's
+    /// request itself) or pending. Returns whether the call must finish the request (pending,
+    /// and the packet came first).
+    pub(crate) fn answered(&self, at_once: bool) -> bool {
+        let mark = if at_once {
+            ANSWERED | BY_CALL
+        } else {
+            ANSWERED
+        };
+        let before = self.0.fetch_or(mark, Ordering::AcqRel);
+        !at_once && before & PACKET != 0
+    }
+
+    /// The call's side, for a call that failed: nothing is completed, and a packet (which a
+    /// provider below should not post) finishes nothing either.
+    pub(crate) fn failed(&self) {
+        self.0.fetch_or(ANSWERED | BY_CALL, Ordering::AcqRel);
+    }
+
+    /// The pump's side: the packet came. Returns whether the pump must finish the request
+    /// (answered pending before).
+    pub(crate) fn packet(&self) -> bool {
+        let before = self.0.fetch_or(PACKET, Ordering::AcqRel);
+        before & ANSWERED != 0 && before & BY_CALL == 0
+    }
+}
 
 /// The layer's request below, for one caller's overlapped send or receive. Its
 /// `WSAOVERLAPPED` is its first field: the packet's `lpOverlapped` is the substitute.
 #[repr(C)]
 pub(crate) struct Substitute<S> {
     overlapped: UnsafeCell<OVERLAPPED>,
-    state: AtomicU8,
+    state: Handoff,
     send: bool,
     /// The caller's request.
     request: Overlapped,
@@ -219,7 +254,7 @@ impl<L: Layer> Relay<L> {
         pending.add();
         let substitute = Arc::new(Substitute {
             overlapped: UnsafeCell::new(OVERLAPPED::default()),
-            state: AtomicU8::new(0),
+            state: Handoff::default(),
             send,
             request,
             handle,
@@ -242,20 +277,17 @@ impl<L: Layer> Relay<L> {
     ) -> Result<Option<(u32, u32)>, WsaError> {
         match answer {
             Ok(Some((bytes, flags))) => {
-                substitute
-                    .state
-                    .fetch_or(ANSWERED | AT_ONCE, Ordering::AcqRel);
+                substitute.state.answered(true);
                 self.relay(substitute, Ok((bytes, flags)), false);
             }
             Ok(None) => {
-                let before = substitute.state.fetch_or(ANSWERED, Ordering::AcqRel);
-                if before & PACKET != 0 {
+                if substitute.state.answered(false) {
                     self.finish(substitute);
                 }
             }
             Err(_) => {
                 // No packet will come: the pump's reference is the call's to free.
-                substitute.state.fetch_or(ANSWERED, Ordering::AcqRel);
+                substitute.state.failed();
                 self.reclaim(Arc::as_ptr(substitute).expose_provenance());
                 substitute.pending.forget();
             }
@@ -289,8 +321,7 @@ impl<L: Layer> Relay<L> {
                 );
                 continue;
             };
-            let before = substitute.state.fetch_or(PACKET, Ordering::AcqRel);
-            if before & ANSWERED != 0 && before & AT_ONCE == 0 {
+            if substitute.state.packet() {
                 self.finish(&substitute);
             }
         }
