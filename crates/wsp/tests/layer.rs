@@ -478,41 +478,6 @@ fn a_hook_that_refuses_answers_its_error_and_nothing_goes_down() {
     ws.finish();
 }
 
-fn abortive_close_resets_the_peer<K: Kind>() {
-    let ws = start::<K>();
-    let (client, server) = pair(&ws, 3);
-    ws.set_linger(
-        client,
-        Linger {
-            on: true,
-            seconds: 0,
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        ws.get_linger(client).unwrap(),
-        Linger {
-            on: true,
-            seconds: 0
-        }
-    );
-    ws.send(client, b"lost").unwrap();
-    ws.close(client).unwrap();
-    assert_eq!(ws.recv(server, 64), Err(WsaError::WSAECONNRESET));
-    ws.close(server).unwrap();
-    ws.finish();
-}
-
-#[test]
-fn ifs_abortive_close_resets_the_peer() {
-    abortive_close_resets_the_peer::<IfsExport>();
-}
-
-#[test]
-fn non_ifs_abortive_close_resets_the_peer() {
-    abortive_close_resets_the_peer::<NonIfsExport>();
-}
-
 fn the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again<K: Kind>() {
     let mut ws = start::<K>();
     let (client, server) = pair(&ws, 4);
@@ -879,4 +844,107 @@ fn r_wsp_15_the_final_cleanup_relays_nothing_and_keeps_nothing() {
     assert_eq!(NON_IFS.dispatch().unwrap().sockets(), 0);
     assert_eq!(BASE.startups(), 0);
     ws.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The documented connection shutdown through the layer: what either end sees is what it sees
+// without one (crates/wsp/tests/graceful_shutdown.rs plays the same table on the runtime).
+
+const FD_READ: i32 = 0x01;
+const FD_CLOSE: i32 = 0x20;
+const FD_CLOSE_BIT: usize = 5;
+
+/// Reads until the end of the connection (0 bytes): what it read.
+fn drain(ws: &Winsock, socket: Socket) -> Vec<u8> {
+    let mut all = Vec::new();
+    loop {
+        let read = ws.recv(socket, 64).expect("data, then the end");
+        if read.is_empty() {
+            return all;
+        }
+        all.extend_from_slice(&read);
+    }
+}
+
+fn graceful_shutdown_through_the_layer<K: Kind>() {
+    let ws = start::<K>();
+    let (a, b) = pair(&ws, 30);
+    let (event_a, event_b) = (ws.create_event(), ws.create_event());
+    ws.event_select(a, Some(event_a), FD_READ | FD_CLOSE)
+        .unwrap();
+    ws.event_select(b, Some(event_b), FD_READ | FD_CLOSE)
+        .unwrap();
+    // A sends its request, then shutdown(SD_SEND).
+    ws.send(a, b"request").unwrap();
+    ws.shutdown(a, SD_SEND).unwrap();
+    // B gets FD_READ and FD_CLOSE(0), reads the request, then the end.
+    let seen = ws.enum_network_events(b, Some(event_b)).unwrap();
+    assert_eq!(seen.events & (FD_READ | FD_CLOSE), FD_READ | FD_CLOSE);
+    assert_eq!(seen.errors[FD_CLOSE_BIT], 0, "a graceful close");
+    assert_eq!(drain(&ws, b), b"request");
+    // B sends the rest, then shutdown(SD_SEND); A gets FD_CLOSE(0) and reads it all.
+    ws.send(b, b"the rest").unwrap();
+    ws.shutdown(b, SD_SEND).unwrap();
+    let seen = ws.enum_network_events(a, Some(event_a)).unwrap();
+    assert_eq!(seen.events & (FD_READ | FD_CLOSE), FD_READ | FD_CLOSE);
+    assert_eq!(seen.errors[FD_CLOSE_BIT], 0);
+    assert_eq!(drain(&ws, a), b"the rest");
+    assert_eq!(ws.send(a, b"late"), Err(WsaError::WSAESHUTDOWN));
+    ws.close(a).unwrap();
+    ws.close(b).unwrap();
+    let meter = K::meter();
+    assert_eq!(meter.shutdowns.load(Ordering::SeqCst), 2);
+    assert_eq!(meter.sent.load(Ordering::SeqCst), 15);
+    assert_eq!(meter.received.load(Ordering::SeqCst), 15);
+    ws.finish();
+}
+
+#[test]
+fn ifs_graceful_shutdown_as_documented() {
+    graceful_shutdown_through_the_layer::<IfsExport>();
+}
+
+#[test]
+fn non_ifs_graceful_shutdown_as_documented() {
+    graceful_shutdown_through_the_layer::<NonIfsExport>();
+}
+
+fn abortive_close_is_a_reset_for_the_peer<K: Kind>() {
+    let ws = start::<K>();
+    let (a, b) = pair(&ws, 31);
+    let event_b = ws.create_event();
+    ws.event_select(b, Some(event_b), FD_READ | FD_CLOSE)
+        .unwrap();
+    let abortive = Linger {
+        on: true,
+        seconds: 0,
+    };
+    ws.set_linger(a, abortive).unwrap();
+    assert_eq!(
+        ws.get_linger(a).unwrap(),
+        abortive,
+        "options pass both ways"
+    );
+    ws.send(a, b"never read").unwrap();
+    ws.close(a).unwrap();
+    let seen = ws.enum_network_events(b, Some(event_b)).unwrap();
+    assert_ne!(seen.events & FD_CLOSE, 0);
+    assert_eq!(
+        seen.errors[FD_CLOSE_BIT],
+        WsaError::WSAECONNRESET.raw(),
+        "FD_CLOSE carries the reset"
+    );
+    assert_eq!(ws.recv(b, 64), Err(WsaError::WSAECONNRESET));
+    ws.close(b).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn ifs_abortive_close_is_a_reset_for_the_peer() {
+    abortive_close_is_a_reset_for_the_peer::<IfsExport>();
+}
+
+#[test]
+fn non_ifs_abortive_close_is_a_reset_for_the_peer() {
+    abortive_close_is_a_reset_for_the_peer::<NonIfsExport>();
 }
