@@ -10,6 +10,8 @@
 //!   of the sends and receives that completed at once, the overlapped ones the provider below
 //!   accepted as pending, the shutdowns and the abortive lingers (`SO_LINGER {1, 0}`) passed
 //!   down;
+//! - in [`Layer::completed`] (a relayed request finished below, before its caller is told):
+//!   counts the completion, adds its bytes to those sent or received, or counts its error;
 //! - panics in the send hook for a send of [`PANIC_BEFORE`] bytes (before passing it down) or of
 //!   [`PANIC_AFTER`] bytes (after passing it down): the panic boundary's test.
 //!
@@ -25,7 +27,7 @@ use winprov_bindings::windows_core::GUID;
 use winprov_wsp::Layer;
 use winprov_wsp::abi::{Linger, SockOpt, Transfer};
 use winprov_wsp::layer::{
-    Accepting, Call, Closing, Connecting, NonIfs, Opened, Passed, Receiving, Sending,
+    Accepting, Call, Closing, Completion, Connecting, NonIfs, Opened, Passed, Receiving, Sending,
     SettingOption, ShuttingDown,
 };
 
@@ -47,9 +49,9 @@ pub struct Counters {
     pub connects: u64,
     /// Accepts that succeeded.
     pub accepts: u64,
-    /// Bytes of the sends that completed at once.
+    /// Bytes of the sends that completed at once or whose completion the layer relayed.
     pub sent: u64,
-    /// Bytes of the receives that completed at once.
+    /// Bytes of the receives that completed at once or whose completion the layer relayed.
     pub received: u64,
     /// Sends and receives that went pending below.
     pub pending: u64,
@@ -59,6 +61,10 @@ pub struct Counters {
     pub resets: u64,
     /// Sends whose hook panicked.
     pub panics: u64,
+    /// Pending sends and receives whose completion `Layer::completed` saw.
+    pub completed: u64,
+    /// Of them, those that failed (aborted by a close, reset, ...).
+    pub completion_errors: u64,
 }
 
 impl Counters {
@@ -66,7 +72,7 @@ impl Counters {
     pub fn line(&self) -> String {
         format!(
             "opened={} closed={} connects={} accepts={} sent={} received={} pending={} \
-             shutdowns={} resets={} panics={}\n",
+             shutdowns={} resets={} panics={} completed={} completion_errors={}\n",
             self.opened,
             self.closed,
             self.connects,
@@ -76,7 +82,9 @@ impl Counters {
             self.pending,
             self.shutdowns,
             self.resets,
-            self.panics
+            self.panics,
+            self.completed,
+            self.completion_errors
         )
     }
 }
@@ -169,6 +177,22 @@ impl Layer for Meter {
         let passed = call.pass();
         self.transferred(passed.outcome(), false);
         passed
+    }
+
+    fn completed(&self, _: &(), completion: Completion) {
+        self.count(|c| {
+            c.completed += 1;
+            match completion {
+                Completion::Sent { outcome: Ok(bytes) } => c.sent += u64::from(bytes),
+                Completion::Received {
+                    outcome: Ok((bytes, _)),
+                } => c.received += u64::from(bytes),
+                Completion::Sent { outcome: Err(_) } | Completion::Received { outcome: Err(_) } => {
+                    c.completion_errors += 1;
+                }
+                _ => {}
+            }
+        });
     }
 
     fn shutdown<'c>(&self, _: &(), call: Call<'c, ShuttingDown, ()>) -> Passed<'c, ()> {
