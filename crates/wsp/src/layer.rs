@@ -24,13 +24,11 @@
 //! thread, inside the call, and must neither block nor take long. A hook that panics fails its
 //! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first).
 
-use crate::abi::decode::SendView;
 use std::fmt;
 use std::marker::PhantomData;
 
 // What a layer's hooks name, in one place.
-pub use crate::abi::decode::{How, Linger, ProtocolInfo, SockOpt};
-pub use crate::abi::{Start, Transfer};
+pub use crate::values::{How, Linger, ProtocolInfo, SockOpt, Start, Transfer};
 pub use winprov_bindings::windows_core::GUID;
 pub use winprov_core::WsaError;
 
@@ -193,13 +191,23 @@ pub struct Connecting<'c> {
 #[non_exhaustive]
 pub struct Accepting {}
 
+/// A send's buffers as the ABI layer lends them for the call, without copying them.
+pub(crate) trait LentBuffers<'c>: fmt::Debug {
+    /// Number of buffers.
+    fn count(&self) -> usize;
+    /// Buffer `index` (below `count`).
+    fn buffer(&self, index: usize) -> &'c [u8];
+    /// The bytes in all.
+    fn total(&self) -> u64;
+}
+
 /// The buffers of a send, as the framework has them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum SendBuffers<'c> {
     /// Decoded (and copied where the call outlives them).
     Slices(&'c [&'c [u8]]),
     /// The caller's array as it is (a call passed down within the call).
-    View(SendView<'c>),
+    View(&'c dyn LentBuffers<'c>),
 }
 
 /// A send (`WSPSend`, `WSPSendTo`).
@@ -216,7 +224,7 @@ impl<'c> Sending<'c> {
     pub fn buffers(&self) -> impl Iterator<Item = &'c [u8]> + use<'c> {
         let (slices, view) = match self.buffers {
             SendBuffers::Slices(slices) => (Some(slices.iter().copied()), None),
-            SendBuffers::View(view) => (None, Some(view.slices())),
+            SendBuffers::View(view) => (None, Some((0..view.count()).map(|i| view.buffer(i)))),
         };
         slices
             .into_iter()
@@ -228,7 +236,7 @@ impl<'c> Sending<'c> {
     pub fn len(&self) -> u64 {
         match self.buffers {
             SendBuffers::Slices(slices) => slices.iter().map(|b| b.len() as u64).sum(),
-            SendBuffers::View(view) => view.view().capacity(),
+            SendBuffers::View(view) => view.total(),
         }
     }
 

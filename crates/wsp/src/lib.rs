@@ -166,6 +166,7 @@ mod provider;
 pub mod runtime;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod values;
 
 pub use host::{
     How, Linger, Mechanism, NetworkEvents, Notice, NoticeSink, Overlapped, SocketHandle,

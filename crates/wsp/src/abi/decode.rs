@@ -15,11 +15,12 @@
 //! [`OverlappedRecv`], whose [`finish`](OverlappedRecv::finish) hands back the [`Overlapped`]
 //! to complete only once no byte can be written any more.
 
+pub use crate::values::{How, Linger, ProtocolChain, ProtocolInfo, ServiceFlags, SockOpt};
 use smallvec::SmallVec;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::time::Duration;
-use winprov_bindings::windows_core::{GUID, PSTR};
+use winprov_bindings::windows_core::PSTR;
 use winprov_bindings::ws2spi::{
     FD_SET, LINGER, LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SOCKET, TIMEVAL, WSABUF,
     WSAPROTOCOL_INFOW, WSATHREADID,
@@ -32,8 +33,6 @@ pub const MAX_BUFFERS: usize = 1024;
 pub const MAX_SOCKADDR: usize = 128;
 /// Sockets in one `fd_set` (`FD_SETSIZE`).
 pub const FD_SETSIZE: usize = 64;
-/// `WSAPROTOCOL_LEN + 1`: the units of `szProtocol`.
-const PROTOCOL_NAME_UNITS: usize = 256;
 
 /// A pointer the host passed that cannot be used: `WSAEFAULT`, the code every WSP function
 /// documents for "not in a valid part of the user address space".
@@ -162,90 +161,8 @@ pub fn negotiate(
     Ok(requested.min(highest))
 }
 
-/// `WSPShutdown`'s `how`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum How {
-    /// `SD_RECEIVE` (0): later receives are refused.
-    Receive,
-    /// `SD_SEND` (1): later sends are refused; a stream sends its FIN.
-    Send,
-    /// `SD_BOTH` (2).
-    Both,
-}
-
-impl How {
-    /// Decodes `how`: anything but 0, 1, 2 is `WSAEINVAL` (R-WSP-5).
-    pub fn decode(raw: i32) -> Result<Self, WsaError> {
-        use winprov_bindings::ws2spi::{SD_BOTH, SD_RECEIVE, SD_SEND};
-        match raw {
-            r if r == SD_RECEIVE.0 => Ok(Self::Receive),
-            r if r == SD_SEND.0 => Ok(Self::Send),
-            r if r == SD_BOTH.0 => Ok(Self::Both),
-            _ => Err(WsaError::WSAEINVAL),
-        }
-    }
-
-    /// The raw value.
-    pub const fn raw(self) -> i32 {
-        match self {
-            Self::Receive => 0,
-            Self::Send => 1,
-            Self::Both => 2,
-        }
-    }
-
-    /// Whether receiving is shut.
-    pub const fn shuts_receive(self) -> bool {
-        matches!(self, Self::Receive | Self::Both)
-    }
-
-    /// Whether sending is shut.
-    pub const fn shuts_send(self) -> bool {
-        matches!(self, Self::Send | Self::Both)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Socket options
-
-/// `LINGER` (`SO_LINGER`): `l_onoff`, `l_linger` seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Linger {
-    /// `l_onoff != 0`.
-    pub on: bool,
-    /// `l_linger`, in seconds.
-    pub seconds: u16,
-}
-
-impl Linger {
-    /// The `LINGER` bytes `WSPGetSockOpt` hands back.
-    pub fn to_bytes(self) -> [u8; size_of::<LINGER>()] {
-        let mut bytes = [0; size_of::<LINGER>()];
-        bytes[..2].copy_from_slice(&u16::from(self.on).to_ne_bytes());
-        bytes[2..].copy_from_slice(&self.seconds.to_ne_bytes());
-        bytes
-    }
-}
-
-/// A `WSPSetSockOpt` option, decoded where the framework owns its meaning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SockOpt<'call> {
-    /// `SOL_SOCKET` / `SO_LINGER`.
-    Linger(Linger),
-    /// `SOL_SOCKET` / `SO_DONTLINGER` (`BOOL`): `true` is `SO_LINGER` off, `false` on (with the
-    /// timeout left as it was).
-    DontLinger(bool),
-    /// Any other option: its level, name and bytes as the caller passed them.
-    Other {
-        /// `level`.
-        level: i32,
-        /// `optname`.
-        name: i32,
-        /// `optlen` bytes at `optval`.
-        value: &'call [u8],
-    },
-}
 
 /// Decodes `WSPSetSockOpt`'s option: a negative `optlen`, a NULL `optval` with a positive
 /// `optlen`, or fewer bytes than the option's structure (`LINGER`, `BOOL`) are `WSAEFAULT`
@@ -503,6 +420,20 @@ impl<'call> SendView<'call> {
     /// Every buffer of `view` is readable and unchanged for `'call`.
     pub(crate) unsafe fn new(view: BufferView<'call>) -> Self {
         Self(view)
+    }
+}
+
+impl<'call> crate::layer::LentBuffers<'call> for SendView<'call> {
+    fn count(&self) -> usize {
+        self.0.raw.len()
+    }
+
+    fn buffer(&self, index: usize) -> &'call [u8] {
+        self.slices().nth(index).unwrap_or_default()
+    }
+
+    fn total(&self) -> u64 {
+        self.0.capacity()
     }
 }
 
@@ -911,153 +842,6 @@ pub(crate) unsafe fn write_wsabuf(ptr: *mut WSABUF, data: &[u8]) -> Result<(), W
 
 // ---------------------------------------------------------------------------------------------
 // WSAPROTOCOL_INFOW
-
-bitflags::bitflags! {
-    /// `dwServiceFlags1`: the `XP1_*` service flags of a protocol. Unknown bits are kept.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-    pub struct ServiceFlags: u32 {
-        /// `XP1_CONNECTIONLESS`
-        const CONNECTIONLESS = winprov_bindings::ws2spi::XP1_CONNECTIONLESS;
-        /// `XP1_GUARANTEED_DELIVERY`
-        const GUARANTEED_DELIVERY = winprov_bindings::ws2spi::XP1_GUARANTEED_DELIVERY;
-        /// `XP1_GUARANTEED_ORDER`
-        const GUARANTEED_ORDER = winprov_bindings::ws2spi::XP1_GUARANTEED_ORDER;
-        /// `XP1_MESSAGE_ORIENTED`
-        const MESSAGE_ORIENTED = winprov_bindings::ws2spi::XP1_MESSAGE_ORIENTED;
-        /// `XP1_PSEUDO_STREAM`
-        const PSEUDO_STREAM = winprov_bindings::ws2spi::XP1_PSEUDO_STREAM;
-        /// `XP1_GRACEFUL_CLOSE`
-        const GRACEFUL_CLOSE = winprov_bindings::ws2spi::XP1_GRACEFUL_CLOSE;
-        /// `XP1_EXPEDITED_DATA`
-        const EXPEDITED_DATA = winprov_bindings::ws2spi::XP1_EXPEDITED_DATA;
-        /// `XP1_CONNECT_DATA`
-        const CONNECT_DATA = winprov_bindings::ws2spi::XP1_CONNECT_DATA;
-        /// `XP1_DISCONNECT_DATA`
-        const DISCONNECT_DATA = winprov_bindings::ws2spi::XP1_DISCONNECT_DATA;
-        /// `XP1_SUPPORT_BROADCAST`
-        const SUPPORT_BROADCAST = winprov_bindings::ws2spi::XP1_SUPPORT_BROADCAST;
-        /// `XP1_SUPPORT_MULTIPOINT`
-        const SUPPORT_MULTIPOINT = winprov_bindings::ws2spi::XP1_SUPPORT_MULTIPOINT;
-        /// `XP1_MULTIPOINT_CONTROL_PLANE`
-        const MULTIPOINT_CONTROL_PLANE = winprov_bindings::ws2spi::XP1_MULTIPOINT_CONTROL_PLANE;
-        /// `XP1_MULTIPOINT_DATA_PLANE`
-        const MULTIPOINT_DATA_PLANE = winprov_bindings::ws2spi::XP1_MULTIPOINT_DATA_PLANE;
-        /// `XP1_QOS_SUPPORTED`
-        const QOS_SUPPORTED = winprov_bindings::ws2spi::XP1_QOS_SUPPORTED;
-        /// `XP1_INTERRUPT`
-        const INTERRUPT = winprov_bindings::ws2spi::XP1_INTERRUPT;
-        /// `XP1_UNI_SEND`
-        const UNI_SEND = winprov_bindings::ws2spi::XP1_UNI_SEND;
-        /// `XP1_UNI_RECV`
-        const UNI_RECV = winprov_bindings::ws2spi::XP1_UNI_RECV;
-        /// `XP1_IFS_HANDLES`
-        const IFS_HANDLES = winprov_bindings::ws2spi::XP1_IFS_HANDLES;
-        /// `XP1_PARTIAL_MESSAGE`
-        const PARTIAL_MESSAGE = winprov_bindings::ws2spi::XP1_PARTIAL_MESSAGE;
-        /// `XP1_SAN_SUPPORT_SDP`
-        const SAN_SUPPORT_SDP = winprov_bindings::ws2spi::XP1_SAN_SUPPORT_SDP;
-        const _ = !0;
-    }
-}
-
-/// `ProtocolChain`: what a catalog entry is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ProtocolChain {
-    /// `ChainLen == LAYERED_PROTOCOL` (0): an LSP's hidden entry.
-    Layered,
-    /// `ChainLen == BASE_PROTOCOL` (1): a base provider.
-    Base,
-    /// `ChainLen` 2 to `MAX_PROTOCOL_CHAIN` (7): the catalog ids of the chain, top first.
-    Chain(Vec<u32>),
-}
-
-/// A checked `WSAPROTOCOL_INFOW`: the structure as the host passed it (kept unmodified, to be
-/// passed down a chain as R-WSP-4 requires) with typed views of the fields the framework reads.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProtocolInfo {
-    raw: WSAPROTOCOL_INFOW,
-    chain: ProtocolChain,
-    name: String,
-}
-
-impl ProtocolInfo {
-    /// Checks a structure: `ChainLen` outside 0..=`MAX_PROTOCOL_CHAIN` or a `szProtocol` without
-    /// its NUL is `WSAEINVAL`; a name that is not UTF-16 is read lossily.
-    pub fn from_raw(raw: WSAPROTOCOL_INFOW) -> Result<Self, WsaError> {
-        use winprov_bindings::ws2spi::{BASE_PROTOCOL, LAYERED_PROTOCOL, MAX_PROTOCOL_CHAIN};
-        let len = raw.ProtocolChain.ChainLen;
-        let chain = match len {
-            l if l == LAYERED_PROTOCOL as i32 => ProtocolChain::Layered,
-            l if l == BASE_PROTOCOL as i32 => ProtocolChain::Base,
-            l if l > 1 && l <= MAX_PROTOCOL_CHAIN as i32 => {
-                ProtocolChain::Chain(raw.ProtocolChain.ChainEntries[..l as usize].to_vec())
-            }
-            _ => return Err(WsaError::WSAEINVAL),
-        };
-        let units = &raw.szProtocol[..PROTOCOL_NAME_UNITS];
-        let end = units
-            .iter()
-            .position(|&u| u == 0)
-            .ok_or(WsaError::WSAEINVAL)?;
-        let name = String::from_utf16_lossy(&units[..end]);
-        Ok(Self { raw, chain, name })
-    }
-
-    /// The structure, unmodified.
-    pub fn raw(&self) -> &WSAPROTOCOL_INFOW {
-        &self.raw
-    }
-
-    /// `dwServiceFlags1`.
-    pub fn service_flags(&self) -> ServiceFlags {
-        ServiceFlags::from_bits_retain(self.raw.dwServiceFlags1)
-    }
-
-    /// `dwProviderFlags` (`PFL_*`).
-    pub fn provider_flags(&self) -> u32 {
-        self.raw.dwProviderFlags
-    }
-
-    /// `ProviderId`.
-    pub fn provider_id(&self) -> GUID {
-        self.raw.ProviderId
-    }
-
-    /// `dwCatalogEntryId`: what `WPUCreateSocketHandle` takes.
-    pub fn catalog_entry_id(&self) -> u32 {
-        self.raw.dwCatalogEntryId
-    }
-
-    /// `ProtocolChain`.
-    pub fn chain(&self) -> &ProtocolChain {
-        &self.chain
-    }
-
-    /// `iAddressFamily`.
-    pub fn address_family(&self) -> i32 {
-        self.raw.iAddressFamily
-    }
-
-    /// `iSocketType`.
-    pub fn socket_type(&self) -> i32 {
-        self.raw.iSocketType
-    }
-
-    /// `iProtocol`.
-    pub fn protocol(&self) -> i32 {
-        self.raw.iProtocol
-    }
-
-    /// `dwMessageSize`.
-    pub fn message_size(&self) -> u32 {
-        self.raw.dwMessageSize
-    }
-
-    /// `szProtocol`, up to its NUL.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
 
 /// Decodes a `LPWSAPROTOCOL_INFOW` argument: NULL or misaligned is `WSAEFAULT`, then
 /// [`ProtocolInfo::from_raw`].

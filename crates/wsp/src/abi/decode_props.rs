@@ -5,6 +5,7 @@
 //! Failure persistence is off: a case a property finds becomes a plain unit test here.
 
 use super::*;
+use crate::values::PROTOCOL_NAME_UNITS;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::Config;

@@ -25,6 +25,7 @@ use super::decode::{
 };
 use super::startup::Export;
 use super::upcalls::Host;
+pub use crate::values::Transfer;
 use std::time::Duration;
 use winprov_bindings::ws2spi::{LPCONDITIONPROC, QOS, WSAPROTOCOL_INFOW, WSPPROC_TABLE};
 use winprov_core::WsaError;
@@ -37,24 +38,6 @@ pub fn refuse<D: Dispatch + ?Sized>(dispatch: &D, socket: Socket, code: WsaError
     } else {
         WsaError::WSAENOTSOCK
     }
-}
-
-/// How a send or receive ended for now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transfer {
-    /// Done: `bytes` transferred, `flags` (receive: `MSG_PARTIAL` …) written back. For an
-    /// overlapped call this is the immediate completion, whose notification the provider has
-    /// already queued (R-WSP-16).
-    Done {
-        /// Bytes transferred.
-        bytes: u32,
-        /// Flags to write back.
-        flags: u32,
-    },
-    /// Overlapped and not finished: the export returns `SOCKET_ERROR` with `WSA_IO_PENDING`,
-    /// and the provider completes it exactly once later (R-WSP-16). Only valid for a call with
-    /// an `lpOverlapped`; for any other it is a provider bug, answered `WSASYSCALLFAILURE`.
-    Pending,
 }
 
 /// The buffers of a receive.

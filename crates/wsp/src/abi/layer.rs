@@ -1493,7 +1493,7 @@ where
                 transfer(result, sent, 0)
             };
             let args = Sending {
-                buffers: SendBuffers::View(data),
+                buffers: SendBuffers::View(&data),
                 flags: dwflags,
                 to: None,
                 overlapped,

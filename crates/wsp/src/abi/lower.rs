@@ -43,21 +43,12 @@ use super::chain::{self, Call, ChainError, Route};
 use super::decode::{Socket, Version};
 use super::table::missing_slot;
 use super::upcalls::Upcalls;
+pub use crate::values::Start;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use winprov_bindings::windows_core::GUID;
 use winprov_bindings::ws2spi::{INVALID_SOCKET, WSAPROTOCOL_INFOW, WSPDATA, WSPPROC_TABLE};
 use winprov_core::WsaError;
-
-/// When a chain's lower provider is started. See the [module documentation](self).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Start {
-    /// On the first call that needs it.
-    #[default]
-    Lazy,
-    /// At the layer's `WSPStartup` for its chain.
-    Eager,
-}
 
 /// Why a layer has no lower provider for a chain. Each case keeps the raw code it failed
 /// with; [`code`](Self::code) is what the layer answers.
