@@ -47,6 +47,8 @@ use winprov_core::WsaError;
 
 pub mod catalog;
 #[allow(unsafe_code)]
+pub mod stack;
+#[allow(unsafe_code)]
 pub mod winsock;
 
 /// How long a call that must never wait may take before the simulator calls it a wait.

@@ -1,7 +1,8 @@
 //! A layered provider stacked on a base provider, both through their real `WSPStartup`: the
 //! ws2_32 simulator (`testing::winsock`) starts the layer with a chain entry [layer, base];
 //! the layer finds the base in an in-process catalog, starts it with the same upcall table and
-//! passes every call down. The base is `abi::Base` over the in-memory transport.
+//! passes every call down. The base is `abi::Base` over the in-memory transport
+//! (`testing::stack`, whose `layer_process!` declares each layer's process).
 //!
 //! Two layers, one per kind of handle: `Ifs` hands out the base's handles, `NonIfs` its own
 //! (`WPUCreateSocketHandle`). Each counts what its hooks see, so the tests check both what the
@@ -11,100 +12,21 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use winprov_bindings::windows_core::GUID;
-use winprov_bindings::ws2spi::{
-    WSAPROTOCOL_INFOW, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE, XP1_IFS_HANDLES,
-};
-use winprov_wsp::abi::{Base, Export, InProcess, Layered, Linger, Process, Socket, Transfer};
+use winprov_bindings::ws2spi::XP1_IFS_HANDLES;
+use winprov_wsp::abi::{Base, InProcess, Layered, Process, Socket};
 use winprov_wsp::layer::{
-    Call, Closing, Completion, Connecting, Ifs, NonIfs, Opened, Passed, Receiving, Sending,
-    ShuttingDown,
+    Call, Closing, Completion, Connecting, GUID, Ifs, Linger, NonIfs, Opened, Passed, Receiving,
+    Sending, ShuttingDown, Transfer,
 };
 use winprov_wsp::memory::Memory;
+use winprov_wsp::testing::stack;
 use winprov_wsp::testing::winsock::{self, Winsock};
 use winprov_wsp::{Layer, WsaError};
 
 const LAYER_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_1a7e_0000_0000_0001);
-const BASE_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_ba5e_0000_0000_0001);
-const BASE_DLL: &str = "%SystemRoot%\\system32\\winprov-base.dll";
-
-/// The layer's hidden entry.
-const HIDDEN: u32 = 2001;
-/// The base provider's entry.
-const BASE_TCP: u32 = 2002;
-/// [layer, base].
-const CHAIN: u32 = 2003;
-
 const AF: i32 = 2;
 const SOCK_STREAM: i32 = 1;
 const SD_SEND: i32 = 1;
-
-fn entry(id: u32, provider: GUID, chain: &[u32], flags: u32) -> WSAPROTOCOL_INFOW {
-    let mut info = WSAPROTOCOL_INFOW {
-        dwServiceFlags1: flags,
-        ProviderId: provider,
-        dwCatalogEntryId: id,
-        iVersion: 2,
-        iAddressFamily: AF,
-        iMaxSockAddr: 16,
-        iMinSockAddr: 16,
-        iSocketType: SOCK_STREAM,
-        iProtocol: 6,
-        ..WSAPROTOCOL_INFOW::default()
-    };
-    info.ProtocolChain.ChainLen = match chain.len() {
-        0 => 0,
-        n => n as i32,
-    };
-    info.ProtocolChain.ChainEntries[..chain.len()].copy_from_slice(chain);
-    info
-}
-
-fn catalog_entries(chain_flags: u32) -> Vec<WSAPROTOCOL_INFOW> {
-    vec![
-        entry(HIDDEN, LAYER_ID, &[], 0),
-        entry(BASE_TCP, BASE_ID, &[BASE_TCP], 0),
-        entry(CHAIN, LAYER_ID, &[HIDDEN, BASE_TCP], chain_flags),
-    ]
-}
-
-fn chain_entry(flags: u32) -> WSAPROTOCOL_INFOW {
-    entry(CHAIN, LAYER_ID, &[HIDDEN, BASE_TCP], flags)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The base provider: `abi::Base` over the in-memory transport, with a `WSPStartup` of its own.
-
-enum BaseExport {}
-
-static BASE: Process<Base<Memory>> = Process::new(|| {
-    Base::new(Memory::new()).completing_with(winsock::WPUCompleteOverlappedRequest)
-});
-
-impl Export for BaseExport {
-    type Dispatch = Base<Memory>;
-    fn process() -> &'static Process<Base<Memory>> {
-        &BASE
-    }
-}
-
-unsafe extern "system" fn base_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: forwarded from the layer, under WSPStartup's contract.
-    unsafe { winprov_wsp::abi::startup::startup::<BaseExport>(version, data, info, upcalls, table) }
-}
-
-fn catalog() -> InProcess {
-    // SAFETY: `base_startup` is the base's generated WSPStartup (abi::startup::startup).
-    unsafe {
-        InProcess::new(catalog_entries(0)).with_provider(BASE_ID, BASE_DLL, Some(base_startup))
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The layers: a meter, in both kinds.
@@ -262,54 +184,8 @@ macro_rules! meter_layer {
 meter_layer!(IfsMeter, Ifs);
 meter_layer!(NonIfsMeter, NonIfs);
 
-enum IfsExport {}
-enum NonIfsExport {}
-
-static IFS: Process<Layered<IfsMeter, InProcess>> =
-    Process::new(|| Layered::new(IfsMeter::default(), catalog()));
-static NON_IFS: Process<Layered<NonIfsMeter, InProcess>> = Process::new(|| {
-    Layered::new(NonIfsMeter::default(), catalog())
-        .with_ports(winsock::LayerPorts)
-        .completing_with(winsock::WPUCompleteOverlappedRequest)
-});
-
-impl Export for IfsExport {
-    type Dispatch = Layered<IfsMeter, InProcess>;
-    fn process() -> &'static Process<Self::Dispatch> {
-        &IFS
-    }
-}
-
-impl Export for NonIfsExport {
-    type Dispatch = Layered<NonIfsMeter, InProcess>;
-    fn process() -> &'static Process<Self::Dispatch> {
-        &NON_IFS
-    }
-}
-
-unsafe extern "system" fn ifs_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: forwarded from the simulator, under WSPStartup's contract.
-    unsafe { winprov_wsp::abi::startup::startup::<IfsExport>(version, data, info, upcalls, table) }
-}
-
-unsafe extern "system" fn non_ifs_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: as above.
-    unsafe {
-        winprov_wsp::abi::startup::startup::<NonIfsExport>(version, data, info, upcalls, table)
-    }
-}
+winprov_wsp::layer_process!(mod ifs: IfsMeter = IfsMeter::default);
+winprov_wsp::layer_process!(mod non_ifs: NonIfsMeter = NonIfsMeter::default);
 
 /// One of the two layers, for tests run on both.
 trait Kind: 'static {
@@ -320,36 +196,40 @@ trait Kind: 'static {
     fn meter() -> &'static Meter;
 }
 
-impl Kind for IfsExport {
+enum IfsKind {}
+enum NonIfsKind {}
+
+impl Kind for IfsKind {
     const IFS: bool = true;
     type L = IfsMeter;
     fn startup() -> winsock::Startup {
-        ifs_startup
+        ifs::startup
     }
     fn process() -> &'static Process<Layered<IfsMeter, InProcess>> {
-        &IFS
+        &ifs::PROCESS
     }
     fn meter() -> &'static Meter {
-        &IFS.dispatch().expect("started").layer().0
+        &ifs::layer().0
     }
 }
 
-impl Kind for NonIfsExport {
+impl Kind for NonIfsKind {
     const IFS: bool = false;
     type L = NonIfsMeter;
     fn startup() -> winsock::Startup {
-        non_ifs_startup
+        non_ifs::startup
     }
     fn process() -> &'static Process<Layered<NonIfsMeter, InProcess>> {
-        &NON_IFS
+        &non_ifs::PROCESS
     }
     fn meter() -> &'static Meter {
-        &NON_IFS.dispatch().expect("started").layer().0
+        &non_ifs::layer().0
     }
 }
 
 fn start<K: Kind>() -> Winsock {
-    let ws = Winsock::start(K::startup(), chain_entry(0)).expect("the layer's WSPStartup");
+    let ws = Winsock::start(K::startup(), stack::chain_entry(LAYER_ID, 0))
+        .expect("the layer's WSPStartup");
     K::meter().reset();
     ws
 }
@@ -368,7 +248,7 @@ fn pair(ws: &Winsock, port: u16) -> (Socket, Socket) {
 }
 
 fn base() -> &'static Base<Memory> {
-    BASE.dispatch().expect("started by the layer")
+    stack::base().dispatch().expect("started by the layer")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,23 +289,24 @@ fn data_passes_through_unchanged_and_the_layer_sees_it<K: Kind>() {
 
 #[test]
 fn ifs_data_passes_through_unchanged_and_the_layer_sees_it() {
-    data_passes_through_unchanged_and_the_layer_sees_it::<IfsExport>();
+    data_passes_through_unchanged_and_the_layer_sees_it::<IfsKind>();
 }
 
 #[test]
 fn non_ifs_data_passes_through_unchanged_and_the_layer_sees_it() {
-    data_passes_through_unchanged_and_the_layer_sees_it::<NonIfsExport>();
+    data_passes_through_unchanged_and_the_layer_sees_it::<NonIfsKind>();
 }
 
 #[test]
 fn an_ifs_layer_hands_out_the_base_handles() {
-    let ws = start::<IfsExport>();
+    let ws = start::<IfsKind>();
     let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
     let handle = ws
         .handle(socket)
         .expect("made by the base's WPUCreateSocketHandle");
     assert_eq!(
-        handle.catalog_entry_id, BASE_TCP,
+        handle.catalog_entry_id,
+        stack::BASE_ENTRY,
         "R-WSP-4: the base was started, and makes its sockets, with its own entry"
     );
     ws.close(socket).unwrap();
@@ -435,12 +316,12 @@ fn an_ifs_layer_hands_out_the_base_handles() {
 
 #[test]
 fn a_non_ifs_layer_hands_out_handles_of_its_own_for_the_chain_entry() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
     let handle = ws
         .handle(socket)
         .expect("made by the layer's WPUCreateSocketHandle");
-    assert_eq!(handle.catalog_entry_id, CHAIN);
+    assert_eq!(handle.catalog_entry_id, stack::CHAIN);
     let handles_before = ws.upcalls().len();
     assert!(handles_before > 0);
     assert_eq!(base().handles(), 1, "the base holds its own handle below");
@@ -455,17 +336,20 @@ fn a_non_ifs_layer_hands_out_handles_of_its_own_for_the_chain_entry() {
 
 #[test]
 fn r_wsp_19_a_non_ifs_layer_refuses_an_entry_declaring_ifs_handles() {
-    let refused = Winsock::start(non_ifs_startup, chain_entry(XP1_IFS_HANDLES));
+    let refused = Winsock::start(
+        non_ifs::startup,
+        stack::chain_entry(LAYER_ID, XP1_IFS_HANDLES),
+    );
     assert_eq!(refused.err(), Some(WsaError::WSAEPROVIDERFAILEDINIT));
-    assert_eq!(NON_IFS.startups(), 0);
-    assert_eq!(BASE.startups(), 0, "nothing was started below");
+    assert_eq!(non_ifs::PROCESS.startups(), 0);
+    assert_eq!(stack::base().startups(), 0, "nothing was started below");
 }
 
 #[test]
 fn a_hook_that_refuses_answers_its_error_and_nothing_goes_down() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let (client, server) = pair(&ws, 2);
-    NonIfsExport::meter().refuse_len.store(3, Ordering::SeqCst);
+    NonIfsKind::meter().refuse_len.store(3, Ordering::SeqCst);
     assert_eq!(ws.send(client, b"abc"), Err(WsaError::WSAEACCES));
     assert_eq!(ws.send(client, b"abcd").unwrap(), 4);
     assert_eq!(
@@ -481,10 +365,14 @@ fn a_hook_that_refuses_answers_its_error_and_nothing_goes_down() {
 fn the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again<K: Kind>() {
     let mut ws = start::<K>();
     let (client, server) = pair(&ws, 4);
-    assert_eq!(BASE.startups(), 1, "started lazily, at the first socket");
+    assert_eq!(
+        stack::base().startups(),
+        1,
+        "started lazily, at the first socket"
+    );
     ws.start_again().unwrap();
     ws.cleanup().unwrap();
-    assert_eq!(BASE.startups(), 1, "not the last cleanup");
+    assert_eq!(stack::base().startups(), 1, "not the last cleanup");
     assert_eq!(K::meter().cleanups.load(Ordering::SeqCst), 0);
     ws.cleanup().unwrap();
     assert_eq!(
@@ -493,7 +381,7 @@ fn the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again<K: Kind>() {
         "the layer's cleanup ran at the last WSPCleanup"
     );
     assert_eq!(
-        BASE.startups(),
+        stack::base().startups(),
         0,
         "the base's startup paired with one cleanup"
     );
@@ -502,24 +390,28 @@ fn the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again<K: Kind>() {
     let _ = (client, server);
     ws.start_again().unwrap();
     let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
-    assert_eq!(BASE.startups(), 1, "started again for the new session");
+    assert_eq!(
+        stack::base().startups(),
+        1,
+        "started again for the new session"
+    );
     ws.close(socket).unwrap();
     ws.finish();
 }
 
 #[test]
 fn ifs_the_last_cleanup_cleans_up_below() {
-    the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again::<IfsExport>();
+    the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again::<IfsKind>();
 }
 
 #[test]
 fn non_ifs_the_last_cleanup_cleans_up_below() {
-    the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again::<NonIfsExport>();
+    the_last_cleanup_cleans_up_below_and_a_new_startup_starts_again::<NonIfsKind>();
 }
 
 #[test]
 fn an_ifs_overlapped_receive_completes_through_the_base_to_the_caller() {
-    let ws = start::<IfsExport>();
+    let ws = start::<IfsKind>();
     let (client, server) = pair(&ws, 5);
     let issued = ws.recv_overlapped(server, 16, winsock::Via::Event).unwrap();
     assert!(issued.is_pending());
@@ -698,12 +590,12 @@ fn randomized_calls_leave_nothing_behind<K: Kind>(overlapped: bool) {
 
 #[test]
 fn ifs_randomized_calls_leave_nothing_behind() {
-    randomized_calls_leave_nothing_behind::<IfsExport>(true);
+    randomized_calls_leave_nothing_behind::<IfsKind>(true);
 }
 
 #[test]
 fn non_ifs_randomized_calls_leave_nothing_behind() {
-    randomized_calls_leave_nothing_behind::<NonIfsExport>(true);
+    randomized_calls_leave_nothing_behind::<NonIfsKind>(true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -711,7 +603,7 @@ fn non_ifs_randomized_calls_leave_nothing_behind() {
 // lower socket bound to the layer's port; the completion is relayed on the layer's handle.
 
 fn relayed_receive_completes_on_the_layer_handle(via: winsock::Via) {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let (client, server) = pair(&ws, 20);
     let issued = ws.recv_overlapped(server, 16, via).unwrap();
     assert!(issued.is_pending());
@@ -727,7 +619,7 @@ fn relayed_receive_completes_on_the_layer_handle(via: winsock::Via) {
     assert_eq!(completions.len(), 1, "relayed once");
     assert_eq!((completions[0].error, completions[0].bytes), (0, 7));
     assert_eq!(ws.received(issued.op), b"relayed");
-    let meter = NonIfsExport::meter();
+    let meter = NonIfsKind::meter();
     assert_eq!(
         meter.completions.load(Ordering::SeqCst),
         1,
@@ -737,7 +629,7 @@ fn relayed_receive_completes_on_the_layer_handle(via: winsock::Via) {
     ws.forget(issued.op);
     ws.close(client).unwrap();
     ws.close(server).unwrap();
-    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 0);
+    assert_eq!(non_ifs::PROCESS.dispatch().unwrap().relayed(), 0);
     ws.finish();
 }
 
@@ -748,7 +640,7 @@ fn r_wsp_18_a_relayed_receive_completes_by_event_on_the_layer_handle() {
 
 #[test]
 fn r_wsp_18_a_relayed_receive_completes_through_the_port_of_the_layer_handle() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let (client, server) = pair(&ws, 21);
     let port = ws.create_port();
     ws.associate(server, port, 0x5e);
@@ -765,7 +657,7 @@ fn r_wsp_18_a_relayed_receive_completes_through_the_port_of_the_layer_handle() {
 
 #[test]
 fn r_wsp_18_a_relayed_receive_with_a_routine_is_an_apc_of_its_thread() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let thread = ws.new_thread();
     let (client, server) = pair(&ws, 22);
     let issued = ws
@@ -787,7 +679,7 @@ fn r_wsp_18_a_relayed_receive_with_a_routine_is_an_apc_of_its_thread() {
 
 #[test]
 fn r_wsp_16_a_relayed_send_that_completes_at_once_is_complete_when_the_call_returns() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let (client, server) = pair(&ws, 23);
     let issued = ws
         .send_overlapped(client, b"at once", winsock::Via::Event)
@@ -795,7 +687,7 @@ fn r_wsp_16_a_relayed_send_that_completes_at_once_is_complete_when_the_call_retu
     let done = issued.done.expect("the base takes it at once");
     assert_eq!(done.bytes, 7);
     assert_eq!(ws.completions(issued.op).len(), 1, "already signalled");
-    let meter = NonIfsExport::meter();
+    let meter = NonIfsKind::meter();
     assert_eq!(
         meter.sent.load(Ordering::SeqCst),
         7,
@@ -811,7 +703,7 @@ fn r_wsp_16_a_relayed_send_that_completes_at_once_is_complete_when_the_call_retu
 
 #[test]
 fn r_wsp_14_closing_a_non_ifs_layer_socket_aborts_its_relayed_requests_before_it_returns() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let thread = ws.new_thread();
     let (client, server) = pair(&ws, 24);
     let by_event = ws.recv_overlapped(server, 16, winsock::Via::Event).unwrap();
@@ -823,7 +715,7 @@ fn r_wsp_14_closing_a_non_ifs_layer_socket_aborts_its_relayed_requests_before_it
     assert_eq!(ws.completions(by_event.op)[0].error, 995);
     assert_eq!(ws.run_apcs(thread), 1);
     assert_eq!(ws.completions(by_routine.op)[0].error, 995);
-    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 0);
+    assert_eq!(non_ifs::PROCESS.dispatch().unwrap().relayed(), 0);
     ws.forget(by_event.op);
     ws.forget(by_routine.op);
     ws.close(client).unwrap();
@@ -832,17 +724,17 @@ fn r_wsp_14_closing_a_non_ifs_layer_socket_aborts_its_relayed_requests_before_it
 
 #[test]
 fn r_wsp_15_the_final_cleanup_relays_nothing_and_keeps_nothing() {
-    let ws = start::<NonIfsExport>();
+    let ws = start::<NonIfsKind>();
     let (_client, server) = pair(&ws, 25);
     let issued = ws.recv_overlapped(server, 16, winsock::Via::Event).unwrap();
     assert!(issued.is_pending());
-    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 1);
+    assert_eq!(non_ifs::PROCESS.dispatch().unwrap().relayed(), 1);
     ws.cleanup().unwrap();
     // The simulator checks that nothing was notified during the cleanup or after it.
     assert!(ws.completions(issued.op).is_empty());
-    assert_eq!(NON_IFS.dispatch().unwrap().relayed(), 0, "freed");
-    assert_eq!(NON_IFS.dispatch().unwrap().sockets(), 0);
-    assert_eq!(BASE.startups(), 0);
+    assert_eq!(non_ifs::PROCESS.dispatch().unwrap().relayed(), 0, "freed");
+    assert_eq!(non_ifs::PROCESS.dispatch().unwrap().sockets(), 0);
+    assert_eq!(stack::base().startups(), 0);
     ws.finish();
 }
 
@@ -901,12 +793,12 @@ fn graceful_shutdown_through_the_layer<K: Kind>() {
 
 #[test]
 fn ifs_graceful_shutdown_as_documented() {
-    graceful_shutdown_through_the_layer::<IfsExport>();
+    graceful_shutdown_through_the_layer::<IfsKind>();
 }
 
 #[test]
 fn non_ifs_graceful_shutdown_as_documented() {
-    graceful_shutdown_through_the_layer::<NonIfsExport>();
+    graceful_shutdown_through_the_layer::<NonIfsKind>();
 }
 
 fn abortive_close_is_a_reset_for_the_peer<K: Kind>() {
@@ -941,10 +833,10 @@ fn abortive_close_is_a_reset_for_the_peer<K: Kind>() {
 
 #[test]
 fn ifs_abortive_close_is_a_reset_for_the_peer() {
-    abortive_close_is_a_reset_for_the_peer::<IfsExport>();
+    abortive_close_is_a_reset_for_the_peer::<IfsKind>();
 }
 
 #[test]
 fn non_ifs_abortive_close_is_a_reset_for_the_peer() {
-    abortive_close_is_a_reset_for_the_peer::<NonIfsExport>();
+    abortive_close_is_a_reset_for_the_peer::<NonIfsKind>();
 }
