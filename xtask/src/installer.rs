@@ -231,6 +231,9 @@ pub struct Descriptor {
     /// The largest size the release DLL (the package's cdylib) may have, in bytes:
     /// `cargo xtask dist` fails above it.
     pub max_dll_bytes: Option<u64>,
+    /// What the registration command's `install: failed: …` line must say under Wine (the
+    /// Wine tests' rollback step): `[package.metadata.winprov.dist.wine] registration-error`.
+    pub wine_registration_error: Option<String>,
 }
 
 impl Descriptor {
@@ -362,6 +365,7 @@ pub fn parse(
             "com-server",
             "registry",
             "max-dll-bytes",
+            "wine",
         ],
         "the dist table",
     )?;
@@ -573,6 +577,20 @@ pub fn parse(
         }
     };
 
+    let wine_registration_error = match dist.get("wine") {
+        None => None,
+        Some(value) => {
+            let what = "wine";
+            let wine = table(value, what)?;
+            only_keys(wine, &["registration-error"], what)?;
+            let error = optional(wine, "registration-error", what)?.map(str::to_string);
+            if error.is_some() && registration.is_none() {
+                bail!("wine: `registration-error` is given but there is no [..dist.registration]");
+            }
+            error
+        }
+    };
+
     Ok(Descriptor {
         package: package.to_string(),
         version: version.to_string(),
@@ -586,6 +604,7 @@ pub fn parse(
         com_server,
         registry,
         max_dll_bytes,
+        wine_registration_error,
     })
 }
 
@@ -1490,6 +1509,29 @@ mod tests {
         dist.as_object_mut().unwrap().remove("max-dll-bytes");
         let exe_only = parse("email-directory", "0.1.0", &dist, &email_targets()).unwrap();
         assert_eq!(exe_only.dll(), None);
+    }
+
+    #[test]
+    fn the_expected_wine_registration_error_is_read() {
+        assert_eq!(email().wine_registration_error, None);
+        let mut dist = email_dist();
+        dist["wine"] = json!({"registration-error": "WSCInstallNameSpaceEx"});
+        let d = parse("email-directory", "0.1.0", &dist, &email_targets()).unwrap();
+        assert_eq!(
+            d.wine_registration_error.as_deref(),
+            Some("WSCInstallNameSpaceEx")
+        );
+        dist["wine"] = json!({"registration-eror": "x"});
+        assert!(error(&dist).contains("unknown key `registration-eror` in wine"));
+        dist["wine"] = json!({"registration-error": ""});
+        assert!(error(&dist).contains("`registration-error` is empty"));
+        dist["wine"] = json!({"registration-error": "x"});
+        dist.as_object_mut().unwrap().remove("registration");
+        assert!(
+            error(&dist).contains("there is no [..dist.registration]"),
+            "{}",
+            error(&dist)
+        );
     }
 
     #[test]
