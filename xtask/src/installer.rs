@@ -228,6 +228,12 @@ pub struct Descriptor {
     pub com_server: Option<ComServer>,
     /// Values under `HKLM\Software\<manufacturer>\<product>`: name, MSI formatted text.
     pub registry: Vec<(String, String)>,
+    /// The largest size the release DLL (the package's cdylib) may have, in bytes:
+    /// `cargo xtask dist` fails above it.
+    pub max_dll_bytes: Option<u64>,
+    /// What the registration command's `install: failed: …` line must say under Wine (the
+    /// Wine tests' rollback step): `[package.metadata.winprov.dist.wine] registration-error`.
+    pub wine_registration_error: Option<String>,
 }
 
 impl Descriptor {
@@ -284,6 +290,15 @@ impl Descriptor {
 
     pub fn file(&self, id: &str) -> Option<&FileSpec> {
         self.files.iter().find(|f| f.id == id)
+    }
+
+    /// The package's DLL (its cdylib), if it installs it: the built file's name in
+    /// `target/<triple>/release`.
+    pub fn dll(&self) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.artifact == ArtifactKind::Cdylib)
+            .map(|f| f.source.as_str())
     }
 }
 
@@ -349,6 +364,8 @@ pub fn parse(
             "registration",
             "com-server",
             "registry",
+            "max-dll-bytes",
+            "wine",
         ],
         "the dist table",
     )?;
@@ -544,6 +561,36 @@ pub fn parse(
         }
     };
 
+    let max_dll_bytes = match dist.get("max-dll-bytes") {
+        None => None,
+        Some(value) => {
+            let bytes = value
+                .as_u64()
+                .filter(|&n| n > 0)
+                .context("dist: `max-dll-bytes` must be a positive whole number of bytes")?;
+            if !files.iter().any(|f| f.artifact == ArtifactKind::Cdylib) {
+                bail!(
+                    "dist: `max-dll-bytes` is given but no file is the DLL (artifact = \"cdylib\")"
+                );
+            }
+            Some(bytes)
+        }
+    };
+
+    let wine_registration_error = match dist.get("wine") {
+        None => None,
+        Some(value) => {
+            let what = "wine";
+            let wine = table(value, what)?;
+            only_keys(wine, &["registration-error"], what)?;
+            let error = optional(wine, "registration-error", what)?.map(str::to_string);
+            if error.is_some() && registration.is_none() {
+                bail!("wine: `registration-error` is given but there is no [..dist.registration]");
+            }
+            error
+        }
+    };
+
     Ok(Descriptor {
         package: package.to_string(),
         version: version.to_string(),
@@ -556,6 +603,8 @@ pub fn parse(
         registration,
         com_server,
         registry,
+        max_dll_bytes,
+        wine_registration_error,
     })
 }
 
@@ -1429,6 +1478,60 @@ mod tests {
         ];
         let e = parse("p", "0.1.0", &json!({"product": "P", "manufacturer": "M", "upgrade-code": "ff1b07fa-d6e7-4a4e-8d91-8812d8222ef6", "files": [{"artifact": "bin"}]}), &several).unwrap_err();
         assert!(format!("{e:#}").contains("several bin targets (a, b)"));
+    }
+
+    #[test]
+    fn a_dll_size_budget_is_read() {
+        assert_eq!(email().max_dll_bytes, None);
+        assert_eq!(email().dll(), Some("email_directory.dll"));
+        let mut dist = email_dist();
+        dist["max-dll-bytes"] = json!(409_600);
+        let d = parse("email-directory", "0.1.0", &dist, &email_targets()).unwrap();
+        assert_eq!(d.max_dll_bytes, Some(409_600));
+        for bad in [json!(0), json!(-1), json!(1.5), json!("400 KB")] {
+            dist["max-dll-bytes"] = bad.clone();
+            assert!(
+                error(&dist).contains("`max-dll-bytes` must be a positive whole number"),
+                "{bad}: {}",
+                error(&dist)
+            );
+        }
+        // A budget for a DLL the package does not install is a mistake.
+        dist["max-dll-bytes"] = json!(409_600);
+        dist["files"] = json!([{"artifact": "bin"}]);
+        dist.as_object_mut().unwrap().remove("service");
+        dist.as_object_mut().unwrap().remove("registration");
+        assert!(
+            error(&dist).contains("no file is the DLL"),
+            "{}",
+            error(&dist)
+        );
+        dist.as_object_mut().unwrap().remove("max-dll-bytes");
+        let exe_only = parse("email-directory", "0.1.0", &dist, &email_targets()).unwrap();
+        assert_eq!(exe_only.dll(), None);
+    }
+
+    #[test]
+    fn the_expected_wine_registration_error_is_read() {
+        assert_eq!(email().wine_registration_error, None);
+        let mut dist = email_dist();
+        dist["wine"] = json!({"registration-error": "WSCInstallNameSpaceEx"});
+        let d = parse("email-directory", "0.1.0", &dist, &email_targets()).unwrap();
+        assert_eq!(
+            d.wine_registration_error.as_deref(),
+            Some("WSCInstallNameSpaceEx")
+        );
+        dist["wine"] = json!({"registration-eror": "x"});
+        assert!(error(&dist).contains("unknown key `registration-eror` in wine"));
+        dist["wine"] = json!({"registration-error": ""});
+        assert!(error(&dist).contains("`registration-error` is empty"));
+        dist["wine"] = json!({"registration-error": "x"});
+        dist.as_object_mut().unwrap().remove("registration");
+        assert!(
+            error(&dist).contains("there is no [..dist.registration]"),
+            "{}",
+            error(&dist)
+        );
     }
 
     #[test]

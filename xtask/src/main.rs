@@ -35,10 +35,14 @@ usage: cargo xtask <command>
 commands:
   test [--no-wine]        format, clippy (Linux + Windows), unit/loom/trybuild/codegen tests,
                           Windows cross-build and the Wine ABI tests; installs prerequisites
-  dist [--wxs-only]       release Windows artifacts and an MSI per sample into target/dist/
-                          (--wxs-only: only the WiX sources, for candle/light on Windows)
-  msi-test [--no-wine]    only the MSI stages of `test`: build and check every sample's MSI,
-                          then install, upgrade, roll back and uninstall it under Wine
+  dist [--wxs-only] [-p <sample>]...
+                          release Windows artifacts and an MSI per sample into target/dist/
+                          (--wxs-only: only the WiX sources, for candle/light on Windows;
+                          -p: only these samples); fails when a DLL exceeds its budget
+  msi-test [--no-wine] [-p <sample>]...
+                          only the MSI stages of `test`: build and check every sample's MSI
+                          (or those named), then install, upgrade, roll back and uninstall it
+                          under Wine
   harness <name>...       only the named Wine ABI harnesses of `test` (e.g. base_host), their
                           DLLs built first
   codegen [--check]       regenerate bindings/src/*.rs from their args files

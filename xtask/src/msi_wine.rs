@@ -1,9 +1,10 @@
 //! The MSIs installed for real under Wine (`wine msiexec … /qn /l*v log`), in a fresh prefix of
 //! their own (`target/wine/msi-prefix`):
 //!
-//! 1. **rollback**: install with registration. Wine has no namespace-catalog (or TAPI)
-//!    functions, so the registration command fails, saying so; msiexec must roll everything
-//!    back: no file, registry value, service, CLSID key or product entry remains.
+//! 1. **rollback**: install with registration. Wine has no namespace-catalog (nor TAPI, nor
+//!    layer-install) functions, so the registration command fails, saying so (what it says, when
+//!    the descriptor's `[..dist.wine] registration-error` gives it); msiexec must roll
+//!    everything back: no file, registry value, service, CLSID key or product entry remains.
 //! 2. **install** with `SKIPREGISTRATION=1`: the files land in Program Files (or System32),
 //!    the registry values, the service and a COM server's CLSID keys (`InprocServer32` = the
 //!    installed DLL) exist, the product is registered once, and the registration command did
@@ -490,6 +491,13 @@ fn test_sample(
                     )
                 },
             );
+            // The reason the descriptor expects under Wine (`[..dist.wine] registration-error`).
+            if let Some(expected) = &d.wine_registration_error {
+                e.that(
+                    new.iter().any(|line| line.contains(expected.as_str())),
+                    || format!("the registration failed, but not with {expected:?}: {new:?}"),
+                );
+            }
         }
         check_removed(&mut e, &layout, d)?;
         e.finish("a failed registration rolls the installation back", &run)?;

@@ -96,7 +96,7 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
             prefix.wait()
         });
     }
-    msi_stages(&mut stages, handoffs, wine);
+    msi_stages(&mut stages, handoffs, wine, &[]);
     stages
 }
 
@@ -168,11 +168,16 @@ fn loom_commands(runs: &[LoomRun]) -> Vec<Command> {
         .collect()
 }
 
-/// The MSI stages: build and check the installers, then (with Wine) install, upgrade, roll
-/// back and uninstall them.
-fn msi_stages<'a>(stages: &mut Stages<'a>, handoffs: &'a Handoffs, wine: bool) {
-    stages.add("MSIs (release build, wixl, table checks)", || {
-        handoffs.installers.put(msi_build()?)
+/// The MSI stages: build and check the installers of `packages` (every sample's when empty),
+/// then (with Wine) install, upgrade, roll back and uninstall them.
+fn msi_stages<'a>(
+    stages: &mut Stages<'a>,
+    handoffs: &'a Handoffs,
+    wine: bool,
+    packages: &'a [String],
+) {
+    stages.add("MSIs (release build, wixl, table checks)", move || {
+        handoffs.installers.put(msi_build(packages)?)
     });
     if wine {
         stages.add(
@@ -184,18 +189,19 @@ fn msi_stages<'a>(stages: &mut Stages<'a>, handoffs: &'a Handoffs, wine: bool) {
 
 /// `cargo xtask msi-test`: the MSI stages of `cargo xtask test` alone.
 pub fn run_msi(args: &[String]) -> Result<()> {
-    let wine = match args {
+    let (flags, packages) = crate::dist::package_args(args)?;
+    let wine = match flags.as_slice() {
         [] => true,
         [flag] if flag == "--no-wine" => false,
-        _ => bail!("msi-test takes only --no-wine"),
+        _ => bail!("msi-test takes only --no-wine and -p <package>"),
     };
     let handoffs = Handoffs::new();
-    msi_plan(&handoffs, wine).run()?;
+    msi_plan(&handoffs, wine, &packages).run()?;
     Ok(())
 }
 
 /// The stages of `cargo xtask msi-test`.
-fn msi_plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
+fn msi_plan<'a>(handoffs: &'a Handoffs, wine: bool, packages: &'a [String]) -> Stages<'a> {
     let mut stages = Stages::new();
     stages.add("prerequisites", move || {
         prereq::ensure(Need::Dist)?;
@@ -204,15 +210,15 @@ fn msi_plan(handoffs: &Handoffs, wine: bool) -> Stages<'_> {
         }
         Ok(())
     });
-    msi_stages(&mut stages, handoffs, wine);
+    msi_stages(&mut stages, handoffs, wine, packages);
     stages
 }
 
-/// Builds every sample's MSI into `target/dist` (the table checks run on each) and proves that
-/// the checks can fail: each MSI must be rejected against a descriptor with another upgrade code
-/// or version.
-fn msi_build() -> Result<Vec<Descriptor>> {
-    let descriptors = crate::dist::descriptors()?;
+/// Builds the MSI of each sample of `packages` (every sample's when empty) into `target/dist`
+/// (the table checks run on each) and proves that the checks can fail: each MSI must be
+/// rejected against a descriptor with another upgrade code or version.
+fn msi_build(packages: &[String]) -> Result<Vec<Descriptor>> {
+    let descriptors = crate::dist::select(crate::dist::descriptors()?, packages)?;
     crate::dist::release_build(&descriptors)?;
     let dist = target_dir().join("dist");
     for d in &descriptors {
@@ -395,10 +401,13 @@ mod tests {
         assert_eq!(with_wine.len(), 13);
         assert_eq!(without_wine.len(), 9);
         assert_eq!(
-            msi_plan(&handoffs, true).names(),
+            msi_plan(&handoffs, true, &[]).names(),
             ["prerequisites", msi, msi_wine]
         );
-        assert_eq!(msi_plan(&handoffs, false).names(), ["prerequisites", msi]);
+        assert_eq!(
+            msi_plan(&handoffs, false, &[]).names(),
+            ["prerequisites", msi]
+        );
     }
 
     /// The loom and stress commands of this workspace: those `cargo xtask test` ran when it

@@ -21,7 +21,10 @@
 //! functions, the return value itself for `WSCWriteProviderOrder` / `WSCWriteProviderOrder32`.
 //! The functions Wine's `ws2_32.dll` lacks (every `…32` one, `WSCInstallProviderAndChains*`,
 //! `WSCSetProviderInfo`) are resolved by name when called, so a program that can install a layer
-//! still loads there, and reports [`WscError::Unavailable`].
+//! still loads there, and reports [`WscError::Unavailable`]. Without `WSCEnumProtocols32` there
+//! is no 32-bit catalog to reach: `abi::System`'s [`views`](CatalogWriter::views) is then
+//! `[Native]` alone, so reading the catalog, and removing a layer that is not installed, work
+//! there; installing fails with `WSCInstallProviderAndChains64_32` unavailable.
 //!
 //! On Windows, `abi::System` (the read side's [`Catalog`](crate::abi::Catalog)
 //! too) implements [`CatalogWriter`] with ws2_32. With the feature `testing`,
@@ -162,7 +165,8 @@ impl std::error::Error for WscError {}
 /// documented behaviour of that call, which `testing::catalog::Simulated` plays.
 pub trait CatalogWriter {
     /// The catalogs this system keeps: `[Native, Wow64]` on 64-bit Windows, `[Native]` for an
-    /// x86 build. [`Native`](View::Native) comes first.
+    /// x86 build (and where ws2_32 has no `WSCEnumProtocols32`: Wine's). [`Native`](View::Native)
+    /// comes first.
     fn views(&self) -> Vec<View>;
 
     /// Every entry of the catalog, layers' hidden entries included, in catalog order
@@ -355,9 +359,16 @@ mod system {
     impl CatalogWriter for System {
         fn views(&self) -> Vec<View> {
             if cfg!(target_arch = "x86") {
-                vec![View::Native]
-            } else {
+                return vec![View::Native];
+            }
+            // A ws2_32 without WSCEnumProtocols32 (Wine's) gives no access to a 32-bit catalog:
+            // the native one is all this system has. Every 64-bit Windows exports it.
+            // SAFETY: `EnumProtocols32` is WSCEnumProtocols32's prototype; it is not called.
+            let wow64 = unsafe { Ws2::function::<EnumProtocols32>(c"WSCEnumProtocols32") };
+            if wow64.is_ok() {
                 vec![View::Native, View::Wow64]
+            } else {
+                vec![View::Native]
             }
         }
 
