@@ -39,12 +39,11 @@ use std::time::{Duration, Instant};
 use winprov_bindings::windows_core::{GUID, PSTR};
 use winprov_bindings::ws2spi::{
     LPWSAOVERLAPPED_COMPLETION_ROUTINE, OVERLAPPED, SOCKET, WSABUF, WSAPROTOCOL_INFOW, WSATHREADID,
-    WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE,
 };
 use winprov_wsp::Layer;
-use winprov_wsp::abi::{Base, Export, InProcess, Layered, Process, Socket};
+use winprov_wsp::abi::Socket;
 use winprov_wsp::layer::{Handles, Ifs, NonIfs, Opened};
-use winprov_wsp::memory::Memory;
+use winprov_wsp::testing::stack;
 use winprov_wsp::testing::winsock::{self, Winsock};
 
 // ---------------------------------------------------------------------------------------------
@@ -221,74 +220,9 @@ impl Args {
 // The providers: the base alone, and a transparent layer of each kind over the same base.
 
 const LAYER_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_1a7e_0000_0000_00b1);
-const BASE_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_ba5e_0000_0000_00b1);
-const BASE_DLL: &str = "%SystemRoot%\\system32\\winprov-base.dll";
-
-/// The layer's hidden entry.
-const HIDDEN: u32 = 3001;
-/// The base provider's entry.
-const BASE_TCP: u32 = 3002;
-/// [layer, base].
-const CHAIN: u32 = 3003;
-
 const AF: i32 = 2;
 const SOCK_STREAM: i32 = 1;
 const IPPROTO_TCP: i32 = 6;
-
-fn entry(id: u32, provider: GUID, chain: &[u32]) -> WSAPROTOCOL_INFOW {
-    let mut info = WSAPROTOCOL_INFOW {
-        ProviderId: provider,
-        dwCatalogEntryId: id,
-        iVersion: 2,
-        iAddressFamily: AF,
-        iMaxSockAddr: 16,
-        iMinSockAddr: 16,
-        iSocketType: SOCK_STREAM,
-        iProtocol: IPPROTO_TCP,
-        ..WSAPROTOCOL_INFOW::default()
-    };
-    info.ProtocolChain.ChainLen = chain.len() as i32;
-    info.ProtocolChain.ChainEntries[..chain.len()].copy_from_slice(chain);
-    info
-}
-
-fn base_entry() -> WSAPROTOCOL_INFOW {
-    entry(BASE_TCP, BASE_ID, &[BASE_TCP])
-}
-
-fn chain_entry() -> WSAPROTOCOL_INFOW {
-    entry(CHAIN, LAYER_ID, &[HIDDEN, BASE_TCP])
-}
-
-enum BaseExport {}
-
-static BASE: Process<Base<Memory>> = Process::new(|| {
-    Base::new(Memory::new()).completing_with(winsock::WPUCompleteOverlappedRequest)
-});
-
-impl Export for BaseExport {
-    type Dispatch = Base<Memory>;
-    fn process() -> &'static Process<Base<Memory>> {
-        &BASE
-    }
-}
-
-unsafe extern "system" fn base_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: forwarded from the simulator or the layer, under WSPStartup's contract.
-    unsafe { winprov_wsp::abi::startup::startup::<BaseExport>(version, data, info, upcalls, table) }
-}
-
-fn catalog() -> InProcess {
-    let entries = vec![entry(HIDDEN, LAYER_ID, &[]), base_entry(), chain_entry()];
-    // SAFETY: `base_startup` is the base's generated WSPStartup (abi::startup::startup).
-    unsafe { InProcess::new(entries).with_provider(BASE_ID, BASE_DLL, Some(base_startup)) }
-}
 
 /// A transparent layer: no state, no hook (each passes down, the trait's default).
 struct Transparent<H>(PhantomData<H>);
@@ -301,53 +235,8 @@ impl<H: Handles> Layer for Transparent<H> {
     fn open(&self, _: &Opened<'_>) {}
 }
 
-type IfsLayer = Layered<Transparent<Ifs>, InProcess>;
-type NonIfsLayer = Layered<Transparent<NonIfs>, InProcess>;
-
-enum IfsExport {}
-enum NonIfsExport {}
-
-static IFS: Process<IfsLayer> = Process::new(|| Layered::new(Transparent(PhantomData), catalog()));
-static NON_IFS: Process<NonIfsLayer> =
-    Process::new(|| Layered::new(Transparent(PhantomData), catalog()));
-
-impl Export for IfsExport {
-    type Dispatch = IfsLayer;
-    fn process() -> &'static Process<IfsLayer> {
-        &IFS
-    }
-}
-
-impl Export for NonIfsExport {
-    type Dispatch = NonIfsLayer;
-    fn process() -> &'static Process<NonIfsLayer> {
-        &NON_IFS
-    }
-}
-
-unsafe extern "system" fn ifs_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: forwarded from the simulator, under WSPStartup's contract.
-    unsafe { winprov_wsp::abi::startup::startup::<IfsExport>(version, data, info, upcalls, table) }
-}
-
-unsafe extern "system" fn non_ifs_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: as above.
-    unsafe {
-        winprov_wsp::abi::startup::startup::<NonIfsExport>(version, data, info, upcalls, table)
-    }
-}
+winprov_wsp::layer_process!(mod ifs: Transparent<Ifs> = || Transparent(PhantomData));
+winprov_wsp::layer_process!(mod non_ifs: Transparent<NonIfs> = || Transparent(PhantomData));
 
 /// One of the three setups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,16 +263,16 @@ impl Kind {
 
     fn startup(self) -> winsock::Startup {
         match self {
-            Kind::Base => base_startup,
-            Kind::NonIfs => non_ifs_startup,
-            Kind::Ifs => ifs_startup,
+            Kind::Base => stack::base_startup(),
+            Kind::NonIfs => non_ifs::startup,
+            Kind::Ifs => ifs::startup,
         }
     }
 
     fn entry(self) -> WSAPROTOCOL_INFOW {
         match self {
-            Kind::Base => base_entry(),
-            Kind::NonIfs | Kind::Ifs => chain_entry(),
+            Kind::Base => stack::base_entry(),
+            Kind::NonIfs | Kind::Ifs => stack::chain_entry(LAYER_ID, 0),
         }
     }
 
@@ -391,8 +280,8 @@ impl Kind {
     fn layer_sockets(self) -> usize {
         match self {
             Kind::Base => 0,
-            Kind::NonIfs => NON_IFS.dispatch().map_or(0, |d| d.sockets()),
-            Kind::Ifs => IFS.dispatch().map_or(0, |d| d.sockets()),
+            Kind::NonIfs => non_ifs::PROCESS.dispatch().map_or(0, |d| d.sockets()),
+            Kind::Ifs => ifs::PROCESS.dispatch().map_or(0, |d| d.sockets()),
         }
     }
 }
@@ -634,7 +523,7 @@ impl Setup {
         }
         assert_eq!(self.kind.layer_sockets(), 0, "every socket closed");
         drop(self.ws.finish());
-        assert_eq!(BASE.startups(), 0, "the base cleaned up");
+        assert_eq!(stack::base().startups(), 0, "the base cleaned up");
     }
 }
 

@@ -14,77 +14,17 @@ use traffic_meter::TrafficMeter;
 use traffic_meter::figures::{Connection, Endpoint, Figures, Line, LocalEnd, PeerEnd};
 use traffic_meter::identity::PROVIDER_ID;
 use traffic_meter::log::LogConfig;
-use winprov_bindings::windows_core::GUID;
-use winprov_bindings::ws2spi::{WSAPROTOCOL_INFOW, WSPDATA, WSPPROC_TABLE, WSPUPCALLTABLE};
 use winprov_wsp::WsaError;
-use winprov_wsp::abi::{Base, Export, InProcess, Layered, Linger, Process, Socket};
-use winprov_wsp::memory::Memory;
-use winprov_wsp::testing::winsock::{self, Winsock};
+use winprov_wsp::abi::{Linger, Socket};
+use winprov_wsp::testing::stack;
+use winprov_wsp::testing::winsock::Winsock;
 
-const BASE_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_ba5e_0000_0000_00f1);
-const BASE_DLL: &str = "%SystemRoot%\\system32\\winprov-base.dll";
-const HIDDEN: u32 = 3001;
-const BASE_TCP: u32 = 3002;
-const CHAIN: u32 = 3003;
 const AF: i32 = 2;
 const SOCK_STREAM: i32 = 1;
 const SD_SEND: i32 = 1;
 
-fn entry(id: u32, provider: GUID, chain: &[u32]) -> WSAPROTOCOL_INFOW {
-    let mut info = WSAPROTOCOL_INFOW {
-        ProviderId: provider,
-        dwCatalogEntryId: id,
-        iVersion: 2,
-        iAddressFamily: AF,
-        iMaxSockAddr: 28,
-        iMinSockAddr: 16,
-        iSocketType: SOCK_STREAM,
-        iProtocol: 6,
-        ..WSAPROTOCOL_INFOW::default()
-    };
-    info.ProtocolChain.ChainLen = chain.len() as i32;
-    info.ProtocolChain.ChainEntries[..chain.len()].copy_from_slice(chain);
-    info
-}
-
-// The base provider: `abi::Base` over the in-memory transport, with a `WSPStartup` of its own.
-
-enum BaseExport {}
-
-static BASE: Process<Base<Memory>> = Process::new(|| {
-    Base::new(Memory::new()).completing_with(winsock::WPUCompleteOverlappedRequest)
-});
-
-impl Export for BaseExport {
-    type Dispatch = Base<Memory>;
-    fn process() -> &'static Process<Base<Memory>> {
-        &BASE
-    }
-}
-
-unsafe extern "system" fn base_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: forwarded from the layer, under WSPStartup's contract.
-    unsafe { winprov_wsp::abi::startup::startup::<BaseExport>(version, data, info, upcalls, table) }
-}
-
-fn catalog() -> InProcess {
-    let entries = vec![
-        entry(HIDDEN, PROVIDER_ID, &[]),
-        entry(BASE_TCP, BASE_ID, &[BASE_TCP]),
-        entry(CHAIN, PROVIDER_ID, &[HIDDEN, BASE_TCP]),
-    ];
-    // SAFETY: `base_startup` is the base's generated WSPStartup (abi::startup::startup).
-    unsafe { InProcess::new(entries).with_provider(BASE_ID, BASE_DLL, Some(base_startup)) }
-}
-
-// The meter, as `export_provider!(layer: …)` serves it, but over the in-process catalog and
-// with its log in a directory of the test's own.
+// The meter, as `export_provider!(layer: …)` serves it, but over the in-process catalog of
+// `testing::stack` and with its log in a directory of the test's own.
 
 /// Called once, when the layer is made: an empty directory under the target's.
 fn log_config() -> LogConfig {
@@ -96,41 +36,15 @@ fn log_config() -> LogConfig {
     }
 }
 
-enum MeterExport {}
-
-static METER: Process<Layered<TrafficMeter, InProcess>> =
-    Process::new(|| Layered::new(TrafficMeter::new(Some(log_config())), catalog()));
-
-impl Export for MeterExport {
-    type Dispatch = Layered<TrafficMeter, InProcess>;
-    fn process() -> &'static Process<Self::Dispatch> {
-        &METER
-    }
-}
-
-unsafe extern "system" fn meter_startup(
-    version: u16,
-    data: *const WSPDATA,
-    info: *const WSAPROTOCOL_INFOW,
-    upcalls: WSPUPCALLTABLE,
-    table: *mut WSPPROC_TABLE,
-) -> i32 {
-    // SAFETY: forwarded from the simulator, under WSPStartup's contract.
-    unsafe {
-        winprov_wsp::abi::startup::startup::<MeterExport>(version, data, info, upcalls, table)
-    }
-}
+winprov_wsp::layer_process!(mod stacked: TrafficMeter = || TrafficMeter::new(Some(log_config())));
 
 fn start() -> Winsock {
-    Winsock::start(
-        meter_startup,
-        entry(CHAIN, PROVIDER_ID, &[HIDDEN, BASE_TCP]),
-    )
-    .expect("the layer's WSPStartup")
+    Winsock::start(stacked::startup, stack::chain_entry(PROVIDER_ID, 0))
+        .expect("the layer's WSPStartup")
 }
 
 fn meter() -> &'static TrafficMeter {
-    METER.dispatch().expect("started").layer()
+    stacked::layer()
 }
 
 /// The log's lines so far.
@@ -267,7 +181,7 @@ fn the_figures_equal_the_bytes_the_application_moved_both_ways() {
     let mut unknown = unknown_before.unwrap_or_default();
     unknown.add(&server_end);
     assert_eq!(figures.endpoints[&Endpoint::Unknown], unknown);
-    assert_eq!(METER.dispatch().unwrap().sockets(), 0);
+    assert_eq!(stacked::PROCESS.dispatch().unwrap().sockets(), 0);
     ws.finish();
 }
 
