@@ -565,14 +565,9 @@ impl fmt::Display for InstallError {
     }
 }
 
-impl std::error::Error for InstallError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Failed { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}
+/// The system's error is part of the message (`Failed`'s text is the call's), so it is not a
+/// `source` too: a chain of messages would say it twice.
+impl std::error::Error for InstallError {}
 
 /// Why [`uninstall`] failed. A refusal removes nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -637,14 +632,8 @@ impl fmt::Display for UninstallError {
     }
 }
 
-impl std::error::Error for UninstallError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Failed(error) => Some(error),
-            _ => None,
-        }
-    }
-}
+/// As for [`InstallError`]: `Failed` says the system's error itself.
+impl std::error::Error for UninstallError {}
 
 // ---------------------------------------------------------------------------------------------
 // Reading
