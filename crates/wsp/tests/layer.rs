@@ -298,7 +298,7 @@ fn non_ifs_data_passes_through_unchanged_and_the_layer_sees_it() {
 }
 
 #[test]
-fn an_ifs_layer_hands_out_the_base_handles() {
+fn r_wsp_4_an_ifs_layer_hands_out_the_handles_the_base_made_for_its_own_entry() {
     let ws = start::<IfsKind>();
     let socket = ws.socket(AF, SOCK_STREAM, 6).unwrap();
     let handle = ws
