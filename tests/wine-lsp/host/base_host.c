@@ -348,8 +348,7 @@ static void test_udp(void)
 static void test_graceful(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     HANDLE event = CreateEventA(NULL, TRUE, FALSE, NULL);
     int rc = L.lpWSPEventSelect(base, event, FD_READ | FD_CLOSE, &err);
@@ -424,8 +423,7 @@ static void test_graceful(void)
 static void test_disconnect(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     int rc = L.lpWSPSendDisconnect(base, NULL, &err);
     char got[16];
@@ -457,8 +455,7 @@ static void test_disconnect(void)
 static void test_linger_reset(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     struct linger hard = {1, 0}, read_back = {0, 7};
     INT len = sizeof read_back;
@@ -493,8 +490,7 @@ static void test_linger_reset(void)
     p_closesocket(peer);
 
     /* The peer resets: the base's waiting WSPRecv fails with WSAECONNRESET. */
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     HANDLE event = CreateEventA(NULL, TRUE, FALSE, NULL);
     L.lpWSPEventSelect(base, event, FD_CLOSE, &err);
     op_init(&waiting, 1);
@@ -535,8 +531,7 @@ static void test_linger_reset(void)
 static void test_shutdown_receive(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     int rc = lshutdown(base, SD_RECEIVE);
     char got[16];
@@ -558,8 +553,7 @@ static void test_shutdown_receive(void)
     p_closesocket(peer);
 
     /* A receive waiting when SD_RECEIVE comes. */
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     op_t waiting;
     op_init(&waiting, 1);
     op_recv(base, &waiting, NULL);
@@ -578,8 +572,7 @@ static void test_shutdown_receive(void)
     p_closesocket(peer);
 
     /* Data already queued when SD_RECEIVE comes. */
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     peer_send_text(peer, "queued");
     Sleep(50);
     rc = lshutdown(base, SD_RECEIVE);
@@ -599,8 +592,7 @@ static void test_shutdown_receive(void)
 static void test_overlapped(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     WSP_BASE_STATS before = stats_now();
     op_t op;
     op_init(&op, 1);
@@ -683,8 +675,7 @@ static void test_abort_on_close(void)
     p_closesocket(other);
 
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     op_t by_event, by_routine;
     op_init(&by_event, 1);
     op_init(&by_routine, 0);
@@ -729,8 +720,7 @@ static void test_abort_on_close(void)
 static void test_completion_port(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     HANDLE port = CreateIoCompletionPort((HANDLE)base, NULL, KEY, 0);
     CHECK(port != NULL, "CreateIoCompletionPort takes the base's socket handle (%lu)",
           port ? 0 : GetLastError());
@@ -802,8 +792,7 @@ static void test_completion_port(void)
 static void test_duplicate(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     WSAPROTOCOL_INFOW info;
     memset(&info, 0, sizeof info);
     INT err = 0;
@@ -837,8 +826,7 @@ static void test_async_select(void)
         return;
     }
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     int rc = L.lpWSPAsyncSelect(base, window, WM_BASE_SOCKET, FD_READ, &err);
     peer_send_text(peer, "msg");

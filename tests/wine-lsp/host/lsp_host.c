@@ -306,8 +306,7 @@ static void test_stream(void)
 static void test_graceful(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     counters_t c0 = counters_now();
     INT err = 0;
     int sent = lsend_text(layer, "bye", &err);
@@ -344,8 +343,7 @@ static void test_graceful(void)
 static void test_linger_reset(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     counters_t c0 = counters_now();
     WSP_BASE_STATS b0 = stats_now();
     INT err = 0;
@@ -391,8 +389,7 @@ static void test_linger_reset(void)
 static void test_shutdown_receive(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     INT err = 0;
     int rc = lshutdown(layer, SD_RECEIVE);
     char got[16];
@@ -431,8 +428,7 @@ static int threads_without_relay;
 static void test_overlapped(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     counters_t c0 = counters_now();
     LONG completes0 = calls.complete, events0 = calls.complete_events,
          packets0 = calls.complete_packets, apcs0 = calls.queue_apc;
@@ -576,8 +572,7 @@ static void test_overlapped(void)
 static void test_panic(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     static char data[PANIC_AFTER];
     memset(data, 'p', sizeof data);
     counters_t c0 = counters_now();
@@ -650,8 +645,7 @@ static void test_threads(void)
 static void test_final_cleanup(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     INT err = 0;
     SOCKET left = lsock(&err);
     HANDLE port = host_associate(layer, NULL, KEY);
@@ -729,14 +723,8 @@ static void test_final_cleanup(void)
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc < 3) {
-        fprintf(stderr, "usage: lsp_host.exe <layer.dll> <wsp_base.dll>\n");
-        return 2;
-    }
-    DWORD began = GetTickCount();
-    host_setup(argv, &LAYER_ID, L"winprov Wine test layer",
-               L"winprov Wine test layer over TCP/IPv4");
+    DWORD began = host_begin(argc, argv, "lsp_host.exe", &LAYER_ID, L"winprov Wine test layer",
+                             L"winprov Wine test layer over TCP/IPv4");
 
     /* The layer's counters file, then the layer. */
     if (!GetFullPathNameA(COUNTERS_FILE, MAX_PATH, counters_path, NULL))

@@ -299,14 +299,8 @@ static moved_t connection_c(void)
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc < 3) {
-        fprintf(stderr, "usage: meter_host.exe <traffic_meter.dll> <wsp_base.dll>\n");
-        return 2;
-    }
-    DWORD began = GetTickCount();
-    host_setup(argv, &METER_ID, L"winprov traffic meter",
-               L"winprov traffic meter over TCP/IPv4");
+    DWORD began = host_begin(argc, argv, "meter_host.exe", &METER_ID, L"winprov traffic meter",
+                             L"winprov traffic meter over TCP/IPv4");
     for (int i = 0; i < (int)sizeof pattern; i++)
         pattern[i] = (char)('a' + i % 26);
 

@@ -896,6 +896,13 @@ static int connect_pair(SOCKET *layer, SOCKET *peer)
     return connect_pair_port(layer, peer, NULL);
 }
 
+/* connect_pair, or the harness gives up. */
+static void pair_or_bail(SOCKET *s, SOCKET *peer)
+{
+    if (connect_pair(s, peer))
+        bail("no pair");
+}
+
 /* A listener of the provider's on 127.0.0.1 (its address in *name, `backlog` its queue) and a
  * ws2_32 client connecting to it: 1 if both did. */
 static int listen_and_connect(SOCKET *listener, SOCKET *client, struct sockaddr_in *name,
@@ -1262,6 +1269,21 @@ static void host_setup(char **argv, const GUID *layer_id, const WCHAR *name,
     CHECK(base_stats != NULL, "LoadLibrary(%s): BaseStats resolves", argv[2]);
     if (!base_stats)
         bail("the base");
+}
+
+/* A layer harness's start: unbuffered output, the arguments (`exe` <layer.dll> <wsp_base.dll>)
+ * and host_setup; returns the tick count it began at. */
+static DWORD host_begin(int argc, char **argv, const char *exe, const GUID *layer_id,
+                        const WCHAR *name, const WCHAR *chain_name)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s <layer.dll> <wsp_base.dll>\n", exe);
+        ExitProcess(2);
+    }
+    DWORD began = GetTickCount();
+    host_setup(argv, layer_id, name, chain_name);
+    return began;
 }
 
 /* The layer DLL (argv[1]): loaded, its WSPStartup resolved. */
