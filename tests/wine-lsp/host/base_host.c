@@ -8,12 +8,13 @@
  *
  * The ABI is taken from mingw-w64's ws2spi.h / winsock2.h: WSPStartup is called
  * through an LPWSPSTARTUP, every slot through the table's LPWSP* pointers, and the host's side
- * of the provider -- the upcall table -- is implemented here: WPUModifyIFSHandle, which an IFS
- * provider calls for each new socket, records the handle and its catalog entry; every other
- * upcall only counts (the base needs none of them). The peers the base talks to are the
- * harness's own sockets, of Wine's ws2_32, loaded with LoadLibrary and its functions typed by
- * their winsock2.h prototypes. The base's catalog entry is Wine's own TCP/IPv4 entry
- * (WSAEnumProtocolsW) with the harness's catalog id.
+ * of the provider -- the upcall table -- is ws2_host.h's, shared with the layers' harnesses:
+ * WPUModifyIFSHandle, which an IFS provider calls for each new socket, records the handle, its
+ * catalog entry and the upcall table it came through; every upcall is counted, and the base
+ * makes none but that one. The peers the base talks to are the harness's own sockets, of Wine's
+ * ws2_32, loaded with LoadLibrary and its functions typed by their winsock2.h prototypes. The
+ * base's catalog entries are Wine's own TCP/IPv4 and UDP/IPv4 entries (WSAEnumProtocolsW) with
+ * the harness's catalog ids.
  *
  * What Wine 8.0 (Debian 8.0~repack-4) does where it matters, asserted below (what Windows
  * documents in brackets where Wine differs; the SCENARIO NOTES at each test say more):
@@ -41,561 +42,37 @@
  * Built and run by `cargo xtask test` (x86_64-w64-mingw32-gcc, then wine, cwd = target/wine/bin);
  * the base DLL is built from its `wine-c-dlls` declaration.
  */
-#include <winsock2.h>
-#include <ws2tcpip.h>
-#include <ws2spi.h>
-#include <windows.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-
-#include "../base/wsp_base.h"
+#include "ws2_host.h"
 
 /* The catalog entry id the harness gives the base. */
 #define CATALOG 3001
-#define WAIT_MS 5000
-/* How long a peer waits for a reset that must not come. */
-#define QUIET_MS 300
-#define THREADS 64
-#define THREAD_BYTES 100
-#define KEY 0x5EED
 #define WM_BASE_SOCKET (WM_USER + 9)
 /* Status codes the OVERLAPPED's Internal holds, and one Win32 error, that the headers the
  * harness includes leave out. */
-#define NT_STATUS_CANCELLED 0xC0000120u
 #define NT_STATUS_HANDLES_CLOSED 0x8000000Au
 #define WIN32_ERROR_HANDLES_CLOSED 676u
 
-_Static_assert(sizeof(WSPPROC_TABLE) == WSP_BASE_SLOT_COUNT * sizeof(void *),
-               "WSPPROC_TABLE has the 30 slots wsp_base.h names");
-
 /* ------------------------------------------------------------------------------------------- */
-/* Checks and output.                                                                          */
-
-static int passed, failed, numbered;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        int ok_ = (cond) ? 1 : 0;                                                                  \
-        numbered++;                                                                                \
-        if (ok_) {                                                                                 \
-            passed++;                                                                              \
-            printf("ok %d - ", numbered);                                                          \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("not ok %d - ", numbered);                                                      \
-        }                                                                                          \
-        printf(__VA_ARGS__);                                                                       \
-        if (!ok_)                                                                                  \
-            printf("  [failed: %s, line %d]", #cond, __LINE__);                                    \
-        printf("\n");                                                                              \
-        fflush(stdout);                                                                            \
-    } while (0)
-
-#define NOTE(...)                                                                                  \
-    do {                                                                                           \
-        printf("# ");                                                                              \
-        printf(__VA_ARGS__);                                                                       \
-        printf("\n");                                                                              \
-        fflush(stdout);                                                                            \
-    } while (0)
-
-static int finish(void)
-{
-    printf("%d passed, %d failed\n", passed, failed);
-    fflush(stdout);
-    return failed ? 1 : 0;
-}
-
-static void bail(const char *why)
-{
-    failed++;
-    printf("not ok %d - %s (bailing out)\n", ++numbered, why);
-    finish();
-    ExitProcess(2);
-}
-
-/* ------------------------------------------------------------------------------------------- */
-/* Wine's ws2_32 (the peers) and user32 (WSPAsyncSelect's window), typed by their prototypes.  */
-
-#define WS2_32(X)                                                                                  \
-    X(WSAStartup)                                                                                  \
-    X(WSACleanup)                                                                                  \
-    X(WSAGetLastError)                                                                             \
-    X(WSAEnumProtocolsW)                                                                           \
-    X(WSASocketW)                                                                                  \
-    X(WSARecv)                                                                                     \
-    X(WSAGetOverlappedResult)                                                                      \
-    X(socket)                                                                                      \
-    X(bind)                                                                                        \
-    X(listen)                                                                                      \
-    X(accept)                                                                                      \
-    X(connect)                                                                                     \
-    X(send)                                                                                        \
-    X(recv)                                                                                        \
-    X(sendto)                                                                                      \
-    X(recvfrom)                                                                                    \
-    X(closesocket)                                                                                 \
-    X(shutdown)                                                                                    \
-    X(setsockopt)                                                                                  \
-    X(getsockname)                                                                                 \
-    X(select)                                                                                      \
-    X(ioctlsocket)
+/* user32 (WSPAsyncSelect's window), typed by the prototypes.                                 */
 
 #define USER32(X)                                                                                  \
     X(CreateWindowExA)                                                                             \
     X(DestroyWindow)                                                                               \
     X(PeekMessageA)
 
-#define DECLARE_POINTER(name) static __typeof__(&name) p_##name;
-WS2_32(DECLARE_POINTER)
 USER32(DECLARE_POINTER)
 
-static LPWSPSTARTUP wsp_startup;
-static LPWSP_BASE_STATS base_stats;
-
 /* ------------------------------------------------------------------------------------------- */
-/* The host's side: the upcall table.                                                          */
+/* The base's catalog entries, and its sockets.                                                */
 
-static CRITICAL_SECTION log_lock;
-
-#define MAX_IFS 512
-typedef struct {
-    DWORD catalog;
-    SOCKET proposed;
-    int table; /* 1 or 2: which startup's upcall table */
-} ifs_call_t;
-static ifs_call_t ifs_calls[MAX_IFS];
-static LONG ifs_count;
-/* Makes WPUModifyIFSHandle refuse the next handle with this error. */
-static volatile LONG refuse_next;
-/* Every other upcall: none of them may be called. */
-static volatile LONG other_upcalls;
-
-static SOCKET record_ifs(DWORD catalog, SOCKET proposed, LPINT err, int table)
-{
-    LONG refuse = InterlockedExchange(&refuse_next, 0);
-    EnterCriticalSection(&log_lock);
-    if (ifs_count < MAX_IFS)
-        ifs_calls[ifs_count++] = (ifs_call_t){catalog, proposed, table};
-    LeaveCriticalSection(&log_lock);
-    if (refuse) {
-        *err = refuse;
-        return INVALID_SOCKET;
-    }
-    return proposed;
-}
-
-static SOCKET WSPAPI wpu_modify_ifs_handle(DWORD catalog, SOCKET proposed, LPINT err)
-{
-    return record_ifs(catalog, proposed, err, 1);
-}
-
-static SOCKET WSPAPI wpu_modify_ifs_handle_2(DWORD catalog, SOCKET proposed, LPINT err)
-{
-    return record_ifs(catalog, proposed, err, 2);
-}
-
-/* The WPUModifyIFSHandle call for `s`, or NULL; under log_lock. */
-static const ifs_call_t *ifs_call_of(SOCKET s)
-{
-    for (LONG i = ifs_count - 1; i >= 0; i--)
-        if (ifs_calls[i].proposed == s)
-            return &ifs_calls[i];
-    return NULL;
-}
-
-static int ifs_of_catalog(SOCKET s, int table)
-{
-    EnterCriticalSection(&log_lock);
-    const ifs_call_t *c = ifs_call_of(s);
-    int ok = c && c->catalog == CATALOG && c->table == table;
-    LeaveCriticalSection(&log_lock);
-    return ok;
-}
-
-static BOOL WSPAPI wpu_close_event(WSAEVENT event, LPINT err)
-{
-    (void)event, (void)err;
-    InterlockedIncrement(&other_upcalls);
-    return FALSE;
-}
-
-static int WSPAPI wpu_close_socket_handle(SOCKET s, LPINT err)
-{
-    (void)s;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return SOCKET_ERROR;
-}
-
-static WSAEVENT WSPAPI wpu_create_event(LPINT err)
-{
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return NULL;
-}
-
-static SOCKET WSPAPI wpu_create_socket_handle(DWORD catalog, DWORD_PTR context, LPINT err)
-{
-    (void)catalog, (void)context;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return INVALID_SOCKET;
-}
-
-static int WSPAPI wpu_fd_is_set(SOCKET s, fd_set *set)
-{
-    (void)s, (void)set;
-    InterlockedIncrement(&other_upcalls);
-    return 0;
-}
-
-static int WSPAPI wpu_get_provider_path(LPGUID id, WCHAR *path, LPINT len, LPINT err)
-{
-    (void)id, (void)path, (void)len;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return SOCKET_ERROR;
-}
-
-static BOOL WSPAPI wpu_post_message(HWND hwnd, UINT msg, WPARAM wparam, LPARAM lparam)
-{
-    (void)hwnd, (void)msg, (void)wparam, (void)lparam;
-    InterlockedIncrement(&other_upcalls);
-    return FALSE;
-}
-
-static int WSPAPI wpu_query_blocking_callback(DWORD catalog, LPBLOCKINGCALLBACK *callback,
-                                              PDWORD_PTR context, LPINT err)
-{
-    (void)catalog, (void)err;
-    InterlockedIncrement(&other_upcalls);
-    *callback = NULL;
-    *context = 0;
-    return 0;
-}
-
-static int WSPAPI wpu_query_socket_handle_context(SOCKET s, PDWORD_PTR context, LPINT err)
-{
-    (void)s, (void)context;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAENOTSOCK;
-    return SOCKET_ERROR;
-}
-
-static int WSPAPI wpu_queue_apc(LPWSATHREADID thread, LPWSAUSERAPC apc, DWORD_PTR context,
-                                LPINT err)
-{
-    (void)thread, (void)apc, (void)context;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return SOCKET_ERROR;
-}
-
-static BOOL WSPAPI wpu_reset_event(WSAEVENT event, LPINT err)
-{
-    (void)event, (void)err;
-    InterlockedIncrement(&other_upcalls);
-    return FALSE;
-}
-
-static BOOL WSPAPI wpu_set_event(WSAEVENT event, LPINT err)
-{
-    (void)event, (void)err;
-    InterlockedIncrement(&other_upcalls);
-    return FALSE;
-}
-
-static int WSPAPI wpu_open_current_thread(LPWSATHREADID thread, LPINT err)
-{
-    (void)thread;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return SOCKET_ERROR;
-}
-
-static int WSPAPI wpu_close_thread(LPWSATHREADID thread, LPINT err)
-{
-    (void)thread;
-    InterlockedIncrement(&other_upcalls);
-    *err = WSAEINVAL;
-    return SOCKET_ERROR;
-}
-
-static const WSPUPCALLTABLE upcalls = {
-    .lpWPUCloseEvent = wpu_close_event,
-    .lpWPUCloseSocketHandle = wpu_close_socket_handle,
-    .lpWPUCreateEvent = wpu_create_event,
-    .lpWPUCreateSocketHandle = wpu_create_socket_handle,
-    .lpWPUFDIsSet = wpu_fd_is_set,
-    .lpWPUGetProviderPath = wpu_get_provider_path,
-    .lpWPUModifyIFSHandle = wpu_modify_ifs_handle,
-    .lpWPUPostMessage = wpu_post_message,
-    .lpWPUQueryBlockingCallback = wpu_query_blocking_callback,
-    .lpWPUQuerySocketHandleContext = wpu_query_socket_handle_context,
-    .lpWPUQueueApc = wpu_queue_apc,
-    .lpWPUResetEvent = wpu_reset_event,
-    .lpWPUSetEvent = wpu_set_event,
-    .lpWPUOpenCurrentThread = wpu_open_current_thread,
-    .lpWPUCloseThread = wpu_close_thread,
-};
-
-/* ------------------------------------------------------------------------------------------- */
-/* The provider and its counters.                                                              */
-
-static WSPPROC_TABLE P; /* the proc table of the current startup */
 static WSAPROTOCOL_INFOW protocol, protocol_udp;
-
-static WSP_BASE_STATS stats_now(void)
-{
-    WSP_BASE_STATS s;
-    memset(&s, 0, sizeof s);
-    if (!base_stats(&s, sizeof s))
-        bail("BaseStats refused a WSP_BASE_STATS");
-    return s;
-}
-
-static int start_with(WSPUPCALLTABLE table)
-{
-    WSPDATA data;
-    return wsp_startup(MAKEWORD(2, 2), &data, &protocol, table, &P);
-}
-
-static int cleanup(void)
-{
-    INT err = 0;
-    return P.lpWSPCleanup(&err) == 0 ? 0 : err;
-}
 
 /* A base socket of the given family and type (overlapped-capable), or INVALID_SOCKET / *err. */
 static SOCKET base_socket(int af, int type, INT *err)
 {
     WSAPROTOCOL_INFOW *info = type == SOCK_DGRAM ? &protocol_udp : &protocol;
-    return P.lpWSPSocket(af, type, type == SOCK_DGRAM ? IPPROTO_UDP : IPPROTO_TCP, info, 0,
+    return L.lpWSPSocket(af, type, type == SOCK_DGRAM ? IPPROTO_UDP : IPPROTO_TCP, info, 0,
                          WSA_FLAG_OVERLAPPED, err);
-}
-
-static int base_close(SOCKET s)
-{
-    INT err = 0;
-    return P.lpWSPCloseSocket(s, &err) == 0 ? 0 : err;
-}
-
-static int base_shutdown(SOCKET s, int how)
-{
-    INT err = 0;
-    return P.lpWSPShutdown(s, how, &err) == 0 ? 0 : err;
-}
-
-/* Bytes sent, or -1 with *err. */
-static int base_send_text(SOCKET s, const char *text, INT *err)
-{
-    WSABUF buf = {(ULONG)strlen(text), (char *)text};
-    DWORD sent = 0;
-    *err = 0;
-    return P.lpWSPSend(s, &buf, 1, &sent, 0, NULL, NULL, NULL, err) == 0 ? (int)sent : -1;
-}
-
-/* A blocking receive: bytes (NUL-terminated in out), or -1 with *err. */
-static int base_recv_text(SOCKET s, char *out, DWORD capacity, INT *err)
-{
-    WSABUF buf = {capacity - 1, out};
-    DWORD got = 0, flags = 0;
-    memset(out, 0, capacity);
-    *err = 0;
-    return P.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, err) == 0 ? (int)got : -1;
-}
-
-static void set_timeouts(SOCKET s, int base)
-{
-    DWORD ms = WAIT_MS;
-    INT err;
-    if (base) {
-        P.lpWSPSetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms, &err);
-        P.lpWSPSetSockOpt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&ms, sizeof ms, &err);
-    } else {
-        p_setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms);
-        p_setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, (const char *)&ms, sizeof ms);
-    }
-}
-
-/* ------------------------------------------------------------------------------------------- */
-/* The harness's own sockets: the peers.                                                       */
-
-static unsigned short swap16(unsigned short v)
-{
-    return (unsigned short)((v >> 8) | (v << 8));
-}
-
-static struct sockaddr_in loopback4(unsigned short port)
-{
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = swap16(port);
-    a.sin_addr.s_addr = 0x0100007F; /* 127.0.0.1, network order */
-    return a;
-}
-
-static struct sockaddr_in6 loopback6(unsigned short port)
-{
-    struct sockaddr_in6 a;
-    memset(&a, 0, sizeof a);
-    a.sin6_family = AF_INET6;
-    a.sin6_port = swap16(port);
-    a.sin6_addr.s6_addr[15] = 1; /* ::1 */
-    return a;
-}
-
-/* A listening peer on the loopback address of `af`, its port in *port. */
-static SOCKET peer_listener(int af, unsigned short *port)
-{
-    SOCKET l = p_socket(af, SOCK_STREAM, IPPROTO_TCP);
-    if (l == INVALID_SOCKET)
-        return l;
-    struct sockaddr_storage name;
-    int len;
-    if (af == AF_INET6) {
-        *(struct sockaddr_in6 *)&name = loopback6(0);
-        len = sizeof(struct sockaddr_in6);
-    } else {
-        *(struct sockaddr_in *)&name = loopback4(0);
-        len = sizeof(struct sockaddr_in);
-    }
-    if (p_bind(l, (struct sockaddr *)&name, len) || p_listen(l, SOMAXCONN) ||
-        p_getsockname(l, (struct sockaddr *)&name, &len)) {
-        p_closesocket(l);
-        return INVALID_SOCKET;
-    }
-    *port = swap16(((struct sockaddr_in *)&name)->sin_port); /* same offset in both */
-    return l;
-}
-
-/* A base client connected to a peer the harness accepted: 0, or the error. */
-static int connect_pair(SOCKET *base, SOCKET *peer)
-{
-    unsigned short port = 0;
-    SOCKET l = peer_listener(AF_INET, &port);
-    if (l == INVALID_SOCKET)
-        return p_WSAGetLastError();
-    INT err = 0;
-    *base = base_socket(AF_INET, SOCK_STREAM, &err);
-    if (*base == INVALID_SOCKET) {
-        p_closesocket(l);
-        return err;
-    }
-    struct sockaddr_in to = loopback4(port);
-    if (P.lpWSPConnect(*base, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL, &err)) {
-        p_closesocket(l);
-        return err;
-    }
-    *peer = p_accept(l, NULL, NULL);
-    int rc = *peer == INVALID_SOCKET ? p_WSAGetLastError() : 0;
-    p_closesocket(l);
-    if (rc == 0) {
-        set_timeouts(*base, 1);
-        set_timeouts(*peer, 0);
-    }
-    return rc;
-}
-
-static int peer_send_text(SOCKET s, const char *text)
-{
-    int n = p_send(s, text, (int)strlen(text), 0);
-    return n == SOCKET_ERROR ? -p_WSAGetLastError() : n;
-}
-
-/* What a peer's receive sees within `ms`: bytes (> 0), 0 at the end of the stream, -error, or
- * PEER_QUIET when nothing arrives. */
-#define PEER_QUIET (-1)
-static int peer_outcome(SOCKET s, char *out, int capacity, DWORD ms)
-{
-    fd_set readable, failed_set;
-    FD_ZERO(&readable);
-    FD_ZERO(&failed_set);
-    FD_SET(s, &readable);
-    FD_SET(s, &failed_set);
-    struct timeval tv = {(long)(ms / 1000), (long)(ms % 1000) * 1000};
-    int ready = p_select(0, &readable, NULL, &failed_set, &tv);
-    if (ready == 0)
-        return PEER_QUIET;
-    if (ready == SOCKET_ERROR)
-        return -p_WSAGetLastError();
-    memset(out, 0, (size_t)capacity);
-    int n = p_recv(s, out, capacity - 1, 0);
-    return n == SOCKET_ERROR ? -p_WSAGetLastError() : n;
-}
-
-/* ------------------------------------------------------------------------------------------- */
-/* Overlapped operations.                                                                      */
-
-typedef struct {
-    WSAOVERLAPPED ov; /* first: a completion routine finds its record */
-    HANDLE event;
-    char data[128];
-    int rc;
-    INT err;
-    DWORD bytes, flags;
-    volatile LONG routine_calls;
-    DWORD routine_error, routine_bytes, routine_thread;
-} op_t;
-
-static void op_init(op_t *op, int with_event)
-{
-    memset(op, 0, sizeof *op);
-    if (with_event) {
-        op->event = CreateEventA(NULL, TRUE, FALSE, NULL);
-        op->ov.hEvent = op->event;
-    }
-    memset(op->data, '.', sizeof op->data);
-    op->bytes = 0xFFFFFFFF;
-}
-
-static void op_free(op_t *op)
-{
-    if (op->event)
-        CloseHandle(op->event);
-}
-
-static int is_pending(const op_t *op)
-{
-    return op->rc == SOCKET_ERROR && op->err == WSA_IO_PENDING;
-}
-
-static void CALLBACK on_routine(DWORD error, DWORD bytes, LPWSAOVERLAPPED ov, DWORD flags)
-{
-    (void)flags;
-    op_t *op = CONTAINING_RECORD(ov, op_t, ov);
-    op->routine_error = error;
-    op->routine_bytes = bytes;
-    op->routine_thread = GetCurrentThreadId();
-    InterlockedIncrement(&op->routine_calls);
-}
-
-static int op_recv(SOCKET s, op_t *op, DWORD capacity, LPWSAOVERLAPPED_COMPLETION_ROUTINE routine)
-{
-    WSABUF buf = {capacity, op->data};
-    op->rc = P.lpWSPRecv(s, &buf, 1, &op->bytes, &op->flags, &op->ov, routine, NULL, &op->err);
-    return op->rc;
-}
-
-static int op_send(SOCKET s, op_t *op, const char *text)
-{
-    size_t n = strlen(text);
-    memcpy(op->data, text, n);
-    WSABUF buf = {(ULONG)n, op->data};
-    op->rc = P.lpWSPSend(s, &buf, 1, &op->bytes, 0, &op->ov, NULL, NULL, &op->err);
-    return op->rc;
-}
-
-/* WSPGetOverlappedResult: TRUE with *bytes, or FALSE with *err. */
-static BOOL op_result(SOCKET s, op_t *op, BOOL wait, DWORD *bytes, INT *err)
-{
-    DWORD flags = 0;
-    *bytes = 0xFFFFFFFF;
-    *err = 0;
-    return P.lpWSPGetOverlappedResult(s, &op->ov, bytes, wait, &flags, err);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -646,7 +123,7 @@ static void test_startup(void)
         filled += slots[i] != NULL && !all_bytes(&slots[i], 0xAA, sizeof slots[i]);
     CHECK(filled == WSP_BASE_SLOT_COUNT, "all 30 slots of the WSPPROC_TABLE are filled (%d)",
           filled);
-    P = table;
+    L = table;
 
     /* A second startup through another upcall table: counted, and that table is used. */
     WSPUPCALLTABLE second = upcalls;
@@ -660,16 +137,16 @@ static void test_startup(void)
           now.started);
     INT err = 0;
     SOCKET s = base_socket(AF_INET, SOCK_STREAM, &err);
-    CHECK(s != INVALID_SOCKET && ifs_of_catalog(s, 2),
+    CHECK(s != INVALID_SOCKET && ifs_of(s, CATALOG, 2),
           "R-WSP-3: WSPSocket's WPUModifyIFSHandle goes to the most recent startup's upcall "
           "table, with catalog entry %d", CATALOG);
-    base_close(s);
+    lclose(s);
 
     CHECK(cleanup() == 0, "R-WSP-2: the first of two WSPCleanups returns 0");
     s = base_socket(AF_INET, SOCK_STREAM, &err);
     CHECK(s != INVALID_SOCKET, "R-WSP-2: after one cleanup of two startups the base serves "
                                "(WSPSocket: %d)", s == INVALID_SOCKET ? err : 0);
-    base_close(s);
+    lclose(s);
     CHECK(cleanup() == 0, "R-WSP-2: the second WSPCleanup returns 0 (the final one)");
     err = 0;
     s = base_socket(AF_INET, SOCK_STREAM, &err);
@@ -682,7 +159,7 @@ static void test_startup(void)
           "BaseStats: 2 startups, 2 cleanups, nothing open (%ld)", now.sockets_open);
 
     /* The final cleanup closes what is left open. */
-    rc = start_with(upcalls);
+    rc = start_provider(&protocol, NULL);
     s = base_socket(AF_INET, SOCK_STREAM, &err);
     CHECK(rc == 0 && s != INVALID_SOCKET && stats_now().sockets_open == 1,
           "a socket left open across the final cleanup");
@@ -705,7 +182,7 @@ static void test_stream(void)
     CHECK(rc == 0, "WSPSocket + WSPConnect to a ws2_32 listener on 127.0.0.1, accepted (%d)", rc);
     if (rc)
         return;
-    CHECK(ifs_of_catalog(base, 1), "WSPSocket called WPUModifyIFSHandle(%d, the socket) and "
+    CHECK(ifs_of(base, CATALOG, 1), "WSPSocket called WPUModifyIFSHandle(%d, the socket) and "
                                    "handed out the handle it returned", CATALOG);
     u_long pending_bytes = 0;
     CHECK(p_ioctlsocket(base, FIONREAD, &pending_bytes) == 0,
@@ -713,12 +190,12 @@ static void test_stream(void)
 
     INT err = 0;
     char got[128];
-    int sent = base_send_text(base, "from the base", &err);
+    int sent = lsend_text(base, "from the base", &err);
     int read = peer_outcome(peer, got, sizeof got, WAIT_MS);
     CHECK(sent == 13 && read == 13 && strcmp(got, "from the base") == 0,
           "WSPSend 13 bytes, the peer receives \"%s\"", got);
     sent = peer_send_text(peer, "from the peer");
-    read = base_recv_text(base, got, sizeof got, &err);
+    read = lrecv_text(base, got, sizeof got, &err);
     CHECK(sent == 13 && read == 13 && strcmp(got, "from the peer") == 0,
           "the peer sends 13 bytes, WSPRecv reads \"%s\" (%d)", got, read < 0 ? err : 0);
     WSP_BASE_STATS now = stats_now();
@@ -729,8 +206,8 @@ static void test_stream(void)
 
     struct sockaddr_in mine, theirs;
     INT len_mine = sizeof mine, len_theirs = sizeof theirs;
-    int a = P.lpWSPGetSockName(base, (struct sockaddr *)&mine, &len_mine, &err);
-    int b = P.lpWSPGetPeerName(base, (struct sockaddr *)&theirs, &len_theirs, &err);
+    int a = L.lpWSPGetSockName(base, (struct sockaddr *)&mine, &len_mine, &err);
+    int b = L.lpWSPGetPeerName(base, (struct sockaddr *)&theirs, &len_theirs, &err);
     CHECK(a == 0 && b == 0 && mine.sin_addr.s_addr == 0x0100007F &&
               theirs.sin_addr.s_addr == 0x0100007F && mine.sin_port != 0 && theirs.sin_port != 0,
           "WSPGetSockName / WSPGetPeerName: 127.0.0.1:%u -> 127.0.0.1:%u", swap16(mine.sin_port),
@@ -738,7 +215,7 @@ static void test_stream(void)
 
     WCHAR text[64];
     DWORD text_len = 64;
-    rc = P.lpWSPAddressToString((LPSOCKADDR)&theirs, sizeof theirs, &protocol, text, &text_len,
+    rc = L.lpWSPAddressToString((LPSOCKADDR)&theirs, sizeof theirs, &protocol, text, &text_len,
                                 &err);
     WCHAR expected[64];
     swprintf(expected, 64, L"127.0.0.1:%u", swap16(theirs.sin_port));
@@ -746,53 +223,47 @@ static void test_stream(void)
     struct sockaddr_in6 parsed;
     INT parsed_len = sizeof parsed;
     memset(&parsed, 0, sizeof parsed);
-    rc = P.lpWSPStringToAddress(L"[::1]:8080", AF_INET6, &protocol, (LPSOCKADDR)&parsed,
+    rc = L.lpWSPStringToAddress(L"[::1]:8080", AF_INET6, &protocol, (LPSOCKADDR)&parsed,
                                 &parsed_len, &err);
     CHECK(rc == 0 && parsed.sin6_family == AF_INET6 && swap16(parsed.sin6_port) == 8080 &&
               parsed.sin6_addr.s6_addr[15] == 1,
           "WSPStringToAddress(\"[::1]:8080\", AF_INET6) (%d)", rc ? err : 0);
-    rc = P.lpWSPStringToAddress(L"not an address", AF_INET, &protocol, (LPSOCKADDR)&parsed,
+    rc = L.lpWSPStringToAddress(L"not an address", AF_INET, &protocol, (LPSOCKADDR)&parsed,
                                 &parsed_len, &err);
     CHECK(rc == SOCKET_ERROR && err == WSAEINVAL,
           "WSPStringToAddress of garbage fails with ws2_32's error in *lpErrno: WSAEINVAL (%d)",
           err);
 
     /* The base as the accepting side. */
-    SOCKET listener = base_socket(AF_INET, SOCK_STREAM, &err);
-    struct sockaddr_in any = loopback4(0);
-    INT any_len = sizeof any;
-    int bound = P.lpWSPBind(listener, (struct sockaddr *)&any, sizeof any, &err) == 0 &&
-                P.lpWSPListen(listener, 4, &err) == 0 &&
-                P.lpWSPGetSockName(listener, (struct sockaddr *)&any, &any_len, &err) == 0;
-    SOCKET client = p_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    struct sockaddr_in to = loopback4(swap16(any.sin_port));
-    int connected = p_connect(client, (struct sockaddr *)&to, sizeof to) == 0;
+    SOCKET listener, client;
+    struct sockaddr_in any;
+    int connected = listen_and_connect(&listener, &client, &any, 4, &err);
     struct sockaddr_in from;
     INT from_len = sizeof from;
-    SOCKET accepted = P.lpWSPAccept(listener, (struct sockaddr *)&from, &from_len, NULL, 0, &err);
-    CHECK(bound && connected && accepted != INVALID_SOCKET && ifs_of_catalog(accepted, 1) &&
+    SOCKET accepted = L.lpWSPAccept(listener, (struct sockaddr *)&from, &from_len, NULL, 0, &err);
+    CHECK(connected && accepted != INVALID_SOCKET && ifs_of(accepted, CATALOG, 1) &&
               from.sin_addr.s_addr == 0x0100007F,
           "WSPBind + WSPListen + WSPAccept of a ws2_32 client; the accepted socket went through "
           "WPUModifyIFSHandle too (%d)", accepted == INVALID_SOCKET ? err : 0);
     sent = peer_send_text(client, "ping");
     set_timeouts(accepted, 1);
-    read = base_recv_text(accepted, got, sizeof got, &err);
+    read = lrecv_text(accepted, got, sizeof got, &err);
     CHECK(sent == 4 && read == 4 && strcmp(got, "ping") == 0, "the accepted socket reads \"%s\"",
           got);
-    base_close(accepted);
-    base_close(listener);
+    lclose(accepted);
+    lclose(listener);
     p_closesocket(client);
 
     /* A refused handle: the base closes the socket and fails with the upcall's error. */
     now = stats_now();
-    refuse_next = WSAENOBUFS;
+    refuse_ifs = WSAENOBUFS;
     SOCKET refused = base_socket(AF_INET, SOCK_STREAM, &err);
     WSP_BASE_STATS after = stats_now();
     CHECK(refused == INVALID_SOCKET && err == WSAENOBUFS && after.sockets_open == now.sockets_open,
           "WPUModifyIFSHandle failing with WSAENOBUFS: WSPSocket fails with it, nothing open (%d)",
           err);
 
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 }
 
@@ -811,18 +282,18 @@ static void test_ipv6(void)
     struct sockaddr_in6 to = loopback6(port);
     int rc = base == INVALID_SOCKET
                  ? err
-                 : P.lpWSPConnect(base, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL,
+                 : L.lpWSPConnect(base, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL,
                                   &err)
                        ? err
                        : 0;
     SOCKET peer = rc ? INVALID_SOCKET : p_accept(l, NULL, NULL);
     char got[32];
-    int sent = rc ? -1 : base_send_text(base, "six", &err);
+    int sent = rc ? -1 : lsend_text(base, "six", &err);
     int read = peer == INVALID_SOCKET ? -1 : peer_outcome(peer, got, sizeof got, WAIT_MS);
     CHECK(rc == 0 && sent == 3 && read == 3 && strcmp(got, "six") == 0,
           "IPv6: WSPSocket(AF_INET6) + WSPConnect to [::1]:%u, 3 bytes through (%d)", port, rc);
     if (base != INVALID_SOCKET)
-        base_close(base);
+        lclose(base);
     if (peer != INVALID_SOCKET)
         p_closesocket(peer);
     p_closesocket(l);
@@ -837,8 +308,8 @@ static void test_udp(void)
     struct sockaddr_in a = loopback4(0), b = loopback4(0);
     INT alen = sizeof a, blen = sizeof b;
     int ready = base != INVALID_SOCKET && peer != INVALID_SOCKET &&
-                P.lpWSPBind(base, (struct sockaddr *)&a, sizeof a, &err) == 0 &&
-                P.lpWSPGetSockName(base, (struct sockaddr *)&a, &alen, &err) == 0 &&
+                L.lpWSPBind(base, (struct sockaddr *)&a, sizeof a, &err) == 0 &&
+                L.lpWSPGetSockName(base, (struct sockaddr *)&a, &alen, &err) == 0 &&
                 p_bind(peer, (struct sockaddr *)&b, sizeof b) == 0 &&
                 p_getsockname(peer, (struct sockaddr *)&b, &blen) == 0;
     CHECK(ready, "UDP: a base socket and a ws2_32 socket bound on 127.0.0.1 (%d)", err);
@@ -848,7 +319,7 @@ static void test_udp(void)
     set_timeouts(peer, 0);
     WSABUF buf = {5, "gram!"};
     DWORD sent = 0;
-    int rc = P.lpWSPSendTo(base, &buf, 1, &sent, 0, (struct sockaddr *)&b, sizeof b, NULL, NULL,
+    int rc = L.lpWSPSendTo(base, &buf, 1, &sent, 0, (struct sockaddr *)&b, sizeof b, NULL, NULL,
                            NULL, &err);
     char got[32] = {0};
     struct sockaddr_in from;
@@ -862,12 +333,12 @@ static void test_udp(void)
     WSABUF in = {sizeof back, back};
     DWORD received = 0, flags = 0;
     from_len = sizeof from;
-    rc = P.lpWSPRecvFrom(base, &in, 1, &received, &flags, (struct sockaddr *)&from, &from_len,
+    rc = L.lpWSPRecvFrom(base, &in, 1, &received, &flags, (struct sockaddr *)&from, &from_len,
                          NULL, NULL, NULL, &err);
     CHECK(n == 4 && rc == 0 && received == 4 && memcmp(back, "back", 4) == 0 &&
               from.sin_port == b.sin_port,
           "WSPRecvFrom gets \"%.4s\" from the peer's port", back);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 }
 
@@ -877,22 +348,21 @@ static void test_udp(void)
 static void test_graceful(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     HANDLE event = CreateEventA(NULL, TRUE, FALSE, NULL);
-    int rc = P.lpWSPEventSelect(base, event, FD_READ | FD_CLOSE, &err);
+    int rc = L.lpWSPEventSelect(base, event, FD_READ | FD_CLOSE, &err);
     CHECK(rc == 0, "WSPEventSelect(FD_READ | FD_CLOSE) (%d)", rc ? err : 0);
 
-    int sent = base_send_text(base, "bye", &err);
-    rc = base_shutdown(base, SD_SEND);
+    int sent = lsend_text(base, "bye", &err);
+    rc = lshutdown(base, SD_SEND);
     char got[64];
     int first = peer_outcome(peer, got, sizeof got, WAIT_MS);
     int second = peer_outcome(peer, got, sizeof got, WAIT_MS);
     CHECK(sent == 3 && rc == 0 && first == 3 && second == 0,
           "R-WSP-8: WSPShutdown(SD_SEND): the peer reads the 3 bytes, then its recv returns 0 "
           "(%d, %d)", first, second);
-    int again = base_send_text(base, "more", &err);
+    int again = lsend_text(base, "more", &err);
     CHECK(again == -1 && err == WSAESHUTDOWN, "R-WSP-7: WSPSend after SD_SEND is WSAESHUTDOWN (%d)",
           err);
 
@@ -901,23 +371,23 @@ static void test_graceful(void)
     DWORD waited = WaitForSingleObject(event, WAIT_MS);
     WSANETWORKEVENTS events;
     memset(&events, 0, sizeof events);
-    rc = P.lpWSPEnumNetworkEvents(base, event, &events, &err);
+    rc = L.lpWSPEnumNetworkEvents(base, event, &events, &err);
     CHECK(sent == 10 && waited == WAIT_OBJECT_0 && rc == 0 && (events.lNetworkEvents & FD_READ) &&
               events.iErrorCode[FD_READ_BIT] == 0,
           "the peer's data: the event is set, WSPEnumNetworkEvents reports FD_READ (0x%lx)",
           events.lNetworkEvents);
     u_long queued = 0;
-    rc = P.lpWSPIoctl(base, FIONREAD, NULL, 0, &queued, sizeof queued, (LPDWORD)&(DWORD){0}, NULL,
+    rc = L.lpWSPIoctl(base, FIONREAD, NULL, 0, &queued, sizeof queued, (LPDWORD)&(DWORD){0}, NULL,
                       NULL, NULL, &err);
     CHECK(rc == 0 && queued == 10, "WSPIoctl(FIONREAD): %lu bytes queued", queued);
     fd_set readable;
     FD_ZERO(&readable);
     FD_SET(base, &readable);
     struct timeval tv = {0, 0};
-    int ready = P.lpWSPSelect(0, &readable, NULL, NULL, &tv, &err);
+    int ready = L.lpWSPSelect(0, &readable, NULL, NULL, &tv, &err);
     CHECK(ready == 1 && readable.fd_count == 1 && readable.fd_array[0] == base,
           "WSPSelect: the base socket is readable (%d)", ready);
-    int read = base_recv_text(base, got, sizeof got, &err);
+    int read = lrecv_text(base, got, sizeof got, &err);
     CHECK(read == 10 && strcmp(got, "still open") == 0, "WSPRecv after SD_SEND reads \"%s\"", got);
 
     p_shutdown(peer, SD_SEND);
@@ -928,7 +398,7 @@ static void test_graceful(void)
         if (WaitForSingleObject(event, 100) != WAIT_OBJECT_0)
             continue;
         memset(&events, 0, sizeof events);
-        if (P.lpWSPEnumNetworkEvents(base, event, &events, &err) == 0) {
+        if (L.lpWSPEnumNetworkEvents(base, event, &events, &err) == 0) {
             seen |= events.lNetworkEvents;
             if (events.lNetworkEvents & FD_CLOSE)
                 close_error = events.iErrorCode[FD_CLOSE_BIT];
@@ -936,11 +406,11 @@ static void test_graceful(void)
     }
     CHECK((seen & FD_CLOSE) && close_error == 0,
           "R-WSP-8: the peer's SD_SEND: FD_CLOSE with error 0 (%d)", close_error);
-    read = base_recv_text(base, got, sizeof got, &err);
+    read = lrecv_text(base, got, sizeof got, &err);
     CHECK(read == 0, "R-WSP-10: then WSPRecv returns 0 (%d)", read < 0 ? err : read);
-    P.lpWSPEventSelect(base, NULL, 0, &err);
+    L.lpWSPEventSelect(base, NULL, 0, &err);
     CloseHandle(event);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 }
 
@@ -953,22 +423,21 @@ static void test_graceful(void)
 static void test_disconnect(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
-    int rc = P.lpWSPSendDisconnect(base, NULL, &err);
+    int rc = L.lpWSPSendDisconnect(base, NULL, &err);
     char got[16];
     int seen = peer_outcome(peer, got, sizeof got, WAIT_MS);
     CHECK(rc == 0 && seen == 0,
           "WSPSendDisconnect(NULL) on TCP: 0, and the peer's recv returns 0 (%d, %d)",
           rc ? err : 0, seen);
-    int again = base_send_text(base, "x", &err);
+    int again = lsend_text(base, "x", &err);
     CHECK(again == -1 && err == WSAESHUTDOWN, "then WSPSend is WSAESHUTDOWN (%d)", err);
-    rc = P.lpWSPRecvDisconnect(base, NULL, &err);
-    int read = base_recv_text(base, got, sizeof got, &err);
+    rc = L.lpWSPRecvDisconnect(base, NULL, &err);
+    int read = lrecv_text(base, got, sizeof got, &err);
     CHECK(rc == 0 && read == -1 && err == WSAESHUTDOWN,
           "WSPRecvDisconnect(NULL): 0, then WSPRecv is WSAESHUTDOWN (%d)", err);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 }
 
@@ -986,25 +455,22 @@ static void test_disconnect(void)
 static void test_linger_reset(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
     struct linger hard = {1, 0}, read_back = {0, 7};
     INT len = sizeof read_back;
-    int set = P.lpWSPSetSockOpt(base, SOL_SOCKET, SO_LINGER, (const char *)&hard, sizeof hard,
+    int set = L.lpWSPSetSockOpt(base, SOL_SOCKET, SO_LINGER, (const char *)&hard, sizeof hard,
                                 &err);
-    int got_opt = P.lpWSPGetSockOpt(base, SOL_SOCKET, SO_LINGER, (char *)&read_back, &len, &err);
+    int got_opt = L.lpWSPGetSockOpt(base, SOL_SOCKET, SO_LINGER, (char *)&read_back, &len, &err);
     CHECK(set == 0 && got_opt == 0 && read_back.l_onoff && read_back.l_linger == 0,
           "WSPSetSockOpt(SO_LINGER {1, 0}); WSPGetSockOpt reads {%u, %u}", read_back.l_onoff,
           read_back.l_linger);
     /* The peer's receive waits (overlapped, so it is surely waiting) when the reset comes. */
     op_t waiting;
     op_init(&waiting, 1);
-    WSABUF buf = {sizeof waiting.data, waiting.data};
-    waiting.rc = p_WSARecv(peer, &buf, 1, &waiting.bytes, &waiting.flags, &waiting.ov, NULL);
-    waiting.err = waiting.rc ? p_WSAGetLastError() : 0;
+    peer_op_recv(peer, &waiting);
     DWORD began = GetTickCount();
-    int rc = base_close(base);
+    int rc = lclose(base);
     DWORD took = GetTickCount() - began;
     DWORD waited = WaitForSingleObject(waiting.event, WAIT_MS);
     DWORD bytes = 0, flags = 0;
@@ -1024,37 +490,36 @@ static void test_linger_reset(void)
     p_closesocket(peer);
 
     /* The peer resets: the base's waiting WSPRecv fails with WSAECONNRESET. */
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     HANDLE event = CreateEventA(NULL, TRUE, FALSE, NULL);
-    P.lpWSPEventSelect(base, event, FD_CLOSE, &err);
+    L.lpWSPEventSelect(base, event, FD_CLOSE, &err);
     op_init(&waiting, 1);
-    op_recv(base, &waiting, sizeof waiting.data, NULL);
+    op_recv(base, &waiting, NULL);
     p_setsockopt(peer, SOL_SOCKET, SO_LINGER, (const char *)&hard, sizeof hard);
     p_closesocket(peer);
     waited = WaitForSingleObject(waiting.event, WAIT_MS);
-    done = op_result(base, &waiting, FALSE, &bytes, &err);
+    done = op_result(base, &waiting, &bytes, &err);
     CHECK(is_pending(&waiting) && waited == WAIT_OBJECT_0 && !done && err == WSAECONNRESET,
           "R-WSP-10: the peer's abortive close: the base's waiting WSPRecv fails with "
           "WSAECONNRESET (%d)", err);
     WSANETWORKEVENTS events;
     memset(&events, 0, sizeof events);
     waited = WaitForSingleObject(event, WAIT_MS);
-    rc = P.lpWSPEnumNetworkEvents(base, event, &events, &err);
+    rc = L.lpWSPEnumNetworkEvents(base, event, &events, &err);
     CHECK(waited == WAIT_OBJECT_0 && rc == 0 && (events.lNetworkEvents & FD_CLOSE) &&
               events.iErrorCode[FD_CLOSE_BIT] == 0,
           "Wine: FD_CLOSE after the reset carries error %d [Windows: WSAECONNRESET]",
           events.iErrorCode[FD_CLOSE_BIT]);
-    int read = base_recv_text(base, got, sizeof got, &err);
+    int read = lrecv_text(base, got, sizeof got, &err);
     int read_err = read < 0 ? err : 0;
-    sent = base_send_text(base, "x", &err);
+    sent = lsend_text(base, "x", &err);
     CHECK(read == 0 && sent == -1 && err == WSAECONNRESET,
           "Wine: a WSPRecv after the reset returns 0 (%d, %d) [Windows: WSAECONNRESET]; WSPSend "
           "fails with WSAECONNRESET (%d)", read, read_err, err);
-    P.lpWSPEventSelect(base, NULL, 0, &err);
+    L.lpWSPEventSelect(base, NULL, 0, &err);
     CloseHandle(event);
     op_free(&waiting);
-    base_close(base);
+    lclose(base);
 }
 
 /*
@@ -1066,12 +531,11 @@ static void test_linger_reset(void)
 static void test_shutdown_receive(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
-    int rc = base_shutdown(base, SD_RECEIVE);
+    int rc = lshutdown(base, SD_RECEIVE);
     char got[16];
-    int read = base_recv_text(base, got, sizeof got, &err);
+    int read = lrecv_text(base, got, sizeof got, &err);
     CHECK(rc == 0 && read == -1 && err == WSAESHUTDOWN,
           "R-WSP-7: after WSPShutdown(SD_RECEIVE) WSPRecv is WSAESHUTDOWN (%d)", err);
     int first = peer_send_text(peer, "late data");
@@ -1082,25 +546,24 @@ static void test_shutdown_receive(void)
           "Wine: data arriving after SD_RECEIVE does not reset: the peer's sends succeed (%d, %d) "
           "and its receive sees nothing (%d) [Windows: WSAECONNRESET, R-WSP-9]", first, second,
           seen);
-    int sent = base_send_text(base, "sending side", &err);
+    int sent = lsend_text(base, "sending side", &err);
     seen = peer_outcome(peer, got, sizeof got, WAIT_MS);
     CHECK(sent == 12 && seen == 12, "the base's sending side still works (%d)", seen);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 
     /* A receive waiting when SD_RECEIVE comes. */
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     op_t waiting;
     op_init(&waiting, 1);
-    op_recv(base, &waiting, sizeof waiting.data, NULL);
-    rc = base_shutdown(base, SD_RECEIVE);
+    op_recv(base, &waiting, NULL);
+    rc = lshutdown(base, SD_RECEIVE);
     DWORD waited = WaitForSingleObject(waiting.event, QUIET_MS);
     CHECK(is_pending(&waiting) && rc == 0 && waited == WAIT_TIMEOUT &&
               waiting.ov.Internal == WSS_OPERATION_IN_PROGRESS,
           "Wine: a receive waiting at SD_RECEIVE stays pending (%lu) [Windows documents nothing "
           "here]", waited);
-    base_close(base);
+    lclose(base);
     waited = WaitForSingleObject(waiting.event, WAIT_MS);
     CHECK(waited == WAIT_OBJECT_0 && waiting.ov.Internal == NT_STATUS_CANCELLED,
           "until WSPCloseSocket cancels it (Internal 0x%llx)",
@@ -1109,18 +572,17 @@ static void test_shutdown_receive(void)
     p_closesocket(peer);
 
     /* Data already queued when SD_RECEIVE comes. */
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     peer_send_text(peer, "queued");
     Sleep(50);
-    rc = base_shutdown(base, SD_RECEIVE);
+    rc = lshutdown(base, SD_RECEIVE);
     Sleep(QUIET_MS);
     second = peer_send_text(peer, "after");
     seen = peer_outcome(peer, got, sizeof got, QUIET_MS);
     CHECK(rc == 0 && second == 5 && seen == PEER_QUIET,
           "Wine: SD_RECEIVE with data queued does not reset either (%d, %d) [Windows: "
           "WSAECONNRESET, R-WSP-9]", second, seen);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 }
 
@@ -1130,23 +592,22 @@ static void test_shutdown_receive(void)
 static void test_overlapped(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     WSP_BASE_STATS before = stats_now();
     op_t op;
     op_init(&op, 1);
-    op_recv(base, &op, sizeof op.data, NULL);
+    op_recv(base, &op, NULL);
     CHECK(is_pending(&op) && op.ov.Internal == WSS_OPERATION_IN_PROGRESS,
           "R-WSP-16: an overlapped WSPRecv with nothing queued is WSA_IO_PENDING (%d), Internal "
           "STATUS_PENDING", op.err);
     DWORD bytes;
     INT err;
-    BOOL done = op_result(base, &op, FALSE, &bytes, &err);
+    BOOL done = op_result(base, &op, &bytes, &err);
     CHECK(!done && err == WSA_IO_INCOMPLETE,
           "WSPGetOverlappedResult(fWait FALSE) meanwhile: WSA_IO_INCOMPLETE (%d)", err);
     peer_send_text(peer, "overlapped");
     DWORD waited = WaitForSingleObject(op.event, WAIT_MS);
-    done = op_result(base, &op, FALSE, &bytes, &err);
+    done = op_result(base, &op, &bytes, &err);
     CHECK(waited == WAIT_OBJECT_0 && done && bytes == 10 &&
               memcmp(op.data, "overlapped", 10) == 0 && op.ov.Internal == 0 &&
               op.ov.InternalHigh == 10,
@@ -1160,7 +621,7 @@ static void test_overlapped(void)
 
     /* A completion routine, run by ws2_32 as an APC of this thread. */
     op_init(&op, 0);
-    op_recv(base, &op, sizeof op.data, on_routine);
+    op_recv(base, &op, on_routine);
     CHECK(is_pending(&op), "an overlapped WSPRecv with a completion routine is pending (%d)",
           op.err);
     peer_send_text(peer, "routine");
@@ -1171,7 +632,7 @@ static void test_overlapped(void)
           "the routine runs once on the calling thread at its alertable wait, 7 bytes (%lu "
           "calls)", op.routine_calls);
     op_free(&op);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
 }
 
@@ -1198,9 +659,7 @@ static void test_abort_on_close(void)
     p_closesocket(l);
     op_t raw;
     op_init(&raw, 1);
-    WSABUF buf = {sizeof raw.data, raw.data};
-    raw.rc = p_WSARecv(own, &buf, 1, &raw.bytes, &raw.flags, &raw.ov, NULL);
-    raw.err = raw.rc ? p_WSAGetLastError() : 0;
+    peer_op_recv(own, &raw);
     p_closesocket(own);
     DWORD waited = WaitForSingleObject(raw.event, WAIT_MS);
     DWORD bytes = 0, flags = 0;
@@ -1216,18 +675,17 @@ static void test_abort_on_close(void)
     p_closesocket(other);
 
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     op_t by_event, by_routine;
     op_init(&by_event, 1);
     op_init(&by_routine, 0);
-    op_recv(base, &by_event, sizeof by_event.data, NULL);
-    op_recv(base, &by_routine, sizeof by_routine.data, on_routine);
+    op_recv(base, &by_event, NULL);
+    op_recv(base, &by_routine, on_routine);
     CHECK(is_pending(&by_event) && is_pending(&by_routine), "two overlapped WSPRecvs pending");
-    int rc = base_close(base);
+    int rc = lclose(base);
     waited = WaitForSingleObject(by_event.event, WAIT_MS);
     INT err;
-    done = op_result(base, &by_event, FALSE, &bytes, &err);
+    done = op_result(base, &by_event, &bytes, &err);
     CHECK(rc == 0 && waited == WAIT_OBJECT_0 && by_event.ov.Internal == NT_STATUS_CANCELLED &&
               by_event.ov.InternalHigh == 0,
           "WSPCloseSocket completes the receive: event set, Internal 0x%llx (STATUS_CANCELLED), "
@@ -1262,8 +720,7 @@ static void test_abort_on_close(void)
 static void test_completion_port(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     HANDLE port = CreateIoCompletionPort((HANDLE)base, NULL, KEY, 0);
     CHECK(port != NULL, "CreateIoCompletionPort takes the base's socket handle (%lu)",
           port ? 0 : GetLastError());
@@ -1272,7 +729,7 @@ static void test_completion_port(void)
 
     op_t recv_op;
     op_init(&recv_op, 0);
-    op_recv(base, &recv_op, sizeof recv_op.data, NULL);
+    op_recv(base, &recv_op, NULL);
     CHECK(is_pending(&recv_op), "an overlapped WSPRecv, hEvent NULL, is pending (%d)",
           recv_op.err);
     peer_send_text(peer, "to the port");
@@ -1286,12 +743,12 @@ static void test_completion_port(void)
           (unsigned long long)key, bytes);
     INT err;
     DWORD reported;
-    BOOL done = op_result(base, &recv_op, FALSE, &reported, &err);
+    BOOL done = op_result(base, &recv_op, &reported, &err);
     CHECK(done && reported == 11, "WSPGetOverlappedResult agrees: %lu bytes", reported);
 
     op_t send_op;
     op_init(&send_op, 0);
-    op_send(base, &send_op, "from the port");
+    op_send(base, &send_op, "from the port", 13, NULL);
     int immediate = send_op.rc == 0;
     NOTE("the overlapped WSPSend returned %d (%d)", send_op.rc, send_op.rc ? send_op.err : 0);
     got = GetQueuedCompletionStatus(port, &bytes, &key, &ov, WAIT_MS);
@@ -1304,9 +761,8 @@ static void test_completion_port(void)
 
     /* The low bit of hEvent keeps the packet off the port. */
     op_t quiet;
-    op_init(&quiet, 1);
-    quiet.ov.hEvent = (HANDLE)((ULONG_PTR)quiet.event | 1);
-    op_send(base, &quiet, "no packet");
+    op_init(&quiet, 2);
+    op_send(base, &quiet, "no packet", 9, NULL);
     DWORD waited = WaitForSingleObject(quiet.event, WAIT_MS);
     got = GetQueuedCompletionStatus(port, &bytes, &key, &ov, QUIET_MS);
     DWORD why = got ? 0 : GetLastError();
@@ -1317,8 +773,8 @@ static void test_completion_port(void)
 
     /* Close with a receive pending: an aborted packet. */
     op_init(&recv_op, 0);
-    op_recv(base, &recv_op, sizeof recv_op.data, NULL);
-    int rc = base_close(base);
+    op_recv(base, &recv_op, NULL);
+    int rc = lclose(base);
     ov = NULL;
     got = GetQueuedCompletionStatus(port, &bytes, &key, &ov, WAIT_MS);
     why = got ? 0 : GetLastError();
@@ -1336,28 +792,27 @@ static void test_completion_port(void)
 static void test_duplicate(void)
 {
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     WSAPROTOCOL_INFOW info;
     memset(&info, 0, sizeof info);
     INT err = 0;
-    int rc = P.lpWSPDuplicateSocket(base, GetCurrentProcessId(), &info, &err);
+    int rc = L.lpWSPDuplicateSocket(base, GetCurrentProcessId(), &info, &err);
     CHECK(rc == 0 && info.dwCatalogEntryId == CATALOG && info.ProtocolChain.ChainLen == 1 &&
               info.ProtocolChain.ChainEntries[0] == CATALOG,
           "WSPDuplicateSocket describes the socket with the base's catalog entry %lu (%d)",
           info.dwCatalogEntryId, rc ? err : 0);
-    SOCKET copy = P.lpWSPSocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info,
+    SOCKET copy = L.lpWSPSocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info,
                                 0, WSA_FLAG_OVERLAPPED, &err);
-    CHECK(copy != INVALID_SOCKET && copy != base && ifs_of_catalog(copy, 1),
+    CHECK(copy != INVALID_SOCKET && copy != base && ifs_of(copy, CATALOG, 1),
           "WSPSocket(FROM_PROTOCOL_INFO, that description) makes a second handle (%d)",
           copy == INVALID_SOCKET ? err : 0);
-    base_close(base);
-    int sent = base_send_text(copy, "dup", &err);
+    lclose(base);
+    int sent = lsend_text(copy, "dup", &err);
     char got[16];
     int read = peer_outcome(peer, got, sizeof got, WAIT_MS);
     CHECK(sent == 3 && read == 3 && strcmp(got, "dup") == 0,
           "with the original closed, the copy still sends (%d)", read);
-    base_close(copy);
+    lclose(copy);
     p_closesocket(peer);
 }
 
@@ -1371,10 +826,9 @@ static void test_async_select(void)
         return;
     }
     SOCKET base, peer;
-    if (connect_pair(&base, &peer))
-        bail("no pair");
+    pair_or_bail(&base, &peer);
     INT err = 0;
-    int rc = P.lpWSPAsyncSelect(base, window, WM_BASE_SOCKET, FD_READ, &err);
+    int rc = L.lpWSPAsyncSelect(base, window, WM_BASE_SOCKET, FD_READ, &err);
     peer_send_text(peer, "msg");
     MSG msg;
     int found = 0;
@@ -1389,7 +843,7 @@ static void test_async_select(void)
     }
     CHECK(rc == 0 && found, "WSPAsyncSelect(FD_READ): ws2_32 posts (base socket, FD_READ) to the "
                             "window, no WPUPostMessage (%d)", rc ? err : 0);
-    base_close(base);
+    lclose(base);
     p_closesocket(peer);
     p_DestroyWindow(window);
 }
@@ -1403,108 +857,34 @@ static void test_pass_through(void)
 {
     INT err = 0;
     SOCKET s = base_socket(AF_INET, SOCK_STREAM, &err);
-    int rc = P.lpWSPCancelBlockingCall(&err);
+    int rc = L.lpWSPCancelBlockingCall(&err);
     CHECK(rc == 0, "Wine: WSPCancelBlockingCall returns ws2_32's 0 (%d)", rc ? err : 0);
     char name[] = "G711";
     WSABUF qos_name = {sizeof name, name};
     QOS qos;
     memset(&qos, 0, sizeof qos);
     err = 0;
-    BOOL ok = P.lpWSPGetQOSByName(s, &qos_name, &qos, &err);
+    BOOL ok = L.lpWSPGetQOSByName(s, &qos_name, &qos, &err);
     CHECK(!ok && err == WSAEOPNOTSUPP,
           "WSPGetQOSByName: FALSE with WSAEOPNOTSUPP for Wine's stub (%d)", err);
     struct sockaddr_in to = loopback4(9);
     err = 0;
-    SOCKET leaf = P.lpWSPJoinLeaf(s, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL,
+    SOCKET leaf = L.lpWSPJoinLeaf(s, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL,
                                   JL_BOTH, &err);
     CHECK(leaf == INVALID_SOCKET && err == WSAEOPNOTSUPP,
           "WSPJoinLeaf: INVALID_SOCKET with WSAEOPNOTSUPP for Wine's stub (%d)", err);
     if (leaf != INVALID_SOCKET && leaf != s)
-        base_close(leaf);
-    base_close(s);
+        lclose(leaf);
+    lclose(s);
 }
 
 /* ------------------------------------------------------------------------------------------- */
 /* 64 threads.                                                                                 */
 
-static HANDLE go;
-static unsigned short thread_port;
-static volatile LONG thread_failures, thread_errors[8];
-
-static DWORD WINAPI client_thread(void *arg)
-{
-    int index = (int)(intptr_t)arg;
-    WaitForSingleObject(go, INFINITE);
-    INT err = 0;
-    SOCKET s = base_socket(AF_INET, SOCK_STREAM, &err);
-    struct sockaddr_in to = loopback4(thread_port);
-    char data[THREAD_BYTES];
-    memset(data, 'a' + index % 26, sizeof data);
-    WSABUF buf = {sizeof data, data};
-    DWORD sent = 0;
-    int ok = s != INVALID_SOCKET &&
-             P.lpWSPConnect(s, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL, &err) ==
-                 0 &&
-             P.lpWSPSend(s, &buf, 1, &sent, 0, NULL, NULL, NULL, &err) == 0 &&
-             sent == THREAD_BYTES && P.lpWSPShutdown(s, SD_SEND, &err) == 0;
-    if (s != INVALID_SOCKET && P.lpWSPCloseSocket(s, &err) != 0)
-        ok = 0;
-    if (!ok) {
-        LONG n = InterlockedIncrement(&thread_failures);
-        if (n <= 8)
-            thread_errors[n - 1] = err;
-    }
-    return 0;
-}
-
-typedef struct {
-    SOCKET listener;
-    LONG connections;
-    LONG64 bytes;
-} server_t;
-
-static DWORD WINAPI server_thread(void *arg)
-{
-    server_t *server = arg;
-    for (int i = 0; i < THREADS; i++) {
-        SOCKET c = p_accept(server->listener, NULL, NULL);
-        if (c == INVALID_SOCKET)
-            break;
-        set_timeouts(c, 0);
-        server->connections++;
-        char buf[256];
-        int n;
-        while ((n = p_recv(c, buf, sizeof buf, 0)) > 0)
-            server->bytes += n;
-        p_closesocket(c);
-    }
-    return 0;
-}
-
 static void test_threads(void)
 {
     WSP_BASE_STATS before = stats_now();
-    server_t server = {0};
-    server.listener = peer_listener(AF_INET, &thread_port);
-    if (server.listener == INVALID_SOCKET)
-        bail("no listener");
-    go = CreateEventA(NULL, TRUE, FALSE, NULL);
-    HANDLE threads[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        threads[i] = CreateThread(NULL, 0, client_thread, (void *)(intptr_t)i, 0, NULL);
-    HANDLE serving = CreateThread(NULL, 0, server_thread, &server, 0, NULL);
-    DWORD began = GetTickCount();
-    SetEvent(go);
-    DWORD waited = WaitForMultipleObjects(THREADS, threads, TRUE, 4 * WAIT_MS);
-    DWORD served = WaitForSingleObject(serving, 4 * WAIT_MS);
-    DWORD took = GetTickCount() - began;
-    CHECK(waited == WAIT_OBJECT_0 && served == WAIT_OBJECT_0 && thread_failures == 0,
-          "%d threads each WSPSocket, WSPConnect, WSPSend %d bytes, WSPShutdown, WSPCloseSocket "
-          "(%ld failed, first error %ld; %lu ms)", THREADS, THREAD_BYTES, thread_failures,
-          thread_errors[0], took);
-    CHECK(server.connections == THREADS && server.bytes == (LONG64)THREADS * THREAD_BYTES,
-          "the peer accepted %ld connections and read %lld bytes", server.connections,
-          (long long)server.bytes);
+    run_threads(4 * WAIT_MS, "");
     WSP_BASE_STATS now = stats_now();
     CHECK(now.sockets_made - before.sockets_made == THREADS &&
               now.sockets_open == before.sockets_open &&
@@ -1514,29 +894,9 @@ static void test_threads(void)
           "BaseStats: %ld sockets made, all closed, %ld WPUModifyIFSHandle, %lld bytes sent",
           now.sockets_made - before.sockets_made, now.ifs_handles - before.ifs_handles,
           (long long)(now.bytes_sent - before.bytes_sent));
-    for (int i = 0; i < THREADS; i++)
-        CloseHandle(threads[i]);
-    CloseHandle(serving);
-    CloseHandle(go);
-    p_closesocket(server.listener);
 }
 
 /* ------------------------------------------------------------------------------------------- */
-
-static int find_protocol(int af, int type, int proto, WSAPROTOCOL_INFOW *out)
-{
-    static WSAPROTOCOL_INFOW all[64];
-    DWORD size = sizeof all;
-    int n = p_WSAEnumProtocolsW(NULL, all, &size);
-    for (int i = 0; i < n; i++) {
-        if (all[i].iAddressFamily == af && all[i].iSocketType == type &&
-            all[i].iProtocol == proto) {
-            *out = all[i];
-            return 1;
-        }
-    }
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -1547,24 +907,17 @@ int main(int argc, char **argv)
     }
     const char *base_dll = argv[argc - 1];
     DWORD began = GetTickCount();
-    InitializeCriticalSection(&log_lock);
-
-    HMODULE ws2 = LoadLibraryA("ws2_32.dll"), user32 = LoadLibraryA("user32.dll");
-    int resolved = ws2 && user32;
-#define RESOLVE_WS2(name)                                                                          \
-    resolved &= (p_##name = (__typeof__(&name))(void (*)(void))GetProcAddress(ws2, #name)) != NULL;
+    host_ws2_setup();
+    HMODULE user32 = LoadLibraryA("user32.dll");
+    int resolved = user32 != NULL;
 #define RESOLVE_USER32(name)                                                                       \
     resolved &=                                                                                    \
         (p_##name = (__typeof__(&name))(void (*)(void))GetProcAddress(user32, #name)) != NULL;
     if (resolved) {
-        WS2_32(RESOLVE_WS2)
         USER32(RESOLVE_USER32)
     }
     if (!resolved)
-        bail("ws2_32 / user32 functions");
-    WSADATA wsa;
-    if (p_WSAStartup(MAKEWORD(2, 2), &wsa))
-        bail("the harness's own WSAStartup");
+        bail("user32 functions");
 
     /* The base's catalog entries: Wine's TCP and UDP over IPv4, with the harness's id. */
     if (!find_protocol(AF_INET, SOCK_STREAM, IPPROTO_TCP, &protocol) ||
@@ -1579,6 +932,7 @@ int main(int argc, char **argv)
     protocol_udp.dwCatalogEntryId = CATALOG + 1;
     protocol_udp.ProtocolChain.ChainLen = BASE_PROTOCOL;
     protocol_udp.ProtocolChain.ChainEntries[0] = CATALOG + 1;
+    socket_entry = &protocol;
 
     char full[MAX_PATH];
     if (!GetFullPathNameA(base_dll, MAX_PATH, full, NULL))
@@ -1596,7 +950,7 @@ int main(int argc, char **argv)
         bail("exports");
 
     test_startup();
-    int rc = start_with(upcalls);
+    int rc = start_provider(&protocol, NULL);
     CHECK(rc == 0, "WSPStartup(2.2) for the scenarios (%d)", rc);
     if (rc)
         bail("no startup");
@@ -1629,9 +983,9 @@ int main(int argc, char **argv)
         }
     }
     CHECK(uncalled == 0, "every one of the 30 slots was called and counted (%d not)", uncalled);
-    CHECK(other_upcalls == 0 && now.ifs_handles == ifs_count,
+    CHECK(upcalls_but_ifs() == 0 && now.ifs_handles == ifs_count,
           "the base made no upcall but WPUModifyIFSHandle (%ld others; %ld of %ld recorded)",
-          other_upcalls, ifs_count, now.ifs_handles);
+          upcalls_but_ifs(), ifs_count, now.ifs_handles);
     rc = cleanup();
     now = stats_now();
     CHECK(rc == 0 && now.started == 0 && now.sockets_open == 0 && now.closed_by_cleanup == 1,

@@ -55,9 +55,6 @@ static const GUID LAYER_ID = {0x77696e70, 0x726f, 0x7600,
 #define PANIC_BEFORE 4241
 #define PANIC_AFTER 4243
 
-#define THREADS 64
-#define THREAD_BYTES 100
-
 /* ------------------------------------------------------------------------------------------- */
 /* The layer's counters.                                                                       */
 
@@ -99,7 +96,7 @@ static counters_t counters_now(void)
  */
 static void test_wine_catalog(void)
 {
-    int rc = start_layer(&catalog[2], NULL);
+    int rc = start_provider(&catalog[2], NULL);
     INT err = 0;
     SOCKET s = rc ? INVALID_SOCKET : lsock(&err);
     NOTE("with Wine's own WSCEnumProtocols / WSCGetProviderPath: WSPSocket %s, error %d",
@@ -120,13 +117,13 @@ static void test_startup(void)
     WSAPROTOCOL_INFOW ifs_chain = catalog[2];
     ifs_chain.dwServiceFlags1 |= XP1_IFS_HANDLES;
     WSPPROC_TABLE refused_table;
-    int rc = layer_startup(MAKEWORD(2, 2), &data, &ifs_chain, upcalls, &refused_table);
+    int rc = wsp_startup(MAKEWORD(2, 2), &data, &ifs_chain, upcalls, &refused_table);
     CHECK(rc == WSAEPROVIDERFAILEDINIT,
           "R-WSP-19: a chain entry with XP1_IFS_HANDLES: the non-IFS layer's WSPStartup is "
           "WSAEPROVIDERFAILEDINIT (%d)", rc);
 
     LONG enums = enum_calls, loads_before = loads;
-    rc = start_layer(&catalog[2], &data);
+    rc = start_provider(&catalog[2], &data);
     CHECK(rc == 0 && data.wVersion == 0x0202 && wcscmp(data.szDescription, DESCRIPTION) == 0,
           "the layer's WSPStartup(2.2) with the chain [%d, %d]: 0, wVersion 0x%04x, \"%ls\"",
           HIDDEN, BASE, data.wVersion, data.szDescription);
@@ -140,7 +137,7 @@ static void test_startup(void)
     CHECK(now.startups == 0 && enum_calls == enums && loads == loads_before,
           "Start::Lazy: the layer's startup neither looked up nor started the base (%ld startups)",
           now.startups);
-    rc = start_layer(&catalog[2], NULL);
+    rc = start_provider(&catalog[2], NULL);
     CHECK(rc == 0, "a second WSPStartup of the layer (%d)", rc);
 
     /* A catalog that cannot name the base's DLL: the socket fails, nothing is left behind. */
@@ -197,7 +194,7 @@ static void test_startup(void)
     CHECK(s == INVALID_SOCKET && err == WSANOTINITIALISED,
           "after it the layer's WSPSocket is WSANOTINITIALISED (%d)", err);
 
-    rc = start_layer(&catalog[2], NULL);
+    rc = start_provider(&catalog[2], NULL);
     s = rc ? INVALID_SOCKET : lsock(&err);
     now = stats_now();
     CHECK(s != INVALID_SOCKET && now.startups == 2 && now.started == 1 &&
@@ -260,19 +257,13 @@ static void test_stream(void)
           (long long)(b1.bytes_received - b0.bytes_received));
 
     /* The layer accepting: from a ws2_32 client, and from another layer socket. */
-    SOCKET listener = lsock(&err);
-    struct sockaddr_in any = loopback4(0);
-    INT any_len = sizeof any;
-    int bound = listener != INVALID_SOCKET &&
-                L.lpWSPBind(listener, (struct sockaddr *)&any, sizeof any, &err) == 0 &&
-                L.lpWSPListen(listener, 8, &err) == 0 &&
-                L.lpWSPGetSockName(listener, (struct sockaddr *)&any, &any_len, &err) == 0;
-    SOCKET client = p_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    int connected = p_connect(client, (struct sockaddr *)&any, sizeof any) == 0;
+    SOCKET listener, client;
+    struct sockaddr_in any;
+    int connected = listen_and_connect(&listener, &client, &any, 8, &err);
     struct sockaddr_in from;
     INT from_len = sizeof from;
     SOCKET accepted = L.lpWSPAccept(listener, (struct sockaddr *)&from, &from_len, NULL, 0, &err);
-    CHECK(bound && connected && accepted != INVALID_SOCKET && handle_catalog(accepted) == CHAIN &&
+    CHECK(connected && accepted != INVALID_SOCKET && handle_catalog(accepted) == CHAIN &&
               from.sin_addr.s_addr == 0x0100007F,
           "WSPBind + WSPListen + WSPAccept through the layer of a ws2_32 client: a handle of the "
           "layer's (%d)", accepted == INVALID_SOCKET ? err : 0);
@@ -315,8 +306,7 @@ static void test_stream(void)
 static void test_graceful(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     counters_t c0 = counters_now();
     INT err = 0;
     int sent = lsend_text(layer, "bye", &err);
@@ -353,8 +343,7 @@ static void test_graceful(void)
 static void test_linger_reset(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     counters_t c0 = counters_now();
     WSP_BASE_STATS b0 = stats_now();
     INT err = 0;
@@ -368,9 +357,7 @@ static void test_linger_reset(void)
           read_back.l_onoff, read_back.l_linger);
     op_t waiting;
     op_init(&waiting, 1);
-    WSABUF buf = {sizeof waiting.data, waiting.data};
-    waiting.rc = p_WSARecv(peer, &buf, 1, &waiting.bytes, &waiting.flags, &waiting.ov, NULL);
-    waiting.err = waiting.rc ? p_WSAGetLastError() : 0;
+    peer_op_recv(peer, &waiting);
     DWORD began = GetTickCount();
     int rc = lclose(layer);
     DWORD took = GetTickCount() - began;
@@ -402,8 +389,7 @@ static void test_linger_reset(void)
 static void test_shutdown_receive(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     INT err = 0;
     int rc = lshutdown(layer, SD_RECEIVE);
     char got[16];
@@ -442,8 +428,7 @@ static int threads_without_relay;
 static void test_overlapped(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     counters_t c0 = counters_now();
     LONG completes0 = calls.complete, events0 = calls.complete_events,
          packets0 = calls.complete_packets, apcs0 = calls.queue_apc;
@@ -587,8 +572,7 @@ static void test_overlapped(void)
 static void test_panic(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     static char data[PANIC_AFTER];
     memset(data, 'p', sizeof data);
     counters_t c0 = counters_now();
@@ -623,88 +607,13 @@ static void test_panic(void)
 }
 
 /* ------------------------------------------------------------------------------------------- */
-/* 64 threads.                                                                                 */
-
-static HANDLE go;
-static unsigned short thread_port;
-static volatile LONG thread_failures, thread_errors[8];
-
-static DWORD WINAPI client_thread(void *arg)
-{
-    int index = (int)(intptr_t)arg;
-    WaitForSingleObject(go, INFINITE);
-    INT err = 0;
-    SOCKET s = lsock(&err);
-    struct sockaddr_in to = loopback4(thread_port);
-    char data[THREAD_BYTES];
-    memset(data, 'a' + index % 26, sizeof data);
-    WSABUF buf = {sizeof data, data};
-    DWORD sent = 0;
-    int ok = s != INVALID_SOCKET &&
-             L.lpWSPConnect(s, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL, &err) ==
-                 0 &&
-             L.lpWSPSend(s, &buf, 1, &sent, 0, NULL, NULL, NULL, &err) == 0 &&
-             sent == THREAD_BYTES && L.lpWSPShutdown(s, SD_SEND, &err) == 0;
-    if (s != INVALID_SOCKET && L.lpWSPCloseSocket(s, &err) != 0)
-        ok = 0;
-    if (!ok) {
-        LONG n = InterlockedIncrement(&thread_failures);
-        if (n <= 8)
-            thread_errors[n - 1] = err;
-    }
-    return 0;
-}
-
-typedef struct {
-    SOCKET listener;
-    LONG connections;
-    LONG64 bytes;
-} server_t;
-
-static DWORD WINAPI server_thread(void *arg)
-{
-    server_t *server = arg;
-    for (int i = 0; i < THREADS; i++) {
-        SOCKET c = p_accept(server->listener, NULL, NULL);
-        if (c == INVALID_SOCKET)
-            break;
-        set_timeouts(c, 0);
-        server->connections++;
-        char buf[256];
-        int n;
-        while ((n = p_recv(c, buf, sizeof buf, 0)) > 0)
-            server->bytes += n;
-        p_closesocket(c);
-    }
-    return 0;
-}
 
 static void test_threads(void)
 {
     counters_t c0 = counters_now();
     WSP_BASE_STATS b0 = stats_now();
     LONG creates = calls.create, closes = calls.close, live = live_handles();
-    server_t server = {0};
-    server.listener = peer_listener(&thread_port);
-    if (server.listener == INVALID_SOCKET)
-        bail("no listener");
-    go = CreateEventA(NULL, TRUE, FALSE, NULL);
-    HANDLE threads[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        threads[i] = CreateThread(NULL, 0, client_thread, (void *)(intptr_t)i, 0, NULL);
-    HANDLE serving = CreateThread(NULL, 0, server_thread, &server, 0, NULL);
-    DWORD began = GetTickCount();
-    SetEvent(go);
-    DWORD waited = WaitForMultipleObjects(THREADS, threads, TRUE, 6 * WAIT_MS);
-    DWORD served = WaitForSingleObject(serving, 6 * WAIT_MS);
-    DWORD took = GetTickCount() - began;
-    CHECK(waited == WAIT_OBJECT_0 && served == WAIT_OBJECT_0 && thread_failures == 0,
-          "%d threads each WSPSocket, WSPConnect, WSPSend %d bytes, WSPShutdown, WSPCloseSocket "
-          "through the layer (%ld failed, first error %ld; %lu ms)", THREADS, THREAD_BYTES,
-          thread_failures, thread_errors[0], took);
-    CHECK(server.connections == THREADS && server.bytes == (LONG64)THREADS * THREAD_BYTES,
-          "the peer accepted %ld connections and read %lld bytes", server.connections,
-          (long long)server.bytes);
+    run_threads(6 * WAIT_MS, " through the layer");
     counters_t c1 = counters_now();
     CHECK(c1.opened - c0.opened == THREADS && c1.closed - c0.closed == THREADS &&
               c1.connects - c0.connects == THREADS && c1.shutdowns - c0.shutdowns == THREADS &&
@@ -722,11 +631,6 @@ static void test_threads(void)
               live_handles() == live,
           "%ld WPUCreateSocketHandle and %ld WPUCloseSocketHandle: no handle left",
           calls.create - creates, calls.close - closes);
-    for (int i = 0; i < THREADS; i++)
-        CloseHandle(threads[i]);
-    CloseHandle(serving);
-    CloseHandle(go);
-    p_closesocket(server.listener);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -741,8 +645,7 @@ static void test_threads(void)
 static void test_final_cleanup(void)
 {
     SOCKET layer, peer;
-    if (connect_pair(&layer, &peer))
-        bail("no pair");
+    pair_or_bail(&layer, &peer);
     INT err = 0;
     SOCKET left = lsock(&err);
     HANDLE port = host_associate(layer, NULL, KEY);
@@ -795,7 +698,7 @@ static void test_final_cleanup(void)
     p_closesocket(peer);
 
     /* A new session relays again. */
-    rc = start_layer(&catalog[2], NULL);
+    rc = start_provider(&catalog[2], NULL);
     if (rc || connect_pair(&layer, &peer))
         bail("no pair in a new session");
     op_t op;
@@ -820,14 +723,8 @@ static void test_final_cleanup(void)
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc < 3) {
-        fprintf(stderr, "usage: lsp_host.exe <layer.dll> <wsp_base.dll>\n");
-        return 2;
-    }
-    DWORD began = GetTickCount();
-    host_setup(argv, &LAYER_ID, L"winprov Wine test layer",
-               L"winprov Wine test layer over TCP/IPv4");
+    DWORD began = host_begin(argc, argv, "lsp_host.exe", &LAYER_ID, L"winprov Wine test layer",
+                             L"winprov Wine test layer over TCP/IPv4");
 
     /* The layer's counters file, then the layer. */
     if (!GetFullPathNameA(COUNTERS_FILE, MAX_PATH, counters_path, NULL))

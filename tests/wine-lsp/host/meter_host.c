@@ -206,21 +206,15 @@ static moved_t connection_b(void)
 {
     moved_t m = {0, 0, 0};
     INT err = 0;
-    SOCKET listener = lsock(&err);
-    struct sockaddr_in any = loopback4(0);
-    INT any_len = sizeof any;
-    int bound = listener != INVALID_SOCKET &&
-                L.lpWSPBind(listener, (struct sockaddr *)&any, sizeof any, &err) == 0 &&
-                L.lpWSPListen(listener, 8, &err) == 0 &&
-                L.lpWSPGetSockName(listener, (struct sockaddr *)&any, &any_len, &err) == 0;
-    SOCKET client = p_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    int connected = p_connect(client, (struct sockaddr *)&any, sizeof any) == 0;
+    SOCKET listener, client;
+    struct sockaddr_in any;
+    int connected = listen_and_connect(&listener, &client, &any, 8, &err);
     struct sockaddr_in mine;
     int mine_len = sizeof mine;
     p_getsockname(client, (struct sockaddr *)&mine, &mine_len);
     m.port = swap16(mine.sin_port);
     SOCKET layer = L.lpWSPAccept(listener, NULL, NULL, NULL, 0, &err);
-    CHECK(bound && connected && layer != INVALID_SOCKET,
+    CHECK(connected && layer != INVALID_SOCKET,
           "B: the meter's listener accepts a ws2_32 client from port %u (%d)", m.port,
           layer == INVALID_SOCKET ? err : 0);
     if (layer == INVALID_SOCKET)
@@ -254,9 +248,7 @@ static moved_t connection_b(void)
                                 &err);
     op_t waiting;
     op_init(&waiting, 1);
-    WSABUF wbuf = {sizeof waiting.data, waiting.data};
-    waiting.rc = p_WSARecv(client, &wbuf, 1, &waiting.bytes, &waiting.flags, &waiting.ov, NULL);
-    waiting.err = waiting.rc ? p_WSAGetLastError() : 0;
+    peer_op_recv(client, &waiting);
     int rc = lclose(layer);
     DWORD waited = WaitForSingleObject(waiting.event, WAIT_MS);
     DWORD flags = 0, n = 0;
@@ -307,14 +299,8 @@ static moved_t connection_c(void)
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc < 3) {
-        fprintf(stderr, "usage: meter_host.exe <traffic_meter.dll> <wsp_base.dll>\n");
-        return 2;
-    }
-    DWORD began = GetTickCount();
-    host_setup(argv, &METER_ID, L"winprov traffic meter",
-               L"winprov traffic meter over TCP/IPv4");
+    DWORD began = host_begin(argc, argv, "meter_host.exe", &METER_ID, L"winprov traffic meter",
+                             L"winprov traffic meter over TCP/IPv4");
     for (int i = 0; i < (int)sizeof pattern; i++)
         pattern[i] = (char)('a' + i % 26);
 
@@ -336,7 +322,7 @@ int main(int argc, char **argv)
 
     WSPDATA data;
     memset(&data, 0, sizeof data);
-    int rc = start_layer(&catalog[2], &data);
+    int rc = start_provider(&catalog[2], &data);
     CHECK(rc == 0 && wcscmp(data.szDescription, METER_DESCRIPTION) == 0,
           "the meter's WSPStartup over the harness's chain: %d, \"%ls\"", rc, data.szDescription);
     if (rc)

@@ -1,17 +1,21 @@
 /*
- * What the layered provider harnesses (lsp_host.c, meter_host.c) share: the harness plays ws2_32
- * for a layer DLL written with winprov-wsp's Layer API, stacked on the C base provider
- * wsp_base.dll (../base), on real Windows threads, under Wine. Included once by each harness (a
- * header of static definitions, not a library: each harness is one translation unit).
+ * What the harnesses of tests/wine-lsp share: each plays ws2_32 for the provider it drives -- a
+ * layer DLL written with winprov-wsp's Layer API stacked on the C base provider wsp_base.dll
+ * (../base) for lsp_host.c and meter_host.c, the base alone for base_host.c -- on real Windows
+ * threads, under Wine. Included once by each harness (a header of static definitions, not a
+ * library: each harness is one translation unit).
  *
  * - checks and output: CHECK / NOTE print `ok N - ...` / `not ok N - ...`; finish() prints
  *   "N passed, M failed" and gives the exit code;
  * - Wine's ws2_32 for the peers (p_socket, p_send, ...), loaded with LoadLibrary;
- * - the upcall table (`upcalls`): socket handles (WPUCreateSocketHandle / ...Query... /
+ * - the upcall table (`upcalls`; every upcall counted in `calls`): socket handles (WPUCreateSocketHandle / ...Query... /
  *   ...Close..., a handle table of the harness's; each handle is a real kernel file handle -- an
  *   overlapped named pipe -- so that a completion port can be associated with it), events,
  *   threads (WPUOpenCurrentThread fills a WSATHREADID with a real handle of the thread, kept in
- *   a thread table) and WPUQueueApc (QueueUserAPC on that handle);
+ *   a thread table) and WPUQueueApc (QueueUserAPC on that handle); WPUModifyIFSHandle records
+ *   the handle, its catalog entry and the table it came through (1, or 2 for
+ *   wpu_modify_ifs_handle_2: base_host's second startup), and refuses one handle when asked
+ *   (`refuse_ifs`);
  * - ws2_32!WPUCompleteOverlappedRequest (`ws2_complete`, which the layer's import is replaced
  *   with), as ws2_32 completes a request on a handle it made: InternalHigh = bytes, then
  *   Internal = the error; the event (low bit cleared) set if there is one; a packet queued to
@@ -28,8 +32,10 @@
  *   replace the layer DLL's imports of ws2_32's (patching its import address table); the base's
  *   path is `%WINPROV_LSP_BASE_DIR%\<base file>`; the layer's kernel32 LoadLibraryExW and
  *   FreeLibrary are wrapped (the real ones, logged);
- * - the layer's calls (L: its proc table; lsock, lsend, ...), the peers (the harness's own
- *   ws2_32 sockets), overlapped requests through the layer (op_t), the process's thread count.
+ * - the calls through the provider the harness drives (wsp_startup: its WSPStartup, L: its proc
+ *   table; lsock -- a TCP/IPv4 socket of `socket_entry` --, lsend, ...): the layer, or
+ *   base_host's base; the peers (the harness's own ws2_32 sockets), overlapped requests through
+ *   the provider (op_t), 64 threads through it (run_threads), the process's thread count.
  */
 #ifndef WS2_HOST_H
 #define WS2_HOST_H
@@ -126,6 +132,7 @@ static void bail(const char *why)
     X(WSACleanup)                                                                                  \
     X(WSAGetLastError)                                                                             \
     X(WSAEnumProtocolsW)                                                                           \
+    X(WSASocketW)                                                                                  \
     X(WSARecv)                                                                                     \
     X(WSAGetOverlappedResult)                                                                      \
     X(socket)                                                                                      \
@@ -135,11 +142,14 @@ static void bail(const char *why)
     X(connect)                                                                                     \
     X(send)                                                                                        \
     X(recv)                                                                                        \
+    X(sendto)                                                                                      \
+    X(recvfrom)                                                                                    \
     X(shutdown)                                                                                    \
     X(closesocket)                                                                                 \
     X(setsockopt)                                                                                  \
     X(getsockname)                                                                                 \
-    X(select)
+    X(select)                                                                                      \
+    X(ioctlsocket)
 
 #define DECLARE_POINTER(name) static __typeof__(&name) p_##name;
 WS2_32(DECLARE_POINTER)
@@ -148,7 +158,7 @@ typedef LONG(NTAPI *nt_set_io_completion_t)(HANDLE port, ULONG_PTR key, ULONG_PT
                                             LONG status, ULONG_PTR information);
 static nt_set_io_completion_t p_NtSetIoCompletion;
 
-static LPWSPSTARTUP layer_startup;
+static LPWSPSTARTUP wsp_startup; /* the driven provider's: the layer's, or base_host's base */
 static LPWSP_BASE_STATS base_stats;
 static HMODULE base_module;
 
@@ -176,9 +186,12 @@ static LONG handle_count;
 typedef struct {
     DWORD catalog;
     SOCKET s;
+    int table; /* 1: wpu_modify_ifs_handle (`upcalls`), 2: wpu_modify_ifs_handle_2 */
 } ifs_call_t;
 static ifs_call_t ifs_calls[MAX_IFS];
 static LONG ifs_count;
+/* Makes WPUModifyIFSHandle refuse the next handle with this error. */
+static volatile LONG refuse_ifs;
 
 /* Threads WPUOpenCurrentThread opened: the handle and the thread's id. */
 #define MAX_THREADS 256
@@ -191,7 +204,8 @@ static LONG thread_count;
 
 static struct {
     volatile LONG create, close, query, modify_ifs, queue_apc, apc_unknown_thread, set_event,
-        reset_event, open_thread, close_thread, post, other;
+        reset_event, create_event, close_event, fd_is_set, blocking_callback, open_thread,
+        close_thread, post, other;
     /* WPUCompleteOverlappedRequest: calls, packets queued, events set, refused (a handle the
      * harness did not make, or closed). */
     volatile LONG complete, complete_packets, complete_events, complete_refused;
@@ -302,15 +316,48 @@ static int WSPAPI wpu_close_socket_handle(SOCKET s, LPINT err)
     return 0;
 }
 
-static SOCKET WSPAPI wpu_modify_ifs_handle(DWORD catalog, SOCKET proposed, LPINT err)
+static SOCKET record_ifs(DWORD catalog, SOCKET proposed, LPINT err, int table)
 {
-    (void)err;
     InterlockedIncrement(&calls.modify_ifs);
+    LONG refuse = InterlockedExchange(&refuse_ifs, 0);
     EnterCriticalSection(&log_lock);
     if (ifs_count < MAX_IFS)
-        ifs_calls[ifs_count++] = (ifs_call_t){catalog, proposed};
+        ifs_calls[ifs_count++] = (ifs_call_t){catalog, proposed, table};
     LeaveCriticalSection(&log_lock);
+    if (refuse) {
+        *err = refuse;
+        return INVALID_SOCKET;
+    }
     return proposed;
+}
+
+static SOCKET WSPAPI wpu_modify_ifs_handle(DWORD catalog, SOCKET proposed, LPINT err)
+{
+    return record_ifs(catalog, proposed, err, 1);
+}
+
+static SOCKET WSPAPI wpu_modify_ifs_handle_2(DWORD catalog, SOCKET proposed, LPINT err)
+{
+    return record_ifs(catalog, proposed, err, 2);
+}
+
+/* The WPUModifyIFSHandle call that made `s` (the last), or NULL; under log_lock. */
+static const ifs_call_t *ifs_call_of(SOCKET s)
+{
+    for (LONG i = ifs_count - 1; i >= 0; i--)
+        if (ifs_calls[i].s == s)
+            return &ifs_calls[i];
+    return NULL;
+}
+
+/* Whether `s` went through WPUModifyIFSHandle with `catalog`, by the upcall table `table`. */
+static int ifs_of(SOCKET s, DWORD catalog, int table)
+{
+    EnterCriticalSection(&log_lock);
+    const ifs_call_t *c = ifs_call_of(s);
+    int ok = c && c->catalog == catalog && c->table == table;
+    LeaveCriticalSection(&log_lock);
+    return ok;
 }
 
 /* WPUModifyIFSHandle calls since `from` with a catalog id other than `catalog`. */
@@ -412,6 +459,7 @@ static int WSPAPI wpu_close_thread(LPWSATHREADID thread, LPINT err)
 
 static WSAEVENT WSPAPI wpu_create_event(LPINT err)
 {
+    InterlockedIncrement(&calls.create_event);
     HANDLE event = CreateEventA(NULL, TRUE, FALSE, NULL);
     if (!event)
         *err = WSA_NOT_ENOUGH_MEMORY;
@@ -420,6 +468,7 @@ static WSAEVENT WSPAPI wpu_create_event(LPINT err)
 
 static BOOL WSPAPI wpu_close_event(WSAEVENT event, LPINT err)
 {
+    InterlockedIncrement(&calls.close_event);
     if (!CloseHandle(event)) {
         *err = WSA_INVALID_HANDLE;
         return FALSE;
@@ -429,6 +478,7 @@ static BOOL WSPAPI wpu_close_event(WSAEVENT event, LPINT err)
 
 static int WSPAPI wpu_fd_is_set(SOCKET s, fd_set *set)
 {
+    InterlockedIncrement(&calls.fd_is_set);
     for (u_int i = 0; set && i < set->fd_count; i++)
         if (set->fd_array[i] == s)
             return 1;
@@ -454,6 +504,7 @@ static int WSPAPI wpu_query_blocking_callback(DWORD catalog, LPBLOCKINGCALLBACK 
                                               PDWORD_PTR context, LPINT err)
 {
     (void)catalog, (void)err;
+    InterlockedIncrement(&calls.blocking_callback);
     *callback = NULL;
     *context = 0;
     return 0;
@@ -476,6 +527,15 @@ static const WSPUPCALLTABLE upcalls = {
     .lpWPUOpenCurrentThread = wpu_open_current_thread,
     .lpWPUCloseThread = wpu_close_thread,
 };
+
+/* Upcalls made but WPUModifyIFSHandle. */
+static LONG upcalls_but_ifs(void)
+{
+    return calls.create + calls.close + calls.query + calls.queue_apc + calls.set_event +
+           calls.reset_event + calls.create_event + calls.close_event + calls.fd_is_set +
+           calls.blocking_callback + calls.open_thread + calls.close_thread + calls.post +
+           calls.other;
+}
 
 /* The NTSTATUS a packet of a request failed with `error` carries. */
 static LONG completion_status(DWORD error)
@@ -664,9 +724,11 @@ static patched_t patch_layer(HMODULE layer)
 }
 
 /* ------------------------------------------------------------------------------------------- */
-/* The layer's calls.                                                                          */
+/* The calls through the provider the harness drives: the layer, or base_host's base.         */
 
-static WSPPROC_TABLE L; /* the layer's proc table */
+static WSPPROC_TABLE L; /* its proc table */
+/* The catalog entry lsock names: the chain (host_setup), or base_host's TCP/IPv4 entry. */
+static WSAPROTOCOL_INFOW *socket_entry;
 static WSATHREADID main_thread;
 
 static WSP_BASE_STATS stats_now(void)
@@ -678,10 +740,10 @@ static WSP_BASE_STATS stats_now(void)
     return s;
 }
 
-static int start_layer(WSAPROTOCOL_INFOW *entry, WSPDATA *data)
+static int start_provider(WSAPROTOCOL_INFOW *entry, WSPDATA *data)
 {
     WSPDATA local;
-    return layer_startup(MAKEWORD(2, 2), data ? data : &local, entry, upcalls, &L);
+    return wsp_startup(MAKEWORD(2, 2), data ? data : &local, entry, upcalls, &L);
 }
 
 static int cleanup(void)
@@ -693,7 +755,7 @@ static int cleanup(void)
 static SOCKET lsock(INT *err)
 {
     *err = 0;
-    return L.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, &catalog[2], 0, WSA_FLAG_OVERLAPPED,
+    return L.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, socket_entry, 0, WSA_FLAG_OVERLAPPED,
                          err);
 }
 
@@ -764,28 +826,46 @@ static struct sockaddr_in loopback4(unsigned short port)
     return a;
 }
 
-static SOCKET peer_listener(unsigned short *port)
+static struct sockaddr_in6 loopback6(unsigned short port)
 {
-    SOCKET l = p_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    struct sockaddr_in6 a;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6;
+    a.sin6_port = swap16(port);
+    a.sin6_addr.s6_addr[15] = 1; /* ::1 */
+    return a;
+}
+
+/* A listening peer on the loopback address of `af`, its port in *port. */
+static SOCKET peer_listener(int af, unsigned short *port)
+{
+    SOCKET l = p_socket(af, SOCK_STREAM, IPPROTO_TCP);
     if (l == INVALID_SOCKET)
         return l;
-    struct sockaddr_in name = loopback4(0);
-    int len = sizeof name;
+    struct sockaddr_storage name;
+    int len;
+    if (af == AF_INET6) {
+        *(struct sockaddr_in6 *)&name = loopback6(0);
+        len = sizeof(struct sockaddr_in6);
+    } else {
+        *(struct sockaddr_in *)&name = loopback4(0);
+        len = sizeof(struct sockaddr_in);
+    }
     if (p_bind(l, (struct sockaddr *)&name, len) || p_listen(l, SOMAXCONN) ||
         p_getsockname(l, (struct sockaddr *)&name, &len)) {
         p_closesocket(l);
         return INVALID_SOCKET;
     }
-    *port = swap16(name.sin_port);
+    *port = swap16(((struct sockaddr_in *)&name)->sin_port); /* same offset in both */
     return l;
 }
 
-/* A layer client connected to a peer the harness accepted: 0, or the error; the peer's port
+/* A client of the provider's connected to a peer the harness accepted: 0, or the error; the peer's port
  * in *port if asked. */
 static int connect_pair_port(SOCKET *layer, SOCKET *peer, unsigned short *peer_port)
 {
     unsigned short port = 0;
-    SOCKET l = peer_listener(&port);
+    SOCKET l = peer_listener(AF_INET, &port);
     if (l == INVALID_SOCKET)
         return p_WSAGetLastError();
     if (peer_port)
@@ -814,6 +894,30 @@ static int connect_pair_port(SOCKET *layer, SOCKET *peer, unsigned short *peer_p
 static int connect_pair(SOCKET *layer, SOCKET *peer)
 {
     return connect_pair_port(layer, peer, NULL);
+}
+
+/* connect_pair, or the harness gives up. */
+static void pair_or_bail(SOCKET *s, SOCKET *peer)
+{
+    if (connect_pair(s, peer))
+        bail("no pair");
+}
+
+/* A listener of the provider's on 127.0.0.1 (its address in *name, `backlog` its queue) and a
+ * ws2_32 client connecting to it: 1 if both did. */
+static int listen_and_connect(SOCKET *listener, SOCKET *client, struct sockaddr_in *name,
+                              int backlog, INT *err)
+{
+    *listener = lsock(err);
+    *name = loopback4(0);
+    INT len = sizeof *name;
+    int bound = *listener != INVALID_SOCKET &&
+                L.lpWSPBind(*listener, (struct sockaddr *)name, sizeof *name, err) == 0 &&
+                L.lpWSPListen(*listener, backlog, err) == 0 &&
+                L.lpWSPGetSockName(*listener, (struct sockaddr *)name, &len, err) == 0;
+    *client = p_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    int connected = p_connect(*client, (struct sockaddr *)name, sizeof *name) == 0;
+    return bound && connected;
 }
 
 static int peer_send(SOCKET s, const char *data, int n)
@@ -862,7 +966,7 @@ static int peer_read_all(SOCKET s, char *out, int n)
 }
 
 /* ------------------------------------------------------------------------------------------- */
-/* Overlapped operations through the layer.                                                    */
+/* Overlapped operations through the provider.                                                 */
 
 typedef struct {
     WSAOVERLAPPED ov; /* first: a completion routine finds its record */
@@ -902,6 +1006,15 @@ static int is_set(const op_t *op)
     return op->event && WaitForSingleObject(op->event, 0) == WAIT_OBJECT_0;
 }
 
+/* An overlapped receive of the peer `s`'s, by Wine's ws2_32 (op->err its error). */
+static int peer_op_recv(SOCKET s, op_t *op)
+{
+    WSABUF buf = {sizeof op->data, op->data};
+    op->rc = p_WSARecv(s, &buf, 1, &op->bytes, &op->flags, &op->ov, NULL);
+    op->err = op->rc ? p_WSAGetLastError() : 0;
+    return op->rc;
+}
+
 static void CALLBACK on_routine(DWORD error, DWORD bytes, LPWSAOVERLAPPED ov, DWORD flags)
 {
     (void)flags;
@@ -912,7 +1025,7 @@ static void CALLBACK on_routine(DWORD error, DWORD bytes, LPWSAOVERLAPPED ov, DW
     InterlockedIncrement(&op->routine_calls);
 }
 
-/* An overlapped WSPRecv through the layer, with the calling thread's WSATHREADID as ws2_32
+/* An overlapped WSPRecv through the provider, with the calling thread's WSATHREADID as ws2_32
  * passes it. */
 static int op_recv(SOCKET s, op_t *op, LPWSAOVERLAPPED_COMPLETION_ROUTINE routine)
 {
@@ -922,7 +1035,7 @@ static int op_recv(SOCKET s, op_t *op, LPWSAOVERLAPPED_COMPLETION_ROUTINE routin
     return op->rc;
 }
 
-/* An overlapped WSPSend of `n` bytes of `data` through the layer. */
+/* An overlapped WSPSend of `n` bytes of `data` through the provider. */
 static int op_send(SOCKET s, op_t *op, const char *data, DWORD n,
                    LPWSAOVERLAPPED_COMPLETION_ROUTINE routine)
 {
@@ -954,6 +1067,99 @@ static int port_packet(HANDLE port, DWORD ms, LPOVERLAPPED *ov, DWORD *bytes, UL
     return *ov ? 0 : -1;
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* 64 threads through the provider.                                                            */
+
+#define THREADS 64
+#define THREAD_BYTES 100
+
+static HANDLE go;
+static unsigned short thread_port;
+static volatile LONG thread_failures, thread_errors[8];
+
+static DWORD WINAPI client_thread(void *arg)
+{
+    int index = (int)(intptr_t)arg;
+    WaitForSingleObject(go, INFINITE);
+    INT err = 0;
+    SOCKET s = lsock(&err);
+    struct sockaddr_in to = loopback4(thread_port);
+    char data[THREAD_BYTES];
+    memset(data, 'a' + index % 26, sizeof data);
+    WSABUF buf = {sizeof data, data};
+    DWORD sent = 0;
+    int ok = s != INVALID_SOCKET &&
+             L.lpWSPConnect(s, (struct sockaddr *)&to, sizeof to, NULL, NULL, NULL, NULL, &err) ==
+                 0 &&
+             L.lpWSPSend(s, &buf, 1, &sent, 0, NULL, NULL, NULL, &err) == 0 &&
+             sent == THREAD_BYTES && L.lpWSPShutdown(s, SD_SEND, &err) == 0;
+    if (s != INVALID_SOCKET && L.lpWSPCloseSocket(s, &err) != 0)
+        ok = 0;
+    if (!ok) {
+        LONG n = InterlockedIncrement(&thread_failures);
+        if (n <= 8)
+            thread_errors[n - 1] = err;
+    }
+    return 0;
+}
+
+typedef struct {
+    SOCKET listener;
+    LONG connections;
+    LONG64 bytes;
+} server_t;
+
+static DWORD WINAPI server_thread(void *arg)
+{
+    server_t *server = arg;
+    for (int i = 0; i < THREADS; i++) {
+        SOCKET c = p_accept(server->listener, NULL, NULL);
+        if (c == INVALID_SOCKET)
+            break;
+        set_timeouts(c, 0);
+        server->connections++;
+        char buf[256];
+        int n;
+        while ((n = p_recv(c, buf, sizeof buf, 0)) > 0)
+            server->bytes += n;
+        p_closesocket(c);
+    }
+    return 0;
+}
+
+/* THREADS threads each WSPSocket, WSPConnect, WSPSend THREAD_BYTES bytes, WSPShutdown(SD_SEND)
+ * and WSPCloseSocket through the provider to a peer that reads all (within `wait_ms`); checks
+ * that all did and the peer read all (`through` ends the first check's text). */
+static void run_threads(DWORD wait_ms, const char *through)
+{
+    server_t server = {0};
+    server.listener = peer_listener(AF_INET, &thread_port);
+    if (server.listener == INVALID_SOCKET)
+        bail("no listener");
+    go = CreateEventA(NULL, TRUE, FALSE, NULL);
+    HANDLE threads[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        threads[i] = CreateThread(NULL, 0, client_thread, (void *)(intptr_t)i, 0, NULL);
+    HANDLE serving = CreateThread(NULL, 0, server_thread, &server, 0, NULL);
+    DWORD began = GetTickCount();
+    SetEvent(go);
+    DWORD waited = WaitForMultipleObjects(THREADS, threads, TRUE, wait_ms);
+    DWORD served = WaitForSingleObject(serving, wait_ms);
+    DWORD took = GetTickCount() - began;
+    CHECK(waited == WAIT_OBJECT_0 && served == WAIT_OBJECT_0 && thread_failures == 0,
+          "%d threads each WSPSocket, WSPConnect, WSPSend %d bytes, WSPShutdown, WSPCloseSocket"
+          "%s (%ld failed, first error %ld; %lu ms)", THREADS, THREAD_BYTES, through,
+          thread_failures, thread_errors[0], took);
+    CHECK(server.connections == THREADS && server.bytes == (LONG64)THREADS * THREAD_BYTES,
+          "the peer accepted %ld connections and read %lld bytes", server.connections,
+          (long long)server.bytes);
+    for (int i = 0; i < THREADS; i++)
+        CloseHandle(threads[i]);
+    CloseHandle(serving);
+    CloseHandle(go);
+    p_closesocket(server.listener);
+}
+
 /* Threads of this process now. */
 static int process_threads(void)
 {
@@ -973,14 +1179,15 @@ static int process_threads(void)
 /* ------------------------------------------------------------------------------------------- */
 /* The setup.                                                                                  */
 
-static int find_tcp4(WSAPROTOCOL_INFOW *out)
+/* Wine's catalog entry of the protocol. */
+static int find_protocol(int af, int type, int proto, WSAPROTOCOL_INFOW *out)
 {
     static WSAPROTOCOL_INFOW all[64];
     DWORD size = sizeof all;
     int n = p_WSAEnumProtocolsW(NULL, all, &size);
     for (int i = 0; i < n; i++) {
-        if (all[i].iAddressFamily == AF_INET && all[i].iSocketType == SOCK_STREAM &&
-            all[i].iProtocol == IPPROTO_TCP) {
+        if (all[i].iAddressFamily == af && all[i].iSocketType == type &&
+            all[i].iProtocol == proto) {
             *out = all[i];
             return 1;
         }
@@ -988,10 +1195,8 @@ static int find_tcp4(WSAPROTOCOL_INFOW *out)
     return 0;
 }
 
-/* Wine's ws2_32 for the peers, the main thread's WSATHREADID, the catalog for the layer
- * `layer_id` named `name`, the base's path (argv[2]) in it and the base loaded for BaseStats. */
-static void host_setup(char **argv, const GUID *layer_id, const WCHAR *name,
-                       const WCHAR *chain_name)
+/* Wine's ws2_32 for the peers, and the main thread's WSATHREADID. */
+static void host_ws2_setup(void)
 {
     InitializeCriticalSection(&log_lock);
     HMODULE ws2 = LoadLibraryA("ws2_32.dll");
@@ -1011,10 +1216,18 @@ static void host_setup(char **argv, const GUID *layer_id, const WCHAR *name,
         bail("the harness's own WSAStartup");
     if (!open_thread(&main_thread))
         bail("a WSATHREADID for the main thread");
+}
+
+/* host_ws2_setup, then the catalog for the layer `layer_id` named `name`, the base's path
+ * (argv[2]) in it and the base loaded for BaseStats. */
+static void host_setup(char **argv, const GUID *layer_id, const WCHAR *name,
+                       const WCHAR *chain_name)
+{
+    host_ws2_setup();
 
     /* The catalog: the layer's hidden entry, the base's (Wine's TCP/IPv4), the chain. */
     WSAPROTOCOL_INFOW tcp;
-    if (!find_tcp4(&tcp))
+    if (!find_protocol(AF_INET, SOCK_STREAM, IPPROTO_TCP, &tcp))
         bail("Wine's TCP/IPv4 catalog entry");
     catalog[1] = tcp;
     catalog[1].dwCatalogEntryId = BASE;
@@ -1035,6 +1248,7 @@ static void host_setup(char **argv, const GUID *layer_id, const WCHAR *name,
     catalog[2].ProtocolChain.ChainEntries[0] = HIDDEN;
     catalog[2].ProtocolChain.ChainEntries[1] = BASE;
     wcsncpy(catalog[2].szProtocol, chain_name, WSAPROTOCOL_LEN);
+    socket_entry = &catalog[2];
 
     /* The base: its path as the catalog keeps it, and loaded for BaseStats. */
     char full[MAX_PATH];
@@ -1057,15 +1271,30 @@ static void host_setup(char **argv, const GUID *layer_id, const WCHAR *name,
         bail("the base");
 }
 
+/* A layer harness's start: unbuffered output, the arguments (`exe` <layer.dll> <wsp_base.dll>)
+ * and host_setup; returns the tick count it began at. */
+static DWORD host_begin(int argc, char **argv, const char *exe, const GUID *layer_id,
+                        const WCHAR *name, const WCHAR *chain_name)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s <layer.dll> <wsp_base.dll>\n", exe);
+        ExitProcess(2);
+    }
+    DWORD began = GetTickCount();
+    host_setup(argv, layer_id, name, chain_name);
+    return began;
+}
+
 /* The layer DLL (argv[1]): loaded, its WSPStartup resolved. */
 static HMODULE host_load_layer(const char *path)
 {
     HMODULE layer = LoadLibraryA(path);
-    layer_startup = layer ? (LPWSPSTARTUP)(void (*)(void))GetProcAddress(layer, "WSPStartup")
+    wsp_startup = layer ? (LPWSPSTARTUP)(void (*)(void))GetProcAddress(layer, "WSPStartup")
                           : NULL;
-    CHECK(layer_startup != NULL, "LoadLibrary(%s): WSPStartup resolves (%lu)", path,
+    CHECK(wsp_startup != NULL, "LoadLibrary(%s): WSPStartup resolves (%lu)", path,
           layer ? 0 : GetLastError());
-    if (!layer_startup)
+    if (!wsp_startup)
         bail("the layer");
     return layer;
 }
