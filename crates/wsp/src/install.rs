@@ -224,6 +224,8 @@ pub struct LayerInstall {
     over: Over,
     categories: LspCategories,
     placement: Placement,
+    /// Whether the layer stays in the 32-bit catalog of 64-bit Windows.
+    wow64: bool,
 }
 
 impl LayerInstall {
@@ -242,7 +244,18 @@ impl LayerInstall {
             over: Over::tcp(),
             categories: LspCategories::empty(),
             placement: Placement::ChainsFirst,
+            wow64: true,
         }
+    }
+
+    /// For a layer shipped without a 32-bit DLL: on 64-bit Windows the system's install call
+    /// writes both catalogs, and a 32-bit process would then fail every socket of the layer's
+    /// protocols, its DLL missing from the WOW64 system directory. The layer's entries are
+    /// removed from the 32-bit catalog right after the call (and the install is undone if that
+    /// fails), so 32-bit processes keep the catalog they had.
+    pub fn native_only(mut self) -> Self {
+        self.wow64 = false;
+        self
     }
 
     /// The 32-bit DLL, for 32-bit processes on 64-bit Windows. Without one, the system requires
@@ -761,6 +774,25 @@ pub fn install<C: CatalogWriter + ?Sized>(
         return Err(refused(catalog, layer, &before, error));
     }
     let rollback = Rollback::new(catalog, layer.provider);
+    let views: Vec<View> = if layer.wow64 {
+        views
+    } else {
+        if views.contains(&View::Wow64)
+            && let Err(error) = remove_in(catalog, View::Wow64, &layer.provider)
+        {
+            let undo = rollback.undo();
+            let what = match error {
+                UninstallError::Failed(_) => "removing the layer from the 32-bit catalog failed",
+                _ => "the layer could not be removed from the 32-bit catalog",
+            };
+            return Err(InstallError::Unexpected {
+                view: View::Wow64,
+                what,
+                undo,
+            });
+        }
+        vec![View::Native]
+    };
 
     let mut installed = Vec::with_capacity(views.len());
     for &view in &views {
@@ -968,26 +1000,49 @@ pub fn uninstall<C: CatalogWriter + ?Sized>(
     let mut removed = Vec::new();
     for removal in removals {
         let view = removal.view;
-        for id in &removal.sequence {
-            match catalog.deinstall(view, id) {
-                Ok(()) => {}
-                // "Does not specify a valid provider": nothing has this id any more.
-                Err(error) if error.code() == Some(WsaError::WSAEINVAL) => {}
-                Err(error) => return Err(UninstallError::Failed(error)),
-            }
-        }
-        let after = catalog.enumerate(view).map_err(UninstallError::Failed)?;
-        let remaining: Vec<u32> = after
-            .iter()
-            .map(|e| e.dwCatalogEntryId)
-            .filter(|id| removal.entries.iter().any(|e| e.dwCatalogEntryId == *id))
-            .collect();
-        if !remaining.is_empty() {
-            return Err(UninstallError::Incomplete { view, remaining });
-        }
-        removed.extend(removal.entries.into_iter().map(|entry| (view, entry)));
+        removed.extend(
+            carry_out(catalog, removal)?
+                .into_iter()
+                .map(|entry| (view, entry)),
+        );
     }
     Ok(Uninstalled::Removed { entries: removed })
+}
+
+/// Deinstalls what `removal` planned, then checks the catalog: the entries removed.
+fn carry_out<C: CatalogWriter + ?Sized>(
+    catalog: &C,
+    removal: Removal,
+) -> Result<Vec<WSAPROTOCOL_INFOW>, UninstallError> {
+    let view = removal.view;
+    for id in &removal.sequence {
+        match catalog.deinstall(view, id) {
+            Ok(()) => {}
+            // "Does not specify a valid provider": nothing has this id any more.
+            Err(error) if error.code() == Some(WsaError::WSAEINVAL) => {}
+            Err(error) => return Err(UninstallError::Failed(error)),
+        }
+    }
+    let after = catalog.enumerate(view).map_err(UninstallError::Failed)?;
+    let remaining: Vec<u32> = after
+        .iter()
+        .map(|e| e.dwCatalogEntryId)
+        .filter(|id| removal.entries.iter().any(|e| e.dwCatalogEntryId == *id))
+        .collect();
+    if !remaining.is_empty() {
+        return Err(UninstallError::Incomplete { view, remaining });
+    }
+    Ok(removal.entries)
+}
+
+/// Removes the layer `provider` from one catalog.
+fn remove_in<C: CatalogWriter + ?Sized>(
+    catalog: &C,
+    view: View,
+    provider: &GUID,
+) -> Result<(), UninstallError> {
+    let entries = catalog.enumerate(view).map_err(UninstallError::Failed)?;
+    carry_out(catalog, plan(view, &entries, provider)?).map(drop)
 }
 
 #[cfg(test)]

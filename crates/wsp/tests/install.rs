@@ -709,3 +709,37 @@ fn the_simulated_catalog_is_what_the_running_layer_reads() {
     assert!(matches!(route.below(), Below::Layer(hidden) if hidden.ProviderId == LAYER));
     assert_eq!(catalog.provider_path(&LAYER).unwrap().to_string(), PATH);
 }
+
+#[test]
+fn a_layer_without_a_32_bit_dll_is_installed_in_the_native_catalog_only() {
+    let catalog = Simulated::msafd();
+    let wow64_before = catalog.entries(View::Wow64);
+    let system32 = "%windir%\\system32\\layer.dll";
+    let installed = install::install(
+        &catalog,
+        &LayerInstall::new(LAYER, "Example Layer", system32).native_only(),
+    )
+    .unwrap();
+    assert!(
+        installed
+            .layers
+            .iter()
+            .all(|found| found.view == View::Native),
+        "only the native catalog's entries are reported"
+    );
+    assert_eq!(
+        catalog.entries(View::Wow64),
+        wow64_before,
+        "32-bit processes keep the catalog they had"
+    );
+    let found = install::find(&catalog, &LAYER).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].view, View::Native);
+    assert!(!found[0].chains.is_empty());
+    // Uninstalling finds it in the native catalog only, and removes it.
+    assert!(matches!(
+        install::uninstall(&catalog, &LAYER).unwrap(),
+        Uninstalled::Removed { .. }
+    ));
+    assert!(install::find(&catalog, &LAYER).unwrap().is_empty());
+}

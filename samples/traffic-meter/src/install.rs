@@ -17,7 +17,8 @@ use winprov_wsp::layer::Handles as _;
 
 /// The catalog entries `install` asks for: the layer's hidden entry (non-IFS, as
 /// [`TrafficMeter`]'s `Handles` type says) with the DLL at `path`, and chains over TCP on IPv4
-/// and IPv6; `LSP_INSPECTOR` (it only looks at the traffic).
+/// and IPv6; `LSP_INSPECTOR` (it only looks at the traffic); in the native catalog only (the
+/// sample ships a 64-bit DLL: a 32-bit process given the layer would fail its TCP sockets).
 pub fn layer_install(path: &str) -> LayerInstall {
     let handles = if <<TrafficMeter as winprov_wsp::Layer>::Handles>::IFS {
         Handles::Ifs
@@ -28,6 +29,7 @@ pub fn layer_install(path: &str) -> LayerInstall {
         .handles(handles)
         .over(Over::tcp())
         .categories(LspCategories::INSPECTOR)
+        .native_only()
 }
 
 /// What [`install`] did.
