@@ -18,7 +18,10 @@
 //! A socket's substitutes are counted ([`Pending`]): a close waits until the ones the provider
 //! below aborted are relayed (with `WSA_OPERATION_ABORTED`) before it releases the handle and
 //! returns (R-WSP-14). The final cleanup relays nothing (R-WSP-15): the pump stops, and the
-//! substitutes whose packet never came are freed.
+//! substitutes whose packet never came are freed. That relies on the provider below keeping
+//! R-WSP-15 itself: its final cleanup, which runs first, returns once nothing of its own is in
+//! flight any more — a provider below that let a cancelled request write its `WSAOVERLAPPED`
+//! after that would write into freed memory.
 
 use super::complete::{Completer, mark_pending};
 use super::decode::{Overlapped, Socket};
