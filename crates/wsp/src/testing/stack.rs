@@ -1,5 +1,5 @@
 //! A layered provider stacked on a base provider in one test process (feature `testing`): the
-//! ws2_32 simulator ([`winsock`](super::winsock)) starts the layer with a chain entry
+//! ws2_32 simulator (`testing::winsock`) starts the layer with a chain entry
 //! [layer, base]; the layer finds the base in an in-process catalog ([`catalog`]) and starts it
 //! with the same upcall table; the base is [`abi::Base`](crate::abi::Base) over the in-memory
 //! transport ([`Memory`]), with a `WSPStartup` of its own ([`base_startup`]).
