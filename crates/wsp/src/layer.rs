@@ -436,3 +436,83 @@ pub trait Layer: Send + Sync + 'static {
     /// The layer itself lives on: a later `WSPStartup` starts a new session with it.
     fn cleanup(&self) {}
 }
+
+/// Calls made by a test, to run a hook of the author's on its own (feature `testing`): each
+/// guard or value a hook is given, made from values, with the call below played by a closure.
+///
+/// ```
+/// use winprov_wsp::layer::testing::{call, sending};
+/// use winprov_wsp::layer::{Call, Passed, Sending, Transfer};
+///
+/// /// A hook that refuses empty sends and passes the rest down.
+/// fn send<'c>(call: Call<'c, Sending<'c>, Transfer>) -> Passed<'c, Transfer> {
+///     if call.args().is_empty() {
+///         return call.refuse(winprov_wsp::WsaError::WSAEINVAL);
+///     }
+///     call.pass()
+/// }
+///
+/// let buffers: &[&[u8]] = &[b"abc"];
+/// let mut below = |args: &Sending<'_>| Ok(Transfer::Done { bytes: args.len() as u32, flags: 0 });
+/// let passed = send(call(sending(buffers, 0), &mut below));
+/// assert_eq!(passed.outcome(), Ok(&Transfer::Done { bytes: 3, flags: 0 }));
+///
+/// let mut never = |_: &Sending<'_>| -> Result<Transfer, _> { unreachable!("refused") };
+/// let passed = send(call(sending(&[], 0), &mut never));
+/// assert_eq!(passed.outcome(), Err(winprov_wsp::WsaError::WSAEINVAL));
+/// ```
+#[cfg(feature = "testing")]
+pub mod testing {
+    use super::{
+        Accepting, Call, Closing, Opened, Origin, ProtocolInfo, Receiving, SendBuffers, Sending,
+        SettingOption, SockOpt, WsaError,
+    };
+
+    /// The guard of a call whose arguments are `args`, passed down to `below`.
+    pub fn call<'c, A, T>(
+        args: A,
+        below: &'c mut dyn FnMut(&A) -> Result<T, WsaError>,
+    ) -> Call<'c, A, T> {
+        Call::new(args, below)
+    }
+
+    /// What `Layer::open` is told.
+    pub fn opened<'a>(origin: Origin<'a>, protocol: &'a ProtocolInfo) -> Opened<'a> {
+        Opened { origin, protocol }
+    }
+
+    /// A non-overlapped `WSPSend` of `buffers` with `flags`.
+    pub fn sending<'c>(buffers: &'c [&'c [u8]], flags: u32) -> Sending<'c> {
+        Sending {
+            buffers: SendBuffers::Slices(buffers),
+            flags,
+            to: None,
+            overlapped: false,
+        }
+    }
+
+    /// A `WSPRecv` (`from`: `WSPRecvFrom`) into `capacity` bytes with `flags`, overlapped or not.
+    pub fn receiving(capacity: u64, flags: u32, overlapped: bool, from: bool) -> Receiving {
+        Receiving {
+            capacity,
+            flags,
+            overlapped,
+            from,
+        }
+    }
+
+    /// A `WSPSetSockOpt` of `option`.
+    pub fn setting<'c>(option: &'c SockOpt<'c>) -> SettingOption<'c> {
+        SettingOption { option }
+    }
+
+    /// A `WSPAccept`.
+    pub fn accepting() -> Accepting {
+        Accepting {}
+    }
+
+    /// A `WSPCloseSocket`.
+    pub fn closing() -> Closing {
+        Closing {}
+    }
+}
