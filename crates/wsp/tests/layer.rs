@@ -44,6 +44,8 @@ struct Meter {
     /// `cleanup` calls.
     cleanups: AtomicU64,
     closed: Mutex<Vec<(u64, u64)>>,
+    /// The bytes the send hook read from its buffers.
+    bytes_seen: Mutex<Vec<u8>>,
     /// A send of this many bytes is refused with WSAEACCES.
     refuse_len: AtomicU64,
 }
@@ -69,6 +71,7 @@ impl Meter {
             counter.store(0, Ordering::SeqCst);
         }
         self.closed.lock().unwrap().clear();
+        self.bytes_seen.lock().unwrap().clear();
     }
 }
 
@@ -105,6 +108,11 @@ macro_rules! meter_layer {
                 socket: &Counted,
                 call: Call<'c, Sending<'c>, Transfer>,
             ) -> Passed<'c, Transfer> {
+                self.0
+                    .bytes_seen
+                    .lock()
+                    .unwrap()
+                    .extend(call.args().buffers().flatten());
                 if call.args().len() == self.0.refuse_len.load(Ordering::SeqCst) {
                     return call.refuse(WsaError::WSAEACCES);
                 }
@@ -277,6 +285,11 @@ fn data_passes_through_unchanged_and_the_layer_sees_it<K: Kind>() {
     );
     assert_eq!(meter.connects.load(Ordering::SeqCst), 1);
     assert_eq!(meter.sent.load(Ordering::SeqCst), 15);
+    assert_eq!(
+        *meter.bytes_seen.lock().unwrap(),
+        b"helloback again",
+        "the send hook reads the caller's buffers"
+    );
     assert_eq!(meter.received.load(Ordering::SeqCst), 15);
     assert_eq!(meter.shutdowns.load(Ordering::SeqCst), 1);
     let mut closed = meter.closed.lock().unwrap().clone();

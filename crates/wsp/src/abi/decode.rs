@@ -406,14 +406,17 @@ impl<'call> SendView<'call> {
 
     /// The bytes of each buffer, in order.
     pub fn slices(&self) -> impl Iterator<Item = &'call [u8]> + use<'call> {
-        self.0.raw.iter().map(|b| {
-            if b.len == 0 {
-                return &[][..];
-            }
-            // SAFETY: checked non-null and in the address space by `view_buffers`; readable
-            // and unchanged for 'call (`SendView::new`'s contract).
-            unsafe { std::slice::from_raw_parts(b.buf.0.cast_const(), b.len as usize) }
-        })
+        self.0.raw.iter().map(Self::bytes)
+    }
+
+    /// The bytes of one buffer of the array.
+    fn bytes(b: &'call WSABUF) -> &'call [u8] {
+        if b.len == 0 {
+            return &[];
+        }
+        // SAFETY: a buffer of a checked array (non-null and in the address space, by
+        // `view_buffers`), readable and unchanged for 'call (`SendView::new`'s contract).
+        unsafe { std::slice::from_raw_parts(b.buf.0.cast_const(), b.len as usize) }
     }
 
     /// # Safety
@@ -429,7 +432,7 @@ impl<'call> crate::layer::LentBuffers<'call> for SendView<'call> {
     }
 
     fn buffer(&self, index: usize) -> &'call [u8] {
-        self.slices().nth(index).unwrap_or_default()
+        self.0.raw.get(index).map_or(&[], Self::bytes)
     }
 
     fn total(&self) -> u64 {

@@ -70,13 +70,14 @@ use crate::layer::{
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use winprov_bindings::windows_core::{BOOL, PCSTR, PCWSTR, PSTR, PWSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, HANDLE, HWND, INVALID_SOCKET, LPCONDITIONPROC, OVERLAPPED, QOS, SOCKADDR, SOCKET,
     SOCKET_ERROR, TIMEVAL, WSABUF, WSAEVENT, WSANETWORKEVENTS, WSAPROTOCOL_INFOW, WSATHREADID,
     WSPPROC_TABLE,
 };
+use winprov_core::sync::{Mutex, lock};
 use winprov_core::{LeaseTable, WsaError, boundary, ffi};
 
 /// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
@@ -241,7 +242,7 @@ fn going_down<L: Layer>(
         return Ok(Down::Direct(Request::of(overlapped)));
     };
     {
-        let mut associated = r.associated.lock().unwrap_or_else(|p| p.into_inner());
+        let mut associated = lock(&r.associated);
         if !*associated {
             relay.associate(r.socket, 0)?;
             *associated = true;
@@ -473,11 +474,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
     ) -> Result<(Arc<Lower>, WSAPROTOCOL_INFOW, WSPPROC_TABLE), WsaError> {
         let given = match given {
             Some(info) => *info.raw(),
-            None => self
-                .first
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .ok_or(WsaError::WSANOTINITIALISED)?,
+            None => lock(&self.first).ok_or(WsaError::WSANOTINITIALISED)?,
         };
         let upcalls = self.upcalls()?;
         let lower = self.lowers.lower(&given, &upcalls).map_err(|e| e.code())?;
@@ -505,7 +502,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
 
     fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
         let _ = self.relay.host.set(*host);
-        *self.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(*protocol.raw());
+        *lock(&self.first) = Some(*protocol.raw());
         Ok(())
     }
 

@@ -32,17 +32,13 @@ use crate::layer::{Completion, Layer};
 use std::cell::UnsafeCell;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use winprov_bindings::windows_core::BOOL;
 use winprov_bindings::ws2spi::{OVERLAPPED, SOCKET, WSPPROC_TABLE};
 use winprov_core::sync::{AtomicUsize, Ordering};
+use winprov_core::sync::{Condvar, Mutex, MutexGuard, lock};
 use winprov_core::{WsaError, boundary};
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while these locks are held.
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A socket's substitutes not relayed yet, and whether its close began: the relay completes
 /// a caller's request and the close begins under this one lock, so a request is either
