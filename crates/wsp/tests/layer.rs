@@ -853,3 +853,66 @@ fn ifs_abortive_close_is_a_reset_for_the_peer() {
 fn non_ifs_abortive_close_is_a_reset_for_the_peer() {
     abortive_close_is_a_reset_for_the_peer::<NonIfsKind>();
 }
+
+fn a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below<K: Kind>() {
+    use winprov_bindings::windows_core::PSTR;
+    use winprov_bindings::ws2spi::{SOCKET, SOCKET_ERROR, WSABUF};
+    let ws = start::<K>();
+    let (client, server) = pair(&ws, 11);
+    let mut bytes = *b"ok";
+    let array = [
+        WSABUF {
+            len: 2,
+            buf: PSTR(bytes.as_mut_ptr()),
+        },
+        WSABUF {
+            len: 5,
+            buf: PSTR(std::ptr::null_mut()),
+        },
+    ];
+    let send = ws.table().lpWSPSend.expect("a started table");
+    let (mut sent, mut errno) = (77u32, 0);
+    // SAFETY: a slot of the started table; a live socket of the layer; the first buffer is
+    // readable for the call, the second is NULL with a length (what the test is about); live
+    // locals for the out-parameters; no overlapped request.
+    let ret = unsafe {
+        send(
+            SOCKET(client.raw()),
+            array.as_ptr(),
+            2,
+            &mut sent,
+            0,
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null(),
+            &mut errno,
+        )
+    };
+    assert_eq!(
+        (ret, errno),
+        (SOCKET_ERROR, WsaError::WSAEFAULT.raw()),
+        "the provider below refuses the NULL buffer"
+    );
+    assert_eq!(sent, 77, "a failed send writes no count");
+    assert_eq!(
+        *K::meter().bytes_seen.lock().unwrap(),
+        b"ok",
+        "the hook read the valid buffer, and the NULL one as empty"
+    );
+    assert_eq!(K::meter().sent.load(Ordering::SeqCst), 0);
+    assert_eq!(ws.send(client, b"next").unwrap(), 4);
+    assert_eq!(ws.recv(server, 64).unwrap(), b"next", "nothing of it left");
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn ifs_a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below() {
+    a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below::<IfsKind>();
+}
+
+#[test]
+fn non_ifs_a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below() {
+    a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below::<NonIfsKind>();
+}

@@ -365,10 +365,10 @@ pub(crate) unsafe fn decode_buffers(
     Ok(BufferArray { descriptors })
 }
 
-/// The caller's `WSABUF` array as it is, checked but not copied, for a call that hands it on
-/// within the call (a layer passing a call down: the provider below copies what it keeps,
-/// R-WSP-17). Checked as the decoder of a copied array checks: every buffer with a non-zero length has a
-/// non-null pointer and a range inside the address space.
+/// The caller's `WSABUF` array as it is, not copied, for a call that hands it on within the
+/// call (a layer passing a call down: the provider below copies what it keeps, R-WSP-17).
+/// The array is checked; its buffers are only measured here. A [`SendView`] checks them as
+/// the decoder of a copied array does, for the bytes it lends.
 #[derive(Clone, Copy, Debug)]
 pub struct BufferView<'call> {
     raw: &'call [WSABUF],
@@ -409,18 +409,29 @@ impl<'call> SendView<'call> {
         self.0.raw.iter().map(Self::bytes)
     }
 
-    /// The bytes of one buffer of the array.
+    /// The bytes of one buffer of the array. A buffer whose pointer cannot be valid (null
+    /// with a length, or a range past the address space) reads as empty: the provider below,
+    /// which checks what it reads, fails the call with `WSAEFAULT`.
     fn bytes(b: &'call WSABUF) -> &'call [u8] {
-        if b.len == 0 {
+        let (address, len) = (b.buf.0.expose_provenance(), b.len as usize);
+        if len == 0
+            || address == 0
+            || address.checked_add(len).is_none()
+            || len > isize::MAX as usize
+        {
             return &[];
         }
-        // SAFETY: a buffer of a checked array (non-null and in the address space, by
-        // `view_buffers`), readable and unchanged for 'call (`SendView::new`'s contract).
-        unsafe { std::slice::from_raw_parts(b.buf.0.cast_const(), b.len as usize) }
+        // SAFETY: non-null, the range inside the address space and at most isize::MAX
+        // (checked), readable and unchanged for 'call (`SendView::new`'s contract).
+        unsafe { std::slice::from_raw_parts(b.buf.0.cast_const(), len) }
     }
 
+    /// `view`'s bytes, checked as each is read ([`LentBuffers`](crate::layer::LentBuffers)),
+    /// not before: a layer that does not look at them does not pay for them.
+    ///
     /// # Safety
-    /// Every buffer of `view` is readable and unchanged for `'call`.
+    /// Every buffer of `view` with a non-null pointer is readable for its length and
+    /// unchanged for `'call`.
     pub(crate) unsafe fn new(view: BufferView<'call>) -> Self {
         Self(view)
     }
@@ -440,8 +451,8 @@ impl<'call> crate::layer::LentBuffers<'call> for SendView<'call> {
     }
 }
 
-/// The caller's `lpBuffers` / `dwBufferCount` as a [`BufferView`]: the checks and errors of
-/// [`decode_buffers`], nothing copied.
+/// The caller's `lpBuffers` / `dwBufferCount` as a [`BufferView`]: the array's checks and
+/// errors of [`decode_buffers`] (its buffers' are [`SendView::new`]'s), nothing copied.
 ///
 /// # Safety
 /// A non-null, aligned `array` is readable for `count` `WSABUF`s, unchanged for `'call`, when
@@ -459,14 +470,6 @@ pub(crate) unsafe fn view_buffers<'call>(
     }
     // SAFETY: checked non-null and aligned; `count` entries readable per the caller.
     let raw: &'call [WSABUF] = unsafe { ffi::slice(array, count as usize) }.map_err(fault)?;
-    for buf in raw {
-        let (address, len) = (buf.buf.0.expose_provenance(), buf.len as usize);
-        if len > 0
-            && (address == 0 || address.checked_add(len).is_none() || len > isize::MAX as usize)
-        {
-            return Err(WsaError::WSAEFAULT);
-        }
-    }
     Ok(BufferView { raw })
 }
 

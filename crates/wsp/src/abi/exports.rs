@@ -150,24 +150,45 @@ pub(crate) unsafe fn finish_transfer(
     bytes: *mut u32,
     flags: *mut u32,
 ) -> Result<i32, WsaError> {
-    match transfer {
-        Transfer::Done {
-            bytes: n,
-            flags: out_flags,
-        } => {
-            // SAFETY: the caller's contract.
-            unsafe {
-                put_u32(bytes, n);
-                put_u32(flags, out_flags);
-            }
-            Ok(0)
+    if let Transfer::Done {
+        bytes: n,
+        flags: out_flags,
+    } = transfer
+    {
+        // SAFETY: the caller's contract.
+        unsafe {
+            put_u32(bytes, n);
+            put_u32(flags, out_flags);
         }
+    }
+    transferred(transfer, overlapped)
+}
+
+/// The return value of a send or receive whose out-parameters are already written (by the
+/// provider below a layer, which was handed the caller's).
+#[inline]
+pub(crate) fn transferred(transfer: Transfer, overlapped: bool) -> Result<i32, WsaError> {
+    match transfer {
+        Transfer::Done { .. } => Ok(0),
         Transfer::Pending if overlapped => Err(WsaError::WSA_IO_PENDING),
         Transfer::Pending => {
             tracing::error!("a non-overlapped call was answered `Transfer::Pending`");
             Err(WsaError::WSASYSCALLFAILURE)
         }
     }
+}
+
+/// Reads back a `DWORD` out-parameter checked by [`out_u32`] (NULL: 0).
+///
+/// # Safety
+/// A non-null `ptr` passed [`out_u32`] (so it is aligned) and is readable.
+#[inline]
+pub(crate) unsafe fn get_u32(ptr: *const u32) -> u32 {
+    if ptr.is_null() {
+        return 0;
+    }
+    // SAFETY: non-null, aligned (checked by `out_u32`) and readable, per the caller.
+    unsafe { ptr.read() }
 }
 
 /// The receive of `WSPRecv` / `WSPRecvFrom`: buffers, flags and overlapped request decoded and

@@ -18,12 +18,15 @@
 //!
 //! [`Layer::Handles`] decides, by type:
 //!
-//! - [`NonIfs`](crate::layer::NonIfs): the layer's handles are ws2_32's (`WPUCreateSocketHandle`, with the chain
-//!   entry's catalog id), their context the socket's key in the layer's lease table, found
-//!   again with one `WPUQuerySocketHandleContext` and one lock-free lease; an entry declaring
-//!   `XP1_IFS_HANDLES` is refused at `WSPStartup` (`WSAEPROVIDERFAILEDINIT`, R-WSP-19).
-//! - [`Ifs`](crate::layer::Ifs): the handle is the lower provider's; the layer's table is reached through an
-//!   index from that handle (a read lock and one hash lookup).
+//! - [`NonIfs`](crate::layer::NonIfs): the layer's handles are ws2_32's
+//!   (`WPUCreateSocketHandle`, with the chain entry's catalog id and the socket's key in the
+//!   layer's lease table as context); an entry declaring `XP1_IFS_HANDLES` is refused at
+//!   `WSPStartup` (`WSAEPROVIDERFAILEDINIT`, R-WSP-19).
+//! - [`Ifs`](crate::layer::Ifs): the handle is the lower provider's.
+//!
+//! Either way a call finds its socket through the layer's own index from the handle's value
+//! ([`HandleIndex`]: two loads for kernel handle values, no lock; no upcall) and one lock-free
+//! lease.
 //!
 //! Sockets live in the core `LeaseTable`: a close racing a call on another thread is safe (the
 //! socket's state goes when the last call using it returns), and a closed handle is
@@ -58,6 +61,7 @@ use super::dispatch::{
     Accepted, Dispatch, NetworkEvents, OverlappedResult, Ready, RecvIo, SelectSets, Transfer,
 };
 use super::exports;
+use super::index::HandleIndex;
 use super::lower::{Lower, Lowers, failed};
 use super::ports::Ports;
 use super::relay::{Pending, Relay, Substitute};
@@ -67,10 +71,9 @@ use crate::layer::{
     Accepting, Call, Closing, Connecting, Disconnecting, Handles, Layer, Opened, Origin, Receiving,
     SendBuffers, Sending, SettingOption, ShuttingDown,
 };
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 use winprov_bindings::windows_core::{BOOL, PCSTR, PCWSTR, PSTR, PWSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, HANDLE, HWND, INVALID_SOCKET, LPCONDITIONPROC, OVERLAPPED, QOS, SOCKADDR, SOCKET,
@@ -277,9 +280,9 @@ pub struct Layered<L: Layer, C: Catalog> {
     /// names none).
     first: Mutex<Option<WSAPROTOCOL_INFOW>>,
     sockets: LeaseTable<Record<L::Socket>, ()>,
-    /// IFS: the lower provider's handle to the socket's key (handle values are distinct
-    /// integers: a multiplicative hash, not a keyed one).
-    index: RwLock<FxHashMap<usize, usize>>,
+    /// The caller's handle (the lower provider's, IFS; ws2_32's, non-IFS) to the socket's
+    /// key.
+    index: HandleIndex,
 }
 
 impl<L: Layer, C: Catalog> std::fmt::Debug for Layered<L, C> {
@@ -304,7 +307,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             lowers: Lowers::new(L::PROVIDER_ID, L::START, catalog),
             first: Mutex::new(None),
             sockets: LeaseTable::new(),
-            index: RwLock::new(FxHashMap::default()),
+            index: HandleIndex::new(),
         }
     }
 
@@ -355,18 +358,9 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
     }
 
     /// The key of the socket the caller names.
+    #[inline]
     fn key(&self, socket: Socket) -> Result<usize, WsaError> {
-        if L::Handles::IFS {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            index
-                .get(&socket.raw())
-                .copied()
-                .ok_or(WsaError::WSAENOTSOCK)
-        } else {
-            self.upcalls()?
-                .query_socket_handle_context(socket)
-                .map_err(|_| WsaError::WSAENOTSOCK)
-        }
+        self.index.get(socket.raw()).ok_or(WsaError::WSAENOTSOCK)
     }
 
     /// Runs `f` with the socket the caller names (`WSAENOTSOCK` for any other handle).
@@ -427,8 +421,6 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             }
         };
         let handle = if L::Handles::IFS {
-            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-            index.insert(below.0, key);
             Ok(Socket::from_socket(below))
         } else {
             self.upcalls()
@@ -436,6 +428,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
         };
         match handle {
             Ok(handle) => {
+                self.index.insert(handle.raw(), key);
                 if let Ok(lease) = self.sockets.lease_shared(key) {
                     lease.handle.store(handle.raw(), Ordering::Release);
                 }
@@ -450,16 +443,14 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
     }
 
     /// Forgets the socket `key` whose handle is `handle` (after its close below succeeded).
-    fn forget(&self, key: usize, handle: Socket, below: SOCKET) {
+    fn forget(&self, key: usize, handle: Socket) {
         drop(self.sockets.remove(key));
-        if L::Handles::IFS {
-            // Only this socket's entry: the provider below may already have handed the same
-            // value out again, for a socket published since.
-            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-            if index.get(&below.0) == Some(&key) {
-                index.remove(&below.0);
-            }
-        } else if let Ok(upcalls) = self.upcalls()
+        // Only this socket's entry: an IFS layer's provider below may already have handed the
+        // same value out again, for a socket published since. A non-IFS handle is forgotten
+        // before ws2_32 may hand its value out again.
+        self.index.remove(handle.raw(), key);
+        if !L::Handles::IFS
+            && let Ok(upcalls) = self.upcalls()
             && let Err(error) = upcalls.close_socket_handle(handle)
         {
             tracing::warn!(%error, "WPUCloseSocketHandle failed");
@@ -545,10 +536,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
                 let _ = upcalls.close_socket_handle(socket);
             }
         }
-        self.index
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.index.clear();
         let cleaned = self.lowers.final_cleanup();
         self.relay.stop();
         boundary("Layer::cleanup", (), || self.relay.layer.cleanup());
@@ -671,7 +659,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
 
     fn close_socket(&self, _: &Host<'_>, socket: Socket) -> Result<(), WsaError> {
         let key = self.key(socket)?;
-        let below = {
+        {
             let lease = self
                 .sockets
                 .lease_shared(key)
@@ -693,9 +681,8 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
             // The provider below aborted the socket's pending requests: each is relayed to
             // its caller (WSA_OPERATION_ABORTED) before the close returns (R-WSP-14).
             r.pending.drain();
-            r.socket
-        };
-        self.forget(key, socket, below);
+        }
+        self.forget(key, socket);
         Ok(())
     }
 
@@ -1428,8 +1415,8 @@ fn select<L: Layer, C: Catalog>(
 
 /// `WSPSend`, in the layer's proc table ([`Dispatch::own_slots`]): the export's frame
 /// (`lpErrno`, the panic boundary, `WSANOTINITIALISED`), the caller's `WSABUF` array checked
-/// but not copied, the author's hook, and the call below with the caller's own array and
-/// request. A non-IFS layer's overlapped send is relayed: the generated slot takes it.
+/// but not copied, the author's hook, and the call below with the caller's own array,
+/// out-parameters and request (what the provider below writes there is the answer). A non-IFS layer's overlapped send is relayed: the generated slot takes it.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "system" fn pass_send<E, L, C>(
     s: SOCKET,
@@ -1473,21 +1460,21 @@ where
         let transfer = d.with(exports::socket_of(s), |r| {
             let mut down_call = |args: &Sending<'_>| {
                 let (array, count) = data.view().as_raw();
-                let mut sent = 0u32;
                 let result = checked(down!(
                     r,
                     lpWSPSend(
                         r.socket,
                         array,
                         count,
-                        &raw mut sent,
+                        lpnumberofbytessent,
                         args.flags,
                         lpoverlapped,
                         lpcompletionroutine,
                         lpthreadid,
                     )
                 ));
-                transfer(result, sent, 0)
+                // SAFETY: checked by `out_u32` (NULL only when overlapped).
+                transfer(result, unsafe { exports::get_u32(lpnumberofbytessent) }, 0)
             };
             let args = Sending {
                 buffers: SendBuffers::View(&data),
@@ -1500,15 +1487,8 @@ where
                 .send(&r.state, Call::new(args, &mut down_call))
                 .into_outcome()
         })?;
-        // SAFETY: checked by `out_u32`; a send writes no flags.
-        unsafe {
-            exports::finish_transfer(
-                transfer,
-                overlapped,
-                lpnumberofbytessent,
-                std::ptr::null_mut(),
-            )
-        }
+        // A passed call's count is the provider below's; a refused one writes none.
+        exports::transferred(transfer, overlapped)
     })
 }
 
@@ -1561,22 +1541,29 @@ where
             let in_flags = unsafe { ffi::read(lpflags.cast_const()) }.map_err(exports::fault)?;
             exports::out_u32(lpnumberofbytesrecvd, overlapped)?;
             let transfer = d.with(exports::socket_of(s), |r| {
-                let mut down_call = |args: &Receiving| {
+                // The hook cannot change the arguments: the caller's flags go down as they are.
+                let mut down_call = |_: &Receiving| {
                     let (array, count) = view.as_raw();
-                    let (mut received, mut flags) = (0u32, args.flags);
                     let result = checked(down!(
                         r,
                         lpWSPRecv(
                             r.socket,
                             array,
                             count,
-                            &raw mut received,
-                            &raw mut flags,
+                            lpnumberofbytesrecvd,
+                            lpflags,
                             lpoverlapped,
                             lpcompletionroutine,
                             lpthreadid,
                         )
                     ));
+                    // SAFETY: checked by `out_u32` (NULL only when overlapped) and read above.
+                    let (received, flags) = unsafe {
+                        (
+                            exports::get_u32(lpnumberofbytesrecvd),
+                            exports::get_u32(lpflags),
+                        )
+                    };
                     transfer(result, received, flags)
                 };
                 let args = Receiving {
@@ -1590,8 +1577,9 @@ where
                     .recv(&r.state, Call::new(args, &mut down_call))
                     .into_outcome()
             })?;
-            // SAFETY: both checked above.
-            unsafe { exports::finish_transfer(transfer, overlapped, lpnumberofbytesrecvd, lpflags) }
+            // A passed call's count and flags are the provider below's; a refused one writes
+            // none.
+            exports::transferred(transfer, overlapped)
         },
     )
 }

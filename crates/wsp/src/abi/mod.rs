@@ -30,6 +30,7 @@ mod complete;
 pub mod decode;
 pub mod dispatch;
 pub(crate) mod exports;
+mod index;
 pub mod install;
 pub mod layer;
 pub mod lower;
