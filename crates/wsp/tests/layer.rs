@@ -854,7 +854,7 @@ fn non_ifs_abortive_close_is_a_reset_for_the_peer() {
     abortive_close_is_a_reset_for_the_peer::<NonIfsKind>();
 }
 
-fn a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below<K: Kind>() {
+fn unusable_arguments_are_refused_below_and_read_as_empty<K: Kind>() {
     use winprov_bindings::windows_core::PSTR;
     use winprov_bindings::ws2spi::{SOCKET, SOCKET_ERROR, WSABUF};
     let ws = start::<K>();
@@ -900,7 +900,49 @@ fn a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below<K: Kind>() {
         "the hook read the valid buffer, and the NULL one as empty"
     );
     assert_eq!(K::meter().sent.load(Ordering::SeqCst), 0);
+    // The out-parameters go down as they are: the provider below refuses unusable ones, and
+    // the layer reads nothing through them.
+    let ret = unsafe {
+        // SAFETY: as above, with a readable buffer and a NULL count (refused below).
+        send(
+            SOCKET(client.raw()),
+            array.as_ptr(),
+            1,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null(),
+            &mut errno,
+        )
+    };
+    assert_eq!((ret, errno), (SOCKET_ERROR, WsaError::WSAEFAULT.raw()));
     assert_eq!(ws.send(client, b"next").unwrap(), 4);
+    let recv = ws.table().lpWSPRecv.expect("a started table");
+    let mut into = [0u8; 8];
+    let into_array = [WSABUF {
+        len: 8,
+        buf: PSTR(into.as_mut_ptr()),
+    }];
+    let mut received = 77u32;
+    // SAFETY: a slot of the started table, a live socket, a writable buffer, live locals, and
+    // a NULL lpFlags (refused below).
+    let ret = unsafe {
+        recv(
+            SOCKET(server.raw()),
+            into_array.as_ptr(),
+            1,
+            &mut received,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null(),
+            &raw mut errno,
+        )
+    };
+    assert_eq!((ret, errno), (SOCKET_ERROR, WsaError::WSAEFAULT.raw()));
+    assert_eq!(received, 77, "a failed receive writes no count");
+    assert_eq!(K::meter().received.load(Ordering::SeqCst), 0);
     assert_eq!(ws.recv(server, 64).unwrap(), b"next", "nothing of it left");
     ws.close(client).unwrap();
     ws.close(server).unwrap();
@@ -908,11 +950,11 @@ fn a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below<K: Kind>() {
 }
 
 #[test]
-fn ifs_a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below() {
-    a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below::<IfsKind>();
+fn ifs_unusable_arguments_are_refused_below_and_read_as_empty() {
+    unusable_arguments_are_refused_below_and_read_as_empty::<IfsKind>();
 }
 
 #[test]
-fn non_ifs_a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below() {
-    a_buffer_that_cannot_be_valid_reads_as_empty_and_fails_below::<NonIfsKind>();
+fn non_ifs_unusable_arguments_are_refused_below_and_read_as_empty() {
+    unusable_arguments_are_refused_below_and_read_as_empty::<NonIfsKind>();
 }

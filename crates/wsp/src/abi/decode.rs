@@ -384,14 +384,6 @@ impl<'call> BufferView<'call> {
     pub fn capacity(&self) -> u64 {
         self.raw.iter().map(|b| u64::from(b.len)).sum()
     }
-
-    /// The array and its count, as the caller passed them.
-    pub(crate) fn as_raw(&self) -> (*const WSABUF, u32) {
-        if self.raw.is_empty() {
-            return (std::ptr::null(), 0);
-        }
-        (self.raw.as_ptr(), self.raw.len() as u32)
-    }
 }
 
 /// A send's [`BufferView`]: the caller lends the bytes unchanged for the call.
@@ -451,26 +443,23 @@ impl<'call> crate::layer::LentBuffers<'call> for SendView<'call> {
     }
 }
 
-/// The caller's `lpBuffers` / `dwBufferCount` as a [`BufferView`]: the array's checks and
-/// errors of [`decode_buffers`] (its buffers' are [`SendView::new`]'s), nothing copied.
+/// The caller's `lpBuffers` / `dwBufferCount` as a [`BufferView`] for a layer to look at while
+/// it hands the array itself down: nothing copied, nothing refused. An array the provider below
+/// will refuse (NULL or misaligned with a count, more than [`MAX_BUFFERS`]) is seen as empty;
+/// the provider below answers for it. Nothing is checked, or read, unless the view is used.
 ///
 /// # Safety
 /// A non-null, aligned `array` is readable for `count` `WSABUF`s, unchanged for `'call`, when
 /// `count` is at most [`MAX_BUFFERS`].
-pub(crate) unsafe fn view_buffers<'call>(
-    array: *const WSABUF,
-    count: u32,
-) -> Result<BufferView<'call>, WsaError> {
-    if count == 0 {
-        return Ok(BufferView { raw: &[] });
-    }
-    ffi::check(array).map_err(fault)?;
+#[inline(always)]
+pub(crate) unsafe fn view_buffers<'call>(array: *const WSABUF, count: u32) -> BufferView<'call> {
     if count as usize > MAX_BUFFERS {
-        return Err(WsaError::WSAEINVAL);
+        return BufferView { raw: &[] };
     }
-    // SAFETY: checked non-null and aligned; `count` entries readable per the caller.
-    let raw: &'call [WSABUF] = unsafe { ffi::slice(array, count as usize) }.map_err(fault)?;
-    Ok(BufferView { raw })
+    // SAFETY: `slice` checks null and alignment (an empty count needs neither); `count`
+    // entries readable per the caller.
+    let raw: &'call [WSABUF] = unsafe { ffi::slice(array, count as usize) }.unwrap_or(&[]);
+    BufferView { raw }
 }
 
 /// The bytes a send call passes, borrowed for the call: a runtime that keeps them (an

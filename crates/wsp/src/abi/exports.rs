@@ -178,17 +178,16 @@ pub(crate) fn transferred(transfer: Transfer, overlapped: bool) -> Result<i32, W
     }
 }
 
-/// Reads back a `DWORD` out-parameter checked by [`out_u32`] (NULL: 0).
+/// A `DWORD` argument a layer hands down as the caller passed it and only looks at: its value,
+/// or 0 where the pointer is NULL or misaligned (the provider below, which reads and writes
+/// it, answers `WSAEFAULT` for it). Nothing is checked, or read, unless the value is used.
 ///
 /// # Safety
-/// A non-null `ptr` passed [`out_u32`] (so it is aligned) and is readable.
-#[inline]
-pub(crate) unsafe fn get_u32(ptr: *const u32) -> u32 {
-    if ptr.is_null() {
-        return 0;
-    }
-    // SAFETY: non-null, aligned (checked by `out_u32`) and readable, per the caller.
-    unsafe { ptr.read() }
+/// A non-null, aligned `ptr` is readable (ws2_32's contract for the argument).
+#[inline(always)]
+pub(crate) unsafe fn peek_u32(ptr: *const u32) -> u32 {
+    // SAFETY: the caller's contract; `read` checks null and alignment.
+    unsafe { ffi::read(ptr) }.unwrap_or(0)
 }
 
 /// The receive of `WSPRecv` / `WSPRecvFrom`: buffers, flags and overlapped request decoded and

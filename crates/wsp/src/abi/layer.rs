@@ -81,7 +81,7 @@ use winprov_bindings::ws2spi::{
     WSPPROC_TABLE,
 };
 use winprov_core::sync::{Mutex, lock};
-use winprov_core::{LeaseTable, WsaError, boundary, ffi};
+use winprov_core::{LeaseTable, WsaError, boundary};
 
 /// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
 const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
@@ -1455,17 +1455,15 @@ where
     exports::slot(E::process(), "WSPSend", lperrno, SOCKET_ERROR, |d, _| {
         // SAFETY: ws2_32's contract: the array and its buffers are the caller's, readable and
         // unchanged for the call.
-        let data = unsafe { SendView::new(view_buffers(lpbuffers, dwbuffercount)?) };
-        exports::out_u32(lpnumberofbytessent, overlapped)?;
+        let data = unsafe { SendView::new(view_buffers(lpbuffers, dwbuffercount)) };
         let transfer = d.with(exports::socket_of(s), |r| {
             let mut down_call = |args: &Sending<'_>| {
-                let (array, count) = data.view().as_raw();
                 let result = checked(down!(
                     r,
                     lpWSPSend(
                         r.socket,
-                        array,
-                        count,
+                        lpbuffers,
+                        dwbuffercount,
                         lpnumberofbytessent,
                         args.flags,
                         lpoverlapped,
@@ -1473,8 +1471,9 @@ where
                         lpthreadid,
                     )
                 ));
-                // SAFETY: checked by `out_u32` (NULL only when overlapped).
-                transfer(result, unsafe { exports::get_u32(lpnumberofbytessent) }, 0)
+                // SAFETY: ws2_32's contract for the out-parameter, which the provider below
+                // wrote if the call succeeded.
+                transfer(result, unsafe { exports::peek_u32(lpnumberofbytessent) }, 0)
             };
             let args = Sending {
                 buffers: SendBuffers::View(&data),
@@ -1536,20 +1535,18 @@ where
         SOCKET_ERROR,
         |d, _| {
             // SAFETY: ws2_32's contract for the array (its buffers are only measured here).
-            let view = unsafe { view_buffers(lpbuffers, dwbuffercount) }?;
-            // SAFETY: lpFlags is an in/out DWORD; checked for null and alignment first.
-            let in_flags = unsafe { ffi::read(lpflags.cast_const()) }.map_err(exports::fault)?;
-            exports::out_u32(lpnumberofbytesrecvd, overlapped)?;
+            let view = unsafe { view_buffers(lpbuffers, dwbuffercount) };
+            // SAFETY: lpFlags is an in/out DWORD (ws2_32's contract).
+            let in_flags = unsafe { exports::peek_u32(lpflags) };
             let transfer = d.with(exports::socket_of(s), |r| {
                 // The hook cannot change the arguments: the caller's flags go down as they are.
                 let mut down_call = |_: &Receiving| {
-                    let (array, count) = view.as_raw();
                     let result = checked(down!(
                         r,
                         lpWSPRecv(
                             r.socket,
-                            array,
-                            count,
+                            lpbuffers,
+                            dwbuffercount,
                             lpnumberofbytesrecvd,
                             lpflags,
                             lpoverlapped,
@@ -1557,11 +1554,12 @@ where
                             lpthreadid,
                         )
                     ));
-                    // SAFETY: checked by `out_u32` (NULL only when overlapped) and read above.
+                    // SAFETY: ws2_32's contract for the out-parameters, which the provider
+                    // below wrote if the call succeeded.
                     let (received, flags) = unsafe {
                         (
-                            exports::get_u32(lpnumberofbytesrecvd),
-                            exports::get_u32(lpflags),
+                            exports::peek_u32(lpnumberofbytesrecvd),
+                            exports::peek_u32(lpflags),
                         )
                     };
                     transfer(result, received, flags)
