@@ -1,5 +1,5 @@
 //! Adding a TSP to TAPI and removing it, as safe functions over TAPI's provider registry
-//! ([`ProviderRegistry`]: `tapi32.dll` on Windows, [`System`]; a simulated registry with the
+//! ([`ProviderRegistry`]: `tapi32.dll` on Windows, `System`; a simulated registry with the
 //! feature `testing`, `testing::registry::Simulated`).
 //!
 //! TAPI knows a provider by the permanent provider id `lineAddProvider` hands out; an installer

@@ -217,15 +217,19 @@ mod platform {
             println!("copied {} to {}", source.display(), target.display());
         }
         match register(&System) {
-            Ok(Added::Added { id }) => {
-                println!("added {TSP_FILE_NAME} to TAPI: permanent provider id {id}");
+            Ok(added) => {
+                let id = added.id();
+                match added {
+                    Added::Added { .. } => {
+                        println!("added {TSP_FILE_NAME} to TAPI: permanent provider id {id}")
+                    }
+                    Added::AlreadyAdded { .. } => println!(
+                        "{TSP_FILE_NAME} is in TAPI already (provider id {id}); nothing changed"
+                    ),
+                }
                 if let Err(error) = save_record(id) {
                     eprintln!("warning: recording provider id {id}: {error:#}");
                 }
-                Ok(())
-            }
-            Ok(Added::AlreadyAdded { id }) => {
-                println!("{TSP_FILE_NAME} is in TAPI already (provider id {id}); nothing changed");
                 Ok(())
             }
             Err(error) if registration_only => Err(anyhow::Error::new(error).context(format!(

@@ -60,7 +60,7 @@ impl fmt::Display for TapiError {
 
 impl std::error::Error for TapiError {}
 
-/// TAPI's provider registry. See the [module documentation](self).
+/// TAPI's provider registry, which [`crate::install`] adds providers to and removes them from.
 ///
 /// Each method is one call of `tapi32.dll`, with the documented behaviour that
 /// `testing::registry::Simulated` plays.
