@@ -46,6 +46,22 @@ where
     unsafe { GetProcAddress(hmodule, lpprocname.param().abi()) }
 }
 #[inline]
+pub unsafe fn GetSystemDirectoryW(lpbuffer: Option<&mut [u16]>) -> u32 {
+    windows_core::link!("kernel32.dll" "system" fn GetSystemDirectoryW(lpbuffer : windows_core::PWSTR, usize : u32) -> u32);
+    unsafe {
+        GetSystemDirectoryW(
+            core::mem::transmute(
+                lpbuffer
+                    .as_deref()
+                    .map_or(core::ptr::null(), |slice| slice.as_ptr()),
+            ),
+            lpbuffer
+                .as_deref()
+                .map_or(0, |slice| slice.len().try_into().unwrap()),
+        )
+    }
+}
+#[inline]
 pub unsafe fn LoadLibraryExW<P0>(
     lplibfilename: P0,
     hfile: Option<HANDLE>,
@@ -964,6 +980,23 @@ pub const LINEMEDIAMODE_UNKNOWN: u32 = 2u32;
 pub const LINEMEDIAMODE_VIDEO: u32 = 32768u32;
 pub const LINEMEDIAMODE_VIDEOTEX: u32 = 1024u32;
 pub const LINEMEDIAMODE_VOICEVIEW: u32 = 16384u32;
+#[repr(C, packed(1))]
+#[derive(Clone, Copy, Default)]
+pub struct LINEPROVIDERENTRY {
+    pub dwPermanentProviderID: u32,
+    pub dwProviderFilenameSize: u32,
+    pub dwProviderFilenameOffset: u32,
+}
+#[repr(C, packed(1))]
+#[derive(Clone, Copy, Default)]
+pub struct LINEPROVIDERLIST {
+    pub dwTotalSize: u32,
+    pub dwNeededSize: u32,
+    pub dwUsedSize: u32,
+    pub dwNumProviders: u32,
+    pub dwProviderListSize: u32,
+    pub dwProviderListOffset: u32,
+}
 pub const LINETSPIOPTION_NONREENTRANT: u32 = 1u32;
 pub const LINE_ADDRESSSTATE: i32 = 0i32;
 pub const LINE_AGENTSESSIONSTATUS: i32 = 27i32;

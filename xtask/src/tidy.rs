@@ -9,6 +9,9 @@
 //!   names `abi`.
 //! - **`unsafe` only where the layout allows**: `abi` (the exports) and `testing` (the host
 //!   simulator, which calls them with raw pointers).
+//! - **Samples have no `unsafe` code**: every target of every package under `samples/` (its
+//!   library, programs, tests, benchmarks and examples) starts with `#![forbid(unsafe_code)]`;
+//!   what must be `unsafe` (an export, a call into the system) is the interface crates'.
 
 #[cfg(test)]
 mod tests {
@@ -335,6 +338,69 @@ mod tests {
                     krate.name
                 );
             }
+        }
+    }
+
+    /// The root file of every target of every package under `dir` (recursively): `src/lib.rs`,
+    /// `src/main.rs`, `src/bin/*.rs`, `tests/*.rs`, `benches/*.rs`, `examples/*.rs`.
+    fn target_roots(dir: &Path) -> Vec<PathBuf> {
+        let mut roots = Vec::new();
+        if dir.join("Cargo.toml").is_file() {
+            let in_dir = |sub: &str| -> Vec<PathBuf> {
+                let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+                    return Vec::new();
+                };
+                entries
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+                    .collect()
+            };
+            roots.extend(
+                ["src/lib.rs", "src/main.rs"]
+                    .map(|file| dir.join(file))
+                    .into_iter()
+                    .filter(|path| path.is_file()),
+            );
+            for sub in ["src/bin", "tests", "benches", "examples"] {
+                roots.extend(in_dir(sub));
+            }
+        }
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let skipped = ["src", "tests", "benches", "examples", "target"];
+            if path.is_dir() && !skipped.contains(&name.as_str()) && !name.starts_with('.') {
+                roots.extend(target_roots(&path));
+            }
+        }
+        roots.sort();
+        roots
+    }
+
+    #[test]
+    fn samples_forbid_unsafe_code_in_every_target() {
+        let root = crate::workspace_root();
+        let roots = target_roots(&root.join("samples"));
+        assert!(
+            roots
+                .iter()
+                .any(|path| path.ends_with("line-simulator/src/lib.rs"))
+                && roots
+                    .iter()
+                    .any(|path| path.ends_with("email-directory/file/src/lib.rs"))
+                && roots
+                    .iter()
+                    .any(|path| path.ends_with("traffic-meter/tests/meter.rs")),
+            "found the samples' targets: {roots:?}"
+        );
+        for path in roots {
+            let code = strip_comments(&std::fs::read_to_string(&path).unwrap());
+            assert!(
+                code.lines()
+                    .any(|line| line.trim() == "#![forbid(unsafe_code)]"),
+                "{}: every target of a sample starts with #![forbid(unsafe_code)]",
+                path.strip_prefix(&root).unwrap().display()
+            );
         }
     }
 

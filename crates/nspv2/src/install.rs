@@ -1,5 +1,6 @@
 //! Catalog registration of an `NS_EMAIL` namespace provider: `WSCInstallNameSpaceEx` with a
-//! `NAPI_PROVIDER_INSTALLATION_BLOB`, and `WSCUnInstallNameSpace` (R-NSP-16).
+//! `NAPI_PROVIDER_INSTALLATION_BLOB`, and `WSCUnInstallNameSpace` (R-NSP-16), which succeeds
+//! for a provider the catalog does not hold ([`Uninstalled::NotInstalled`]).
 //!
 //! The blob is built in safe code at the documented offsets: the header, then one
 //! `NAPI_DOMAIN_DESCRIPTION_BLOB` per domain followed by its name, each structure at a 4-byte
@@ -14,6 +15,7 @@ use winprov_bindings::ws2spi::{
     ProviderLevel_None, ProviderLevel_Primary, ProviderLevel_Secondary, ProviderType_Application,
     ProviderType_Service,
 };
+use winprov_core::WsaError;
 
 /// `NAPI_PROVIDER_TYPE`: who sees the advertised provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +157,59 @@ pub fn install(description: &NamespaceInstall) -> Result<(), NspError> {
     )
 }
 
-/// Removes the namespace provider `id` from the catalog (`WSCUnInstallNameSpace`).
-pub fn uninstall(id: Guid) -> Result<(), NspError> {
-    crate::abi::uninstall_namespace(id)
+/// What [`uninstall`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Uninstalled {
+    /// The catalog held the provider; it is removed.
+    Removed,
+    /// The catalog does not hold the provider: nothing to do. An MSI's uninstall must succeed
+    /// then (an installation whose registration never ran, or ran and was undone).
+    NotInstalled,
+}
+
+/// Removes the namespace provider `id` from the catalog (`WSCUnInstallNameSpace`). A provider
+/// the catalog does not hold is [`Uninstalled::NotInstalled`], not an error. Needs an elevated
+/// administrator.
+pub fn uninstall(id: Guid) -> Result<Uninstalled, NspError> {
+    uninstalled(crate::abi::uninstall_namespace(id))
+}
+
+/// `WSCUnInstallNameSpace`'s outcome: its page gives `WSAEINVAL` one meaning, "the specified
+/// namespace-provider identifier is invalid" (a bad pointer is `WSAEFAULT`, and the GUID here
+/// is always a live one), so it is [`Uninstalled::NotInstalled`]; every other failure stands
+/// (`WSANO_RECOVERY`: not an administrator, the catalog was not reached).
+fn uninstalled(result: Result<(), NspError>) -> Result<Uninstalled, NspError> {
+    match result {
+        Ok(()) => Ok(Uninstalled::Removed),
+        Err(error) if error.code() == Some(WsaError::WSAEINVAL) => Ok(Uninstalled::NotInstalled),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uninstalling_what_the_catalog_does_not_hold_succeeds_and_says_so() {
+        let failed = |code| NspError::Failed {
+            function: "WSCUnInstallNameSpace",
+            code,
+        };
+        assert_eq!(uninstalled(Ok(())), Ok(Uninstalled::Removed));
+        assert_eq!(
+            uninstalled(Err(failed(WsaError::WSAEINVAL))),
+            Ok(Uninstalled::NotInstalled)
+        );
+        // Not an administrator: the catalog was not reached, nothing is known.
+        assert_eq!(
+            uninstalled(Err(failed(WsaError::WSANO_RECOVERY))),
+            Err(failed(WsaError::WSANO_RECOVERY))
+        );
+        let missing = NspError::Unavailable {
+            function: "WSCUnInstallNameSpace",
+        };
+        assert_eq!(uninstalled(Err(missing.clone())), Err(missing));
+    }
 }

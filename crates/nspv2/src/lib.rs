@@ -21,7 +21,10 @@
 //!   `WSA_E_NO_MORE` at the end); restrictions arrive parsed ([`Query`]), malformed ones are
 //!   refused with the documented codes;
 //! - [`install`] / [`uninstall`] register the namespace (`WSCInstallNameSpaceEx` with a
-//!   `NAPI_PROVIDER_INSTALLATION_BLOB`).
+//!   `NAPI_PROVIDER_INSTALLATION_BLOB`) and remove it; removing what is not registered
+//!   succeeds ([`Uninstalled::NotInstalled`]);
+//! - [`export_provider!`] generates a DLL's export of the routine table, so a provider's crate
+//!   needs no `unsafe` code of its own.
 //!
 //! The `testing` feature adds a host simulator ([`testing::Host`]) that plays Winsock against
 //! any provider and checks the interface's rules.
@@ -74,7 +77,9 @@ pub mod testing;
 mod wire;
 
 pub use error::NspError;
-pub use install::{Domain, NamespaceInstall, ProviderLevel, ProviderType, install, uninstall};
+pub use install::{
+    Domain, NamespaceInstall, ProviderLevel, ProviderType, Uninstalled, install, uninstall,
+};
 pub use provider::{Cancellation, Lookup, NamespaceProvider, NextCall, SetServiceCall};
 pub use query::{
     AfProtocol, Comparator, ControlFlags, CsAddr, Guid, IPROTOCOL_ANY, OutputFlags, Query,

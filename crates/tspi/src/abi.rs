@@ -1,6 +1,7 @@
 //! The raw side of the interface: TAPI's arguments checked and turned into typed ones, and the
 //! calls back into TAPI's function pointers. The crate's `unsafe` code lives here (and in the
-//! `testing` simulator, which plays TAPI's side of the same ABI).
+//! `testing` simulator, which plays TAPI's side of the same ABI). [`install`] holds the calls a
+//! TSP's installer makes into `tapi32.dll`.
 //!
 //! Every export body runs inside [`winprov_core::boundary()`]: a panic returns
 //! `LINEERR_OPERATIONFAILED` and never unwinds into TAPISRV.
@@ -12,6 +13,8 @@ use winprov_bindings::not_in_metadata::LINE_NEWCALL;
 use winprov_bindings::tapi::{HTAPICALL, HTAPILINE};
 use winprov_bindings::windows_core::PCSTR;
 use winprov_core::{HostSink, LineErr, PtrError, ffi};
+
+pub(crate) mod install;
 
 /// The host: calls TAPI's own function pointers.
 struct Tapi;

@@ -28,8 +28,12 @@
 //!   past `dwTotalSize` nor touches the members TAPI owns (R-TSP-16); dial strings are
 //!   validated before your code sees them (R-TSP-17).
 //!
+//! [`install`] adds a provider to TAPI and removes it (`lineAddProvider`, `lineRemoveProvider`,
+//! the provider list), so a TSP's installer needs no `unsafe` code of its own.
+//!
 //! The `testing` feature adds a host simulator (`testing::Host`) that plays TAPISRV against
-//! any provider and checks the interface's rules.
+//! any provider and checks the interface's rules, and a TAPI provider registry for installers
+//! (`testing::registry::Simulated`).
 //!
 //! ```
 //! use winprov_tspi::{Call, Line, LineCaps, LineEvents, LineIndex, LineErr, MakeCall, Completed,
@@ -76,6 +80,7 @@
 mod abi;
 mod dial;
 mod dispatch;
+pub mod install;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod provider;

@@ -49,6 +49,8 @@
 //! Several hosts may run at once (tests run in parallel): each stamps its request ids and TAPI
 //! handles with its own number, which routes the callbacks back to it.
 
+pub mod registry;
+
 use crate::abi::exports;
 use crate::provider::{ServiceProvider, Version};
 use crate::runtime::{Runtime, Stats};

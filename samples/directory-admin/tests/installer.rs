@@ -4,6 +4,7 @@
 //!
 //! When the classes or the registration change on purpose, rewrite the checked-in MOF with
 //! `WINPROV_BLESS=1 cargo test -p directory-admin --test installer` and review the diff.
+#![forbid(unsafe_code)]
 
 use directory_admin::classes::mof;
 use directory_admin::identity;

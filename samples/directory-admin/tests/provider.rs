@@ -1,5 +1,6 @@
 //! The directory-admin provider, driven by winprov-wbem's WMI simulator against directory
 //! files in a temporary folder.
+#![forbid(unsafe_code)]
 
 use directory_admin::DirectoryAdmin;
 use directory_admin::classes::{

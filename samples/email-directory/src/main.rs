@@ -1,65 +1,90 @@
 //! The `email-directory` command: advertises the provider in a console (`run`) or as the
 //! Windows service (`service`), and installs or removes the namespace and the service.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool talks to its user on stdout"
 )]
 
 use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
 use email_directory::{Config, EmailDirectory, identity};
-use std::ffi::OsString;
 use std::path::PathBuf;
-use winprov_nspv2::{Domain, NamespaceInstall, NspError, ProviderLevel, ProviderType};
+use winprov_nspv2::{Domain, NamespaceInstall, NspError, ProviderLevel, ProviderType, Uninstalled};
 
-const USAGE: &str = "\
-usage: email-directory <command> [options]
-
-commands:
-  run [--directory PATH]      advertise the provider from this console until Enter is pressed
-  service [--directory PATH]  the entry point the Windows Service Control Manager starts
-  install [--directory PATH] [--domain NAME]... [--log-file PATH]
-                              register the NS_EMAIL namespace in the Winsock catalog (for the
-                              given domains, default example.org) and create the auto-start
-                              service running `email-directory service` (or use the one the
-                              installer created), then start it; needs an elevated administrator
-  uninstall [--log-file PATH] stop and delete the service, remove the namespace (a namespace or
-                              service that is not there is not an error)
-  help                        this text
-
-  --log-file PATH             append one line with the outcome to PATH (`install: ok`,
-                              `uninstall: failed: <reason>`); the MSI's custom actions use it
-
-environment:
-  EMAIL_DIRECTORY_FILE        the directory file; --directory wins (default on Windows:
-                              %ProgramData%\\winprov\\email-directory.txt, elsewhere:
-                              ./email-directory.txt)
-  EMAIL_DIRECTORY_DELAY_MS    a delay waited at the start of every lookup result (a slow backend)
-  EMAIL_DIRECTORY_LOG         log level on stderr: error, warn, info (default), debug or trace
-";
-
-/// What the command line asks.
-#[derive(Debug)]
-enum Command {
-    Help,
-    Run { directory: Option<PathBuf> },
-    Service { directory: Option<PathBuf> },
-    Install(InstallOptions),
-    Uninstall { log_file: Option<PathBuf> },
+/// Answers Winsock NS_EMAIL name lookups from the e-mail directory file: advertises the
+/// provider in a console or as the Windows service, and installs or removes the namespace and
+/// the service.
+#[derive(Debug, Parser)]
+#[command(
+    name = "email-directory",
+    version,
+    after_help = "\
+Environment:
+  EMAIL_DIRECTORY_FILE      the directory file; --directory wins (default on Windows:
+                            %ProgramData%\\winprov\\email-directory.txt, elsewhere:
+                            ./email-directory.txt)
+  EMAIL_DIRECTORY_DELAY_MS  a delay waited at the start of every lookup result (a slow backend)
+  EMAIL_DIRECTORY_LOG       log level on stderr: error, warn, info (default), debug or trace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// The options of `install`.
-#[derive(Debug, Default)]
-struct InstallOptions {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Advertise the provider from this console until Enter is pressed.
+    Run {
+        #[command(flatten)]
+        file: DirectoryFileArg,
+    },
+    /// The entry point the Windows Service Control Manager starts.
+    Service {
+        #[command(flatten)]
+        file: DirectoryFileArg,
+    },
+    /// Register the NS_EMAIL namespace in the Winsock catalog and create the auto-start service
+    /// running `email-directory service` (or use the one the installer created), then start it
+    /// (elevated administrator).
+    Install {
+        #[command(flatten)]
+        file: DirectoryFileArg,
+        /// A domain the provider answers for (repeat for more; default example.org).
+        #[arg(long = "domain", value_name = "NAME")]
+        domains: Vec<String>,
+        #[command(flatten)]
+        outcome: OutcomeLog,
+    },
+    /// Stop and delete the service and remove the namespace (a namespace or service that is not
+    /// there is not an error).
+    Uninstall {
+        #[command(flatten)]
+        outcome: OutcomeLog,
+    },
+}
+
+/// `--directory`.
+#[derive(Debug, Default, Args)]
+struct DirectoryFileArg {
+    /// The directory file (default: $EMAIL_DIRECTORY_FILE, else the platform's default).
+    #[arg(long, value_name = "PATH")]
     directory: Option<PathBuf>,
-    domains: Vec<String>,
+}
+
+/// `--log-file`, which the MSI's custom actions use.
+#[derive(Debug, Default, Args)]
+struct OutcomeLog {
+    /// Append one line with the outcome to this file (`install: ok`, `uninstall: failed:
+    /// <reason>`).
+    #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
 }
 
 fn main() {
     init_logging();
-    let outcome = parse(std::env::args_os().skip(1).collect()).and_then(execute);
-    if let Err(error) = outcome {
+    let cli = Cli::parse();
+    if let Err(error) = execute(cli.command) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
@@ -83,70 +108,20 @@ fn init_logging() {
         .init();
 }
 
-fn parse(args: Vec<OsString>) -> Result<Command> {
-    let mut args = args.into_iter();
-    let Some(command) = args.next() else {
-        return Ok(Command::Help);
-    };
-    let command = command.to_string_lossy().into_owned();
-    // Which options the command takes: --directory, --domain, --log-file.
-    let (takes_directory, takes_domains, takes_log_file) = match command.as_str() {
-        "help" | "--help" | "-h" => (false, false, false),
-        "uninstall" => (false, false, true),
-        "run" | "service" => (true, false, false),
-        "install" => (true, true, true),
-        other => bail!("unknown command {other:?}\n\n{USAGE}"),
-    };
-    let mut directory = None;
-    let mut domains = Vec::new();
-    let mut log_file = None;
-    while let Some(flag) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
-        };
-        if flag == "--directory" && takes_directory {
-            directory = Some(PathBuf::from(value("--directory")?));
-        } else if flag == "--domain" && takes_domains {
-            let domain = value("--domain")?
-                .into_string()
-                .map_err(|_| anyhow::anyhow!("--domain must be valid Unicode"))?;
-            domains.push(domain);
-        } else if flag == "--log-file" && takes_log_file {
-            log_file = Some(PathBuf::from(value("--log-file")?));
-        } else {
-            bail!(
-                "unexpected argument {:?} for {command}\n\n{USAGE}",
-                flag.to_string_lossy()
-            );
-        }
-    }
-    Ok(match command.as_str() {
-        "run" => Command::Run { directory },
-        "service" => Command::Service { directory },
-        "install" => Command::Install(InstallOptions {
-            directory,
-            domains,
-            log_file,
-        }),
-        "uninstall" => Command::Uninstall { log_file },
-        _ => Command::Help,
-    })
-}
-
 fn execute(command: Command) -> Result<()> {
     match command {
-        Command::Help => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Command::Run { directory } => run(config(directory)),
-        Command::Service { directory } => platform::run_service(config(directory)),
-        Command::Install(mut options) => {
-            let log_file = options.log_file.take();
-            record("install", log_file, install(options))
-        }
-        Command::Uninstall { log_file } => record("uninstall", log_file, uninstall()),
+        Command::Run { file } => run(config(file.directory)),
+        Command::Service { file } => platform::run_service(config(file.directory)),
+        Command::Install {
+            file,
+            domains,
+            outcome,
+        } => record(
+            "install",
+            outcome.log_file,
+            install(file.directory, domains),
+        ),
+        Command::Uninstall { outcome } => record("uninstall", outcome.log_file, uninstall()),
     }
 }
 
@@ -224,18 +199,17 @@ fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-fn install(options: InstallOptions) -> Result<()> {
-    let directory = options
-        .directory
+fn install(directory: Option<PathBuf>, domains: Vec<String>) -> Result<()> {
+    let directory = directory
         .map(|path| std::path::absolute(&path).with_context(|| format!("{}", path.display())))
         .transpose()?;
-    let domains = if options.domains.is_empty() {
+    let domains = if domains.is_empty() {
         identity::DEFAULT_DOMAINS
             .iter()
             .map(|d| d.to_string())
             .collect()
     } else {
-        options.domains
+        domains
     };
     let description = NamespaceInstall {
         id: identity::PROVIDER_ID,
@@ -261,7 +235,7 @@ fn install(options: InstallOptions) -> Result<()> {
     );
     if let Err(error) = platform::create_service(directory.as_deref()) {
         match winprov_nspv2::uninstall(identity::PROVIDER_ID) {
-            Ok(()) => eprintln!("the namespace installation was rolled back"),
+            Ok(_) => eprintln!("the namespace installation was rolled back"),
             Err(rollback) => eprintln!(
                 "rolling back the namespace installation failed too: {rollback}; \
                  run `email-directory uninstall`"
@@ -279,23 +253,18 @@ fn uninstall() -> Result<()> {
         Ok(false) => println!("service {} was not installed", identity::SERVICE_NAME),
         Err(error) => eprintln!("error: deleting the service: {error:#}"),
     }
-    let namespace = match winprov_nspv2::uninstall(identity::PROVIDER_ID) {
-        // WSCUnInstallNameSpace reports WSAEINVAL for an id the catalog does not hold: an
-        // installation without registration (the MSI's SKIPREGISTRATION) has nothing to remove.
-        Err(error) if error.code() == Some(winprov_core::WsaError::WSAEINVAL) => {
-            println!("namespace {:?} was not registered", identity::PROVIDER_ID);
-            Ok(())
-        }
-        other => {
-            if other.is_ok() {
-                println!("namespace {:?} removed", identity::PROVIDER_ID);
-            }
-            other
-        }
-    };
+    // Nothing registered (the MSI's SKIPREGISTRATION, or an install rolled back) is not an
+    // error: the catalog answers WSAEINVAL, which the framework reports as NotInstalled.
+    let namespace = winprov_nspv2::uninstall(identity::PROVIDER_ID);
     match &namespace {
-        Ok(()) => {}
-        Err(error) => eprintln!("error: removing the namespace from the Winsock catalog: {error}"),
+        Ok(Uninstalled::Removed) => println!("namespace {:?} removed", identity::PROVIDER_ID),
+        Ok(Uninstalled::NotInstalled) => {
+            println!("namespace {:?} was not registered", identity::PROVIDER_ID)
+        }
+        Err(_) => {}
+    }
+    if let Err(error) = &namespace {
+        eprintln!("error: removing the namespace from the Winsock catalog: {error}");
     }
     if service.is_err() || namespace.is_err() {
         bail!("uninstall incomplete");
@@ -536,32 +505,58 @@ mod platform {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<OsString> {
-        list.iter().map(OsString::from).collect()
+    fn parse(line: &str) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("email-directory").chain(line.split_whitespace()))
+            .map(|cli| cli.command)
     }
 
     #[test]
-    fn install_and_uninstall_take_a_log_file() {
-        let Command::Install(options) = parse(args(&[
-            "install",
-            "--log-file",
-            "r.log",
-            "--domain",
-            "a.org",
-        ]))
-        .unwrap() else {
-            panic!("not install");
-        };
-        assert_eq!(options.log_file, Some(PathBuf::from("r.log")));
-        assert_eq!(options.domains, ["a.org"]);
-        let Command::Uninstall { log_file } =
-            parse(args(&["uninstall", "--log-file", "r.log"])).unwrap()
-        else {
-            panic!("not uninstall");
-        };
-        assert_eq!(log_file, Some(PathBuf::from("r.log")));
-        assert!(parse(args(&["run", "--log-file", "r.log"])).is_err());
-        assert!(parse(args(&["uninstall", "--log-file"])).is_err());
+    fn command_lines() {
+        match parse("install --log-file r.log --domain a.org --domain b.org --directory d.txt")
+            .unwrap()
+        {
+            Command::Install {
+                file,
+                domains,
+                outcome,
+            } => {
+                assert_eq!(outcome.log_file, Some(PathBuf::from("r.log")));
+                assert_eq!(domains, ["a.org", "b.org"]);
+                assert_eq!(file.directory, Some(PathBuf::from("d.txt")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse("uninstall --log-file r.log").unwrap() {
+            Command::Uninstall { outcome } => {
+                assert_eq!(outcome.log_file, Some(PathBuf::from("r.log")))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("service").unwrap(),
+            Command::Service {
+                file: DirectoryFileArg { directory: None }
+            }
+        ));
+        assert!(matches!(
+            parse("run --directory x").unwrap(),
+            Command::Run { file } if file.directory == Some(PathBuf::from("x"))
+        ));
+        // What each command does not take is refused.
+        assert!(parse("run --log-file r.log").is_err());
+        assert!(parse("uninstall --domain a.org").is_err());
+        assert!(parse("uninstall --log-file").is_err());
+        assert!(parse("frobnicate").is_err());
+        assert_eq!(
+            parse("--help").unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayHelp
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
     }
 
     #[test]

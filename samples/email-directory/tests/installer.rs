@@ -1,6 +1,7 @@
 //! The installer descriptor (`[package.metadata.winprov.dist]` in Cargo.toml, read by
 //! `cargo xtask dist`) names the service the way `src/identity.rs` does: the MSI creates the
 //! service, the executable runs and deletes it under that name.
+#![forbid(unsafe_code)]
 
 use email_directory::identity;
 

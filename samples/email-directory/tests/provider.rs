@@ -1,5 +1,6 @@
 //! The provider driven through the real routine table by the `winprov-nspv2` host simulator,
 //! against directory files in a temporary folder.
+#![forbid(unsafe_code)]
 
 use email_directory::{Config, Directory, EmailDirectory};
 use std::fs;

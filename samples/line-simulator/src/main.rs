@@ -1,114 +1,77 @@
-//! The `line-simulator` command: installs the `.tsp` into TAPI, removes it, checks a built DLL,
-//! and validates scenario files.
-#![deny(unsafe_code)]
+//! The `line-simulator` command: installs the `.tsp` into TAPI, removes it, lists TAPI's
+//! providers, and validates scenario files.
+#![forbid(unsafe_code)]
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool talks to its user on stdout"
 )]
 
-#[cfg(windows)]
-mod sys;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
 use line_simulator::config::{BUILT_DLL_NAME, ENV_LINES, ENV_LOG, ENV_SCENARIO};
 use line_simulator::{Action, Scenario};
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "\
-usage: line-simulator <command>
-
-commands:
-  install [--registration-only] [--log-file PATH]
-                     copy line_simulator.dll (next to this program) into the system directory
-                     as LineSimulator.tsp and add it to TAPI (lineAddProvider); needs an
-                     elevated administrator
-  uninstall [--registration-only] [--log-file PATH]
-                     remove the provider from TAPI (lineRemoveProvider; a provider that is not
-                     there is not an error) and delete the file
-  check [DLL]        load the provider DLL (default: line_simulator.dll next to this program,
-                     else LineSimulator.tsp in the system directory), list its TSPI exports and
-                     negotiate a version, without starting it
-  scenario FILE      parse a scenario file and print what it configures
-  help               this text
-
-  --registration-only  leave the system directory's LineSimulator.tsp alone (the MSI installs
-                       and removes that file; `install` then only needs it to be there)
-  --log-file PATH      append one line with the outcome to PATH (`install: ok`,
-                       `uninstall: failed: <reason>`); the MSI's custom actions use it
-
-environment (read by the provider inside TAPISRV):
-  LINE_SIMULATOR_SCENARIO   the scenario file (default: every number answers, no inbound calls)
-  LINE_SIMULATOR_LINES      the number of lines (default 2)
-  LINE_SIMULATOR_LOG        a log file the provider appends to
-";
-
-/// What the command line asks.
-#[derive(Debug, PartialEq, Eq)]
-enum Command {
-    Help,
-    Install(Registration),
-    Uninstall(Registration),
-    Check(Option<PathBuf>),
-    Scenario(PathBuf),
+/// Installs and removes the winprov line simulator, a TAPI service provider whose simulated
+/// lines follow a scenario file, and checks scenario files.
+#[derive(Debug, Parser)]
+#[command(
+    name = "line-simulator",
+    version,
+    after_help = "\
+Environment (read by the provider inside TAPISRV):
+  LINE_SIMULATOR_SCENARIO  the scenario file (default: every number answers, no inbound calls)
+  LINE_SIMULATOR_LINES     the number of lines (default 2)
+  LINE_SIMULATOR_LOG       a log file the provider appends to"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// The options of `install` and `uninstall`.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Copy line_simulator.dll (next to this program) into the system directory as
+    /// LineSimulator.tsp and add it to TAPI (lineAddProvider; elevated administrator). Listed
+    /// already: nothing changes.
+    Install {
+        #[command(flatten)]
+        registration: Registration,
+    },
+    /// Remove the provider from TAPI (lineRemoveProvider; not there: not an error) and delete
+    /// the file.
+    Uninstall {
+        #[command(flatten)]
+        registration: Registration,
+    },
+    /// List TAPI's providers (lineGetProviderList).
+    List,
+    /// Parse a scenario file and print what it configures.
+    Scenario {
+        /// The scenario file.
+        file: PathBuf,
+    },
+}
+
+/// The options the MSI's custom actions use.
+#[derive(Debug, Default, Args)]
 struct Registration {
-    /// Register (or unregister) only: the `.tsp` in the system directory belongs to the MSI.
+    /// Leave the system directory's LineSimulator.tsp alone (the MSI installs and removes it;
+    /// `install` then only needs it to be there).
+    #[arg(long)]
     registration_only: bool,
+    /// Append one line with the outcome to this file (`install: ok`, `uninstall: failed:
+    /// <reason>`).
+    #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
 }
 
 fn main() {
-    let outcome = parse(
-        std::env::args_os()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-    )
-    .and_then(execute);
-    if let Err(error) = outcome {
+    let cli = Cli::parse();
+    if let Err(error) = execute(cli.command) {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
-}
-
-fn parse(args: Vec<String>) -> Result<Command> {
-    let mut args = args.into_iter();
-    let command = match args.next().as_deref() {
-        None | Some("help" | "--help" | "-h") => Command::Help,
-        Some("install") => Command::Install(registration(&mut args)?),
-        Some("uninstall") => Command::Uninstall(registration(&mut args)?),
-        Some("check") => Command::Check(args.next().map(PathBuf::from)),
-        Some("scenario") => Command::Scenario(PathBuf::from(
-            args.next()
-                .with_context(|| format!("scenario needs a file\n\n{USAGE}"))?,
-        )),
-        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
-    };
-    if let Some(extra) = args.next() {
-        bail!("unexpected argument {extra:?}\n\n{USAGE}");
-    }
-    Ok(command)
-}
-
-/// `[--registration-only] [--log-file PATH]`, in any order.
-fn registration(args: &mut impl Iterator<Item = String>) -> Result<Registration> {
-    let mut options = Registration::default();
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--registration-only" => options.registration_only = true,
-            "--log-file" => {
-                let path = args
-                    .next()
-                    .with_context(|| format!("--log-file needs a path\n\n{USAGE}"))?;
-                options.log_file = Some(PathBuf::from(path));
-            }
-            other => bail!("unexpected argument {other:?}\n\n{USAGE}"),
-        }
-    }
-    Ok(options)
 }
 
 /// Appends `<command>: ok` or `<command>: failed: <reason>` to `log_file` (creating its
@@ -146,22 +109,18 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
 
 fn execute(command: Command) -> Result<()> {
     match command {
-        Command::Help => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Command::Scenario(path) => describe_scenario(&path),
-        Command::Install(options) => record_outcome(
+        Command::Scenario { file } => describe_scenario(&file),
+        Command::Install { registration } => record_outcome(
             "install",
-            options.log_file.as_deref(),
-            platform::install(options.registration_only),
+            registration.log_file.as_deref(),
+            platform::install(registration.registration_only),
         ),
-        Command::Uninstall(options) => record_outcome(
+        Command::Uninstall { registration } => record_outcome(
             "uninstall",
-            options.log_file.as_deref(),
-            platform::uninstall(options.registration_only),
+            registration.log_file.as_deref(),
+            platform::uninstall(registration.registration_only),
         ),
-        Command::Check(dll) => platform::check(dll),
+        Command::List => platform::list(),
     }
 }
 
@@ -213,6 +172,7 @@ fn describe(action: Action) -> String {
 }
 
 /// The DLL next to the running executable.
+#[cfg_attr(not(windows), allow(dead_code))]
 fn dll_next_to_exe() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this program")?;
     Ok(exe.with_file_name(BUILT_DLL_NAME))
@@ -221,15 +181,21 @@ fn dll_next_to_exe() -> Result<PathBuf> {
 #[cfg(windows)]
 mod platform {
     use super::*;
-    use crate::sys;
+    use anyhow::bail;
     use line_simulator::config::TSP_FILE_NAME;
     use line_simulator::install::{
-        Removal, find_provider, format_record, parse_provider_list, parse_record, plan_removal,
-        record_path,
+        Unregistered, format_record, parse_record, record_path, register, unregister,
     };
+    use winprov_tspi::install::{Added, System, system_directory};
+
+    fn tsp_path() -> Result<PathBuf> {
+        Ok(system_directory()
+            .context("GetSystemDirectoryW")?
+            .join(TSP_FILE_NAME))
+    }
 
     pub fn install(registration_only: bool) -> Result<()> {
-        let target = sys::system_directory()?.join(TSP_FILE_NAME);
+        let target = tsp_path()?;
         if registration_only {
             if !target.is_file() {
                 bail!(
@@ -250,21 +216,29 @@ mod platform {
                 .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
             println!("copied {} to {}", source.display(), target.display());
         }
-        match sys::line_add_provider(TSP_FILE_NAME) {
-            Ok(id) => {
-                println!("added {TSP_FILE_NAME} to TAPI: permanent provider id {id}");
+        match register(&System) {
+            Ok(added) => {
+                let id = added.id();
+                match added {
+                    Added::Added { .. } => {
+                        println!("added {TSP_FILE_NAME} to TAPI: permanent provider id {id}")
+                    }
+                    Added::AlreadyAdded { .. } => println!(
+                        "{TSP_FILE_NAME} is in TAPI already (provider id {id}); nothing changed"
+                    ),
+                }
                 if let Err(error) = save_record(id) {
                     eprintln!("warning: recording provider id {id}: {error:#}");
                 }
                 Ok(())
             }
-            Err(error) if registration_only => Err(error.context(format!(
+            Err(error) if registration_only => Err(anyhow::Error::new(error).context(format!(
                 "adding {TSP_FILE_NAME} to TAPI (is the Telephony service available?)"
             ))),
             Err(error) => {
                 // Leave nothing half-installed.
                 let _ = std::fs::remove_file(&target);
-                Err(error.context(format!(
+                Err(anyhow::Error::new(error).context(format!(
                     "adding {TSP_FILE_NAME} to TAPI (is the Telephony service available? the \
                      copy was removed again)"
                 )))
@@ -292,28 +266,21 @@ mod platform {
     }
 
     pub fn uninstall(registration_only: bool) -> Result<()> {
-        let listed = sys::line_get_provider_list()
-            .and_then(|list| Ok(find_provider(&parse_provider_list(&list)?)))
-            .map_err(|error| format!("{error:#}"));
-        match plan_removal(listed, load_record()) {
-            Removal::Remove { id, listed } => {
-                sys::line_remove_provider(id).with_context(|| {
-                    if listed {
-                        format!("removing provider {id} ({TSP_FILE_NAME}) from TAPI")
-                    } else {
-                        format!(
-                            "removing provider {id} ({TSP_FILE_NAME}, as recorded by install) \
-                             from TAPI, whose provider list cannot be read"
-                        )
-                    }
-                })?;
-                println!("removed provider {id} ({TSP_FILE_NAME}) from TAPI");
+        let recorded = load_record();
+        match unregister(&System, recorded)
+            .with_context(|| format!("removing {TSP_FILE_NAME} from TAPI"))?
+        {
+            Unregistered::Removed { ids, listed: true } => {
+                println!("removed {TSP_FILE_NAME} (provider ids {ids:?}) from TAPI")
             }
-            Removal::NotListed => println!("{TSP_FILE_NAME} is not in TAPI's provider list"),
-            Removal::NothingRecorded { why } => println!(
-                "TAPI's provider list cannot be read ({why}); no registration was recorded \
-                 here, so there is nothing to remove"
+            Unregistered::Removed { ids, listed: false } => println!(
+                "removed provider {ids:?} ({TSP_FILE_NAME}, as recorded by install) from TAPI, \
+                 whose provider list cannot be read"
             ),
+            Unregistered::NotAdded => println!("{TSP_FILE_NAME} is not in TAPI's provider list"),
+            Unregistered::NothingRecorded { why } => {
+                println!("{why}; no registration was recorded here, so there is nothing to remove")
+            }
         }
         if let Ok(path) = record_file() {
             let _ = std::fs::remove_file(path);
@@ -321,7 +288,7 @@ mod platform {
         if registration_only {
             return Ok(());
         }
-        let target = sys::system_directory()?.join(TSP_FILE_NAME);
+        let target = tsp_path()?;
         match std::fs::remove_file(&target) {
             Ok(()) => println!("deleted {}", target.display()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -332,46 +299,13 @@ mod platform {
         Ok(())
     }
 
-    pub fn check(dll: Option<PathBuf>) -> Result<()> {
-        let dll = match dll {
-            Some(dll) => std::path::absolute(dll)?,
-            None => match dll_next_to_exe()? {
-                built if built.is_file() => built,
-                // The MSI's layout: the command in Program Files, the provider in System32.
-                _ => sys::system_directory()?.join(TSP_FILE_NAME),
-            },
-        };
-        let report = sys::check(&dll)?;
-        println!("{}", dll.display());
-        let mut missing = 0;
-        for (name, present) in &report.exports {
-            println!("  {} {name}", if *present { "export " } else { "MISSING" });
-            missing += usize::from(!present);
+    pub fn list() -> Result<()> {
+        let providers = winprov_tspi::install::list(&System).context("reading TAPI's providers")?;
+        for provider in &providers {
+            println!("{:>6}  {}", provider.id, provider.file_name);
         }
-        match report.negotiated {
-            Ok(version) => println!(
-                "TSPI_lineNegotiateTSPIVersion(INITIALIZE_NEGOTIATION): {}.{}",
-                version >> 16,
-                version & 0xFFFF
-            ),
-            Err(error) => {
-                println!("TSPI_lineNegotiateTSPIVersion(INITIALIZE_NEGOTIATION): {error}")
-            }
-        }
-        match report.lines {
-            Ok(lines) => println!("TSPI_providerEnumDevices: {lines} lines"),
-            Err(error) => println!("TSPI_providerEnumDevices: {error}"),
-        }
-        match &report.ui_dll {
-            Ok(path) => println!("TSPI_providerUIIdentify: {path}"),
-            Err(error) => println!("TSPI_providerUIIdentify: {error}"),
-        }
-        if missing > 0
-            || report.negotiated.is_err()
-            || report.lines.is_err()
-            || report.ui_dll.is_err()
-        {
-            bail!("{} is not a complete TSPI provider", dll.display());
+        if !providers.iter().any(|p| p.is_file(TSP_FILE_NAME)) {
+            println!("({TSP_FILE_NAME} is not installed)");
         }
         Ok(())
     }
@@ -380,6 +314,7 @@ mod platform {
 #[cfg(not(windows))]
 mod platform {
     use super::*;
+    use anyhow::bail;
 
     fn windows_only(what: &str) -> Result<()> {
         bail!("`{what}` talks to TAPI and runs only on Windows");
@@ -393,9 +328,8 @@ mod platform {
         windows_only("uninstall")
     }
 
-    pub fn check(_: Option<PathBuf>) -> Result<()> {
-        let _ = dll_next_to_exe()?;
-        windows_only("check")
+    pub fn list() -> Result<()> {
+        windows_only("list")
     }
 }
 
@@ -403,63 +337,56 @@ mod platform {
 mod tests {
     use super::*;
 
-    fn args(text: &str) -> Vec<String> {
-        text.split_whitespace().map(str::to_string).collect()
+    fn parse(line: &str) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("line-simulator").chain(line.split_whitespace()))
+            .map(|cli| cli.command)
+    }
+
+    fn registration(command: Command) -> (bool, Option<PathBuf>) {
+        match command {
+            Command::Install { registration } | Command::Uninstall { registration } => {
+                (registration.registration_only, registration.log_file)
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn command_lines() {
-        assert_eq!(parse(args("")).unwrap(), Command::Help);
+        assert!(matches!(parse("install").unwrap(), Command::Install { .. }));
+        assert_eq!(registration(parse("install").unwrap()), (false, None));
         assert_eq!(
-            parse(args("install")).unwrap(),
-            Command::Install(Registration::default())
+            registration(parse("install --log-file r.log --registration-only").unwrap()),
+            (true, Some(PathBuf::from("r.log")))
         );
+        assert!(matches!(
+            parse("uninstall --registration-only").unwrap(),
+            Command::Uninstall { .. }
+        ));
         assert_eq!(
-            parse(args("uninstall")).unwrap(),
-            Command::Uninstall(Registration::default())
+            registration(parse("uninstall --registration-only").unwrap()),
+            (true, None)
         );
+        assert!(matches!(parse("list").unwrap(), Command::List));
+        assert!(matches!(
+            parse("scenario s.txt").unwrap(),
+            Command::Scenario { file } if file == Path::new("s.txt")
+        ));
+        assert!(parse("uninstall --log-file").is_err());
+        assert!(parse("scenario").is_err());
+        assert!(parse("install --now").is_err());
+        assert!(parse("frobnicate").is_err());
+        assert!(parse("").is_err(), "a command is required");
         assert_eq!(
-            parse(args("install --log-file r.log --registration-only")).unwrap(),
-            Command::Install(Registration {
-                registration_only: true,
-                log_file: Some(PathBuf::from("r.log")),
-            })
+            parse("--help").unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayHelp
         );
-        assert_eq!(
-            parse(args("uninstall --registration-only")).unwrap(),
-            Command::Uninstall(Registration {
-                registration_only: true,
-                log_file: None,
-            })
-        );
-        assert!(parse(args("uninstall --log-file")).is_err());
-        assert_eq!(parse(args("check")).unwrap(), Command::Check(None));
-        assert_eq!(
-            parse(args("check x.dll")).unwrap(),
-            Command::Check(Some(PathBuf::from("x.dll")))
-        );
-        assert_eq!(
-            parse(args("scenario s.txt")).unwrap(),
-            Command::Scenario(PathBuf::from("s.txt"))
-        );
-        assert!(
-            parse(args("scenario"))
-                .unwrap_err()
-                .to_string()
-                .contains("needs a file")
-        );
-        assert!(
-            parse(args("install --now"))
-                .unwrap_err()
-                .to_string()
-                .contains("unexpected")
-        );
-        assert!(
-            parse(args("frobnicate"))
-                .unwrap_err()
-                .to_string()
-                .contains("unknown command")
-        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `cargo xtask dist`) agrees with `src/config.rs`: the MSI puts the DLL in the system
 //! directory under the name `line-simulator install` registers, and the registration commands
 //! leave that file to the MSI and their outcome in the log.
+#![forbid(unsafe_code)]
 
 use line_simulator::config::{BUILT_DLL_NAME, PROVIDER_NAME, TSP_FILE_NAME};
 

@@ -1,6 +1,7 @@
 //! The line simulator against the framework's host simulator (`winprov_tspi::testing::Host`),
 //! which plays TAPISRV through the same export bodies the DLL's `TSPI_*` functions call and
 //! records every rule violation.
+#![forbid(unsafe_code)]
 
 use line_simulator::{Config, LineSimulator, Scenario};
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! The `install`, `uninstall` and `list` commands' logic on the simulated catalogs of 64-bit
 //! Windows (`testing::catalog::Simulated`: the native and the 32-bit catalog, Microsoft's
 //! TCP/IP base entries in each).
+#![forbid(unsafe_code)]
 
 use traffic_meter::identity::{DEFAULT_DLL_PATH, LAYER_NAME, PROVIDER_ID};
 use traffic_meter::install::{self, InstallOutcome, describe, guid_text};

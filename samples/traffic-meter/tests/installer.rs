@@ -2,6 +2,7 @@
 //! xtask dist`) agrees with `src/identity.rs`: the MSI puts the DLL in the system directory
 //! under the name the default catalog path names, and the registration commands leave that
 //! file to the MSI and their outcome in the log.
+#![forbid(unsafe_code)]
 
 use traffic_meter::identity::{DEFAULT_DLL_PATH, DLL_FILE_NAME, PRODUCT_NAME};
 

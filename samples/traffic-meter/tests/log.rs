@@ -1,5 +1,6 @@
 //! The log: lines `show` reads back, rotation at the size limit, and a directory that cannot be
 //! written (a line lost, nothing else).
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use traffic_meter::figures::{

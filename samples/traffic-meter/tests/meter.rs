@@ -8,6 +8,7 @@
 //! The simulated ws2_32 is process-wide and the layer's state lives as long as the test
 //! binary: the tests take turns (`Winsock::start`) and each uses endpoints of its own (the
 //! accepted side's peer is `unknown`: the base reports no address for it).
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use traffic_meter::TrafficMeter;

@@ -6,7 +6,7 @@
 //! - [`Directory`], [`Entry`]: the format (see [`Directory`]);
 //! - [`DirectoryFile`]: reads that always see a whole version of the file, replaces that are
 //!   atomic and retried while another process holds the file.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod directory;
