@@ -14,20 +14,14 @@
 mod codegen;
 mod discover;
 mod dist;
-mod installer;
-mod msi_check;
-mod msi_wine;
-mod prereq;
-mod stage;
 mod test;
 mod tidy;
-mod wine;
 
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
-
-/// The Windows target every provider is built for.
-pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+// Packaging, the Wine prefix and the command runner are the `winprov-dist` library's, shared
+// with `cargo winprov`.
+use winprov_dist::{WINDOWS_TARGET, installer, msi_wine, prereq, stage, wine};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -75,14 +69,14 @@ fn run() -> Result<()> {
         "wine-prefix" => {
             no_args(&rest)?;
             prereq::ensure(prereq::Need::Wine)?;
-            wine::Prefix::prepare().map(|_| ())
+            wine::Prefix::prepare(&target_dir()).map(|_| ())
         }
         "wine" => {
             let Some((exe, exe_args)) = rest.split_first() else {
                 bail!("wine needs an executable\n\n{USAGE}");
             };
             prereq::ensure(prereq::Need::Wine)?;
-            let prefix = wine::Prefix::prepare()?;
+            let prefix = wine::Prefix::prepare(&target_dir())?;
             let status = prefix.command(Path::new(exe)).args(exe_args).status()?;
             std::process::exit(status.code().unwrap_or(1));
         }

@@ -9,6 +9,8 @@ use crate::{WINDOWS_TARGET, target_dir, workspace_root};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::Command;
+use winprov_dist::project::{Project, select};
+use winprov_dist::release::build_msi;
 
 pub fn run(args: &[String]) -> Result<()> {
     let wine = match args {
@@ -27,7 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
 #[derive(Debug)]
 struct Handoffs {
     prefix: Handoff<Prefix>,
-    installers: Handoff<Vec<Descriptor>>,
+    installers: Handoff<(Project, Vec<Descriptor>)>,
 }
 
 impl Handoffs {
@@ -84,7 +86,9 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
         build_c_dlls(&found.wine_c_dlls)
     });
     if wine {
-        stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
+        stages.add("Wine prefix", || {
+            handoffs.prefix.put(Prefix::prepare(&target_dir())?)
+        });
         stages.add("unit tests under Wine", || {
             wine_unit_tests(handoffs.prefix.get()?, &found.wine_unit_tests)
         });
@@ -140,7 +144,7 @@ pub fn run_harnesses(names: &[String]) -> Result<()> {
         sh(&mut build)?;
     }
     build_c_dlls(&found.wine_c_dlls)?;
-    let prefix = Prefix::prepare()?;
+    let prefix = Prefix::prepare(&target_dir())?;
     for harness in selected {
         run_harness(&prefix, harness)?;
     }
@@ -177,12 +181,22 @@ fn msi_stages<'a>(
     packages: &'a [String],
 ) {
     stages.add("MSIs (release build, wixl, table checks)", move || {
-        handoffs.installers.put(msi_build(packages)?)
+        let project = crate::dist::project()?;
+        let descriptors = msi_build(&project, packages)?;
+        handoffs.installers.put((project, descriptors))
     });
     if wine {
         stages.add(
             "MSI install, upgrade, rollback, uninstall under Wine",
-            || crate::msi_wine::run(handoffs.installers.get()?, &target_dir().join("dist")),
+            || {
+                let (project, descriptors) = handoffs.installers.get()?;
+                crate::msi_wine::run(
+                    project,
+                    descriptors,
+                    &project.dist_dir(),
+                    &target_dir().join("wine/msi-prefix"),
+                )
+            },
         );
     }
 }
@@ -217,15 +231,15 @@ fn msi_plan<'a>(handoffs: &'a Handoffs, wine: bool, packages: &'a [String]) -> S
 /// Builds the MSI of each sample of `packages` (every sample's when empty) into `target/dist`
 /// (the table checks run on each) and proves that the checks can fail: each MSI must be
 /// rejected against a descriptor with another upgrade code or version.
-fn msi_build(packages: &[String]) -> Result<Vec<Descriptor>> {
-    let descriptors = crate::dist::select(crate::dist::descriptors()?, packages)?;
-    crate::dist::release_build(&descriptors)?;
-    let dist = target_dir().join("dist");
+fn msi_build(project: &Project, packages: &[String]) -> Result<Vec<Descriptor>> {
+    let descriptors = select(crate::dist::descriptors(project)?, packages)?;
+    crate::dist::release_build(project, &descriptors)?;
+    let dist = project.dist_dir();
     for d in &descriptors {
-        let msi = crate::dist::build_msi(d, &dist)?;
+        let msi = build_msi(project, d, &dist)?;
         let mut other = d.with_version(&crate::msi_wine::next_version(&d.version))?;
         other.upgrade_code = "00000000-0000-4000-8000-000000000001".to_string();
-        let Err(error) = crate::msi_check::check(&msi, &other, &crate::dist::bin_dir()) else {
+        let Err(error) = winprov_dist::msi_check::check(&msi, &other, &project.bin_dir()) else {
             bail!(
                 "the table checks accepted {} for another product",
                 msi.display()
