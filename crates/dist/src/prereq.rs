@@ -85,7 +85,8 @@ pub fn ensure(need: Need) -> Result<()> {
     Ok(())
 }
 
-fn ensure_rust_target() -> Result<()> {
+/// The Rust standard library for [`WINDOWS_TARGET`]: `rustup target add` when it is missing.
+pub fn ensure_rust_target() -> Result<()> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]));
     match installed {
         Some(list) if list.lines().any(|l| l.trim() == WINDOWS_TARGET) => Ok(()),
