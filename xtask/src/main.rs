@@ -3,6 +3,8 @@
 //! - `test`: everything CI checks, in order, installing what is missing first.
 //! - `dist`: release Windows artifacts and an MSI per sample into `target/dist/`.
 //! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
+//! - `msi-test`, `outside-provider`: only the MSI stages of `test`, only its stage that packages
+//!   the provider crate outside the workspace with `cargo winprov`.
 //! - `harness <name>...`: only the named Wine ABI harnesses of `test`.
 //! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
 
@@ -28,7 +30,8 @@ usage: cargo xtask <command>
 
 commands:
   test [--no-wine]        format, clippy (Linux + Windows), unit/loom/trybuild/codegen tests,
-                          Windows cross-build and the Wine ABI tests; installs prerequisites
+                          Windows cross-build, the Wine ABI tests, the samples' MSIs and the
+                          provider outside the workspace; installs prerequisites
   dist [--wxs-only] [-p <sample>]...
                           release Windows artifacts and an MSI per sample into target/dist/
                           (--wxs-only: only the WiX sources, for candle/light on Windows;
@@ -37,6 +40,10 @@ commands:
                           only the MSI stages of `test`: build and check every sample's MSI
                           (or those named), then install, upgrade, roll back and uninstall it
                           under Wine
+  outside-provider [--no-wine]
+                          only the last stage of `test`: `cargo winprov test-install` (`dist`
+                          with --no-wine) on tests/outside-provider, a provider crate outside
+                          the workspace
   harness <name>...       only the named Wine ABI harnesses of `test` (e.g. base_host), their
                           DLLs built first
   codegen [--check]       regenerate bindings/src/*.rs from their args files
@@ -60,6 +67,7 @@ fn run() -> Result<()> {
         "test" => test::run(&rest),
         "dist" => dist::run(&rest),
         "msi-test" => test::run_msi(&rest),
+        "outside-provider" => test::run_outside_provider(&rest),
         "harness" => test::run_harnesses(&rest),
         "codegen" => match rest.as_slice() {
             [] => codegen::run(codegen::Mode::Write),

@@ -101,7 +101,49 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
         });
     }
     msi_stages(&mut stages, handoffs, wine, &[]);
+    stages.add(OUTSIDE_STAGE, move || outside_provider(wine));
     stages
+}
+
+/// The stage that packages the provider crate outside the workspace.
+const OUTSIDE_STAGE: &str = "provider outside the workspace (cargo winprov)";
+
+/// The manifest of the provider crate outside the workspace, relative to the workspace root.
+const OUTSIDE_PROVIDER: &str = "tests/outside-provider/Cargo.toml";
+
+/// `cargo xtask outside-provider`: that stage alone.
+pub fn run_outside_provider(args: &[String]) -> Result<()> {
+    let wine = match args {
+        [] => true,
+        [flag] if flag == "--no-wine" => false,
+        _ => bail!("outside-provider takes only --no-wine"),
+    };
+    let mut stages = Stages::new();
+    stages.add(OUTSIDE_STAGE, move || outside_provider(wine));
+    stages.run()?;
+    Ok(())
+}
+
+/// `cargo winprov dist` on the provider crate outside the workspace, as its author runs it
+/// (the `cargo-winprov` binary, given `winprov` first as cargo does), and with Wine its
+/// installation tests (`test-install`). It builds in the workspace's target directory, so the
+/// Wine shim and what its release build shares with the samples' are reused.
+fn outside_provider(wine: bool) -> Result<()> {
+    sh(cargo().args(["fmt", "--check", "--manifest-path", OUTSIDE_PROVIDER]))?;
+    sh(cargo().args(["build", "--locked", "-p", "cargo-winprov"]))?;
+    let exe = target_dir()
+        .join("debug")
+        .join(format!("cargo-winprov{}", std::env::consts::EXE_SUFFIX));
+    let msi = target_dir().join("dist/outside-provider-0.1.0-x64.msi");
+    let _ = std::fs::remove_file(&msi);
+    sh(Command::new(exe)
+        .args(["winprov", if wine { "test-install" } else { "dist" }])
+        .args(["--manifest-path", OUTSIDE_PROVIDER, "--locked"])
+        .env("CARGO_TARGET_DIR", target_dir()))?;
+    if !msi.is_file() {
+        bail!("cargo winprov succeeded without making {}", msi.display());
+    }
+    Ok(())
 }
 
 /// `cargo xtask harness <name>...`: the named Wine ABI harnesses alone, after building the
@@ -403,17 +445,18 @@ mod tests {
         let wine = ["Wine prefix", "unit tests under Wine", "Wine ABI harnesses"];
         let msi = "MSIs (release build, wixl, table checks)";
         let msi_wine = "MSI install, upgrade, rollback, uninstall under Wine";
+        let outside = "provider outside the workspace (cargo winprov)";
         let with_wine: Vec<&str> = common
             .iter()
             .chain(&wine)
-            .chain(&[msi, msi_wine])
+            .chain(&[msi, msi_wine, outside])
             .copied()
             .collect();
-        let without_wine: Vec<&str> = common.iter().chain(&[msi]).copied().collect();
+        let without_wine: Vec<&str> = common.iter().chain(&[msi, outside]).copied().collect();
         assert_eq!(plan(&found, &handoffs, true).names(), with_wine);
         assert_eq!(plan(&found, &handoffs, false).names(), without_wine);
-        assert_eq!(with_wine.len(), 13);
-        assert_eq!(without_wine.len(), 9);
+        assert_eq!(with_wine.len(), 14);
+        assert_eq!(without_wine.len(), 10);
         assert_eq!(
             msi_plan(&handoffs, true, &[]).names(),
             ["prerequisites", msi, msi_wine]
