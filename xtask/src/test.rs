@@ -126,8 +126,9 @@ pub fn run_outside_provider(args: &[String]) -> Result<()> {
 
 /// `cargo winprov dist` on the provider crate outside the workspace, as its author runs it
 /// (the `cargo-winprov` binary, given `winprov` first as cargo does), and with Wine its
-/// installation tests (`test-install`). It builds in the workspace's target directory, so the
-/// Wine shim and what its release build shares with the samples' are reused.
+/// installation tests (`test-install`). It builds in the workspace's target directory (one
+/// cache, the Wine shim shared); the winprov crates are built again for it, with its profile
+/// and features.
 fn outside_provider(wine: bool) -> Result<()> {
     sh(cargo().args(["fmt", "--check", "--manifest-path", OUTSIDE_PROVIDER]))?;
     sh(cargo().args(["build", "--locked", "-p", "cargo-winprov"]))?;
