@@ -1,5 +1,6 @@
 //! The MSIs installed for real under Wine (`wine msiexec … /qn /l*v log`), in a fresh prefix of
-//! their own (`target/wine/msi-prefix`):
+//! their own (`target/wine/msi-prefix` for `cargo xtask`, `<target>/winprov/msi-prefix` for
+//! `cargo winprov test-install`):
 //!
 //! 1. **rollback**: install with registration. Wine has no namespace-catalog (nor TAPI, nor
 //!    layer-install) functions, so the registration command fails, saying so (what it says, when

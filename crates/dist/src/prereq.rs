@@ -19,7 +19,8 @@ pub enum Need {
     Wine,
     /// Everything `cargo xtask test` uses, lints and MSI tools included.
     Everything,
-    /// `cargo xtask dist`: cross-building and the MSI tools (wixl, msiinfo).
+    /// `cargo xtask dist`, `cargo winprov dist`: cross-building and the MSI tools (wixl,
+    /// msiinfo).
     Dist,
 }
 
