@@ -506,6 +506,61 @@ mod tests {
         }
     }
 
+    /// The `[[package]]` entries of a Cargo.lock: (name, version).
+    fn locked_packages(path: &std::path::Path) -> std::collections::BTreeSet<(String, String)> {
+        let text = std::fs::read_to_string(path).unwrap();
+        let value = |line: &str, key: &str| {
+            line.strip_prefix(key).map(|v| {
+                v.trim_matches(|c| c == ' ' || c == '=' || c == '"')
+                    .to_string()
+            })
+        };
+        let mut found = std::collections::BTreeSet::new();
+        let mut name = None;
+        for line in text.lines() {
+            if let Some(n) = value(line, "name ") {
+                name = Some(n);
+            } else if let (Some(v), Some(n)) = (value(line, "version "), name.take()) {
+                found.insert((n, v));
+            }
+        }
+        found
+    }
+
+    /// The provider outside the workspace builds with `--locked`: its Cargo.lock must need no
+    /// change (the winprov crates' dependencies move under it) and pin what the workspace's
+    /// pins, so that it is built with the versions the workspace is tested with.
+    #[test]
+    fn the_outside_provider_lock_agrees_with_the_workspace() {
+        let root = workspace_root();
+        let fix = "copy the workspace's Cargo.lock to tests/outside-provider/ and run `cargo \
+                   metadata --manifest-path tests/outside-provider/Cargo.toml` (it keeps the \
+                   versions and drops what the provider does not use)";
+        let status = cargo()
+            .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+            .args(["--manifest-path", OUTSIDE_PROVIDER])
+            .current_dir(&root)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "tests/outside-provider/Cargo.lock is stale: {fix}"
+        );
+        let workspace = locked_packages(&root.join("Cargo.lock"));
+        let outside = locked_packages(&root.join("tests/outside-provider/Cargo.lock"));
+        assert!(outside.len() > 10, "{outside:?}");
+        let differing: Vec<_> = outside
+            .iter()
+            .filter(|(name, _)| name != "outside-provider")
+            .filter(|package| !workspace.contains(package))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{differing:?} are not the workspace's: {fix}"
+        );
+    }
+
     #[test]
     fn harness_sources_exist() {
         let found = Discovered::find().unwrap();
