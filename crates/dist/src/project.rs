@@ -133,6 +133,11 @@ impl Project {
     /// The installer descriptors of the members whose manifest is under `under` (every member
     /// when `None`), in workspace order. Members without one are reported and skipped.
     pub fn descriptors(&self, under: Option<&Path>) -> Result<Vec<Descriptor>> {
+        self.read_descriptors(under, true)
+    }
+
+    /// [`Project::descriptors`], the members without one reported when `report`.
+    fn read_descriptors(&self, under: Option<&Path>, report: bool) -> Result<Vec<Descriptor>> {
         let mut found = Vec::new();
         for package in packages(&self.metadata) {
             let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
@@ -141,10 +146,11 @@ impl Project {
             }
             match Descriptor::from_package(package)? {
                 Some(descriptor) => found.push(descriptor),
-                None => println!(
+                None if report => println!(
                     "note: {} has no [package.metadata.winprov.dist]: no installer for it",
                     manifest.display()
                 ),
+                None => {}
             }
         }
         Ok(found)
@@ -160,10 +166,11 @@ impl Project {
     }
 
     /// The descriptors a command means: those of `packages` when some are named; else the
-    /// current package's ([`Project::current_package`]); else every member's. A package
-    /// without a descriptor is an error then.
+    /// current package's ([`Project::current_package`]); else every member's (members without
+    /// one are skipped quietly: a workspace has libraries too). A package named or meant
+    /// without a descriptor is an error.
     pub fn selected(&self, packages: &[String]) -> Result<Vec<Descriptor>> {
-        let all = self.descriptors(None)?;
+        let all = self.read_descriptors(None, false)?;
         match (packages, self.current_package()) {
             ([], Some(current)) => select(all, &[current.to_string()]),
             ([], None) if all.is_empty() => bail!(
