@@ -3,6 +3,8 @@
 //! - `test`: everything CI checks, in order, installing what is missing first.
 //! - `dist`: release Windows artifacts and an MSI per sample into `target/dist/`.
 //! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
+//! - `msi-test`, `outside-provider`: only the MSI stages of `test`, only its stage that packages
+//!   the provider crate outside the workspace with `cargo winprov`.
 //! - `harness <name>...`: only the named Wine ABI harnesses of `test`.
 //! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
 
@@ -14,27 +16,22 @@
 mod codegen;
 mod discover;
 mod dist;
-mod installer;
-mod msi_check;
-mod msi_wine;
-mod prereq;
-mod stage;
 mod test;
 mod tidy;
-mod wine;
 
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
-
-/// The Windows target every provider is built for.
-pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+// Packaging, the Wine prefix and the command runner are the `winprov-dist` library's, shared
+// with `cargo winprov`.
+use winprov_dist::{WINDOWS_TARGET, installer, msi_wine, prereq, stage, wine};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
   test [--no-wine]        format, clippy (Linux + Windows), unit/loom/trybuild/codegen tests,
-                          Windows cross-build and the Wine ABI tests; installs prerequisites
+                          Windows cross-build, the Wine ABI tests, the samples' MSIs and the
+                          provider outside the workspace; installs prerequisites
   dist [--wxs-only] [-p <sample>]...
                           release Windows artifacts and an MSI per sample into target/dist/
                           (--wxs-only: only the WiX sources, for candle/light on Windows;
@@ -43,6 +40,10 @@ commands:
                           only the MSI stages of `test`: build and check every sample's MSI
                           (or those named), then install, upgrade, roll back and uninstall it
                           under Wine
+  outside-provider [--no-wine]
+                          only the last stage of `test`: `cargo winprov test-install` (`dist`
+                          with --no-wine) on tests/outside-provider, a provider crate outside
+                          the workspace
   harness <name>...       only the named Wine ABI harnesses of `test` (e.g. base_host), their
                           DLLs built first
   codegen [--check]       regenerate bindings/src/*.rs from their args files
@@ -66,6 +67,7 @@ fn run() -> Result<()> {
         "test" => test::run(&rest),
         "dist" => dist::run(&rest),
         "msi-test" => test::run_msi(&rest),
+        "outside-provider" => test::run_outside_provider(&rest),
         "harness" => test::run_harnesses(&rest),
         "codegen" => match rest.as_slice() {
             [] => codegen::run(codegen::Mode::Write),
@@ -75,14 +77,14 @@ fn run() -> Result<()> {
         "wine-prefix" => {
             no_args(&rest)?;
             prereq::ensure(prereq::Need::Wine)?;
-            wine::Prefix::prepare().map(|_| ())
+            wine::Prefix::prepare(&target_dir()).map(|_| ())
         }
         "wine" => {
             let Some((exe, exe_args)) = rest.split_first() else {
                 bail!("wine needs an executable\n\n{USAGE}");
             };
             prereq::ensure(prereq::Need::Wine)?;
-            let prefix = wine::Prefix::prepare()?;
+            let prefix = wine::Prefix::prepare(&target_dir())?;
             let status = prefix.command(Path::new(exe)).args(exe_args).status()?;
             std::process::exit(status.code().unwrap_or(1));
         }

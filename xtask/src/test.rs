@@ -9,6 +9,8 @@ use crate::{WINDOWS_TARGET, target_dir, workspace_root};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::process::Command;
+use winprov_dist::project::{Project, select};
+use winprov_dist::release::build_msi;
 
 pub fn run(args: &[String]) -> Result<()> {
     let wine = match args {
@@ -27,7 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
 #[derive(Debug)]
 struct Handoffs {
     prefix: Handoff<Prefix>,
-    installers: Handoff<Vec<Descriptor>>,
+    installers: Handoff<(Project, Vec<Descriptor>)>,
 }
 
 impl Handoffs {
@@ -84,7 +86,9 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
         build_c_dlls(&found.wine_c_dlls)
     });
     if wine {
-        stages.add("Wine prefix", || handoffs.prefix.put(Prefix::prepare()?));
+        stages.add("Wine prefix", || {
+            handoffs.prefix.put(Prefix::prepare(&target_dir())?)
+        });
         stages.add("unit tests under Wine", || {
             wine_unit_tests(handoffs.prefix.get()?, &found.wine_unit_tests)
         });
@@ -97,7 +101,50 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
         });
     }
     msi_stages(&mut stages, handoffs, wine, &[]);
+    stages.add(OUTSIDE_STAGE, move || outside_provider(wine));
     stages
+}
+
+/// The stage that packages the provider crate outside the workspace.
+const OUTSIDE_STAGE: &str = "provider outside the workspace (cargo winprov)";
+
+/// The manifest of the provider crate outside the workspace, relative to the workspace root.
+const OUTSIDE_PROVIDER: &str = "tests/outside-provider/Cargo.toml";
+
+/// `cargo xtask outside-provider`: that stage alone.
+pub fn run_outside_provider(args: &[String]) -> Result<()> {
+    let wine = match args {
+        [] => true,
+        [flag] if flag == "--no-wine" => false,
+        _ => bail!("outside-provider takes only --no-wine"),
+    };
+    let mut stages = Stages::new();
+    stages.add(OUTSIDE_STAGE, move || outside_provider(wine));
+    stages.run()?;
+    Ok(())
+}
+
+/// `cargo winprov dist` on the provider crate outside the workspace, as its author runs it
+/// (the `cargo-winprov` binary, given `winprov` first as cargo does), and with Wine its
+/// installation tests (`test-install`). It builds in the workspace's target directory (one
+/// cache, the Wine shim shared); the winprov crates are built again for it, with its profile
+/// and features.
+fn outside_provider(wine: bool) -> Result<()> {
+    sh(cargo().args(["fmt", "--check", "--manifest-path", OUTSIDE_PROVIDER]))?;
+    sh(cargo().args(["build", "--locked", "-p", "cargo-winprov"]))?;
+    let exe = target_dir()
+        .join("debug")
+        .join(format!("cargo-winprov{}", std::env::consts::EXE_SUFFIX));
+    let msi = target_dir().join("dist/outside-provider-0.1.0-x64.msi");
+    let _ = std::fs::remove_file(&msi);
+    sh(Command::new(exe)
+        .args(["winprov", if wine { "test-install" } else { "dist" }])
+        .args(["--manifest-path", OUTSIDE_PROVIDER, "--locked"])
+        .env("CARGO_TARGET_DIR", target_dir()))?;
+    if !msi.is_file() {
+        bail!("cargo winprov succeeded without making {}", msi.display());
+    }
+    Ok(())
 }
 
 /// `cargo xtask harness <name>...`: the named Wine ABI harnesses alone, after building the
@@ -140,7 +187,7 @@ pub fn run_harnesses(names: &[String]) -> Result<()> {
         sh(&mut build)?;
     }
     build_c_dlls(&found.wine_c_dlls)?;
-    let prefix = Prefix::prepare()?;
+    let prefix = Prefix::prepare(&target_dir())?;
     for harness in selected {
         run_harness(&prefix, harness)?;
     }
@@ -177,12 +224,22 @@ fn msi_stages<'a>(
     packages: &'a [String],
 ) {
     stages.add("MSIs (release build, wixl, table checks)", move || {
-        handoffs.installers.put(msi_build(packages)?)
+        let project = crate::dist::project()?;
+        let descriptors = msi_build(&project, packages)?;
+        handoffs.installers.put((project, descriptors))
     });
     if wine {
         stages.add(
             "MSI install, upgrade, rollback, uninstall under Wine",
-            || crate::msi_wine::run(handoffs.installers.get()?, &target_dir().join("dist")),
+            || {
+                let (project, descriptors) = handoffs.installers.get()?;
+                crate::msi_wine::run(
+                    project,
+                    descriptors,
+                    &project.dist_dir(),
+                    &target_dir().join("wine/msi-prefix"),
+                )
+            },
         );
     }
 }
@@ -217,15 +274,15 @@ fn msi_plan<'a>(handoffs: &'a Handoffs, wine: bool, packages: &'a [String]) -> S
 /// Builds the MSI of each sample of `packages` (every sample's when empty) into `target/dist`
 /// (the table checks run on each) and proves that the checks can fail: each MSI must be
 /// rejected against a descriptor with another upgrade code or version.
-fn msi_build(packages: &[String]) -> Result<Vec<Descriptor>> {
-    let descriptors = crate::dist::select(crate::dist::descriptors()?, packages)?;
-    crate::dist::release_build(&descriptors)?;
-    let dist = target_dir().join("dist");
+fn msi_build(project: &Project, packages: &[String]) -> Result<Vec<Descriptor>> {
+    let descriptors = select(crate::dist::descriptors(project)?, packages)?;
+    crate::dist::release_build(project, &descriptors)?;
+    let dist = project.dist_dir();
     for d in &descriptors {
-        let msi = crate::dist::build_msi(d, &dist)?;
+        let msi = build_msi(project, d, &dist)?;
         let mut other = d.with_version(&crate::msi_wine::next_version(&d.version))?;
         other.upgrade_code = "00000000-0000-4000-8000-000000000001".to_string();
-        let Err(error) = crate::msi_check::check(&msi, &other, &crate::dist::bin_dir()) else {
+        let Err(error) = winprov_dist::msi_check::check(&msi, &other, &project.bin_dir()) else {
             bail!(
                 "the table checks accepted {} for another product",
                 msi.display()
@@ -389,17 +446,18 @@ mod tests {
         let wine = ["Wine prefix", "unit tests under Wine", "Wine ABI harnesses"];
         let msi = "MSIs (release build, wixl, table checks)";
         let msi_wine = "MSI install, upgrade, rollback, uninstall under Wine";
+        let outside = "provider outside the workspace (cargo winprov)";
         let with_wine: Vec<&str> = common
             .iter()
             .chain(&wine)
-            .chain(&[msi, msi_wine])
+            .chain(&[msi, msi_wine, outside])
             .copied()
             .collect();
-        let without_wine: Vec<&str> = common.iter().chain(&[msi]).copied().collect();
+        let without_wine: Vec<&str> = common.iter().chain(&[msi, outside]).copied().collect();
         assert_eq!(plan(&found, &handoffs, true).names(), with_wine);
         assert_eq!(plan(&found, &handoffs, false).names(), without_wine);
-        assert_eq!(with_wine.len(), 13);
-        assert_eq!(without_wine.len(), 9);
+        assert_eq!(with_wine.len(), 14);
+        assert_eq!(without_wine.len(), 10);
         assert_eq!(
             msi_plan(&handoffs, true, &[]).names(),
             ["prerequisites", msi, msi_wine]
@@ -446,6 +504,61 @@ mod tests {
             );
             assert!(stress.contains(&expected), "{expected} in {stress:?}");
         }
+    }
+
+    /// The `[[package]]` entries of a Cargo.lock: (name, version).
+    fn locked_packages(path: &std::path::Path) -> std::collections::BTreeSet<(String, String)> {
+        let text = std::fs::read_to_string(path).unwrap();
+        let value = |line: &str, key: &str| {
+            line.strip_prefix(key).map(|v| {
+                v.trim_matches(|c| c == ' ' || c == '=' || c == '"')
+                    .to_string()
+            })
+        };
+        let mut found = std::collections::BTreeSet::new();
+        let mut name = None;
+        for line in text.lines() {
+            if let Some(n) = value(line, "name ") {
+                name = Some(n);
+            } else if let (Some(v), Some(n)) = (value(line, "version "), name.take()) {
+                found.insert((n, v));
+            }
+        }
+        found
+    }
+
+    /// The provider outside the workspace builds with `--locked`: its Cargo.lock must need no
+    /// change (the winprov crates' dependencies move under it) and pin what the workspace's
+    /// pins, so that it is built with the versions the workspace is tested with.
+    #[test]
+    fn the_outside_provider_lock_agrees_with_the_workspace() {
+        let root = workspace_root();
+        let fix = "copy the workspace's Cargo.lock to tests/outside-provider/ and run `cargo \
+                   metadata --manifest-path tests/outside-provider/Cargo.toml` (it keeps the \
+                   versions and drops what the provider does not use)";
+        let status = cargo()
+            .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+            .args(["--manifest-path", OUTSIDE_PROVIDER])
+            .current_dir(&root)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "tests/outside-provider/Cargo.lock is stale: {fix}"
+        );
+        let workspace = locked_packages(&root.join("Cargo.lock"));
+        let outside = locked_packages(&root.join("tests/outside-provider/Cargo.lock"));
+        assert!(outside.len() > 10, "{outside:?}");
+        let differing: Vec<_> = outside
+            .iter()
+            .filter(|(name, _)| name != "outside-provider")
+            .filter(|package| !workspace.contains(package))
+            .collect();
+        assert!(
+            differing.is_empty(),
+            "{differing:?} are not the workspace's: {fix}"
+        );
     }
 
     #[test]

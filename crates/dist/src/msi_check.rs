@@ -25,11 +25,11 @@ const EVENT_START_ANY: i32 = 0x01 | 0x10;
 const EVENT_UNINSTALL_STOP: i32 = 0x20;
 const EVENT_UNINSTALL_DELETE: i32 = 0x80;
 /// Registry root HKLM.
-const ROOT_HKLM: i32 = 2;
+pub(crate) const ROOT_HKLM: i32 = 2;
 
-type Row = BTreeMap<String, Value>;
+pub(crate) type Row = BTreeMap<String, Value>;
 
-fn rows(package: &mut Package<File>, table: &str) -> Result<Vec<Row>> {
+pub(crate) fn rows(package: &mut Package<File>, table: &str) -> Result<Vec<Row>> {
     if !package.has_table(table) {
         return Ok(Vec::new());
     }
@@ -52,13 +52,13 @@ fn rows(package: &mut Package<File>, table: &str) -> Result<Vec<Row>> {
     Ok(out)
 }
 
-fn text(row: &Row, column: &str) -> String {
+pub(crate) fn text(row: &Row, column: &str) -> String {
     row.get(column)
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
 }
 
-fn int(row: &Row, column: &str) -> Option<i32> {
+pub(crate) fn int(row: &Row, column: &str) -> Option<i32> {
     row.get(column).and_then(Value::as_int)
 }
 
@@ -466,130 +466,4 @@ pub fn check(path: &Path, d: &Descriptor, bin_dir: &Path) -> Result<Vec<String>>
         );
     }
     Ok(checked)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::installer::{ThreadingModel, parse};
-    use serde_json::json;
-
-    /// A COM server's registration as wixl builds it: the rows are in the MSI, in the DLL's
-    /// component (whose key path stays the file), the checks accept the package, and they
-    /// reject it against a descriptor that differs in any of those rows.
-    #[test]
-    fn a_com_server_built_by_wixl_has_its_registry_rows() {
-        if crate::prereq::find_program("wixl").is_none() {
-            // `cargo xtask test` installs wixl before it runs the unit tests.
-            println!("wixl not found: the MSI is not built here");
-            return;
-        }
-        let dir = crate::target_dir().join("tmp/xtask-com-server-msi");
-        let bin = dir.join("bin");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::write(bin.join("directory_admin.dll"), vec![0x4d; 3000]).unwrap();
-        std::fs::write(bin.join("directory-admin.exe"), vec![0x5a; 2000]).unwrap();
-        let dist = json!({
-            "product": "winprov Directory Admin",
-            "manufacturer": "winprov",
-            "upgrade-code": "5c0b8e1a-7d2f-4b6e-9a3c-1f4d2e6b8a90",
-            "files": [{"artifact": "cdylib"}, {"artifact": "bin"}],
-            "com-server": {
-                "file": "directory_admin.dll",
-                "clsid": "715d6d12-24e0-4836-b6f6-0fba71b04a73",
-                "threading-model": "Both",
-                "description": "winprov Directory Admin WMI provider"
-            },
-            "registry": {"InstallDir": "[INSTALLDIR]"}
-        });
-        let targets = [
-            ("directory_admin".to_string(), vec!["cdylib".to_string()]),
-            ("directory-admin".to_string(), vec!["bin".to_string()]),
-        ];
-        let d = parse("directory-admin", "0.1.0", &dist, &targets).unwrap();
-        // wixl without a warning, then the table checks.
-        let msi = crate::dist::build_msi_from(&d, &dir, &bin).unwrap();
-
-        let mut package = msi::open(&msi).unwrap();
-        let clsid = r"Software\Classes\CLSID\{715D6D12-24E0-4836-B6F6-0FBA71B04A73}";
-        let mut com_rows: Vec<(Option<i32>, String, String, String, String)> =
-            rows(&mut package, "Registry")
-                .unwrap()
-                .iter()
-                .filter(|r| text(r, "Key").contains("CLSID"))
-                .map(|r| {
-                    (
-                        int(r, "Root"),
-                        text(r, "Key").trim_end_matches('\\').to_string(),
-                        text(r, "Name"),
-                        text(r, "Value"),
-                        text(r, "Component_"),
-                    )
-                })
-                .collect();
-        com_rows.sort();
-        let row = |key: String, name: &str, value: &str| {
-            (
-                Some(ROOT_HKLM),
-                key,
-                name.to_string(),
-                value.to_string(),
-                "c_directory_admin.dll".to_string(),
-            )
-        };
-        assert_eq!(
-            com_rows,
-            [
-                row(
-                    clsid.to_string(),
-                    "",
-                    "winprov Directory Admin WMI provider"
-                ),
-                row(
-                    format!(r"{clsid}\InprocServer32"),
-                    "",
-                    "[#directory_admin.dll]"
-                ),
-                row(format!(r"{clsid}\InprocServer32"), "ThreadingModel", "Both"),
-            ]
-        );
-        let key_path = rows(&mut package, "Component")
-            .unwrap()
-            .iter()
-            .find(|c| text(c, "Component") == "c_directory_admin.dll")
-            .map(|c| text(c, "KeyPath"));
-        assert_eq!(key_path.as_deref(), Some("directory_admin.dll"));
-
-        type Change = fn(&mut Descriptor);
-        let changes: [(Change, &str); 5] = [
-            (
-                |d| d.com_server.as_mut().unwrap().threading_model = ThreadingModel::Apartment,
-                r"\InprocServer32\ThreadingModel = Apartment in component c_directory_admin.dll",
-            ),
-            (
-                |d| {
-                    d.com_server.as_mut().unwrap().clsid =
-                        "0a6b2c1d-3e4f-4a5b-8c7d-9e0f1a2b3c4d".into()
-                },
-                r"no Registry row HKLM\Software\Classes\CLSID\{0A6B2C1D-3E4F-4A5B-8C7D-9E0F1A2B3C4D}\InprocServer32\(default) = [#directory_admin.dll]",
-            ),
-            (
-                |d| d.com_server.as_mut().unwrap().file_id = "directory_admin.exe".into(),
-                r"\InprocServer32\(default) = [#directory_admin.exe] in component c_directory_admin.exe",
-            ),
-            (
-                |d| d.com_server.as_mut().unwrap().description = None,
-                "4 Registry rows, expected 3",
-            ),
-            (|d| d.com_server = None, "4 Registry rows, expected 1"),
-        ];
-        for (change, message) in changes {
-            let mut other = d.clone();
-            change(&mut other);
-            let e = format!("{:#}", check(&msi, &other, &bin).unwrap_err());
-            assert!(e.contains(message), "{message}: {e}");
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -1,7 +1,9 @@
-//! The project's Wine prefix (`target/wine/prefix`) and running Windows executables in it.
+//! A Wine prefix (a project's `<target>/wine/prefix`, or one of the MSI tests' own) and running
+//! Windows executables in it.
 //!
 //! Wine 8 lacks `bcryptprimitives.dll!ProcessPrng`, which Rust's std imports; the prefix gets a
-//! shim built from `xtask/wine/processprng.c` (forwarding to `SystemFunction036`).
+//! shim built from `crates/dist/wine/processprng.c` (forwarding to `SystemFunction036`). The
+//! source is compiled into this library, so the shim is built wherever the library runs.
 
 use crate::prereq::find_program;
 use crate::stage::run;
@@ -9,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SHIM_SOURCE: &str = "xtask/wine/processprng.c";
+/// The shim's C source.
+const SHIM_SOURCE: &str = include_str!("../wine/processprng.c");
 const SHIM_DLL: &str = "bcryptprimitives.dll";
 
 #[derive(Debug)]
@@ -20,15 +23,22 @@ pub struct Prefix {
 }
 
 impl Prefix {
-    /// Creates the prefix when missing and (re)installs the ProcessPrng shim when it changed.
-    pub fn prepare() -> Result<Self> {
-        Self::prepare_at(crate::target_dir().join("wine/prefix"))
+    /// A project's prefix, `<target_dir>/wine/prefix`: created when missing, the ProcessPrng
+    /// shim (re)installed when it changed.
+    pub fn prepare(target_dir: &Path) -> Result<Self> {
+        Self::prepare_at(target_dir.join("wine/prefix"), &Self::shim_dir(target_dir))
     }
 
-    /// [`Prefix::prepare`] for a prefix in `dir` (the MSI tests use one of their own).
-    pub fn prepare_at(dir: PathBuf) -> Result<Self> {
+    /// Where the shim is built for a project: `<target_dir>/wine/shim`.
+    pub fn shim_dir(target_dir: &Path) -> PathBuf {
+        target_dir.join("wine/shim")
+    }
+
+    /// [`Prefix::prepare`] for a prefix in `dir` (the MSI tests use one of their own), the shim
+    /// built in `shim_dir`.
+    pub fn prepare_at(dir: PathBuf, shim_dir: &Path) -> Result<Self> {
         let loader =
-            find_program("wine64").context("wine64 not found (cargo xtask installs it)")?;
+            find_program("wine64").context("wine64 not found (see prereq: it installs it)")?;
         let server = find_program("wineserver").context("wineserver not found")?;
         let prefix = Self {
             dir,
@@ -51,15 +61,21 @@ impl Prefix {
                 bail!("wineboot did not create {}", prefix.dir.display());
             }
         }
-        prefix.install_shim()?;
+        prefix.install_shim(shim_dir)?;
         Ok(prefix)
     }
 
-    fn install_shim(&self) -> Result<()> {
-        let source = crate::workspace_root().join(SHIM_SOURCE);
-        let built = crate::target_dir().join("wine/shim").join(SHIM_DLL);
+    fn install_shim(&self, shim_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(shim_dir)?;
+        // The source is written out only when it differs, so its time stamp says when it
+        // changed.
+        let source = shim_dir.join("processprng.c");
+        if std::fs::read_to_string(&source).ok().as_deref() != Some(SHIM_SOURCE) {
+            std::fs::write(&source, SHIM_SOURCE)
+                .with_context(|| format!("writing {}", source.display()))?;
+        }
+        let built = shim_dir.join(SHIM_DLL);
         if is_stale(&built, &source) {
-            std::fs::create_dir_all(built.parent().expect("has a parent"))?;
             run(Command::new("x86_64-w64-mingw32-gcc")
                 .args(["-shared", "-O2", "-Wall", "-Werror", "-s", "-o"])
                 .arg(&built)

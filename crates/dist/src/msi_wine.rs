@@ -1,5 +1,6 @@
 //! The MSIs installed for real under Wine (`wine msiexec … /qn /l*v log`), in a fresh prefix of
-//! their own (`target/wine/msi-prefix`):
+//! their own (`target/wine/msi-prefix` for `cargo xtask`, `<target>/winprov/msi-prefix` for
+//! `cargo winprov test-install`):
 //!
 //! 1. **rollback**: install with registration. Wine has no namespace-catalog (nor TAPI, nor
 //!    layer-install) functions, so the registration command fails, saying so (what it says, when
@@ -18,8 +19,9 @@
 //! commands append `install: ok`, `uninstall: failed: …` lines to it. msiexec's exit status
 //! reaches Linux cut to 8 bits (1603 shows as 67), so success is read from the verbose log.
 
-use crate::dist::bin_dir;
 use crate::installer::{Descriptor, REGISTER_ACTION, SKIP_REGISTRATION, TargetDir};
+use crate::project::Project;
+use crate::release::build_msi;
 use crate::wine::Prefix;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -187,6 +189,8 @@ impl Registry {
 /// Where the installed files and the evidence are in the prefix.
 struct Layout {
     drive_c: PathBuf,
+    /// The built payloads the installed files must equal.
+    bin: PathBuf,
 }
 
 impl Layout {
@@ -256,7 +260,7 @@ impl Expect {
 fn check_installed(e: &mut Expect, layout: &Layout, d: &Descriptor, version: &str) -> Result<()> {
     for file in &d.files {
         let installed = layout.file(d, &file.name, file.directory);
-        let built = std::fs::metadata(bin_dir().join(&file.source))?.len();
+        let built = std::fs::metadata(layout.bin.join(&file.source))?.len();
         let size = std::fs::metadata(&installed).map(|m| m.len()).ok();
         e.that(size == Some(built), || {
             format!(
@@ -451,6 +455,7 @@ impl Registry {
 /// version.
 fn test_sample(
     prefix: &Prefix,
+    bin: &Path,
     logs: &Path,
     v1: (&Descriptor, &Path),
     v2: (&Descriptor, &Path),
@@ -458,6 +463,7 @@ fn test_sample(
     let d = v1.0;
     let layout = Layout {
         drive_c: prefix.dir().join("drive_c"),
+        bin: bin.to_path_buf(),
     };
     let log = |step: &str| logs.join(format!("{}-{step}.log", d.package));
     let skip = format!("{SKIP_REGISTRATION}=1");
@@ -575,15 +581,23 @@ pub fn next_version(version: &str) -> String {
         .join(".")
 }
 
-/// Builds the upgrade MSIs and runs the four steps for every sample in a fresh prefix.
-pub fn run(descriptors: &[Descriptor], dist: &Path) -> Result<()> {
-    let dir = crate::target_dir().join("wine/msi-prefix");
+/// Builds the upgrade MSIs and runs the four steps for every package in a fresh prefix at
+/// `prefix_dir` (its ProcessPrng shim built in the project's target directory). The MSIs
+/// are `dist/<package>-<version>-x64.msi`, made from the project's release artifacts.
+pub fn run(
+    project: &Project,
+    descriptors: &[Descriptor],
+    dist: &Path,
+    prefix_dir: &Path,
+) -> Result<()> {
+    let dir = prefix_dir.to_path_buf();
+    let shim = Prefix::shim_dir(project.target_dir());
     if dir.exists() {
         // A fresh prefix every run: what an installation leaves is what the test sees.
-        Prefix::prepare_at(dir.clone())?.kill();
+        Prefix::prepare_at(dir.clone(), &shim)?.kill();
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    let prefix = Prefix::prepare_at(dir)?;
+    let prefix = Prefix::prepare_at(dir, &shim)?;
     let scratch = dist.join("upgrade-test");
     let logs = scratch.join("logs");
     std::fs::create_dir_all(&logs)?;
@@ -594,8 +608,8 @@ pub fn run(descriptors: &[Descriptor], dist: &Path) -> Result<()> {
         }
         let d2 = d.with_version(&next_version(&d.version))?;
         println!("\n--- {}: the upgrade package {}", d.package, d2.version);
-        let v2 = crate::dist::build_msi(&d2, &scratch)?;
-        test_sample(&prefix, &logs, (d, &v1), (&d2, &v2))?;
+        let v2 = build_msi(project, &d2, &scratch)?;
+        test_sample(&prefix, &project.bin_dir(), &logs, (d, &v1), (&d2, &v2))?;
     }
     prefix.kill();
     Ok(())
@@ -774,8 +788,7 @@ mod tests {
 
     #[test]
     fn utf16_logs_are_decoded() {
-        let dir = crate::target_dir().join("tmp");
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::scratch("utf16-log");
         let path = dir.join("xtask-utf16-log-test.log");
         let mut bytes = vec![0xff, 0xfe];
         for unit in "INSTALL. Return value 1.".encode_utf16() {

@@ -19,7 +19,8 @@ pub enum Need {
     Wine,
     /// Everything `cargo xtask test` uses, lints and MSI tools included.
     Everything,
-    /// `cargo xtask dist`: cross-building and the MSI tools (wixl, msiinfo).
+    /// `cargo xtask dist`, `cargo winprov dist`: cross-building and the MSI tools (wixl,
+    /// msiinfo).
     Dist,
 }
 
@@ -85,7 +86,8 @@ pub fn ensure(need: Need) -> Result<()> {
     Ok(())
 }
 
-fn ensure_rust_target() -> Result<()> {
+/// The Rust standard library for [`WINDOWS_TARGET`]: `rustup target add` when it is missing.
+pub fn ensure_rust_target() -> Result<()> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]));
     match installed {
         Some(list) if list.lines().any(|l| l.trim() == WINDOWS_TARGET) => Ok(()),
