@@ -2,7 +2,7 @@
 //! outside the winprov workspace. Its DLL exports `OutsideProviderNspv2` (the provider's GUID and
 //! routine table, from `winprov_nspv2::export_provider!`); its executable registers the
 //! namespace in the Winsock catalog (`install`, `uninstall`), which its MSI runs.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::net::SocketAddr;
@@ -78,8 +78,7 @@ impl Lookup for FixedLookup {
     }
 }
 
-// The export is an `unsafe extern` function; the `unsafe` code is the framework's.
-#[allow(unsafe_code)]
+// The DLL's export: the framework's macro (no `unsafe` code in this crate).
 mod export {
     winprov_nspv2::export_provider!(
         OutsideProviderNspv2,

@@ -1,12 +1,11 @@
 //! `outside-provider install|uninstall [--log-file PATH]`: registers the namespace in the
 //! Winsock catalog or removes it; the MSI runs both, with a log file that records the outcome
 //! (`install: ok`, `uninstall: failed: <reason>`).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use outside_provider::{DOMAIN, NAMESPACE_IDENTIFIER, PROVIDER_ID};
 use std::io::Write as _;
 use std::path::Path;
-use winprov_core::WsaError;
 use winprov_nspv2::{Domain, NamespaceInstall, ProviderLevel, ProviderType};
 
 fn install() -> Result<(), String> {
@@ -26,12 +25,11 @@ fn install() -> Result<(), String> {
 }
 
 fn uninstall() -> Result<(), String> {
-    match winprov_nspv2::uninstall(PROVIDER_ID) {
-        // The catalog does not hold the id: an installation without registration (the MSI's
-        // SKIPREGISTRATION) has nothing to remove.
-        Err(error) if error.code() == Some(WsaError::WSAEINVAL) => Ok(()),
-        other => other.map_err(|error| format!("removing the namespace: {error}")),
-    }
+    // A catalog that does not hold the id (an installation without registration, the MSI's
+    // SKIPREGISTRATION) is `Uninstalled::NotInstalled`: nothing to remove, not a failure.
+    winprov_nspv2::uninstall(PROVIDER_ID)
+        .map(|_| ())
+        .map_err(|error| format!("removing the namespace: {error}"))
 }
 
 /// Appends `<command>: ok` or `<command>: failed: <reason>` to `log`.
