@@ -958,3 +958,60 @@ fn ifs_unusable_arguments_are_refused_below_and_read_as_empty() {
 fn non_ifs_unusable_arguments_are_refused_below_and_read_as_empty() {
     unusable_arguments_are_refused_below_and_read_as_empty::<NonIfsKind>();
 }
+
+fn a_receive_from_passes_through_with_the_address_below<K: Kind>() {
+    use winprov_bindings::windows_core::PSTR;
+    use winprov_bindings::ws2spi::{SOCKADDR, SOCKET, WSABUF};
+    let ws = start::<K>();
+    let (client, server) = pair(&ws, 12);
+    assert_eq!(ws.send(client, b"datagram").unwrap(), 8);
+    let recv_from = ws.table().lpWSPRecvFrom.expect("a started table");
+    let mut into = [0u8; 16];
+    let array = [WSABUF {
+        len: 16,
+        buf: PSTR(into.as_mut_ptr()),
+    }];
+    let mut from = [0xAAu8; 128];
+    let (mut received, mut flags, mut fromlen, mut errno) = (0u32, 0u32, 128i32, 0);
+    // SAFETY: a slot of the started table, a live socket of the layer, a writable buffer and
+    // address, live locals, no overlapped request.
+    let ret = unsafe {
+        recv_from(
+            SOCKET(server.raw()),
+            array.as_ptr(),
+            1,
+            &mut received,
+            &mut flags,
+            from.as_mut_ptr().cast::<SOCKADDR>(),
+            &mut fromlen,
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null(),
+            &mut errno,
+        )
+    };
+    assert_eq!((ret, errno), (0, 0));
+    assert_eq!(&into[..received as usize], b"datagram");
+    assert!(
+        (0..=128).contains(&fromlen),
+        "the provider below wrote the address length: {fromlen}"
+    );
+    assert_eq!(
+        K::meter().received.load(Ordering::SeqCst),
+        8,
+        "the receive hook saw the outcome"
+    );
+    ws.close(client).unwrap();
+    ws.close(server).unwrap();
+    ws.finish();
+}
+
+#[test]
+fn ifs_a_receive_from_passes_through_with_the_address_below() {
+    a_receive_from_passes_through_with_the_address_below::<IfsKind>();
+}
+
+#[test]
+fn non_ifs_a_receive_from_passes_through_with_the_address_below() {
+    a_receive_from_passes_through_with_the_address_below::<NonIfsKind>();
+}

@@ -43,8 +43,9 @@
 //!   (`WPUCompleteOverlappedRequest` or `WPUQueueApc`, R-WSP-18), after the author's
 //!   [`Layer::completed`]; a close relays every pending request as
 //!   aborted before it returns (R-WSP-14), the final cleanup relays nothing (R-WSP-15).
-//! - An overlapped `WSPIoctl` or `WSPRecvFrom` is refused (`WSAEOPNOTSUPP`): its output would
-//!   outlive the call's copies.
+//! - An overlapped `WSPIoctl` is refused (`WSAEOPNOTSUPP`): its output would outlive the
+//!   call's copies. So is a non-IFS layer's overlapped `WSPRecvFrom` (its address would); an
+//!   IFS layer's goes down as the caller made it, address out-parameters included.
 //! - A non-IFS layer refuses `WSPAsyncSelect` and the extension functions of `WSPIoctl`
 //!   (`SIO_GET_EXTENSION_FUNCTION_POINTER`) with `WSAEOPNOTSUPP`: the provider below would
 //!   report its own handle to the window, and its functions would be called with the layer's.
@@ -489,6 +490,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
     fn own_slots<E: Export<Dispatch = Self>>(table: &mut WSPPROC_TABLE) {
         table.lpWSPSend = Some(pass_send::<E, L, C>);
         table.lpWSPRecv = Some(pass_recv::<E, L, C>);
+        table.lpWSPRecvFrom = Some(pass_recv_from::<E, L, C>);
     }
 
     fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
@@ -1510,8 +1512,7 @@ where
     L: Layer,
     C: Catalog,
 {
-    let overlapped = !lpoverlapped.is_null();
-    if overlapped && !L::Handles::IFS {
+    if !lpoverlapped.is_null() && !L::Handles::IFS {
         // SAFETY: forwarded unchanged, under this function's own contract (ws2_32's).
         return unsafe {
             exports::recv(
@@ -1528,20 +1529,124 @@ where
             )
         };
     }
-    exports::slot(
-        E::process(),
-        "WSPRecv",
-        lperrno.cast_mut(),
-        SOCKET_ERROR,
-        |d, _| {
-            // SAFETY: ws2_32's contract for the array (its buffers are only measured here).
-            let view = unsafe { view_buffers(lpbuffers, dwbuffercount) };
-            // SAFETY: lpFlags is an in/out DWORD (ws2_32's contract).
-            let in_flags = unsafe { exports::peek_u32(lpflags) };
-            let transfer = d.with(exports::socket_of(s), |r| {
-                // The hook cannot change the arguments: the caller's flags go down as they are.
-                let mut down_call = |_: &Receiving| {
-                    let result = checked(down!(
+    // SAFETY: this function's contract (ws2_32's for `WSPRecv`).
+    unsafe {
+        pass_receive::<E, L, C>(
+            s,
+            lpbuffers,
+            dwbuffercount,
+            lpnumberofbytesrecvd,
+            lpflags,
+            None,
+            lpoverlapped,
+            lpcompletionroutine,
+            lpthreadid,
+            lperrno.cast_mut(),
+        )
+    }
+}
+
+/// `WSPRecvFrom`, in the layer's proc table: as [`pass_recv`], with the caller's `lpFrom` /
+/// `lpFromlen` handed down too, so an IFS layer passes an overlapped receive down as the caller
+/// made it (the provider below writes the address when it completes). A non-IFS layer's
+/// overlapped one goes to the generated slot (refused: its address would outlive the relay's
+/// copies).
+#[allow(clippy::too_many_arguments)]
+unsafe extern "system" fn pass_recv_from<E, L, C>(
+    s: SOCKET,
+    lpbuffers: *const WSABUF,
+    dwbuffercount: u32,
+    lpnumberofbytesrecvd: *mut u32,
+    lpflags: *mut u32,
+    lpfrom: *mut SOCKADDR,
+    lpfromlen: *mut i32,
+    lpoverlapped: *mut OVERLAPPED,
+    lpcompletionroutine: winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+    lpthreadid: *const WSATHREADID,
+    lperrno: *mut i32,
+) -> i32
+where
+    E: Export<Dispatch = Layered<L, C>>,
+    L: Layer,
+    C: Catalog,
+{
+    if !lpoverlapped.is_null() && !L::Handles::IFS {
+        // SAFETY: forwarded unchanged, under this function's own contract (ws2_32's).
+        return unsafe {
+            exports::recv_from(
+                E::process(),
+                s,
+                lpbuffers,
+                dwbuffercount,
+                lpnumberofbytesrecvd,
+                lpflags,
+                lpfrom,
+                lpfromlen,
+                lpoverlapped,
+                lpcompletionroutine,
+                lpthreadid,
+                lperrno,
+            )
+        };
+    }
+    // SAFETY: this function's contract (ws2_32's for `WSPRecvFrom`).
+    unsafe {
+        pass_receive::<E, L, C>(
+            s,
+            lpbuffers,
+            dwbuffercount,
+            lpnumberofbytesrecvd,
+            lpflags,
+            Some((lpfrom, lpfromlen)),
+            lpoverlapped,
+            lpcompletionroutine,
+            lpthreadid,
+            lperrno,
+        )
+    }
+}
+
+/// The body of [`pass_recv`] and [`pass_recv_from`] (`from`: `WSPRecvFrom`'s address
+/// out-parameters): the export's frame, the author's hook, and the call below with the
+/// caller's own array, out-parameters and request.
+///
+/// # Safety
+/// ws2_32's contract for `WSPRecv` / `WSPRecvFrom`'s arguments.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn pass_receive<E, L, C>(
+    s: SOCKET,
+    lpbuffers: *const WSABUF,
+    dwbuffercount: u32,
+    lpnumberofbytesrecvd: *mut u32,
+    lpflags: *mut u32,
+    from: Option<(*mut SOCKADDR, *mut i32)>,
+    lpoverlapped: *mut OVERLAPPED,
+    lpcompletionroutine: winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+    lpthreadid: *const WSATHREADID,
+    lperrno: *mut i32,
+) -> i32
+where
+    E: Export<Dispatch = Layered<L, C>>,
+    L: Layer,
+    C: Catalog,
+{
+    let overlapped = !lpoverlapped.is_null();
+    let export = if from.is_some() {
+        "WSPRecvFrom"
+    } else {
+        "WSPRecv"
+    };
+    exports::slot(E::process(), export, lperrno, SOCKET_ERROR, |d, _| {
+        // SAFETY: ws2_32's contract for the array (its buffers are only measured here).
+        let view = unsafe { view_buffers(lpbuffers, dwbuffercount) };
+        // SAFETY: lpFlags is an in/out DWORD (ws2_32's contract).
+        let in_flags = unsafe { exports::peek_u32(lpflags) };
+        let transfer = d.with(exports::socket_of(s), |r| {
+            // The hook cannot change the arguments: the caller's go down as they are.
+            let mut down_call = |_: &Receiving| {
+                let result = checked(match from {
+                    None => down!(
                         r,
                         lpWSPRecv(
                             r.socket,
@@ -1553,31 +1658,46 @@ where
                             lpcompletionroutine,
                             lpthreadid,
                         )
-                    ));
-                    // SAFETY: ws2_32's contract for the out-parameters, which the provider
-                    // below wrote if the call succeeded.
-                    let (received, flags) = unsafe {
-                        (
-                            exports::peek_u32(lpnumberofbytesrecvd),
-                            exports::peek_u32(lpflags),
+                    ),
+                    Some((lpfrom, lpfromlen)) => down!(
+                        r,
+                        lpWSPRecvFrom(
+                            r.socket,
+                            lpbuffers,
+                            dwbuffercount,
+                            lpnumberofbytesrecvd,
+                            lpflags,
+                            lpfrom,
+                            lpfromlen,
+                            lpoverlapped,
+                            lpcompletionroutine,
+                            lpthreadid,
                         )
-                    };
-                    transfer(result, received, flags)
+                    ),
+                });
+                // SAFETY: ws2_32's contract for the out-parameters, which the provider below
+                // wrote if the call succeeded.
+                let (received, flags) = unsafe {
+                    (
+                        exports::peek_u32(lpnumberofbytesrecvd),
+                        exports::peek_u32(lpflags),
+                    )
                 };
-                let args = Receiving {
-                    capacity: view.capacity(),
-                    flags: in_flags,
-                    overlapped,
-                    from: false,
-                };
-                d.relay
-                    .layer
-                    .recv(&r.state, Call::new(args, &mut down_call))
-                    .into_outcome()
-            })?;
-            // A passed call's count and flags are the provider below's; a refused one writes
-            // none.
-            exports::transferred(transfer, overlapped)
-        },
-    )
+                transfer(result, received, flags)
+            };
+            let args = Receiving {
+                capacity: view.capacity(),
+                flags: in_flags,
+                overlapped,
+                from: from.is_some(),
+            };
+            d.relay
+                .layer
+                .recv(&r.state, Call::new(args, &mut down_call))
+                .into_outcome()
+        })?;
+        // A passed call's count, flags and address are the provider below's; a refused one
+        // writes none.
+        exports::transferred(transfer, overlapped)
+    })
 }
