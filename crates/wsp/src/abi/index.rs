@@ -78,8 +78,7 @@ impl HandleIndex {
         debug_assert_ne!(key, EMPTY, "lease keys are never 0");
         match Self::place(handle) {
             Some((leaf, at)) => {
-                let leaf = self.direct[leaf]
-                    .get_or_init(|| Box::new([const { AtomicUsize::new(EMPTY) }; LEAF]));
+                let leaf = self.direct[leaf].get_or_init(new_leaf);
                 leaf[at].store(key, Ordering::Release);
             }
             None => {
@@ -123,6 +122,16 @@ impl HandleIndex {
 
     fn spill_mut(&self) -> std::sync::RwLockWriteGuard<'_, FxHashMap<usize, usize>> {
         self.spill.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An empty leaf, made on the heap: 32 KiB is too much for the stack of a thread of a process
+/// the layer is loaded into.
+fn new_leaf() -> Leaf {
+    let entries: Box<[AtomicUsize]> = (0..LEAF).map(|_| AtomicUsize::new(EMPTY)).collect();
+    match entries.try_into() {
+        Ok(leaf) => leaf,
+        Err(_) => unreachable!("LEAF entries were made"),
     }
 }
 
