@@ -76,6 +76,7 @@
 mod abi;
 mod dial;
 mod dispatch;
+mod flags;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod provider;
@@ -86,13 +87,16 @@ pub mod testing;
 mod var;
 
 pub use dial::{DialElement, DialString};
+pub use flags::{BearerModes, CallStates, DevCapFlags, MediaModes};
 pub use provider::{
     Call, CallEvents, CallState, CallerId, Closed, DisconnectMode, EventError, InitInfo, Line,
     LineCaps, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Request,
     ServiceProvider, Version,
 };
 pub use runtime::{Runtime, Stats};
-pub use winprov_core::{Completed, Delivery, LineErr};
+pub use winprov_core::{
+    CancelRegistration, CancellationToken, Cancelled, Completed, Delivery, LineErr, WaitOutcome,
+};
 
 /// Refuses `panic = "abort"` in the crate it expands in (see
 /// [`winprov_core::refuse_panic_abort!`]): at this crate's root and in [`export_provider!`].

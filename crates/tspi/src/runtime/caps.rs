@@ -77,9 +77,9 @@ impl<P: ServiceProvider> Inner<P> {
             tapi::LINEADDRESSMODE_ADDRESSID,
         );
         w.dword(at!(LINEDEVCAPS, dwNumAddresses), 1);
-        w.dword(at!(LINEDEVCAPS, dwBearerModes), caps.bearer_modes);
-        w.dword(at!(LINEDEVCAPS, dwMediaModes), caps.media_modes);
-        w.dword(at!(LINEDEVCAPS, dwDevCapFlags), caps.dev_cap_flags);
+        w.dword(at!(LINEDEVCAPS, dwBearerModes), caps.bearer_modes.bits());
+        w.dword(at!(LINEDEVCAPS, dwMediaModes), caps.media_modes.bits());
+        w.dword(at!(LINEDEVCAPS, dwDevCapFlags), caps.dev_cap_flags.bits());
         w.dword(at!(LINEDEVCAPS, dwMaxNumActiveCalls), caps.max_calls);
         w.dword(at!(LINEDEVCAPS, dwLineFeatures), LINEFEATURE_MAKECALL);
         w.finish();

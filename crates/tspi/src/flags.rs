@@ -1,0 +1,160 @@
+//! TAPI's flag sets as bitflags: call states, media and bearer modes, device capability flags.
+//! Each keeps its raw `u32` (`bits()`, `from_bits_retain`), bits this crate does not name
+//! included.
+
+use winprov_bindings::tapi;
+
+bitflags::bitflags! {
+    /// `LINECALLSTATE_*`: one bit per call state. A call is in one state at a time (a value
+    /// with one bit, as `LINE_CALLSTATE` and `LINECALLSTATUS` report it); a capability lists
+    /// several.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct CallStates: u32 {
+        /// `LINECALLSTATE_ACCEPTED`.
+        const ACCEPTED = tapi::LINECALLSTATE_ACCEPTED;
+        /// `LINECALLSTATE_BUSY`.
+        const BUSY = tapi::LINECALLSTATE_BUSY;
+        /// `LINECALLSTATE_CONFERENCED`.
+        const CONFERENCED = tapi::LINECALLSTATE_CONFERENCED;
+        /// `LINECALLSTATE_CONNECTED`.
+        const CONNECTED = tapi::LINECALLSTATE_CONNECTED;
+        /// `LINECALLSTATE_DIALING`.
+        const DIALING = tapi::LINECALLSTATE_DIALING;
+        /// `LINECALLSTATE_DIALTONE`.
+        const DIALTONE = tapi::LINECALLSTATE_DIALTONE;
+        /// `LINECALLSTATE_DISCONNECTED`.
+        const DISCONNECTED = tapi::LINECALLSTATE_DISCONNECTED;
+        /// `LINECALLSTATE_IDLE`.
+        const IDLE = tapi::LINECALLSTATE_IDLE;
+        /// `LINECALLSTATE_OFFERING`.
+        const OFFERING = tapi::LINECALLSTATE_OFFERING;
+        /// `LINECALLSTATE_ONHOLD`.
+        const ONHOLD = tapi::LINECALLSTATE_ONHOLD;
+        /// `LINECALLSTATE_ONHOLDPENDCONF`.
+        const ONHOLDPENDCONF = tapi::LINECALLSTATE_ONHOLDPENDCONF;
+        /// `LINECALLSTATE_ONHOLDPENDTRANSFER`.
+        const ONHOLDPENDTRANSFER = tapi::LINECALLSTATE_ONHOLDPENDTRANSFER;
+        /// `LINECALLSTATE_PROCEEDING`.
+        const PROCEEDING = tapi::LINECALLSTATE_PROCEEDING;
+        /// `LINECALLSTATE_RINGBACK`.
+        const RINGBACK = tapi::LINECALLSTATE_RINGBACK;
+        /// `LINECALLSTATE_SPECIALINFO`.
+        const SPECIALINFO = tapi::LINECALLSTATE_SPECIALINFO;
+        /// `LINECALLSTATE_UNKNOWN`.
+        const UNKNOWN = tapi::LINECALLSTATE_UNKNOWN;
+        // Bits of later TAPI versions are kept as they are.
+        const _ = !0;
+    }
+}
+
+bitflags::bitflags! {
+    /// `LINEMEDIAMODE_*`: the media modes of a line or call.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct MediaModes: u32 {
+        /// `LINEMEDIAMODE_ADSI`.
+        const ADSI = tapi::LINEMEDIAMODE_ADSI;
+        /// `LINEMEDIAMODE_AUTOMATEDVOICE`.
+        const AUTOMATEDVOICE = tapi::LINEMEDIAMODE_AUTOMATEDVOICE;
+        /// `LINEMEDIAMODE_DATAMODEM`.
+        const DATAMODEM = tapi::LINEMEDIAMODE_DATAMODEM;
+        /// `LINEMEDIAMODE_DIGITALDATA`.
+        const DIGITALDATA = tapi::LINEMEDIAMODE_DIGITALDATA;
+        /// `LINEMEDIAMODE_G3FAX`.
+        const G3FAX = tapi::LINEMEDIAMODE_G3FAX;
+        /// `LINEMEDIAMODE_G4FAX`.
+        const G4FAX = tapi::LINEMEDIAMODE_G4FAX;
+        /// `LINEMEDIAMODE_INTERACTIVEVOICE`.
+        const INTERACTIVEVOICE = tapi::LINEMEDIAMODE_INTERACTIVEVOICE;
+        /// `LINEMEDIAMODE_MIXED`.
+        const MIXED = tapi::LINEMEDIAMODE_MIXED;
+        /// `LINEMEDIAMODE_TDD`.
+        const TDD = tapi::LINEMEDIAMODE_TDD;
+        /// `LINEMEDIAMODE_TELETEX`.
+        const TELETEX = tapi::LINEMEDIAMODE_TELETEX;
+        /// `LINEMEDIAMODE_TELEX`.
+        const TELEX = tapi::LINEMEDIAMODE_TELEX;
+        /// `LINEMEDIAMODE_UNKNOWN`.
+        const UNKNOWN = tapi::LINEMEDIAMODE_UNKNOWN;
+        /// `LINEMEDIAMODE_VIDEO`.
+        const VIDEO = tapi::LINEMEDIAMODE_VIDEO;
+        /// `LINEMEDIAMODE_VIDEOTEX`.
+        const VIDEOTEX = tapi::LINEMEDIAMODE_VIDEOTEX;
+        /// `LINEMEDIAMODE_VOICEVIEW`.
+        const VOICEVIEW = tapi::LINEMEDIAMODE_VOICEVIEW;
+        // Bits of later TAPI versions are kept as they are.
+        const _ = !0;
+    }
+}
+
+bitflags::bitflags! {
+    /// `LINEBEARERMODE_*`: the bearer modes of a line or call.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct BearerModes: u32 {
+        /// `LINEBEARERMODE_ALTSPEECHDATA`.
+        const ALTSPEECHDATA = tapi::LINEBEARERMODE_ALTSPEECHDATA;
+        /// `LINEBEARERMODE_DATA`.
+        const DATA = tapi::LINEBEARERMODE_DATA;
+        /// `LINEBEARERMODE_MULTIUSE`.
+        const MULTIUSE = tapi::LINEBEARERMODE_MULTIUSE;
+        /// `LINEBEARERMODE_NONCALLSIGNALING`.
+        const NONCALLSIGNALING = tapi::LINEBEARERMODE_NONCALLSIGNALING;
+        /// `LINEBEARERMODE_PASSTHROUGH`.
+        const PASSTHROUGH = tapi::LINEBEARERMODE_PASSTHROUGH;
+        /// `LINEBEARERMODE_RESTRICTEDDATA`.
+        const RESTRICTEDDATA = tapi::LINEBEARERMODE_RESTRICTEDDATA;
+        /// `LINEBEARERMODE_SPEECH`.
+        const SPEECH = tapi::LINEBEARERMODE_SPEECH;
+        /// `LINEBEARERMODE_VOICE`.
+        const VOICE = tapi::LINEBEARERMODE_VOICE;
+        // Bits of later TAPI versions are kept as they are.
+        const _ = !0;
+    }
+}
+
+bitflags::bitflags! {
+    /// `LINEDEVCAPFLAGS_*`: what a line device can do (`LINEDEVCAPS.dwDevCapFlags`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct DevCapFlags: u32 {
+        /// `LINEDEVCAPFLAGS_CALLHUB`.
+        const CALLHUB = tapi::LINEDEVCAPFLAGS_CALLHUB;
+        /// `LINEDEVCAPFLAGS_CALLHUBTRACKING`.
+        const CALLHUBTRACKING = tapi::LINEDEVCAPFLAGS_CALLHUBTRACKING;
+        /// `LINEDEVCAPFLAGS_CLOSEDROP`.
+        const CLOSEDROP = tapi::LINEDEVCAPFLAGS_CLOSEDROP;
+        /// `LINEDEVCAPFLAGS_CROSSADDRCONF`.
+        const CROSSADDRCONF = tapi::LINEDEVCAPFLAGS_CROSSADDRCONF;
+        /// `LINEDEVCAPFLAGS_DIALBILLING`.
+        const DIALBILLING = tapi::LINEDEVCAPFLAGS_DIALBILLING;
+        /// `LINEDEVCAPFLAGS_DIALDIALTONE`.
+        const DIALDIALTONE = tapi::LINEDEVCAPFLAGS_DIALDIALTONE;
+        /// `LINEDEVCAPFLAGS_DIALQUIET`.
+        const DIALQUIET = tapi::LINEDEVCAPFLAGS_DIALQUIET;
+        /// `LINEDEVCAPFLAGS_HIGHLEVCOMP`.
+        const HIGHLEVCOMP = tapi::LINEDEVCAPFLAGS_HIGHLEVCOMP;
+        /// `LINEDEVCAPFLAGS_LOCAL`.
+        const LOCAL = tapi::LINEDEVCAPFLAGS_LOCAL;
+        /// `LINEDEVCAPFLAGS_LOWLEVCOMP`.
+        const LOWLEVCOMP = tapi::LINEDEVCAPFLAGS_LOWLEVCOMP;
+        /// `LINEDEVCAPFLAGS_MEDIACONTROL`.
+        const MEDIACONTROL = tapi::LINEDEVCAPFLAGS_MEDIACONTROL;
+        /// `LINEDEVCAPFLAGS_MSP`.
+        const MSP = tapi::LINEDEVCAPFLAGS_MSP;
+        /// `LINEDEVCAPFLAGS_MULTIPLEADDR`.
+        const MULTIPLEADDR = tapi::LINEDEVCAPFLAGS_MULTIPLEADDR;
+        /// `LINEDEVCAPFLAGS_PRIVATEOBJECTS`.
+        const PRIVATEOBJECTS = tapi::LINEDEVCAPFLAGS_PRIVATEOBJECTS;
+        // Bits of later TAPI versions are kept as they are.
+        const _ = !0;
+    }
+}
+
+impl CallStates {
+    /// The symbolic name of a one-state value (`"CONNECTED"`), `None` for several states or an
+    /// unnamed bit.
+    pub fn name(self) -> Option<&'static str> {
+        self.iter_names()
+            .next()
+            .filter(|(_, state)| *state == self)
+            .map(|(name, _)| name)
+    }
+}
