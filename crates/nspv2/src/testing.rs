@@ -15,22 +15,24 @@
 //! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
 //! runs the lookup rules against a provider given one query it answers.
 
-use crate::NamespaceProvider;
 use crate::abi::exports;
 use crate::host::{AsyncCompletion, Sink};
+use crate::install::{NamespaceInstall, ProviderLevel};
+use crate::provider::{Lookup, NamespaceProvider, NextCall, SetServiceCall};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::runtime::{Registry, Stats};
 use crate::wire::Decoded;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use winprov_bindings::windows_core::PWSTR;
 use winprov_bindings::ws2spi::{
     AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKADDR, SOCKET_ADDRESS, SOCKET_ERROR,
     WSAECOMPARATOR, WSAESETSERVICEOP, WSAQUERYSET2W, WSAVERSION,
 };
-use winprov_core::WsaError;
+use winprov_core::{Completed, WsaError};
 
 /// The result-buffer format of `NSPv2LookupServiceNextEx` (what the simulator decodes results
 /// with), for tests and benchmarks that encode or decode results themselves.
@@ -543,6 +545,10 @@ pub struct Host {
     withdrawn: AtomicBool,
     /// The session of every lookup begun through this host.
     lookups: Mutex<HashMap<usize, SessionArg>>,
+    /// Where the provider's `next` is entered.
+    probe: Arc<Probe>,
+    /// The installation Winsock routes by (`None`: every lookup reaches the provider).
+    installed: Mutex<Option<NamespaceInstall>>,
 }
 
 const GUARD: usize = 64;
@@ -564,8 +570,13 @@ impl Host {
         id: Guid,
         provider: P,
     ) -> Result<Self, WsaError> {
+        let probe = Arc::new(Probe::default());
+        let probed = Probed {
+            provider,
+            probe: Arc::clone(&probe),
+        };
         registry
-            .register(id, provider)
+            .register(id, probed)
             .map_err(|_| WsaError::WSAEINVAL)?;
         Ok(Self {
             id,
@@ -573,7 +584,72 @@ impl Host {
             recorded,
             withdrawn: AtomicBool::new(false),
             lookups: Mutex::new(HashMap::new()),
+            probe,
+            installed: Mutex::new(None),
         })
+    }
+
+    /// Routes lookups as Winsock does for a provider installed with `description`
+    /// (`WSCInstallNameSpaceEx`): a lookup of an e-mail name reaches the provider when its
+    /// domain is one of the description's primary or secondary domains, when the provider
+    /// supports wildcards (this host knows no other provider of the domain), or when the query
+    /// names the provider by id; any other [`begin`](Self::begin) fails with
+    /// `WSASERVICE_NOT_FOUND` without the provider being asked. A query without a name is
+    /// routed. Until this is called, every lookup reaches the provider.
+    pub fn install(&self, description: &NamespaceInstall) {
+        *self.installed.lock().unwrap_or_else(|p| p.into_inner()) = Some(description.clone());
+    }
+
+    /// Whether Winsock would route a lookup of `query` to this provider (see
+    /// [`install`](Self::install)).
+    pub fn routes(&self, query: &Query) -> bool {
+        let installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(description) = installed.as_ref() else {
+            return true;
+        };
+        if query.provider_id == Some(self.id) || description.supports_wildcard {
+            return true;
+        }
+        let Some(name) = &query.service_instance_name else {
+            return true;
+        };
+        let domain = name
+            .rsplit_once('@')
+            .map_or(name.as_str(), |(_, domain)| domain);
+        description.domains.iter().any(|known| {
+            known.level != ProviderLevel::None && known.name.eq_ignore_ascii_case(domain)
+        })
+    }
+
+    /// How many times the provider's [`Lookup::next`] has been entered, for all the lookups
+    /// of this host: a call counted has been handed to the provider's code (the host's NextEx
+    /// is inside it, or was).
+    pub fn nexts_entered(&self) -> usize {
+        *self.probe.lock()
+    }
+
+    /// Waits up to `timeout` until the provider's [`Lookup::next`] has been entered `n` times
+    /// in all ([`nexts_entered`](Self::nexts_entered)); whether it was. The barrier a cancel
+    /// race needs: once a NextEx is counted, an End on another thread finds it inside the
+    /// provider's code and must complete it with `WSA_E_CANCELLED`.
+    pub fn wait_nexts_entered(&self, n: usize, timeout: Duration) -> bool {
+        self.probe.wait(timeout, |entered| entered >= n)
+    }
+
+    /// Waits up to `timeout` until `n` NextEx calls of `lookup` wait for the lookup's turn
+    /// (another call of the lookup runs): registered with the lookup, so that an End now
+    /// completes each with `WSA_E_CANCELLED`. Whether they did.
+    pub fn wait_waiting_nexts(&self, lookup: LookupHandle, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.registry.waiting_nexts(lookup.0).unwrap_or(0) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Another provider advertised in the same process as this one (one routine table serves
@@ -671,12 +747,17 @@ impl Host {
     }
 
     /// `NSPv2LookupServiceBegin` for `query`.
+    /// A lookup Winsock would not route to the provider ([`install`](Self::install)) fails
+    /// with `WSASERVICE_NOT_FOUND` without the provider being asked.
     pub fn begin(
         &self,
         session: SessionArg,
         query: &Query,
         flags: ControlFlags,
     ) -> Result<LookupHandle, WsaError> {
+        if !self.routes(query) {
+            return Err(WsaError::WSASERVICE_NOT_FOUND);
+        }
         self.begin_raw(session, Some(&RawQuerySet::query(query)), flags)
     }
 
@@ -1044,4 +1125,106 @@ pub fn conformance(host: &Host, query: &Query) {
         before,
         "lookups still alive after their End"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe: where a test meets the provider's code.
+
+/// The count of the provider's `next` calls entered, with a condition variable to wait on.
+#[derive(Debug, Default)]
+struct Probe {
+    nexts: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Probe {
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.nexts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter_next(&self) {
+        *self.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration, done: impl Fn(usize) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut entered = self.lock();
+        while !done(*entered) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            entered = self
+                .changed
+                .wait_timeout(entered, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// The provider as the host advertises it: every call passed on unchanged; `next` counted in
+/// the probe first.
+struct Probed<P> {
+    provider: P,
+    probe: Arc<Probe>,
+}
+
+/// A lookup of a [`Probed`] provider.
+struct ProbedLookup<L> {
+    lookup: L,
+    probe: Arc<Probe>,
+}
+
+impl<P: NamespaceProvider> NamespaceProvider for Probed<P> {
+    type Session = P::Session;
+    type Lookup = ProbedLookup<P::Lookup>;
+    const NAMESPACE: u32 = P::NAMESPACE;
+    const SUPPORTS_CONTAINERS: bool = P::SUPPORTS_CONTAINERS;
+
+    fn first_startup(&self) -> Result<(), WsaError> {
+        self.provider.first_startup()
+    }
+
+    fn startup(&self) -> Result<Self::Session, WsaError> {
+        self.provider.startup()
+    }
+
+    fn lookup_begin(
+        &self,
+        session: &Self::Session,
+        query: &Query,
+        flags: ControlFlags,
+    ) -> Result<Self::Lookup, WsaError> {
+        let lookup = self.provider.lookup_begin(session, query, flags)?;
+        Ok(ProbedLookup {
+            lookup,
+            probe: Arc::clone(&self.probe),
+        })
+    }
+
+    fn set_service<'call>(
+        &self,
+        session: &Self::Session,
+        call: SetServiceCall<'call>,
+    ) -> Completed<'call> {
+        self.provider.set_service(session, call)
+    }
+
+    fn client_session_rundown(&self, session: &Self::Session) {
+        self.provider.client_session_rundown(session);
+    }
+
+    fn final_cleanup(&self) {
+        self.provider.final_cleanup();
+    }
+}
+
+impl<L: Lookup> Lookup for ProbedLookup<L> {
+    fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+        self.probe.enter_next();
+        self.lookup.next(call)
+    }
 }

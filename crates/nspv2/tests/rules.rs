@@ -491,49 +491,43 @@ fn r_nsp_2_end_completes_even_when_next_ignores_it() {
 
 #[test]
 fn r_nsp_2_end_cancels_every_waiting_next_of_the_lookup() {
-    // Several NextEx on one handle: one runs, the others wait for the lookup's turn inside the
-    // framework; End completes them all before it returns (the simulator fails any that is
-    // completed after End returned). A call that had not reached the framework when End ran
-    // finds the handle released.
+    // Several NextEx on one handle: one runs in the author's `next`, the others wait for the
+    // lookup's turn inside the framework (the simulator's barriers say when); End completes
+    // them all with WSA_E_CANCELLED before it returns (the simulator fails any that is
+    // completed after End returned).
     bounded(|| {
-        let mut cancelled_waiting = 0;
-        for _ in 0..10 {
-            let (host, record) = host(Mode::BlockUntilEnded);
-            let host = Arc::new(host);
-            let (tx, rx) = mpsc::channel();
-            *record.next_running.lock().unwrap() = Some(tx);
-            let (session, lookup) = open(&host, ALL);
-            let calls: Vec<_> = (0..4)
-                .map(|_| {
-                    let host = Arc::clone(&host);
-                    std::thread::spawn(move || host.next(lookup, ALL, 4096))
-                })
-                .collect();
-            rx.recv_timeout(WATCHDOG).unwrap();
-            // Time for the other calls to reach the framework and wait for their turn.
-            std::thread::sleep(Duration::from_millis(50));
-            host.end(lookup).unwrap();
-            let mut cancelled = 0;
-            for call in calls {
-                let status = call.join().unwrap().status();
-                match status {
-                    Err(WsaError::WSA_E_CANCELLED) => cancelled += 1,
-                    Err(WsaError::WSA_INVALID_HANDLE) => {}
-                    other => panic!("{other:?}"),
-                }
-            }
+        let (host, record) = host(Mode::BlockUntilEnded);
+        let host = Arc::new(host);
+        let (session, lookup) = open(&host, ALL);
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let host = Arc::clone(&host);
+                std::thread::spawn(move || host.next(lookup, ALL, 4096))
+            })
+            .collect();
+        assert!(host.wait_nexts_entered(1, WATCHDOG), "one call in `next`");
+        assert!(
+            host.wait_waiting_nexts(lookup, 3, WATCHDOG),
+            "three calls waiting for the turn"
+        );
+        host.end(lookup).unwrap();
+        for call in calls {
             assert_eq!(
-                record.nexts.load(Ordering::SeqCst),
-                1,
-                "calls never overlap"
+                call.join().unwrap().status(),
+                Err(WsaError::WSA_E_CANCELLED)
             );
-            host.cleanup(session).unwrap();
-            cancelled_waiting += cancelled - 1;
-            if cancelled_waiting >= 3 {
-                return;
-            }
         }
-        panic!("the waiting calls never reached the framework before End ({cancelled_waiting})");
+        assert_eq!(
+            record.nexts.load(Ordering::SeqCst),
+            1,
+            "calls never overlap"
+        );
+        assert_eq!(
+            host.nexts_entered(),
+            1,
+            "End ended the lookup: no call ran after it"
+        );
+        host.cleanup(session).unwrap();
     });
 }
 
@@ -1393,4 +1387,66 @@ fn withdrawing_the_provider_cancels_running_lookups() {
         assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
         assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
     });
+}
+
+/// The simulator routes as Winsock does for an installed provider: a name of one of its
+/// primary or secondary domains reaches it, any other does not (its `lookup_begin` is never
+/// called) unless it supports wildcards or the query names it.
+#[test]
+fn lookups_are_routed_by_the_installed_domains() {
+    let (host, record) = host(Mode::Results);
+    let mut description = NamespaceInstall {
+        id: host.id(),
+        identifier: "Routing".into(),
+        version: 1,
+        provider_type: ProviderType::Service,
+        supports_wildcard: false,
+        domains: vec![
+            Domain {
+                name: "example.org".into(),
+                level: ProviderLevel::Primary,
+            },
+            Domain {
+                name: "ex.net".into(),
+                level: ProviderLevel::Secondary,
+            },
+            Domain {
+                name: "listed.io".into(),
+                level: ProviderLevel::None,
+            },
+        ],
+    };
+    host.install(&description);
+    let session = host.startup().unwrap();
+    let begins = || record.begins.load(Ordering::SeqCst);
+    for routed in ["alice@example.org", "bob@EX.net"] {
+        let before = begins();
+        let lookup = host.begin(session, &Query::name(routed), ALL).unwrap();
+        assert_eq!(begins(), before + 1, "{routed} reaches the provider");
+        host.end(lookup).unwrap();
+    }
+    for elsewhere in ["carol@other.org", "dave@listed.io", "erin@sub.example.org"] {
+        let before = begins();
+        assert_eq!(
+            host.begin(session, &Query::name(elsewhere), ALL).err(),
+            Some(WsaError::WSASERVICE_NOT_FOUND),
+            "{elsewhere}"
+        );
+        assert_eq!(begins(), before, "{elsewhere} never reaches the provider");
+    }
+    // Named by id, the provider is asked whatever the domain.
+    let mut named = Query::name("carol@other.org");
+    named.provider_id = Some(host.id());
+    host.end(host.begin(session, &named, ALL).unwrap()).unwrap();
+    // A wildcard provider is asked for the domains no other provider serves.
+    description.supports_wildcard = true;
+    host.install(&description);
+    let before = begins();
+    host.end(
+        host.begin(session, &Query::name("carol@other.org"), ALL)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(begins(), before + 1);
+    host.cleanup(session).unwrap();
 }

@@ -1142,3 +1142,48 @@ fn forged_line_handles_and_bad_pointers_are_refused() {
     assert_eq!(host.close(line), OK);
     finish(host);
 }
+
+/// What a run leaves unfinished is named by the simulator: the request by its export, id and
+/// call, the call by its handles; once the host closes the call, nothing is left.
+#[test]
+fn assert_idle_names_what_is_left() {
+    bounded(|| {
+        let (host, control) = lab();
+        let call = connected(&host, &control);
+        control.set_drop(DropMode::Hold);
+        let drop = host.drop_call(call);
+        assert_eq!(drop.result(), OK);
+        let left = host.leftovers();
+        assert!(
+            left.contains(&format!(
+                "TSPI_lineDrop request {:#x} of call HDRVCALL {:#x} (HTAPICALL {:#x}): accepted, \
+                 never completed",
+                drop.request, call.hd, call.ht
+            )),
+            "{left:#?}"
+        );
+        assert!(
+            left.contains(&format!(
+                "call HDRVCALL {:#x} (HTAPICALL {:#x}): never closed with TSPI_lineCloseCall",
+                call.hd, call.ht
+            )),
+            "{left:#?}"
+        );
+        let idle = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.assert_idle()));
+        let message = idle.expect_err("a pending drop is not idle");
+        let message = message
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(message.contains("TSPI_lineDrop request"), "{message}");
+        assert_eq!(host.close_call(call), OK);
+        assert!(
+            host.leftovers()
+                .iter()
+                .all(|left| left.starts_with("line ")),
+            "{:#?}",
+            host.leftovers()
+        );
+        control.pending.lock().unwrap().clear();
+        finish(host);
+    });
+}
