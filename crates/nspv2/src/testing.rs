@@ -216,7 +216,7 @@ pub fn drive_routine(id: Guid, query: &Query, reg: &RegInfo) -> RoutineRun {
         begin(
             &id,
             restrictions.as_ptr(),
-            ControlFlags::RETURN_ALL.raw(),
+            ControlFlags::RETURN_ALL.bits(),
             session,
             &mut lookup,
         )
@@ -230,7 +230,7 @@ pub fn drive_routine(id: Guid, query: &Query, reg: &RegInfo) -> RoutineRun {
         next_ex(
             HANDLE::default(),
             lookup,
-            ControlFlags::RETURN_ALL.raw(),
+            ControlFlags::RETURN_ALL.bits(),
             &length,
             data.cast(),
         )
@@ -776,7 +776,7 @@ impl Host {
                 &self.registry,
                 &self.id,
                 qs,
-                flags.raw(),
+                flags.bits(),
                 std::ptr::without_provenance(session.0),
                 &mut handle,
             )
@@ -841,7 +841,7 @@ impl Host {
                 &self.registry,
                 call.handle(),
                 HANDLE(std::ptr::without_provenance_mut(lookup.0)),
-                flags.raw(),
+                flags.bits(),
                 length_ptr,
                 data.cast(),
             )
@@ -971,7 +971,7 @@ impl Host {
                 &self.registry,
                 HANDLE::default(),
                 HANDLE(std::ptr::without_provenance_mut(lookup.0)),
-                flags.raw(),
+                flags.bits(),
                 length_ptr.cast_const(),
                 buffer.as_mut_ptr().cast(),
             )

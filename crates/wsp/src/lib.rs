@@ -178,6 +178,8 @@ pub use provider::{
     Termination, Transport,
 };
 pub use runtime::Runtime;
+/// A GUID (provider and catalog entry ids), the type the bindings use.
+pub use winprov_bindings::windows_core::GUID;
 pub use winprov_core::{Completed, WsaError};
 
 /// Refuses `panic = "abort"` in the crate it expands in (see
