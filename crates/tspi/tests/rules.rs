@@ -731,31 +731,22 @@ fn r_tsp_9_no_event_after_close_call() {
             let (host, control) = lab();
             let call = connected(&host, &control);
             let events = control.take_events();
-            let stop = Arc::new(AtomicBool::new(false));
-            let worker = {
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    let mut closed = false;
-                    while !stop.load(Ordering::SeqCst) {
-                        match events.state(CallState::OnHold) {
-                            Ok(()) => {}
-                            Err(EventError::Closed) => closed = true,
-                            Err(other) => panic!("{other:?}"),
-                        }
-                        if closed {
-                            break;
-                        }
+            let worker = std::thread::spawn(move || {
+                loop {
+                    match events.state(CallState::OnHold) {
+                        Ok(()) => {}
+                        Err(EventError::Closed) => break,
+                        Err(other) => panic!("{other:?}"),
                     }
-                    (closed, events.is_closed())
-                })
-            };
-            std::thread::sleep(Duration::from_micros(200));
+                }
+                events.is_closed()
+            });
+            // The worker is reporting states when the close comes.
+            assert!(host.wait_state(call, CallStates::ONHOLD, WATCHDOG));
             assert_eq!(host.close_call(call), OK);
             let count = host.states(call).len();
-            std::thread::sleep(Duration::from_millis(2));
-            stop.store(true, Ordering::SeqCst);
-            let (_, closed) = worker.join().unwrap();
-            assert!(closed);
+            // The worker stops by itself once a report finds the call closed.
+            assert!(worker.join().unwrap());
             assert_eq!(
                 host.states(call).len(),
                 count,
