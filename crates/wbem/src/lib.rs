@@ -82,19 +82,21 @@ pub use abi::{
 };
 pub use class::{ClassError, KeyedClass, MethodParameters, WmiClass};
 pub use host::{
-    CallServices, EventIndicate, Services, SinkMessage, WBEM_FLAG_SEND_STATUS,
-    WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS,
+    CallFlags, CallServices, EventIndicate, Services, SinkMessage, WBEM_STATUS_COMPLETE,
+    WBEM_STATUS_PROGRESS,
 };
 pub use mof::{Hosting, InstanceRegistration, Mof, MofError, Registration};
 pub use provider::{
     BATCH_SIZE, Cancellation, Context, DeleteCall, EventProvider, EventSink, GetCall, Init,
     InstanceProvider, MethodCall, MethodProvider, Provider, ProviderInit, PutCall, PutMode,
-    Response, WBEM_FLAG_CREATE_ONLY, WBEM_FLAG_UPDATE_ONLY,
+    Response,
 };
 pub use value::{Instance, Value};
 /// A COM class identifier (the `CLSID` of [`export_provider!`]).
 pub use windows_core::GUID;
-pub use winprov_core::{Cancelled, Completed, Delivery, HResult, WaitOutcome};
+pub use winprov_core::{
+    CancelRegistration, CancellationToken, Cancelled, Completed, Delivery, HResult, WaitOutcome,
+};
 
 /// Refuses `panic = "abort"` in the crate it expands in (see
 /// [`winprov_core::refuse_panic_abort!`]): at this crate's root and in [`export_provider!`].
