@@ -545,6 +545,8 @@ pub struct Host {
     withdrawn: AtomicBool,
     /// The session of every lookup begun through this host.
     lookups: Mutex<HashMap<usize, SessionArg>>,
+    /// Sessions started through this host and not cleaned up or run down.
+    sessions: Mutex<Vec<SessionArg>>,
     /// Where the provider's `next` is entered.
     probe: Arc<Probe>,
     /// The installation Winsock routes by (`None`: every lookup reaches the provider).
@@ -584,6 +586,7 @@ impl Host {
             recorded,
             withdrawn: AtomicBool::new(false),
             lookups: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Vec::new()),
             probe,
             installed: Mutex::new(None),
         })
@@ -720,7 +723,76 @@ impl Host {
         let mut out: *mut c_void = std::ptr::null_mut();
         // SAFETY: valid GUID and out-pointer for the call.
         let rc = unsafe { exports::startup(&self.registry, &self.id, &mut out) };
-        int_status(rc).map(|()| SessionArg(out.addr()))
+        int_status(rc)?;
+        let session = SessionArg(out.addr());
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        Ok(session)
+    }
+
+    fn session_closed(&self, session: SessionArg) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|&open| open != session);
+    }
+
+    /// What this host left unfinished, one line each: sessions never cleaned up, lookups
+    /// never ended (with their session), NextEx and SetServiceEx calls still running (with
+    /// their `hAsyncCall` and lookup).
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|session| {
+                format!(
+                    "session {:#x}: never cleaned up (NSPv2Cleanup) nor run down",
+                    session.0
+                )
+            })
+            .collect();
+        let mut lookups: Vec<(usize, SessionArg)> = self
+            .lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(&lookup, &session)| (lookup, session))
+            .collect();
+        lookups.sort_unstable_by_key(|&(lookup, _)| lookup);
+        left.extend(lookups.into_iter().map(|(lookup, session)| {
+            format!(
+                "lookup {lookup:#x} of session {:#x}: never ended (NSPv2LookupServiceEnd)",
+                session.0
+            )
+        }));
+        let recorder = recorder(&self.recorded);
+        let mut running: Vec<(&usize, &CallRecord)> = recorder.calls.iter().collect();
+        running.sort_unstable_by_key(|&(id, _)| *id);
+        left.extend(running.into_iter().map(|(id, call)| match call.lookup {
+            Some(lookup) => format!(
+                "NSPv2LookupServiceNextEx hAsyncCall {id:#x} of lookup {lookup:#x}: still running"
+            ),
+            None => format!("NSPv2SetServiceEx hAsyncCall {id:#x}: still running"),
+        }));
+        left
+    }
+
+    /// Checks the end state of a run: no session, lookup or call left, here
+    /// ([`leftovers`](Self::leftovers), named in the failure) nor in the provider's registry
+    /// ([`stats`](Self::stats)).
+    #[track_caller]
+    pub fn assert_idle(&self) {
+        let stats = self.stats();
+        let left = self.leftovers();
+        assert!(
+            stats.live_lookups == 0 && stats.open_sessions == 0 && left.is_empty(),
+            "left unfinished ({stats:?}):\n{}",
+            left.join("\n")
+        );
     }
 
     /// `NSPv2Cleanup`.
@@ -729,6 +801,7 @@ impl Host {
         // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
         let status = int_status(unsafe { exports::cleanup(&self.registry, &self.id, arg) });
         if status.is_ok() {
+            self.session_closed(session);
             let lookups = self.lookups_of(|s| s == session);
             lookups_ended(&self.recorded, "NSPv2Cleanup", |l| lookups.contains(&l));
         }
@@ -740,14 +813,14 @@ impl Host {
         let arg = std::ptr::without_provenance(session.0);
         // SAFETY: as for cleanup.
         unsafe { exports::client_session_rundown(&self.registry, &self.id, arg) };
+        self.session_closed(session);
         let lookups = self.lookups_of(|s| s == session);
         lookups_ended(&self.recorded, "NSPv2ClientSessionRundown", |l| {
             lookups.contains(&l)
         });
     }
 
-    /// `NSPv2LookupServiceBegin` for `query`.
-    /// A lookup Winsock would not route to the provider ([`install`](Self::install)) fails
+    /// `NSPv2LookupServiceBegin` for `query`. A lookup Winsock would not route to the provider ([`install`](Self::install)) fails
     /// with `WSASERVICE_NOT_FOUND` without the provider being asked.
     pub fn begin(
         &self,

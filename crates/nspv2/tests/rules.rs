@@ -1450,3 +1450,36 @@ fn lookups_are_routed_by_the_installed_domains() {
     assert_eq!(begins(), before + 1);
     host.cleanup(session).unwrap();
 }
+
+/// What a run leaves unfinished is named by the simulator: the lookup by its handle and
+/// session, the session by its value; once they are ended and cleaned up, nothing is left.
+#[test]
+fn assert_idle_names_what_is_left() {
+    let (host, _) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    assert_eq!(
+        host.leftovers(),
+        [
+            format!(
+                "session {:#x}: never cleaned up (NSPv2Cleanup) nor run down",
+                session.0
+            ),
+            format!(
+                "lookup {:#x} of session {:#x}: never ended (NSPv2LookupServiceEnd)",
+                lookup.0, session.0
+            ),
+        ]
+    );
+    let idle = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.assert_idle()));
+    let message = idle.expect_err("an open lookup is not idle");
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        message.contains("never ended (NSPv2LookupServiceEnd)"),
+        "{message}"
+    );
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+    host.assert_idle();
+}
