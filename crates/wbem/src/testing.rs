@@ -1495,6 +1495,7 @@ impl std::fmt::Debug for ClientSink {
 #[derive(Debug, Default)]
 pub struct EventLog {
     events: Mutex<Vec<Instance>>,
+    arrived: std::sync::Condvar,
     replies: Mutex<std::collections::VecDeque<HResult>>,
     statuses: AtomicUsize,
 }
@@ -1504,6 +1505,7 @@ impl EventLog {
     pub fn answering(replies: impl IntoIterator<Item = HResult>) -> Arc<Self> {
         Arc::new(Self {
             events: Mutex::default(),
+            arrived: std::sync::Condvar::new(),
             replies: Mutex::new(replies.into_iter().collect()),
             statuses: AtomicUsize::new(0),
         })
@@ -1512,6 +1514,24 @@ impl EventLog {
     /// The events accepted (answered with success) so far.
     pub fn events(&self) -> Vec<Instance> {
         lock(&self.events).clone()
+    }
+
+    /// Waits up to `timeout` until `n` events were accepted; whether they were.
+    pub fn wait_events(&self, n: usize, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut events = lock(&self.events);
+        while events.len() < n {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            events = self
+                .arrived
+                .wait_timeout(events, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 
     /// The `SetStatus` calls the event sink received (R-WMI-10: there must be none).
@@ -1546,6 +1566,7 @@ impl IWbemObjectSink_Impl for EventSinkObject_Impl {
         let reply = lock(&self.log.replies).pop_front().unwrap_or(HResult::S_OK);
         if reply.is_ok() {
             lock(&self.log.events).extend(instances);
+            self.log.arrived.notify_all();
             return Ok(());
         }
         Err(failure(reply))
