@@ -906,6 +906,22 @@ impl<P: ServiceProvider> Host<P> {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = answer;
     }
 
+    /// How many requests (`TSPI_lineMakeCall`, `TSPI_lineDrop`, `TSPI_lineAnswer`,
+    /// `TSPI_lineDevSpecific` …) have been handed to the provider's method so far: a request
+    /// counted had its line's or call's turn and is inside the provider's code (or was).
+    pub fn requests_entered(&self) -> u64 {
+        self.runtime.inner().entered.count()
+    }
+
+    /// Waits up to `timeout` until `n` requests in all were handed to the provider's method
+    /// ([`requests_entered`](Self::requests_entered)); whether they were. The barrier of close
+    /// races: once a request is counted, a [`close_call`](Self::close_call) or
+    /// [`close`](Self::close) on another thread finds it inside the provider's code and waits
+    /// for it, then completes it if it was accepted (R-TSP-8, R-TSP-13).
+    pub fn wait_requests_entered(&self, n: u64, timeout: Duration) -> bool {
+        self.runtime.inner().entered.wait(n, timeout)
+    }
+
     /// Every callback so far.
     pub fn messages(&self) -> Vec<Message> {
         self.record.log().messages.clone()

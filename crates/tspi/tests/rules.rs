@@ -687,15 +687,15 @@ fn r_tsp_8_close_call_during_a_drop_completed_at_once() {
     let (host, control) = lab();
     let call = connected(&host, &control);
     let closed = control.take_events().cancellation().clone();
-    let (entered, in_drop) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     *control.on_request.lock().unwrap() = Some(Box::new(move || {
-        entered.send(()).unwrap();
         released.recv().unwrap();
     }));
+    let before = host.requests_entered();
     std::thread::scope(|scope| {
         let dropping = scope.spawn(|| host.drop_call(call));
-        in_drop.recv().unwrap();
+        // The simulator's barrier: the drop is inside the provider's method.
+        assert!(host.wait_requests_entered(before + 1, WATCHDOG));
         let closing = scope.spawn(|| host.close_call(call));
         closed.wait();
         // Long enough for a lineCloseCall that does not wait for the method to have returned.
