@@ -1029,6 +1029,21 @@ impl<T: Transport> Host<T> {
         self.log.lock().notices.clone()
     }
 
+    /// Waits up to `timeout` until `n` threads wait inside the runtime for a socket — a
+    /// blocking call waiting for readiness, a lingering close waiting for its data to leave —;
+    /// whether they did. The barrier of a race with a blocked call: what the test does next
+    /// happens while the call waits.
+    pub fn wait_blocked(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.runtime.sleeping() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
     /// Calls of this host in progress (on any thread).
     pub fn in_flight(&self) -> usize {
         self.log.lock().in_flight
