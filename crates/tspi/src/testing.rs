@@ -33,10 +33,10 @@
 //! host.start().unwrap();
 //! let line = host.open(0).unwrap();
 //! let call = host.make_call(line, Some("5551234"));
-//! assert_eq!(host.completion(call.request), Some(0));
+//! assert_eq!(host.completion(call.request), Some(Ok(())));
 //! let dropped = host.drop_call(call.value.unwrap());
-//! assert_eq!(dropped.ret, dropped.request as i32);
-//! assert_eq!(host.close_call(call.value.unwrap()), 0);
+//! assert_eq!(dropped.result(), Ok(()), "accepted: the export returned the request id");
+//! assert_eq!(host.close_call(call.value.unwrap()), Ok(()));
 //! host.assert_clean();
 //! ```
 //!
