@@ -970,13 +970,16 @@ impl<T: Transport> Host<T> {
         let mut records = self.log.lock();
         let mut found = Vec::new();
         for (id, op) in &records.ops {
+            let (socket, mechanism) = (op.socket, &op.mechanism);
             match op.returned {
                 None => found.push(format!(
-                    "operation {id:#x} is still in its call at the end of the run"
+                    "operation {id:#x} of socket {socket:#x} ({mechanism:?}) is still in its \
+                     call at the end of the run"
                 )),
                 Some((_, Returned::Pending)) if op.completions.is_empty() && !op.cancelled => found
                     .push(format!(
-                        "R-WSP-16: operation {id:#x} returned WSA_IO_PENDING and never completed"
+                        "R-WSP-16: operation {id:#x} of socket {socket:#x} ({mechanism:?}) \
+                         returned WSA_IO_PENDING and never completed"
                     )),
                 _ => {}
             }
