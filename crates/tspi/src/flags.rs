@@ -1,4 +1,5 @@
-//! TAPI's flag sets as bitflags: call states, media and bearer modes, device capability flags.
+//! TAPI's flag sets as bitflags: call states and features, media and bearer modes, device
+//! capability flags.
 //! Each keeps its raw `u32` (`bits()`, `from_bits_retain`), bits this crate does not name
 //! included.
 
@@ -143,6 +144,80 @@ bitflags::bitflags! {
         const MULTIPLEADDR = tapi::LINEDEVCAPFLAGS_MULTIPLEADDR;
         /// `LINEDEVCAPFLAGS_PRIVATEOBJECTS`.
         const PRIVATEOBJECTS = tapi::LINEDEVCAPFLAGS_PRIVATEOBJECTS;
+        // Bits of later TAPI versions are kept as they are.
+        const _ = !0;
+    }
+}
+
+bitflags::bitflags! {
+    /// `LINECALLFEATURE_*`: what can be done with a call in its state (`LINECALLSTATUS`
+    /// `dwCallFeatures`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct CallFeatures: u32 {
+        /// `LINECALLFEATURE_ACCEPT`.
+        const ACCEPT = tapi::LINECALLFEATURE_ACCEPT;
+        /// `LINECALLFEATURE_ADDTOCONF`.
+        const ADDTOCONF = tapi::LINECALLFEATURE_ADDTOCONF;
+        /// `LINECALLFEATURE_ANSWER`.
+        const ANSWER = tapi::LINECALLFEATURE_ANSWER;
+        /// `LINECALLFEATURE_BLINDTRANSFER`.
+        const BLINDTRANSFER = tapi::LINECALLFEATURE_BLINDTRANSFER;
+        /// `LINECALLFEATURE_COMPLETECALL`.
+        const COMPLETECALL = tapi::LINECALLFEATURE_COMPLETECALL;
+        /// `LINECALLFEATURE_COMPLETETRANSF`.
+        const COMPLETETRANSF = tapi::LINECALLFEATURE_COMPLETETRANSF;
+        /// `LINECALLFEATURE_DIAL`.
+        const DIAL = tapi::LINECALLFEATURE_DIAL;
+        /// `LINECALLFEATURE_DROP`.
+        const DROP = tapi::LINECALLFEATURE_DROP;
+        /// `LINECALLFEATURE_GATHERDIGITS`.
+        const GATHERDIGITS = tapi::LINECALLFEATURE_GATHERDIGITS;
+        /// `LINECALLFEATURE_GENERATEDIGITS`.
+        const GENERATEDIGITS = tapi::LINECALLFEATURE_GENERATEDIGITS;
+        /// `LINECALLFEATURE_GENERATETONE`.
+        const GENERATETONE = tapi::LINECALLFEATURE_GENERATETONE;
+        /// `LINECALLFEATURE_HOLD`.
+        const HOLD = tapi::LINECALLFEATURE_HOLD;
+        /// `LINECALLFEATURE_MONITORDIGITS`.
+        const MONITORDIGITS = tapi::LINECALLFEATURE_MONITORDIGITS;
+        /// `LINECALLFEATURE_MONITORMEDIA`.
+        const MONITORMEDIA = tapi::LINECALLFEATURE_MONITORMEDIA;
+        /// `LINECALLFEATURE_MONITORTONES`.
+        const MONITORTONES = tapi::LINECALLFEATURE_MONITORTONES;
+        /// `LINECALLFEATURE_PARK`.
+        const PARK = tapi::LINECALLFEATURE_PARK;
+        /// `LINECALLFEATURE_PREPAREADDCONF`.
+        const PREPAREADDCONF = tapi::LINECALLFEATURE_PREPAREADDCONF;
+        /// `LINECALLFEATURE_REDIRECT`.
+        const REDIRECT = tapi::LINECALLFEATURE_REDIRECT;
+        /// `LINECALLFEATURE_RELEASEUSERUSERINFO`.
+        const RELEASEUSERUSERINFO = tapi::LINECALLFEATURE_RELEASEUSERUSERINFO;
+        /// `LINECALLFEATURE_REMOVEFROMCONF`.
+        const REMOVEFROMCONF = tapi::LINECALLFEATURE_REMOVEFROMCONF;
+        /// `LINECALLFEATURE_SECURECALL`.
+        const SECURECALL = tapi::LINECALLFEATURE_SECURECALL;
+        /// `LINECALLFEATURE_SENDUSERUSER`.
+        const SENDUSERUSER = tapi::LINECALLFEATURE_SENDUSERUSER;
+        /// `LINECALLFEATURE_SETCALLDATA`.
+        const SETCALLDATA = tapi::LINECALLFEATURE_SETCALLDATA;
+        /// `LINECALLFEATURE_SETCALLPARAMS`.
+        const SETCALLPARAMS = tapi::LINECALLFEATURE_SETCALLPARAMS;
+        /// `LINECALLFEATURE_SETMEDIACONTROL`.
+        const SETMEDIACONTROL = tapi::LINECALLFEATURE_SETMEDIACONTROL;
+        /// `LINECALLFEATURE_SETQOS`.
+        const SETQOS = tapi::LINECALLFEATURE_SETQOS;
+        /// `LINECALLFEATURE_SETTERMINAL`.
+        const SETTERMINAL = tapi::LINECALLFEATURE_SETTERMINAL;
+        /// `LINECALLFEATURE_SETTREATMENT`.
+        const SETTREATMENT = tapi::LINECALLFEATURE_SETTREATMENT;
+        /// `LINECALLFEATURE_SETUPCONF`.
+        const SETUPCONF = tapi::LINECALLFEATURE_SETUPCONF;
+        /// `LINECALLFEATURE_SETUPTRANSFER`.
+        const SETUPTRANSFER = tapi::LINECALLFEATURE_SETUPTRANSFER;
+        /// `LINECALLFEATURE_SWAPHOLD`.
+        const SWAPHOLD = tapi::LINECALLFEATURE_SWAPHOLD;
+        /// `LINECALLFEATURE_UNHOLD`.
+        const UNHOLD = tapi::LINECALLFEATURE_UNHOLD;
         // Bits of later TAPI versions are kept as they are.
         const _ = !0;
     }

@@ -87,7 +87,7 @@ pub mod testing;
 mod var;
 
 pub use dial::{DialElement, DialString};
-pub use flags::{BearerModes, CallStates, DevCapFlags, MediaModes};
+pub use flags::{BearerModes, CallFeatures, CallStates, DevCapFlags, MediaModes};
 pub use provider::{
     Call, CallEvents, CallState, CallerId, Closed, DisconnectMode, EventError, InitInfo, Line,
     LineCaps, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall, Request,

@@ -50,7 +50,7 @@
 //! handles with its own number, which routes the callbacks back to it.
 
 use crate::abi::exports;
-use crate::flags::CallStates;
+use crate::flags::{CallFeatures, CallStates};
 use crate::provider::{ServiceProvider, Version};
 use crate::runtime::{Runtime, Stats};
 pub use crate::var::{read_dword, read_string};
@@ -165,7 +165,7 @@ pub struct CallStatus {
     /// `dwCallStateMode`.
     pub mode: u32,
     /// `dwCallFeatures`.
-    pub features: u32,
+    pub features: CallFeatures,
 }
 
 #[derive(Default)]
@@ -841,7 +841,10 @@ impl<P: ServiceProvider> Host<P> {
         Ok(CallStatus {
             state: CallStates::from_bits_retain(dword(offset_of!(LINECALLSTATUS, dwCallState))),
             mode: dword(offset_of!(LINECALLSTATUS, dwCallStateMode)),
-            features: dword(offset_of!(LINECALLSTATUS, dwCallFeatures)),
+            features: CallFeatures::from_bits_retain(dword(offset_of!(
+                LINECALLSTATUS,
+                dwCallFeatures
+            ))),
         })
     }
 
