@@ -222,14 +222,3 @@ bitflags::bitflags! {
         const _ = !0;
     }
 }
-
-impl CallStates {
-    /// The symbolic name of a one-state value (`"CONNECTED"`), `None` for several states or an
-    /// unnamed bit.
-    pub fn name(self) -> Option<&'static str> {
-        self.iter_names()
-            .next()
-            .filter(|(_, state)| *state == self)
-            .map(|(name, _)| name)
-    }
-}
