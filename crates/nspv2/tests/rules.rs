@@ -35,7 +35,6 @@ struct Record {
     saw_cancel: AtomicBool,
     /// Session ids seen by begin / set_service / rundown.
     sessions_seen: Mutex<Vec<(&'static str, u64)>>,
-    next_running: Mutex<Option<mpsc::Sender<()>>>,
     /// What the author's completion of a next that ignored End delivered.
     late_delivery: Mutex<Option<Delivery>>,
     /// Makes `first_startup` / `startup` fail.
@@ -233,9 +232,6 @@ impl NamespaceProvider for TestProvider {
 impl Lookup for TestLookup {
     fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
         self.record.nexts.fetch_add(1, Ordering::SeqCst);
-        if let Some(tx) = self.record.next_running.lock().unwrap().as_ref() {
-            let _ = tx.send(());
-        }
         match self.mode {
             Mode::Results => call.complete(Ok(self.queue.pop())),
             Mode::BlockUntilEnded => {
@@ -420,14 +416,13 @@ fn r_nsp_2_end_during_next_cancels() {
     bounded(|| {
         let (host, record) = host(Mode::BlockUntilEnded);
         let host = Arc::new(host);
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).expect("next started");
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 0);
         assert_eq!(host.end(lookup), Ok(()));
         assert_eq!(
@@ -458,14 +453,13 @@ fn r_nsp_2_end_completes_even_when_next_ignores_it() {
         let (provider, record) = TestProvider::new(Mode::IgnoreEnd);
         let backend = Arc::clone(&provider.release_backend);
         let host = Arc::new(Host::advertise_new(provider));
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         assert_eq!(host.uncompleted_nexts(lookup), 1, "the NextEx is running");
         host.end(lookup).unwrap();
         // The author's next is still held: only End can have completed the call.
@@ -572,17 +566,16 @@ fn r_nsp_3_released_handle_is_invalid() {
     // While a NextEx that ignores the cancellation still holds the ended lookup, the handle is
     // already released: End and NextEx on it are refused.
     bounded(|| {
-        let (provider, record) = TestProvider::new(Mode::IgnoreEnd);
+        let (provider, _) = TestProvider::new(Mode::IgnoreEnd);
         let backend = Arc::clone(&provider.release_backend);
         let host = Arc::new(Host::advertise_new(provider));
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         host.end(lookup).unwrap();
         assert_eq!(host.stats().live_lookups, 1, "held by the running NextEx");
         assert_eq!(host.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
@@ -821,13 +814,12 @@ fn r_nsp_9_begin_is_bounded() {
         });
         assert_eq!(record.begins.load(Ordering::SeqCst), 1);
         // next is stalled; End cancels it.
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         host.end(lookup).unwrap();
         assert_eq!(
             next.join().unwrap().status(),
@@ -1369,14 +1361,13 @@ fn withdrawing_the_provider_cancels_running_lookups() {
     bounded(|| {
         let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
         let host = Arc::new(Host::advertise_new(provider));
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         host.withdraw();
         assert_eq!(
             next.join().unwrap().status(),
