@@ -363,8 +363,8 @@ fn r_tsp_4_exactly_one_completion_per_accepted_request() {
         control.set_make(MakeMode::Reject);
         let rejected = host.make_call(line, Some("2"));
         assert_eq!(
-            rejected.ret,
-            LineErr::LINEERR_CALLUNAVAIL.raw(),
+            rejected.result(),
+            Err(LineErr::LINEERR_CALLUNAVAIL),
             "the reject's LINEERR"
         );
         control.set_make(MakeMode::Panic);
@@ -435,8 +435,8 @@ fn r_tsp_4_a_make_call_accepted_while_its_line_closes_is_refused() {
             let made = making.join().unwrap();
             assert_eq!(closing.join().unwrap(), OK);
             assert_eq!(
-                made.ret,
-                LineErr::LINEERR_INVALLINEHANDLE.raw(),
+                made.result(),
+                Err(LineErr::LINEERR_INVALLINEHANDLE),
                 "a make-call accepted on a closing line"
             );
             assert!(host.completions_of(made.request).is_empty());
@@ -1078,7 +1078,7 @@ fn r_tsp_17_undiallable_strings_fail_synchronously() {
             ("55x5", LineErr::LINEERR_INVALADDRESS),
         ] {
             let call = host.make_call(line, Some(dial));
-            assert_eq!(call.ret, error.raw(), "{dial}");
+            assert_eq!(call.result(), Err(error), "{dial}");
             assert!(host.completions_of(call.request).is_empty());
         }
         // Unterminated within the limit the framework reads is refused too, not overrun.
