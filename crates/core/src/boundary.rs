@@ -6,11 +6,35 @@
 //! (`LINEERR_OPERATIONFAILED`, `WBEM_E_PROVIDER_FAILURE`, `SOCKET_ERROR` with an error code …)
 //! and is reported through `tracing` with the export's name and the panic message.
 //!
-//! Provider DLLs must not be built with `panic = "abort"`, which would defeat this.
+//! Provider DLLs must not be built with `panic = "abort"`, which would defeat this: every
+//! interface crate refuses to compile under it, at its root and in the crate its
+//! `export_provider!` expands in ([`refuse_panic_abort!`](crate::refuse_panic_abort)).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A `compile_error!` under `cfg(panic = "abort")`, naming the crate and the host its panic
+/// would kill. Invoked at the root of every interface crate and in the expansion of its
+/// `export_provider!`, so it fires in whichever crate the profile builds with `abort` (a
+/// `[profile] panic = "abort"` builds every crate with it; `cargo rustc -- -C panic=abort` only
+/// the author's).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! refuse_panic_abort {
+    ($krate:literal, $host:literal) => {
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(::core::concat!(
+            $krate,
+            " cannot be built with `panic = \"abort\"`: each export's panic boundary is ",
+            "`catch_unwind`, which turns a provider's panic into that call's error code; with ",
+            "`panic = \"abort\"` a panic in the provider kills the host process (",
+            $host,
+            ") instead. Remove `panic = \"abort\"` from the profile that builds the provider ",
+            "(`panic = \"unwind\"` is the default)."
+        ));
+    };
+}
 
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
 

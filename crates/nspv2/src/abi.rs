@@ -507,7 +507,7 @@ pub(crate) mod exports {
                     let lookup = registry.begin(
                         id,
                         query,
-                        ControlFlags::from_raw(dw_control_flags),
+                        ControlFlags::from_bits_retain(dw_control_flags),
                         lpv_client_session_arg.addr(),
                     )?;
                     // SAFETY: checked non-null and aligned; the host passes a writable slot.
@@ -547,7 +547,7 @@ pub(crate) mod exports {
                     registry.next_ex(
                         async_call,
                         h_lookup.0.addr(),
-                        ControlFlags::from_raw(dw_control_flags),
+                        ControlFlags::from_bits_retain(dw_control_flags),
                         buffer,
                     )
                 });

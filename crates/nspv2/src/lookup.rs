@@ -172,6 +172,12 @@ impl LookupShared {
         lock(&self.waiting).push(Arc::clone(op));
     }
 
+    /// The calls registered (for the simulator).
+    #[cfg(feature = "testing")]
+    pub(crate) fn waiting_count(&self) -> usize {
+        lock(&self.waiting).len()
+    }
+
     pub(crate) fn unregister(&self, op: &Arc<Op>) {
         lock(&self.waiting).retain(|known| !Arc::ptr_eq(known, op));
     }

@@ -12,110 +12,73 @@ use winprov_bindings::ws2spi;
 /// A GUID (provider ids), the type the bindings use.
 pub type Guid = winprov_bindings::windows_core::GUID;
 
-/// The operations every `u32` flag set of the interface shares.
-macro_rules! flag_set {
-    ($name:ident) => {
-        impl $name {
-            /// No flag.
-            pub const fn empty() -> Self {
-                Self(0)
-            }
-
-            /// Wraps the raw value the host passes.
-            pub const fn from_raw(raw: u32) -> Self {
-                Self(raw)
-            }
-
-            /// The raw value.
-            pub const fn raw(self) -> u32 {
-                self.0
-            }
-
-            /// Whether every bit of `other` is set.
-            pub const fn contains(self, other: Self) -> bool {
-                self.0 & other.0 == other.0
-            }
-        }
-
-        impl std::ops::BitOr for $name {
-            type Output = Self;
-            fn bitor(self, rhs: Self) -> Self {
-                Self(self.0 | rhs.0)
-            }
-        }
-
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, concat!(stringify!($name), "({:#x})"), self.0)
-            }
-        }
-    };
+bitflags::bitflags! {
+    /// `dwControlFlags` of Begin and NextEx: the `LUP_*` bits (the raw value: `bits()`,
+    /// `from_bits_retain`; bits this crate does not name are kept).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct ControlFlags: u32 {
+        /// `LUP_DEEP`: query deep as opposed to just the first level.
+        const DEEP = ws2spi::LUP_DEEP;
+        /// `LUP_CONTAINERS`: return containers only.
+        const CONTAINERS = ws2spi::LUP_CONTAINERS;
+        /// `LUP_NOCONTAINERS`: do not return containers.
+        const NOCONTAINERS = ws2spi::LUP_NOCONTAINERS;
+        /// `LUP_NEAREST`.
+        const NEAREST = ws2spi::LUP_NEAREST;
+        /// `LUP_RETURN_NAME`: fill `lpszServiceInstanceName`.
+        const RETURN_NAME = ws2spi::LUP_RETURN_NAME;
+        /// `LUP_RETURN_TYPE` (no service class in a `WSAQUERYSET2W`; kept for completeness).
+        const RETURN_TYPE = ws2spi::LUP_RETURN_TYPE;
+        /// `LUP_RETURN_VERSION`: fill `lpVersion`.
+        const RETURN_VERSION = ws2spi::LUP_RETURN_VERSION;
+        /// `LUP_RETURN_COMMENT`: fill `lpszComment`.
+        const RETURN_COMMENT = ws2spi::LUP_RETURN_COMMENT;
+        /// `LUP_RETURN_ADDR`: fill `lpcsaBuffer`.
+        const RETURN_ADDR = ws2spi::LUP_RETURN_ADDR;
+        /// `LUP_RETURN_BLOB`: fill `lpBlob`.
+        const RETURN_BLOB = ws2spi::LUP_RETURN_BLOB;
+        /// `LUP_RETURN_ALIASES`: alias results (`RESULT_IS_ALIAS`) are wanted.
+        const RETURN_ALIASES = ws2spi::LUP_RETURN_ALIASES;
+        /// `LUP_RETURN_QUERY_STRING`: fill `lpszQueryString` with the unparsed remainder.
+        const RETURN_QUERY_STRING = ws2spi::LUP_RETURN_QUERY_STRING;
+        /// `LUP_RETURN_ALL`: every `LUP_RETURN_*` bit above.
+        const RETURN_ALL = ws2spi::LUP_RETURN_ALL;
+        /// `LUP_FLUSHCACHE`: ignore any cached information.
+        const FLUSHCACHE = ws2spi::LUP_FLUSHCACHE;
+        /// `LUP_FLUSHPREVIOUS` (NextEx): drop the result that did not fit last time.
+        const FLUSHPREVIOUS = ws2spi::LUP_FLUSHPREVIOUS;
+        /// `LUP_RES_SERVICE`.
+        const RES_SERVICE = ws2spi::LUP_RES_SERVICE;
+        // Bits of later versions are kept as they are.
+        const _ = !0;
+    }
 }
 
-/// `dwControlFlags` of Begin and NextEx: the `LUP_*` bits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ControlFlags(u32);
-
 impl ControlFlags {
-    /// `LUP_DEEP`: query deep as opposed to just the first level.
-    pub const DEEP: Self = Self(ws2spi::LUP_DEEP);
-    /// `LUP_CONTAINERS`: return containers only.
-    pub const CONTAINERS: Self = Self(ws2spi::LUP_CONTAINERS);
-    /// `LUP_NOCONTAINERS`: do not return containers.
-    pub const NOCONTAINERS: Self = Self(ws2spi::LUP_NOCONTAINERS);
-    /// `LUP_NEAREST`.
-    pub const NEAREST: Self = Self(ws2spi::LUP_NEAREST);
-    /// `LUP_RETURN_NAME`: fill `lpszServiceInstanceName`.
-    pub const RETURN_NAME: Self = Self(ws2spi::LUP_RETURN_NAME);
-    /// `LUP_RETURN_TYPE` (no service class in a `WSAQUERYSET2W`; kept for completeness).
-    pub const RETURN_TYPE: Self = Self(ws2spi::LUP_RETURN_TYPE);
-    /// `LUP_RETURN_VERSION`: fill `lpVersion`.
-    pub const RETURN_VERSION: Self = Self(ws2spi::LUP_RETURN_VERSION);
-    /// `LUP_RETURN_COMMENT`: fill `lpszComment`.
-    pub const RETURN_COMMENT: Self = Self(ws2spi::LUP_RETURN_COMMENT);
-    /// `LUP_RETURN_ADDR`: fill `lpcsaBuffer`.
-    pub const RETURN_ADDR: Self = Self(ws2spi::LUP_RETURN_ADDR);
-    /// `LUP_RETURN_BLOB`: fill `lpBlob`.
-    pub const RETURN_BLOB: Self = Self(ws2spi::LUP_RETURN_BLOB);
-    /// `LUP_RETURN_ALIASES`: alias results (`RESULT_IS_ALIAS`) are wanted.
-    pub const RETURN_ALIASES: Self = Self(ws2spi::LUP_RETURN_ALIASES);
-    /// `LUP_RETURN_QUERY_STRING`: fill `lpszQueryString` with the unparsed remainder.
-    pub const RETURN_QUERY_STRING: Self = Self(ws2spi::LUP_RETURN_QUERY_STRING);
-    /// `LUP_RETURN_ALL`: every `LUP_RETURN_*` bit above.
-    pub const RETURN_ALL: Self = Self(ws2spi::LUP_RETURN_ALL);
-    /// `LUP_FLUSHCACHE`: ignore any cached information.
-    pub const FLUSHCACHE: Self = Self(ws2spi::LUP_FLUSHCACHE);
-    /// `LUP_FLUSHPREVIOUS` (NextEx): drop the result that did not fit last time.
-    pub const FLUSHPREVIOUS: Self = Self(ws2spi::LUP_FLUSHPREVIOUS);
-    /// `LUP_RES_SERVICE`.
-    pub const RES_SERVICE: Self = Self(ws2spi::LUP_RES_SERVICE);
-
     /// The flags a NextEx call may use: Begin's `LUP_RETURN_*` bits narrowed by NextEx's (a bit
     /// absent at Begin never appears), NextEx's other bits as given.
     pub const fn narrowed_by(self, next: Self) -> Self {
         let all = ws2spi::LUP_RETURN_ALL;
-        Self((next.0 & !all) | (self.0 & next.0 & all))
+        Self::from_bits_retain((next.bits() & !all) | (self.bits() & next.bits() & all))
     }
 }
 
-flag_set!(ControlFlags);
-
-/// `dwOutputFlags` of a result: the `RESULT_IS_*` bits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct OutputFlags(u32);
-
-impl OutputFlags {
-    /// `RESULT_IS_ALIAS`: the result is an alias of the name asked for.
-    pub const ALIAS: Self = Self(ws2spi::RESULT_IS_ALIAS);
-    /// `RESULT_IS_ADDED`.
-    pub const ADDED: Self = Self(ws2spi::RESULT_IS_ADDED);
-    /// `RESULT_IS_CHANGED`.
-    pub const CHANGED: Self = Self(ws2spi::RESULT_IS_CHANGED);
-    /// `RESULT_IS_DELETED`.
-    pub const DELETED: Self = Self(ws2spi::RESULT_IS_DELETED);
+bitflags::bitflags! {
+    /// `dwOutputFlags` of a result: the `RESULT_IS_*` bits (unnamed bits are kept).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct OutputFlags: u32 {
+        /// `RESULT_IS_ALIAS`: the result is an alias of the name asked for.
+        const ALIAS = ws2spi::RESULT_IS_ALIAS;
+        /// `RESULT_IS_ADDED`.
+        const ADDED = ws2spi::RESULT_IS_ADDED;
+        /// `RESULT_IS_CHANGED`.
+        const CHANGED = ws2spi::RESULT_IS_CHANGED;
+        /// `RESULT_IS_DELETED`.
+        const DELETED = ws2spi::RESULT_IS_DELETED;
+        // Bits of later versions are kept as they are.
+        const _ = !0;
+    }
 }
-
-flag_set!(OutputFlags);
 
 /// `WSAECOMPARATOR`: how a [`Version`] restriction compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -227,6 +190,15 @@ impl Query {
             || self.protocols.iter().any(|p| {
                 p.address_family == family || p.address_family == i32::from(ws2spi::AF_UNSPEC.0)
             })
+    }
+
+    /// Whether `address`'s family (`AF_INET` or `AF_INET6`) is acceptable to the client.
+    pub fn accepts_address(&self, address: &SocketAddr) -> bool {
+        let family = match address {
+            SocketAddr::V4(_) => ws2spi::AF_INET,
+            SocketAddr::V6(_) => ws2spi::AF_INET6,
+        };
+        self.accepts_family(i32::from(family.0))
     }
 }
 

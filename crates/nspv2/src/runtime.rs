@@ -165,6 +165,14 @@ impl Registry {
         session.begin(self, &query, flags, session_raw)
     }
 
+    /// NextEx calls of lookup `raw` registered for End while they wait for its turn (for the
+    /// simulator).
+    #[cfg(feature = "testing")]
+    pub(crate) fn waiting_nexts(&self, raw: usize) -> Option<usize> {
+        let lookup = self.lookups.lease_shared(raw).ok()?;
+        Some(lookup.waiting_count())
+    }
+
     /// `NSPv2LookupServiceEnd`.
     pub(crate) fn end(&self, raw: usize) -> Result<(), WsaError> {
         let lookup = self

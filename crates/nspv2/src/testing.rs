@@ -15,22 +15,24 @@
 //! Provider authors use it from their own tests (`features = ["testing"]`); [`conformance`]
 //! runs the lookup rules against a provider given one query it answers.
 
-use crate::NamespaceProvider;
 use crate::abi::exports;
 use crate::host::{AsyncCompletion, Sink};
+use crate::install::{NamespaceInstall, ProviderLevel};
+use crate::provider::{Lookup, NamespaceProvider, NextCall, SetServiceCall};
 use crate::query::{ControlFlags, Guid, Query, RegInfo, SetServiceOp};
 use crate::runtime::{Registry, Stats};
 use crate::wire::Decoded;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use winprov_bindings::windows_core::PWSTR;
 use winprov_bindings::ws2spi::{
     AFPROTOCOLS, BLOB, CSADDR_INFO, HANDLE, NSPV2_ROUTINE, SOCKADDR, SOCKET_ADDRESS, SOCKET_ERROR,
     WSAECOMPARATOR, WSAESETSERVICEOP, WSAQUERYSET2W, WSAVERSION,
 };
-use winprov_core::WsaError;
+use winprov_core::{Completed, WsaError};
 
 /// The result-buffer format of `NSPv2LookupServiceNextEx` (what the simulator decodes results
 /// with), for tests and benchmarks that encode or decode results themselves.
@@ -214,7 +216,7 @@ pub fn drive_routine(id: Guid, query: &Query, reg: &RegInfo) -> RoutineRun {
         begin(
             &id,
             restrictions.as_ptr(),
-            ControlFlags::RETURN_ALL.raw(),
+            ControlFlags::RETURN_ALL.bits(),
             session,
             &mut lookup,
         )
@@ -228,7 +230,7 @@ pub fn drive_routine(id: Guid, query: &Query, reg: &RegInfo) -> RoutineRun {
         next_ex(
             HANDLE::default(),
             lookup,
-            ControlFlags::RETURN_ALL.raw(),
+            ControlFlags::RETURN_ALL.bits(),
             &length,
             data.cast(),
         )
@@ -543,6 +545,12 @@ pub struct Host {
     withdrawn: AtomicBool,
     /// The session of every lookup begun through this host.
     lookups: Mutex<HashMap<usize, SessionArg>>,
+    /// Sessions started through this host and not cleaned up or run down.
+    sessions: Mutex<Vec<SessionArg>>,
+    /// Where the provider's `next` is entered.
+    probe: Arc<Probe>,
+    /// The installation Winsock routes by (`None`: every lookup reaches the provider).
+    installed: Mutex<Option<NamespaceInstall>>,
 }
 
 const GUARD: usize = 64;
@@ -564,8 +572,13 @@ impl Host {
         id: Guid,
         provider: P,
     ) -> Result<Self, WsaError> {
+        let probe = Arc::new(Probe::default());
+        let probed = Probed {
+            provider,
+            probe: Arc::clone(&probe),
+        };
         registry
-            .register(id, provider)
+            .register(id, probed)
             .map_err(|_| WsaError::WSAEINVAL)?;
         Ok(Self {
             id,
@@ -573,7 +586,73 @@ impl Host {
             recorded,
             withdrawn: AtomicBool::new(false),
             lookups: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Vec::new()),
+            probe,
+            installed: Mutex::new(None),
         })
+    }
+
+    /// Routes lookups as Winsock does for a provider installed with `description`
+    /// (`WSCInstallNameSpaceEx`): a lookup of an e-mail name reaches the provider when its
+    /// domain is one of the description's primary or secondary domains, when the provider
+    /// supports wildcards (this host knows no other provider of the domain), or when the query
+    /// names the provider by id; any other [`begin`](Self::begin) fails with
+    /// `WSASERVICE_NOT_FOUND` without the provider being asked. A query without a name is
+    /// routed. Until this is called, every lookup reaches the provider.
+    pub fn install(&self, description: &NamespaceInstall) {
+        *self.installed.lock().unwrap_or_else(|p| p.into_inner()) = Some(description.clone());
+    }
+
+    /// Whether Winsock would route a lookup of `query` to this provider (see
+    /// [`install`](Self::install)).
+    pub fn routes(&self, query: &Query) -> bool {
+        let installed = self.installed.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(description) = installed.as_ref() else {
+            return true;
+        };
+        if query.provider_id == Some(self.id) || description.supports_wildcard {
+            return true;
+        }
+        let Some(name) = &query.service_instance_name else {
+            return true;
+        };
+        let domain = name
+            .rsplit_once('@')
+            .map_or(name.as_str(), |(_, domain)| domain);
+        description.domains.iter().any(|known| {
+            known.level != ProviderLevel::None && known.name.eq_ignore_ascii_case(domain)
+        })
+    }
+
+    /// How many times the provider's [`Lookup::next`] has been entered, for all the lookups
+    /// of this host: a call counted has been handed to the provider's code (the host's NextEx
+    /// is inside it, or was).
+    pub fn nexts_entered(&self) -> usize {
+        *self.probe.lock()
+    }
+
+    /// Waits up to `timeout` until the provider's [`Lookup::next`] has been entered `n` times
+    /// in all ([`nexts_entered`](Self::nexts_entered)); whether it was. The barrier a cancel
+    /// race needs: once a NextEx is counted, an End on another thread finds it inside the
+    /// provider's code and must complete it with `WSA_E_CANCELLED`.
+    pub fn wait_nexts_entered(&self, n: usize, timeout: Duration) -> bool {
+        self.probe.wait(timeout, |entered| entered >= n)
+    }
+
+    /// Waits up to `timeout` until `n` NextEx calls of `lookup` wait for the lookup's turn
+    /// (another call of the lookup runs): registered with the lookup, so that an End now
+    /// completes each with `WSA_E_CANCELLED`. Whether they did.
+    pub fn wait_waiting_nexts(&self, lookup: LookupHandle, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.registry.waiting_nexts(lookup.0).unwrap_or(0) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
     }
 
     /// Another provider advertised in the same process as this one (one routine table serves
@@ -644,7 +723,76 @@ impl Host {
         let mut out: *mut c_void = std::ptr::null_mut();
         // SAFETY: valid GUID and out-pointer for the call.
         let rc = unsafe { exports::startup(&self.registry, &self.id, &mut out) };
-        int_status(rc).map(|()| SessionArg(out.addr()))
+        int_status(rc)?;
+        let session = SessionArg(out.addr());
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        Ok(session)
+    }
+
+    fn session_closed(&self, session: SessionArg) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|&open| open != session);
+    }
+
+    /// What this host left unfinished, one line each: sessions never cleaned up, lookups
+    /// never ended (with their session), NextEx and SetServiceEx calls still running (with
+    /// their `hAsyncCall` and lookup).
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|session| {
+                format!(
+                    "session {:#x}: never cleaned up (NSPv2Cleanup) nor run down",
+                    session.0
+                )
+            })
+            .collect();
+        let mut lookups: Vec<(usize, SessionArg)> = self
+            .lookups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(&lookup, &session)| (lookup, session))
+            .collect();
+        lookups.sort_unstable_by_key(|&(lookup, _)| lookup);
+        left.extend(lookups.into_iter().map(|(lookup, session)| {
+            format!(
+                "lookup {lookup:#x} of session {:#x}: never ended (NSPv2LookupServiceEnd)",
+                session.0
+            )
+        }));
+        let recorder = recorder(&self.recorded);
+        let mut running: Vec<(&usize, &CallRecord)> = recorder.calls.iter().collect();
+        running.sort_unstable_by_key(|&(id, _)| *id);
+        left.extend(running.into_iter().map(|(id, call)| match call.lookup {
+            Some(lookup) => format!(
+                "NSPv2LookupServiceNextEx hAsyncCall {id:#x} of lookup {lookup:#x}: still running"
+            ),
+            None => format!("NSPv2SetServiceEx hAsyncCall {id:#x}: still running"),
+        }));
+        left
+    }
+
+    /// Checks the end state of a run: no session, lookup or call left, here
+    /// ([`leftovers`](Self::leftovers), named in the failure) nor in the provider's registry
+    /// ([`stats`](Self::stats)).
+    #[track_caller]
+    pub fn assert_idle(&self) {
+        let stats = self.stats();
+        let left = self.leftovers();
+        assert!(
+            stats.live_lookups == 0 && stats.open_sessions == 0 && left.is_empty(),
+            "left unfinished ({stats:?}):\n{}",
+            left.join("\n")
+        );
     }
 
     /// `NSPv2Cleanup`.
@@ -653,6 +801,7 @@ impl Host {
         // SAFETY: a valid GUID; the session value is passed back as an opaque pointer.
         let status = int_status(unsafe { exports::cleanup(&self.registry, &self.id, arg) });
         if status.is_ok() {
+            self.session_closed(session);
             let lookups = self.lookups_of(|s| s == session);
             lookups_ended(&self.recorded, "NSPv2Cleanup", |l| lookups.contains(&l));
         }
@@ -664,19 +813,24 @@ impl Host {
         let arg = std::ptr::without_provenance(session.0);
         // SAFETY: as for cleanup.
         unsafe { exports::client_session_rundown(&self.registry, &self.id, arg) };
+        self.session_closed(session);
         let lookups = self.lookups_of(|s| s == session);
         lookups_ended(&self.recorded, "NSPv2ClientSessionRundown", |l| {
             lookups.contains(&l)
         });
     }
 
-    /// `NSPv2LookupServiceBegin` for `query`.
+    /// `NSPv2LookupServiceBegin` for `query`. A lookup Winsock would not route to the provider ([`install`](Self::install)) fails
+    /// with `WSASERVICE_NOT_FOUND` without the provider being asked.
     pub fn begin(
         &self,
         session: SessionArg,
         query: &Query,
         flags: ControlFlags,
     ) -> Result<LookupHandle, WsaError> {
+        if !self.routes(query) {
+            return Err(WsaError::WSASERVICE_NOT_FOUND);
+        }
         self.begin_raw(session, Some(&RawQuerySet::query(query)), flags)
     }
 
@@ -695,7 +849,7 @@ impl Host {
                 &self.registry,
                 &self.id,
                 qs,
-                flags.raw(),
+                flags.bits(),
                 std::ptr::without_provenance(session.0),
                 &mut handle,
             )
@@ -760,7 +914,7 @@ impl Host {
                 &self.registry,
                 call.handle(),
                 HANDLE(std::ptr::without_provenance_mut(lookup.0)),
-                flags.raw(),
+                flags.bits(),
                 length_ptr,
                 data.cast(),
             )
@@ -890,7 +1044,7 @@ impl Host {
                 &self.registry,
                 HANDLE::default(),
                 HANDLE(std::ptr::without_provenance_mut(lookup.0)),
-                flags.raw(),
+                flags.bits(),
                 length_ptr.cast_const(),
                 buffer.as_mut_ptr().cast(),
             )
@@ -1044,4 +1198,106 @@ pub fn conformance(host: &Host, query: &Query) {
         before,
         "lookups still alive after their End"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe: where a test meets the provider's code.
+
+/// The count of the provider's `next` calls entered, with a condition variable to wait on.
+#[derive(Debug, Default)]
+struct Probe {
+    nexts: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Probe {
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.nexts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter_next(&self) {
+        *self.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration, done: impl Fn(usize) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut entered = self.lock();
+        while !done(*entered) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            entered = self
+                .changed
+                .wait_timeout(entered, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// The provider as the host advertises it: every call passed on unchanged; `next` counted in
+/// the probe first.
+struct Probed<P> {
+    provider: P,
+    probe: Arc<Probe>,
+}
+
+/// A lookup of a [`Probed`] provider.
+struct ProbedLookup<L> {
+    lookup: L,
+    probe: Arc<Probe>,
+}
+
+impl<P: NamespaceProvider> NamespaceProvider for Probed<P> {
+    type Session = P::Session;
+    type Lookup = ProbedLookup<P::Lookup>;
+    const NAMESPACE: u32 = P::NAMESPACE;
+    const SUPPORTS_CONTAINERS: bool = P::SUPPORTS_CONTAINERS;
+
+    fn first_startup(&self) -> Result<(), WsaError> {
+        self.provider.first_startup()
+    }
+
+    fn startup(&self) -> Result<Self::Session, WsaError> {
+        self.provider.startup()
+    }
+
+    fn lookup_begin(
+        &self,
+        session: &Self::Session,
+        query: &Query,
+        flags: ControlFlags,
+    ) -> Result<Self::Lookup, WsaError> {
+        let lookup = self.provider.lookup_begin(session, query, flags)?;
+        Ok(ProbedLookup {
+            lookup,
+            probe: Arc::clone(&self.probe),
+        })
+    }
+
+    fn set_service<'call>(
+        &self,
+        session: &Self::Session,
+        call: SetServiceCall<'call>,
+    ) -> Completed<'call> {
+        self.provider.set_service(session, call)
+    }
+
+    fn client_session_rundown(&self, session: &Self::Session) {
+        self.provider.client_session_rundown(session);
+    }
+
+    fn final_cleanup(&self) {
+        self.provider.final_cleanup();
+    }
+}
+
+impl<L: Lookup> Lookup for ProbedLookup<L> {
+    fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
+        self.probe.enter_next();
+        self.lookup.next(call)
+    }
 }

@@ -172,7 +172,7 @@ fn layout(result: &QueryResult, flags: ControlFlags, context: &ResultContext, w:
     }
     w.put_u32(offset_of!(Q, dwSize), size_of::<Q>() as u32);
     w.put_u32(offset_of!(Q, dwNameSpace), context.namespace);
-    w.put_u32(offset_of!(Q, dwOutputFlags), result.output_flags.raw());
+    w.put_u32(offset_of!(Q, dwOutputFlags), result.output_flags.bits());
 
     let guid = w.alloc(16, 4);
     let id = context.provider_id;
@@ -457,7 +457,7 @@ pub fn decode(buffer: &[u8], base: usize) -> Result<Decoded, DecodeError> {
         comment: r.string("lpszComment", offset_of!(Q, lpszComment))?,
         context: r.string("lpszContext", offset_of!(Q, lpszContext))?,
         query_string: r.string("lpszQueryString", offset_of!(Q, lpszQueryString))?,
-        output_flags: OutputFlags::from_raw(
+        output_flags: OutputFlags::from_bits_retain(
             r.u32(offset_of!(Q, dwOutputFlags))
                 .ok_or(DecodeError::Short)?,
         ),

@@ -134,7 +134,7 @@ fn query_result() -> impl Strategy<Value = QueryResult> {
                     addresses,
                     blob,
                     query_string,
-                    output_flags: OutputFlags::from_raw(output),
+                    output_flags: OutputFlags::from_bits_retain(output),
                 }
             },
         )
@@ -143,7 +143,7 @@ fn query_result() -> impl Strategy<Value = QueryResult> {
 fn flags() -> impl Strategy<Value = ControlFlags> {
     prop_oneof![
         2 => Just(ControlFlags::RETURN_ALL),
-        3 => any::<u32>().prop_map(ControlFlags::from_raw),
+        3 => any::<u32>().prop_map(ControlFlags::from_bits_retain),
     ]
 }
 

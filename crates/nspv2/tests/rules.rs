@@ -35,7 +35,6 @@ struct Record {
     saw_cancel: AtomicBool,
     /// Session ids seen by begin / set_service / rundown.
     sessions_seen: Mutex<Vec<(&'static str, u64)>>,
-    next_running: Mutex<Option<mpsc::Sender<()>>>,
     /// What the author's completion of a next that ignored End delivered.
     late_delivery: Mutex<Option<Delivery>>,
     /// Makes `first_startup` / `startup` fail.
@@ -233,9 +232,6 @@ impl NamespaceProvider for TestProvider {
 impl Lookup for TestLookup {
     fn next<'call>(&mut self, call: NextCall<'call>) -> Completed<'call> {
         self.record.nexts.fetch_add(1, Ordering::SeqCst);
-        if let Some(tx) = self.record.next_running.lock().unwrap().as_ref() {
-            let _ = tx.send(());
-        }
         match self.mode {
             Mode::Results => call.complete(Ok(self.queue.pop())),
             Mode::BlockUntilEnded => {
@@ -420,14 +416,13 @@ fn r_nsp_2_end_during_next_cancels() {
     bounded(|| {
         let (host, record) = host(Mode::BlockUntilEnded);
         let host = Arc::new(host);
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).expect("next started");
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         assert_eq!(record.lookups_dropped.load(Ordering::SeqCst), 0);
         assert_eq!(host.end(lookup), Ok(()));
         assert_eq!(
@@ -458,14 +453,13 @@ fn r_nsp_2_end_completes_even_when_next_ignores_it() {
         let (provider, record) = TestProvider::new(Mode::IgnoreEnd);
         let backend = Arc::clone(&provider.release_backend);
         let host = Arc::new(Host::advertise_new(provider));
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         assert_eq!(host.uncompleted_nexts(lookup), 1, "the NextEx is running");
         host.end(lookup).unwrap();
         // The author's next is still held: only End can have completed the call.
@@ -491,49 +485,43 @@ fn r_nsp_2_end_completes_even_when_next_ignores_it() {
 
 #[test]
 fn r_nsp_2_end_cancels_every_waiting_next_of_the_lookup() {
-    // Several NextEx on one handle: one runs, the others wait for the lookup's turn inside the
-    // framework; End completes them all before it returns (the simulator fails any that is
-    // completed after End returned). A call that had not reached the framework when End ran
-    // finds the handle released.
+    // Several NextEx on one handle: one runs in the author's `next`, the others wait for the
+    // lookup's turn inside the framework (the simulator's barriers say when); End completes
+    // them all with WSA_E_CANCELLED before it returns (the simulator fails any that is
+    // completed after End returned).
     bounded(|| {
-        let mut cancelled_waiting = 0;
-        for _ in 0..10 {
-            let (host, record) = host(Mode::BlockUntilEnded);
-            let host = Arc::new(host);
-            let (tx, rx) = mpsc::channel();
-            *record.next_running.lock().unwrap() = Some(tx);
-            let (session, lookup) = open(&host, ALL);
-            let calls: Vec<_> = (0..4)
-                .map(|_| {
-                    let host = Arc::clone(&host);
-                    std::thread::spawn(move || host.next(lookup, ALL, 4096))
-                })
-                .collect();
-            rx.recv_timeout(WATCHDOG).unwrap();
-            // Time for the other calls to reach the framework and wait for their turn.
-            std::thread::sleep(Duration::from_millis(50));
-            host.end(lookup).unwrap();
-            let mut cancelled = 0;
-            for call in calls {
-                let status = call.join().unwrap().status();
-                match status {
-                    Err(WsaError::WSA_E_CANCELLED) => cancelled += 1,
-                    Err(WsaError::WSA_INVALID_HANDLE) => {}
-                    other => panic!("{other:?}"),
-                }
-            }
+        let (host, record) = host(Mode::BlockUntilEnded);
+        let host = Arc::new(host);
+        let (session, lookup) = open(&host, ALL);
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let host = Arc::clone(&host);
+                std::thread::spawn(move || host.next(lookup, ALL, 4096))
+            })
+            .collect();
+        assert!(host.wait_nexts_entered(1, WATCHDOG), "one call in `next`");
+        assert!(
+            host.wait_waiting_nexts(lookup, 3, WATCHDOG),
+            "three calls waiting for the turn"
+        );
+        host.end(lookup).unwrap();
+        for call in calls {
             assert_eq!(
-                record.nexts.load(Ordering::SeqCst),
-                1,
-                "calls never overlap"
+                call.join().unwrap().status(),
+                Err(WsaError::WSA_E_CANCELLED)
             );
-            host.cleanup(session).unwrap();
-            cancelled_waiting += cancelled - 1;
-            if cancelled_waiting >= 3 {
-                return;
-            }
         }
-        panic!("the waiting calls never reached the framework before End ({cancelled_waiting})");
+        assert_eq!(
+            record.nexts.load(Ordering::SeqCst),
+            1,
+            "calls never overlap"
+        );
+        assert_eq!(
+            host.nexts_entered(),
+            1,
+            "End ended the lookup: no call ran after it"
+        );
+        host.cleanup(session).unwrap();
     });
 }
 
@@ -578,17 +566,16 @@ fn r_nsp_3_released_handle_is_invalid() {
     // While a NextEx that ignores the cancellation still holds the ended lookup, the handle is
     // already released: End and NextEx on it are refused.
     bounded(|| {
-        let (provider, record) = TestProvider::new(Mode::IgnoreEnd);
+        let (provider, _) = TestProvider::new(Mode::IgnoreEnd);
         let backend = Arc::clone(&provider.release_backend);
         let host = Arc::new(Host::advertise_new(provider));
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         host.end(lookup).unwrap();
         assert_eq!(host.stats().live_lookups, 1, "held by the running NextEx");
         assert_eq!(host.end(lookup), Err(WsaError::WSA_INVALID_HANDLE));
@@ -827,13 +814,12 @@ fn r_nsp_9_begin_is_bounded() {
         });
         assert_eq!(record.begins.load(Ordering::SeqCst), 1);
         // next is stalled; End cancels it.
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         host.end(lookup).unwrap();
         assert_eq!(
             next.join().unwrap().status(),
@@ -1375,14 +1361,13 @@ fn withdrawing_the_provider_cancels_running_lookups() {
     bounded(|| {
         let (provider, record) = TestProvider::new(Mode::BlockUntilEnded);
         let host = Arc::new(Host::advertise_new(provider));
-        let (tx, rx) = mpsc::channel();
-        *record.next_running.lock().unwrap() = Some(tx);
+        let entered = host.nexts_entered() + 1;
         let (session, lookup) = open(&host, ALL);
         let next = std::thread::spawn({
             let host = Arc::clone(&host);
             move || host.next(lookup, ALL, 4096)
         });
-        rx.recv_timeout(WATCHDOG).unwrap();
+        assert!(host.wait_nexts_entered(entered, WATCHDOG), "next started");
         host.withdraw();
         assert_eq!(
             next.join().unwrap().status(),
@@ -1393,4 +1378,99 @@ fn withdrawing_the_provider_cancels_running_lookups() {
         assert_eq!(host.startup(), Err(WsaError::WSAEINVALIDPROVIDER));
         assert_eq!(host.cleanup(session), Err(WsaError::WSAEINVAL));
     });
+}
+
+/// The simulator routes as Winsock does for an installed provider: a name of one of its
+/// primary or secondary domains reaches it, any other does not (its `lookup_begin` is never
+/// called) unless it supports wildcards or the query names it.
+#[test]
+fn lookups_are_routed_by_the_installed_domains() {
+    let (host, record) = host(Mode::Results);
+    let mut description = NamespaceInstall {
+        id: host.id(),
+        identifier: "Routing".into(),
+        version: 1,
+        provider_type: ProviderType::Service,
+        supports_wildcard: false,
+        domains: vec![
+            Domain {
+                name: "example.org".into(),
+                level: ProviderLevel::Primary,
+            },
+            Domain {
+                name: "ex.net".into(),
+                level: ProviderLevel::Secondary,
+            },
+            Domain {
+                name: "listed.io".into(),
+                level: ProviderLevel::None,
+            },
+        ],
+    };
+    host.install(&description);
+    let session = host.startup().unwrap();
+    let begins = || record.begins.load(Ordering::SeqCst);
+    for routed in ["alice@example.org", "bob@EX.net"] {
+        let before = begins();
+        let lookup = host.begin(session, &Query::name(routed), ALL).unwrap();
+        assert_eq!(begins(), before + 1, "{routed} reaches the provider");
+        host.end(lookup).unwrap();
+    }
+    for elsewhere in ["carol@other.org", "dave@listed.io", "erin@sub.example.org"] {
+        let before = begins();
+        assert_eq!(
+            host.begin(session, &Query::name(elsewhere), ALL).err(),
+            Some(WsaError::WSASERVICE_NOT_FOUND),
+            "{elsewhere}"
+        );
+        assert_eq!(begins(), before, "{elsewhere} never reaches the provider");
+    }
+    // Named by id, the provider is asked whatever the domain.
+    let mut named = Query::name("carol@other.org");
+    named.provider_id = Some(host.id());
+    host.end(host.begin(session, &named, ALL).unwrap()).unwrap();
+    // A wildcard provider is asked for the domains no other provider serves.
+    description.supports_wildcard = true;
+    host.install(&description);
+    let before = begins();
+    host.end(
+        host.begin(session, &Query::name("carol@other.org"), ALL)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(begins(), before + 1);
+    host.cleanup(session).unwrap();
+}
+
+/// What a run leaves unfinished is named by the simulator: the lookup by its handle and
+/// session, the session by its value; once they are ended and cleaned up, nothing is left.
+#[test]
+fn assert_idle_names_what_is_left() {
+    let (host, _) = host(Mode::Results);
+    let (session, lookup) = open(&host, ALL);
+    assert_eq!(
+        host.leftovers(),
+        [
+            format!(
+                "session {:#x}: never cleaned up (NSPv2Cleanup) nor run down",
+                session.0
+            ),
+            format!(
+                "lookup {:#x} of session {:#x}: never ended (NSPv2LookupServiceEnd)",
+                lookup.0, session.0
+            ),
+        ]
+    );
+    let idle = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.assert_idle()));
+    let message = idle.expect_err("an open lookup is not idle");
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        message.contains("never ended (NSPv2LookupServiceEnd)"),
+        "{message}"
+    );
+    host.end(lookup).unwrap();
+    host.cleanup(session).unwrap();
+    host.assert_idle();
 }

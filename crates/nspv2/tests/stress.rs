@@ -107,13 +107,13 @@ fn operations() -> usize {
 }
 
 fn flags(rng: &mut Rng) -> ControlFlags {
-    let return_bits = (rng.next() as u32) & ControlFlags::RETURN_ALL.raw();
+    let return_bits = (rng.next() as u32) & ControlFlags::RETURN_ALL.bits();
     let flush = if rng.below(8) == 0 {
-        ControlFlags::FLUSHPREVIOUS.raw()
+        ControlFlags::FLUSHPREVIOUS.bits()
     } else {
         0
     };
-    ControlFlags::from_raw(return_bits | flush)
+    ControlFlags::from_bits_retain(return_bits | flush)
 }
 
 fn buffer(rng: &mut Rng) -> Buffer {

@@ -8,7 +8,7 @@
 //! dial later), `|` subaddress, `^` name, and a line break ending the string. Spaces, `-`, `.`,
 //! `(`, `)`, `/`, `+` are formatting the dialler skips.
 
-use winprov_bindings::tapi;
+use crate::flags::DevCapFlags;
 use winprov_core::LineErr;
 
 /// One dialable element.
@@ -50,7 +50,11 @@ impl DialString {
     /// Parses `raw` and checks it against what the line can dial: `dev_cap_flags` are its
     /// `LINEDEVCAPFLAGS_*` (`DIALBILLING`, `DIALQUIET` and `DIALDIALTONE` allow `$`, `@` and
     /// `W`), `dial_prompt` whether `?` is allowed.
-    pub fn parse(raw: &str, dev_cap_flags: u32, dial_prompt: bool) -> Result<Self, LineErr> {
+    pub fn parse(
+        raw: &str,
+        dev_cap_flags: DevCapFlags,
+        dial_prompt: bool,
+    ) -> Result<Self, LineErr> {
         let end = raw.find(['\r', '\n']).unwrap_or(raw.len());
         let text = &raw[..end];
         let (number, name) = match text.split_once('^') {
@@ -75,15 +79,13 @@ impl DialString {
                 'P' => DialElement::Pulse,
                 'T' => DialElement::Tone,
                 ',' => DialElement::Pause,
-                'W' if dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALDIALTONE != 0 => {
+                'W' if dev_cap_flags.contains(DevCapFlags::DIALDIALTONE) => {
                     DialElement::WaitForDialtone
                 }
                 'W' => return Err(LineErr::LINEERR_DIALDIALTONE),
-                '@' if dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALQUIET != 0 => {
-                    DialElement::WaitForQuiet
-                }
+                '@' if dev_cap_flags.contains(DevCapFlags::DIALQUIET) => DialElement::WaitForQuiet,
                 '@' => return Err(LineErr::LINEERR_DIALQUIET),
-                '$' if dev_cap_flags & tapi::LINEDEVCAPFLAGS_DIALBILLING != 0 => {
+                '$' if dev_cap_flags.contains(DevCapFlags::DIALBILLING) => {
                     DialElement::WaitForBilling
                 }
                 '$' => return Err(LineErr::LINEERR_DIALBILLING),
@@ -168,7 +170,7 @@ mod tests {
     use super::*;
 
     fn plain(raw: &str) -> Result<DialString, LineErr> {
-        DialString::parse(raw, 0, false)
+        DialString::parse(raw, DevCapFlags::empty(), false)
     }
 
     #[test]
@@ -186,9 +188,7 @@ mod tests {
         assert_eq!(plain("555@1"), Err(LineErr::LINEERR_DIALQUIET));
         assert_eq!(plain("555$1"), Err(LineErr::LINEERR_DIALBILLING));
         assert_eq!(plain("555?"), Err(LineErr::LINEERR_DIALPROMPT));
-        let flags = tapi::LINEDEVCAPFLAGS_DIALDIALTONE
-            | tapi::LINEDEVCAPFLAGS_DIALQUIET
-            | tapi::LINEDEVCAPFLAGS_DIALBILLING;
+        let flags = DevCapFlags::DIALDIALTONE | DevCapFlags::DIALQUIET | DevCapFlags::DIALBILLING;
         let dial = DialString::parse("9W555@1$2?", flags, true).unwrap();
         assert_eq!(dial.elements()[1], DialElement::WaitForDialtone);
         assert_eq!(dial.digits(), "955512");

@@ -6,9 +6,11 @@
 //! parsing what an accepted string renders gives it back.
 
 use super::*;
+use crate::flags::DevCapFlags;
 use crate::var::props::config;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use winprov_bindings::tapi;
 
 const CAPABILITY_FLAGS: [u32; 3] = [
     tapi::LINEDEVCAPFLAGS_DIALBILLING,
@@ -25,7 +27,11 @@ struct LineCaps {
 
 impl DialString {
     fn parse_for(raw: &str, caps: &LineCaps) -> Result<Self, LineErr> {
-        Self::parse(raw, caps.dev_cap_flags, caps.dial_prompt)
+        Self::parse(
+            raw,
+            DevCapFlags::from_bits_retain(caps.dev_cap_flags),
+            caps.dial_prompt,
+        )
     }
 }
 

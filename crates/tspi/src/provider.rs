@@ -21,6 +21,7 @@
 //! the framework's, after a successful drop (R-TSP-10).
 
 use crate::dial::DialString;
+use crate::flags::{BearerModes, CallStates, DevCapFlags, MediaModes};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use winprov_bindings::tapi;
@@ -74,13 +75,13 @@ pub struct LineCaps {
     pub name: String,
     /// `dwSwitchInfo`: free text about the switch behind the line (empty for none).
     pub switch_info: String,
-    /// `LINEMEDIAMODE_*` bits.
-    pub media_modes: u32,
-    /// `LINEBEARERMODE_*` bits.
-    pub bearer_modes: u32,
-    /// `LINEDEVCAPFLAGS_*` bits. `DIALBILLING`, `DIALQUIET` and `DIALDIALTONE` also decide which
+    /// `dwMediaModes`.
+    pub media_modes: MediaModes,
+    /// `dwBearerModes`.
+    pub bearer_modes: BearerModes,
+    /// `dwDevCapFlags`. `DIALBILLING`, `DIALQUIET` and `DIALDIALTONE` also decide which
     /// dial characters `TSPI_lineMakeCall` accepts (R-TSP-17).
-    pub dev_cap_flags: u32,
+    pub dev_cap_flags: DevCapFlags,
     /// Whether `?` (prompt the user) is supported in dial strings.
     pub dial_prompt: bool,
     /// `dwMaxNumActiveCalls`: more concurrent calls on the line are refused with
@@ -94,9 +95,9 @@ impl LineCaps {
         Self {
             name: name.into(),
             switch_info: String::new(),
-            media_modes: tapi::LINEMEDIAMODE_INTERACTIVEVOICE,
-            bearer_modes: tapi::LINEBEARERMODE_VOICE,
-            dev_cap_flags: tapi::LINEDEVCAPFLAGS_CLOSEDROP,
+            media_modes: MediaModes::INTERACTIVEVOICE,
+            bearer_modes: BearerModes::VOICE,
+            dev_cap_flags: DevCapFlags::CLOSEDROP,
             dial_prompt: false,
             max_calls: 1,
         }
@@ -114,8 +115,8 @@ impl LineCaps {
         self
     }
 
-    /// Adds `LINEDEVCAPFLAGS_*` bits.
-    pub fn with_dev_cap_flags(mut self, flags: u32) -> Self {
+    /// Adds device capability flags.
+    pub fn with_dev_cap_flags(mut self, flags: DevCapFlags) -> Self {
         self.dev_cap_flags |= flags;
         self
     }
@@ -688,9 +689,9 @@ impl CallEvents {
         self.link.cancellation()
     }
 
-    /// The call's current `LINECALLSTATE_*`.
-    pub fn current_state(&self) -> u32 {
-        self.link.current_state()
+    /// The call's current state (one bit of [`CallStates`]).
+    pub fn current_state(&self) -> CallStates {
+        CallStates::from_bits_retain(self.link.current_state())
     }
 }
 

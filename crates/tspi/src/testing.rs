@@ -33,10 +33,10 @@
 //! host.start().unwrap();
 //! let line = host.open(0).unwrap();
 //! let call = host.make_call(line, Some("5551234"));
-//! assert_eq!(host.completion(call.request), Some(0));
+//! assert_eq!(host.completion(call.request), Some(Ok(())));
 //! let dropped = host.drop_call(call.value.unwrap());
-//! assert_eq!(dropped.ret, dropped.request as i32);
-//! assert_eq!(host.close_call(call.value.unwrap()), 0);
+//! assert_eq!(dropped.result(), Ok(()), "accepted: the export returned the request id");
+//! assert_eq!(host.close_call(call.value.unwrap()), Ok(()));
 //! host.assert_clean();
 //! ```
 //!
@@ -52,6 +52,7 @@
 pub mod registry;
 
 use crate::abi::exports;
+use crate::flags::{CallFeatures, CallStates};
 use crate::provider::{ServiceProvider, Version};
 use crate::runtime::{Runtime, Stats};
 pub use crate::var::{read_dword, read_string};
@@ -66,6 +67,16 @@ use winprov_bindings::tapi::{
     LINEDEVCAPS,
 };
 use winprov_bindings::windows_core::{PCSTR, PCWSTR};
+use winprov_core::LineErr;
+
+/// A TSPI function's `LONG`: 0 is success, anything else the `LINEERR_*` (kept raw).
+fn status(ret: i32) -> Result<(), LineErr> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(LineErr::from_raw(ret))
+    }
+}
 
 /// One callback the provider made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,17 +147,27 @@ impl<T> Async<T> {
     pub fn accepted(&self) -> bool {
         self.ret > 0
     }
+
+    /// The export's answer: `Ok` when it returned the request's id, else its `LINEERR_*` (raw
+    /// in [`ret`](Self::ret)).
+    pub fn result(&self) -> Result<(), LineErr> {
+        if self.ret == self.request as i32 {
+            Ok(())
+        } else {
+            Err(LineErr::from_raw(self.ret))
+        }
+    }
 }
 
 /// `LINECALLSTATUS`, read back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallStatus {
     /// `dwCallState`.
-    pub state: u32,
+    pub state: CallStates,
     /// `dwCallStateMode`.
     pub mode: u32,
     /// `dwCallFeatures`.
-    pub features: u32,
+    pub features: CallFeatures,
 }
 
 #[derive(Default)]
@@ -168,6 +189,12 @@ struct Log {
     awaiting_first_state: HashSet<usize>,
     closed_calls: HashSet<usize>,
     closed_lines: HashSet<usize>,
+    /// Lines opened and not (successfully) closed.
+    open_lines: Vec<LineRef>,
+    /// The export each request was issued to.
+    kinds: HashMap<u32, &'static str>,
+    /// Accepted outbound calls: `HTAPICALL` → `HDRVCALL`.
+    call_hd: HashMap<usize, usize>,
     violations: Vec<String>,
 }
 
@@ -468,6 +495,13 @@ impl<P: ServiceProvider> Host<P> {
         id
     }
 
+    /// A fresh request id for `export`.
+    fn issue(&self, export: &'static str) -> u32 {
+        let request = self.request_id();
+        self.record.log().kinds.insert(request, export);
+        request
+    }
+
     fn returned(&self, request: u32, ret: i32) {
         let mut log = self.record.log();
         log.issued.insert(request, Some(ret));
@@ -486,17 +520,17 @@ impl<P: ServiceProvider> Host<P> {
     }
 
     /// `TSPI_lineNegotiateTSPIVersion`.
-    pub fn negotiate(&self, device: u32, low: u32, high: u32) -> Result<u32, i32> {
+    pub fn negotiate(&self, device: u32, low: u32, high: u32) -> Result<u32, LineErr> {
         let mut version = 0xDEAD_BEEF;
         // SAFETY: a valid out pointer.
         let ret = unsafe {
             exports::line_negotiate_tspi_version(self.runtime, device, low, high, &mut version)
         };
-        if ret == 0 { Ok(version) } else { Err(ret) }
+        status(ret).map(|()| version)
     }
 
     /// `TSPI_providerEnumDevices`: the number of lines.
-    pub fn enum_devices(&self) -> Result<u32, i32> {
+    pub fn enum_devices(&self) -> Result<u32, LineErr> {
         let (mut lines, mut phones) = (0, 0);
         // SAFETY: valid out pointers; null procs are allowed (this host adds no devices).
         let ret = unsafe {
@@ -510,11 +544,11 @@ impl<P: ServiceProvider> Host<P> {
                 None,
             )
         };
-        if ret == 0 { Ok(lines) } else { Err(ret) }
+        status(ret).map(|()| lines)
     }
 
     /// `TSPI_providerInit` at `version`, with this host's completion proc.
-    pub fn init_at(&self, version: u32) -> i32 {
+    pub fn init_at(&self, version: u32) -> Result<(), LineErr> {
         let lines = self.enum_devices().unwrap_or(0);
         let mut options = 0xFFFF_FFFF;
         // SAFETY: a valid out pointer and a completion proc that lives for the process.
@@ -537,27 +571,36 @@ impl<P: ServiceProvider> Host<P> {
                 .violations
                 .push("R-TSP-15: the provider asked for LINETSPIOPTION_NONREENTRANT".into());
         }
-        ret
+        status(ret)
     }
 
     /// Negotiates (`INITIALIZE_NEGOTIATION`), enumerates and initializes, as TAPISRV does.
-    pub fn start(&self) -> Result<u32, i32> {
+    pub fn start(&self) -> Result<u32, LineErr> {
         let version = self.negotiate(INITIALIZE_NEGOTIATION, Version::V2_0.0, Version::V3_0.0)?;
         self.enum_devices()?;
-        match self.init_at(version) {
-            0 => Ok(version),
-            error => Err(error),
-        }
+        self.init_at(version).map(|()| version)
     }
 
     /// `TSPI_providerShutdown`.
-    pub fn shutdown(&self) -> i32 {
+    /// After the final one, the provider has closed what was left open (R-TSP-18).
+    pub fn shutdown(&self) -> Result<(), LineErr> {
         // SAFETY: no pointers.
-        unsafe { exports::provider_shutdown(self.runtime, Version::V2_2.0, self.provider_id) }
+        status(unsafe {
+            exports::provider_shutdown(self.runtime, Version::V2_2.0, self.provider_id)
+        })?;
+        if self.stats().init_pairs == 0 {
+            let mut log = self.record.log();
+            let log = &mut *log;
+            log.open_lines.clear();
+            log.closed_calls.extend(log.call_hd.keys().copied());
+            log.closed_calls
+                .extend(log.offered.iter().map(|&(_, ht)| ht));
+        }
+        Ok(())
     }
 
     /// `TSPI_lineOpen` of line `index` at the provider's highest version.
-    pub fn open(&self, index: u32) -> Result<LineRef, i32> {
+    pub fn open(&self, index: u32) -> Result<LineRef, LineErr> {
         let ht = self.record.fresh_ht(1);
         let mut hd = HDRVLINE(std::ptr::null_mut());
         // SAFETY: a valid out pointer; an event proc that lives for the process.
@@ -571,25 +614,24 @@ impl<P: ServiceProvider> Host<P> {
                 Some(event_proc),
             )
         };
-        if ret == 0 {
-            self.lines
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(hd.0 as usize, ht);
-            Ok(LineRef {
-                hd: hd.0 as usize,
-                ht,
-                index,
-            })
-        } else {
-            Err(ret)
-        }
+        status(ret)?;
+        let line = LineRef {
+            hd: hd.0 as usize,
+            ht,
+            index,
+        };
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(line.hd, ht);
+        self.record.log().open_lines.push(line);
+        Ok(line)
     }
 
     /// `TSPI_lineClose`; on success, every accepted request of the line and of its calls must
     /// have been completed already (R-TSP-13; panics otherwise), and any later event for the
     /// line is a violation.
-    pub fn close(&self, line: LineRef) -> i32 {
+    pub fn close(&self, line: LineRef) -> Result<(), LineErr> {
         // SAFETY: no pointers.
         let ret = unsafe {
             exports::line_close(
@@ -613,8 +655,9 @@ impl<P: ServiceProvider> Host<P> {
                 .map(|(&ht_call, _)| ht_call)
                 .collect();
             log.closed_calls.extend(calls);
+            log.open_lines.retain(|open| open.ht != line.ht);
         }
-        ret
+        status(ret)
     }
 
     /// `TSPI_lineMakeCall` on `line` to `destination`.
@@ -638,7 +681,7 @@ impl<P: ServiceProvider> Host<P> {
         hd_line: usize,
         destination: Option<&[u16]>,
     ) -> Async<Option<CallRef>> {
-        let request = self.request_id();
+        let request = self.issue("TSPI_lineMakeCall");
         let ht = self.record.fresh_ht(2);
         {
             let mut log = self.record.log();
@@ -667,6 +710,9 @@ impl<P: ServiceProvider> Host<P> {
             hd: hd.0 as usize,
             ht,
         });
+        if let Some(call) = value {
+            self.record.log().call_hd.insert(call.ht, call.hd);
+        }
         if ret > 0 && hd.0.is_null() {
             self.record
                 .log()
@@ -682,21 +728,23 @@ impl<P: ServiceProvider> Host<P> {
 
     /// `TSPI_lineDrop`.
     pub fn drop_call(&self, call: CallRef) -> Async<()> {
-        self.call_request(call, exports::line_drop::<P>)
+        self.call_request(call, "TSPI_lineDrop", exports::line_drop::<P>)
     }
 
     /// `TSPI_lineAnswer`.
     pub fn answer(&self, call: CallRef) -> Async<()> {
-        self.call_request(call, exports::line_answer::<P>)
+        self.call_request(call, "TSPI_lineAnswer", exports::line_answer::<P>)
     }
 
     /// A call request with no user-user information, through `export`.
     fn call_request(
         &self,
         call: CallRef,
+        name: &'static str,
         export: unsafe fn(&'static Runtime<P>, u32, HDRVCALL, PCSTR, u32) -> i32,
     ) -> Async<()> {
-        let request = self.request_id();
+        let request = self.issue(name);
+        self.record.log().call_hd.entry(call.ht).or_insert(call.hd);
         {
             let mut log = self.record.log();
             if let Some(&line) = log.call_line.get(&call.ht) {
@@ -723,7 +771,7 @@ impl<P: ServiceProvider> Host<P> {
 
     /// `TSPI_lineDevSpecific` without a call (a call-less request).
     pub fn dev_specific(&self, line: LineRef, params: &mut [u8]) -> Async<()> {
-        let request = self.request_id();
+        let request = self.issue("TSPI_lineDevSpecific");
         self.record
             .log()
             .request_of
@@ -751,7 +799,7 @@ impl<P: ServiceProvider> Host<P> {
     /// `TSPI_lineCloseCall`; on success, every accepted request of the call must have been
     /// completed already (R-TSP-7, R-TSP-8; panics otherwise), and any later event for the call
     /// is a violation.
-    pub fn close_call(&self, call: CallRef) -> i32 {
+    pub fn close_call(&self, call: CallRef) -> Result<(), LineErr> {
         // SAFETY: no pointers.
         let ret = unsafe {
             exports::line_close_call(
@@ -775,7 +823,7 @@ impl<P: ServiceProvider> Host<P> {
             );
             log.closed_calls.insert(call.ht);
         }
-        ret
+        status(ret)
     }
 
     /// `TSPI_lineGetCallStatus` with a `total`-byte buffer prefilled with `fill`; returns the
@@ -788,16 +836,17 @@ impl<P: ServiceProvider> Host<P> {
     }
 
     /// `TSPI_lineGetCallStatus`, decoded.
-    pub fn call_status(&self, call: CallRef) -> Result<CallStatus, i32> {
+    pub fn call_status(&self, call: CallRef) -> Result<CallStatus, LineErr> {
         let (ret, bytes) = self.call_status_bytes(call, size_of::<LINECALLSTATUS>(), 0);
-        if ret != 0 {
-            return Err(ret);
-        }
+        status(ret)?;
         let dword = |member| read_dword(&bytes, member).unwrap_or(0);
         Ok(CallStatus {
-            state: dword(offset_of!(LINECALLSTATUS, dwCallState)),
+            state: CallStates::from_bits_retain(dword(offset_of!(LINECALLSTATUS, dwCallState))),
             mode: dword(offset_of!(LINECALLSTATUS, dwCallStateMode)),
-            features: dword(offset_of!(LINECALLSTATUS, dwCallFeatures)),
+            features: CallFeatures::from_bits_retain(dword(offset_of!(
+                LINECALLSTATUS,
+                dwCallFeatures
+            ))),
         })
     }
 
@@ -862,28 +911,45 @@ impl<P: ServiceProvider> Host<P> {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = answer;
     }
 
+    /// How many requests (`TSPI_lineMakeCall`, `TSPI_lineDrop`, `TSPI_lineAnswer`,
+    /// `TSPI_lineDevSpecific` …) have been handed to the provider's method so far: a request
+    /// counted had its line's or call's turn and is inside the provider's code (or was).
+    pub fn requests_entered(&self) -> u64 {
+        self.runtime.inner().entered.count()
+    }
+
+    /// Waits up to `timeout` until `n` requests in all were handed to the provider's method
+    /// ([`requests_entered`](Self::requests_entered)); whether they were. The barrier of close
+    /// races: once a request is counted, a [`close_call`](Self::close_call) or
+    /// [`close`](Self::close) on another thread finds it inside the provider's code and waits
+    /// for it, then completes it if it was accepted (R-TSP-8, R-TSP-13).
+    pub fn wait_requests_entered(&self, n: u64, timeout: Duration) -> bool {
+        self.runtime.inner().entered.wait(n, timeout)
+    }
+
     /// Every callback so far.
     pub fn messages(&self) -> Vec<Message> {
         self.record.log().messages.clone()
     }
 
-    /// The results `request` was completed with (exactly one is right).
-    pub fn completions_of(&self, request: u32) -> Vec<i32> {
+    /// The results `request` was completed with (exactly one is right): `Ok` for 0, else the
+    /// `LINEERR_*` (the raw `lResult` is also in [`messages`](Self::messages)).
+    pub fn completions_of(&self, request: u32) -> Vec<Result<(), LineErr>> {
         self.record
             .log()
             .completions
             .get(&request)
-            .cloned()
+            .map(|results| results.iter().map(|&result| status(result)).collect())
             .unwrap_or_default()
     }
 
     /// The result of `request`, if it was completed.
-    pub fn completion(&self, request: u32) -> Option<i32> {
+    pub fn completion(&self, request: u32) -> Option<Result<(), LineErr>> {
         self.completions_of(request).first().copied()
     }
 
     /// Waits up to `timeout` for `request`'s completion.
-    pub fn wait_completion(&self, request: u32, timeout: Duration) -> Option<i32> {
+    pub fn wait_completion(&self, request: u32, timeout: Duration) -> Option<Result<(), LineErr>> {
         self.wait_for(timeout, |log| log.completions.contains_key(&request));
         self.completion(request)
     }
@@ -913,8 +979,17 @@ impl<P: ServiceProvider> Host<P> {
         }
     }
 
-    /// The `LINE_CALLSTATE` values reported for `call`, in order.
-    pub fn states(&self, call: CallRef) -> Vec<u32> {
+    /// The `LINE_CALLSTATE` states reported for `call`, in order.
+    pub fn states(&self, call: CallRef) -> Vec<CallStates> {
+        self.states_with_modes(call)
+            .into_iter()
+            .map(|(state, _)| state)
+            .collect()
+    }
+
+    /// The `LINE_CALLSTATE`s reported for `call`, in order, each with its mode (`dwParam2`:
+    /// the `LINEDISCONNECTMODE_*` of `DISCONNECTED`, [`DisconnectMode::raw`](crate::DisconnectMode::raw)).
+    pub fn states_with_modes(&self, call: CallRef) -> Vec<(CallStates, u32)> {
         self.record
             .log()
             .messages
@@ -925,22 +1000,23 @@ impl<P: ServiceProvider> Host<P> {
                     msg,
                     params,
                     ..
-                } if ht_call == call.ht && msg == tapi::LINE_CALLSTATE as u32 => {
-                    Some(params[0] as u32)
-                }
+                } if ht_call == call.ht && msg == tapi::LINE_CALLSTATE as u32 => Some((
+                    CallStates::from_bits_retain(params[0] as u32),
+                    params[1] as u32,
+                )),
                 _ => None,
             })
             .collect()
     }
 
     /// Waits up to `timeout` until `call` reported `state`.
-    pub fn wait_state(&self, call: CallRef, state: u32, timeout: Duration) -> bool {
+    pub fn wait_state(&self, call: CallRef, state: CallStates, timeout: Duration) -> bool {
         self.wait_for(timeout, |log| {
             log.messages.iter().any(|message| {
                 matches!(*message, Message::Event { ht_call, msg, params, .. }
                     if ht_call == call.ht
                         && msg == tapi::LINE_CALLSTATE as u32
-                        && params[0] == state as usize)
+                        && params[0] == state.bits() as usize)
             })
         })
     }
@@ -979,27 +1055,77 @@ impl<P: ServiceProvider> Host<P> {
         self.record.log().violations.clone()
     }
 
+    /// What this host left unfinished, one line each: lines open, calls not closed, accepted
+    /// requests never completed (with their export and the line or call they belong to).
+    pub fn leftovers(&self) -> Vec<String> {
+        let log = self.record.log();
+        let mut left: Vec<String> = log
+            .open_lines
+            .iter()
+            .map(|line| {
+                format!(
+                    "line {} (HDRVLINE {:#x}, HTAPILINE {:#x}): open, never closed",
+                    line.index, line.hd, line.ht
+                )
+            })
+            .collect();
+        let mut calls: Vec<(usize, usize)> =
+            log.call_hd.iter().map(|(&ht, &hd)| (ht, hd)).collect();
+        calls.extend(log.offered.iter().map(|&(hd, ht)| (ht, hd)));
+        calls.sort_unstable();
+        calls.dedup();
+        for (ht, hd) in calls {
+            if ht != 0 && !log.closed_calls.contains(&ht) {
+                left.push(format!(
+                    "call HDRVCALL {hd:#x} (HTAPICALL {ht:#x}): never closed with TSPI_lineCloseCall"
+                ));
+            }
+        }
+        let mut requests: Vec<u32> = log
+            .issued
+            .iter()
+            .filter(|&(id, ret)| {
+                matches!(ret, Some(r) if *r > 0) && !log.completions.contains_key(id)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        requests.sort_unstable();
+        for request in requests {
+            let export = log.kinds.get(&request).copied().unwrap_or("a request");
+            let of = match log.request_of.get(&request) {
+                Some(&(_, Some(ht_call))) => match log.call_hd.get(&ht_call) {
+                    Some(hd) => format!(" of call HDRVCALL {hd:#x} (HTAPICALL {ht_call:#x})"),
+                    None => format!(" of call HTAPICALL {ht_call:#x}"),
+                },
+                Some(&(ht_line, None)) => format!(" of line HTAPILINE {ht_line:#x}"),
+                None => String::new(),
+            };
+            left.push(format!(
+                "{export} request {request:#x}{of}: accepted, never completed"
+            ));
+        }
+        left
+    }
+
     /// Checks the end state of a run: no rule violation, every accepted request completed,
-    /// and no line, call, pending request or Init pair left. Call it after the final
+    /// and no line, call, pending request or Init pair left; a failure names what is left
+    /// ([`leftovers`](Self::leftovers)). Call it after the final
     /// [`shutdown`](Self::shutdown).
     #[track_caller]
     pub fn assert_idle(&self) {
         self.assert_clean();
         let stats = self.stats();
-        assert_eq!(
-            (
-                stats.lines,
-                stats.calls,
-                stats.pending_requests,
-                stats.init_pairs
-            ),
-            (0, 0, 0, 0),
-            "live objects left: {stats:?}"
+        let left = self.leftovers();
+        let live = (
+            stats.lines,
+            stats.calls,
+            stats.pending_requests,
+            stats.init_pairs,
         );
-        let unfinished = self.unfinished();
         assert!(
-            unfinished.is_empty(),
-            "accepted, never completed: {unfinished:x?}"
+            live == (0, 0, 0, 0) && left.is_empty(),
+            "left unfinished ({stats:?}):\n{}",
+            left.join("\n")
         );
     }
 

@@ -9,12 +9,13 @@ use winprov_bindings::tapi::{self, LINECALLSTATUS};
 use winprov_tspi::testing::read_dword;
 use winprov_tspi::testing::{CallRef, Host, Message, NewCallAnswer};
 use winprov_tspi::{
-    Call, CallEvents, CallState, CallerId, Closed, Completed, Delivery, DisconnectMode, EventError,
-    Line, LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending, PendingCall,
-    Request, ServiceProvider, Version,
+    Call, CallEvents, CallState, CallStates, CallerId, Closed, Completed, Delivery, DisconnectMode,
+    EventError, Line, LineCaps, LineErr, LineEvents, LineIndex, MakeCall, NewCallError, Pending,
+    PendingCall, Request, ServiceProvider, Version,
 };
 
-const FAILED: i32 = LineErr::LINEERR_OPERATIONFAILED.raw();
+const FAILED: Result<(), LineErr> = Err(LineErr::LINEERR_OPERATIONFAILED);
+const OK: Result<(), LineErr> = Ok(());
 const WATCHDOG: Duration = Duration::from_secs(20);
 
 /// Runs `f` on a thread and fails the test if it does not return within the watchdog (a
@@ -263,7 +264,7 @@ fn connected(host: &Host<Lab>, control: &Control) -> CallRef {
         .expect("a free line");
     control.set_make(MakeMode::Succeed);
     let call = host.make_call(line, Some("5551234"));
-    assert_eq!(call.ret, call.request as i32);
+    assert_eq!(call.result(), OK);
     control
         .events
         .lock()
@@ -276,7 +277,7 @@ fn connected(host: &Host<Lab>, control: &Control) -> CallRef {
 }
 
 fn finish(host: Host<Lab>) {
-    assert_eq!(host.shutdown(), 0);
+    assert_eq!(host.shutdown(), OK);
     host.assert_idle();
 }
 
@@ -287,11 +288,11 @@ fn r_tsp_1_negotiation() {
         let (v2_0, v2_2, v3_0) = (Version::V2_0.0, Version::V2_2.0, Version::V3_0.0);
         assert_eq!(host.negotiate(INITIALIZE_NEGOTIATION, v2_0, v3_0), Ok(v2_2));
         assert_eq!(host.negotiate(INITIALIZE_NEGOTIATION, v2_0, v2_0), Ok(v2_0));
-        let incompatible = LineErr::LINEERR_INCOMPATIBLEAPIVERSION.raw();
+        let incompatible = LineErr::LINEERR_INCOMPATIBLEAPIVERSION;
         for (low, high) in [(v3_0, v3_0 + 1), (0x0001_0003, 0x0001_0004), (v2_2, v2_0)] {
             let got = host.negotiate(INITIALIZE_NEGOTIATION, low, high);
             assert_eq!(got, Err(incompatible), "{low:#x}..{high:#x}");
-            assert_ne!(got, Err(LineErr::LINEERR_OPERATIONUNAVAIL.raw()));
+            assert_ne!(got, Err(LineErr::LINEERR_OPERATIONUNAVAIL));
         }
         // A device id needs the device base from TSPI_providerInit.
         assert!(host.negotiate(host.device(0), v2_0, v3_0).is_err());
@@ -299,7 +300,7 @@ fn r_tsp_1_negotiation() {
         assert_eq!(host.negotiate(host.device(2), v2_0, v3_0), Ok(v2_2));
         assert_eq!(
             host.negotiate(host.device(3), v2_0, v3_0),
-            Err(LineErr::LINEERR_BADDEVICEID.raw())
+            Err(LineErr::LINEERR_BADDEVICEID)
         );
         finish(host);
     });
@@ -309,14 +310,14 @@ fn r_tsp_1_negotiation() {
 fn r_tsp_2_an_extra_init_is_absorbed() {
     bounded(|| {
         let (host, control) = lab();
-        assert_eq!(host.init_at(Version::V2_2.0), 0);
+        assert_eq!(host.init_at(Version::V2_2.0), OK);
         assert_eq!(host.stats().init_pairs, 2);
-        assert_eq!(host.shutdown(), 0);
+        assert_eq!(host.shutdown(), OK);
         assert!(!control.shut_down.load(Ordering::SeqCst));
         let line = host
             .open(0)
             .expect("still initialized after the first shutdown");
-        assert_eq!(host.close(line), 0);
+        assert_eq!(host.close(line), OK);
         finish(host);
         assert!(control.shut_down.load(Ordering::SeqCst));
     });
@@ -337,7 +338,7 @@ fn r_tsp_3_an_async_export_returns_its_request_id_or_a_lineerr() {
             control.set_make(mode);
             let call = host.make_call(line, Some("100"));
             if expect_accept {
-                assert_eq!(call.ret, call.request as i32, "{mode:?}");
+                assert_eq!(call.result(), OK, "{mode:?}");
             } else {
                 assert!(call.ret < 0, "{mode:?}: {:#x}", call.ret);
             }
@@ -356,19 +357,19 @@ fn r_tsp_4_exactly_one_completion_per_accepted_request() {
 
         // Completed before the export returned.
         let early = host.make_call(line, Some("1"));
-        assert_eq!(host.completions_of(early.request), [0]);
+        assert_eq!(host.completions_of(early.request), [OK]);
 
         // Rejected, or a panic before accepting: never completed.
         control.set_make(MakeMode::Reject);
         let rejected = host.make_call(line, Some("2"));
         assert_eq!(
-            rejected.ret,
-            LineErr::LINEERR_CALLUNAVAIL.raw(),
+            rejected.result(),
+            Err(LineErr::LINEERR_CALLUNAVAIL),
             "the reject's LINEERR"
         );
         control.set_make(MakeMode::Panic);
         let panicked = host.make_call(line, Some("3"));
-        assert_eq!(panicked.ret, FAILED);
+        assert_eq!(panicked.result(), FAILED);
 
         // A panic after accepting: the dropped guard completes it, once.
         control.set_make(MakeMode::PanicAfterAccept);
@@ -389,7 +390,7 @@ fn r_tsp_4_exactly_one_completion_per_accepted_request() {
         })
         .join()
         .unwrap();
-        assert_eq!(host.completions_of(later.request), [0]);
+        assert_eq!(host.completions_of(later.request), [OK]);
         assert_eq!(host.completions_of(dropped.request), [FAILED]);
         assert!(host.completions_of(rejected.request).is_empty());
         assert!(host.completions_of(panicked.request).is_empty());
@@ -398,7 +399,7 @@ fn r_tsp_4_exactly_one_completion_per_accepted_request() {
         control.set_drop(DropMode::Hold);
         let call = later.value.unwrap();
         let drop = host.drop_call(call);
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(host.close_call(call), OK);
         let late = control.pending.lock().unwrap().pop().unwrap();
         assert!(late.is_aborted());
         assert_eq!(late.complete(Ok(())), Delivery::AlreadyFinished);
@@ -432,10 +433,10 @@ fn r_tsp_4_a_make_call_accepted_while_its_line_closes_is_refused() {
             }
             release.send(()).unwrap();
             let made = making.join().unwrap();
-            assert_eq!(closing.join().unwrap(), 0);
+            assert_eq!(closing.join().unwrap(), OK);
             assert_eq!(
-                made.ret,
-                LineErr::LINEERR_INVALLINEHANDLE.raw(),
+                made.result(),
+                Err(LineErr::LINEERR_INVALLINEHANDLE),
                 "a make-call accepted on a closing line"
             );
             assert!(host.completions_of(made.request).is_empty());
@@ -472,13 +473,13 @@ fn r_tsp_4_a_request_accepted_while_its_call_closes_is_completed_once() {
             }
             release.send(()).unwrap();
             let dropped = dropping.join().unwrap();
-            assert_eq!(dropped.ret, dropped.request as i32, "accepted");
+            assert_eq!(dropped.result(), OK, "accepted");
             assert_eq!(
                 host.completions_of(dropped.request),
                 [FAILED],
                 "accepted after its call's close began, and not completed before its export returned"
             );
-            assert_eq!(closing.join().unwrap(), 0);
+            assert_eq!(closing.join().unwrap(), OK);
         });
         let late = control.pending.lock().unwrap().pop().unwrap();
         assert_eq!(late.complete(Ok(())), Delivery::AlreadyFinished);
@@ -518,7 +519,7 @@ fn r_tsp_5_callbacks_never_overlap() {
             }
         });
         for call in &calls {
-            assert_eq!(host.completions_of(call.request), [0]);
+            assert_eq!(host.completions_of(call.request), [OK]);
         }
         host.assert_clean();
         finish(host);
@@ -535,10 +536,7 @@ fn r_tsp_6_no_event_before_the_creating_request_succeeds() {
         let hd = call.value.unwrap();
         assert_ne!(hd.hd, 0, "*lphdCall written before the export returned");
         assert!(host.states(hd).is_empty());
-        assert_eq!(
-            host.call_status(hd).unwrap().state,
-            tapi::LINECALLSTATE_UNKNOWN
-        );
+        assert_eq!(host.call_status(hd).unwrap().state, CallStates::UNKNOWN);
         // The only way to an event sender is the creating request's success.
         let pending = control.made.lock().unwrap().pop().unwrap();
         let events = pending.succeed().unwrap();
@@ -564,12 +562,12 @@ fn r_tsp_6_no_event_before_the_creating_request_succeeds() {
         let call = host.make_call(line, Some("5551234"));
         let hd = call.value.unwrap();
         let drop = host.drop_call(hd);
-        assert_eq!(host.completions_of(drop.request), [0]);
+        assert_eq!(host.completions_of(drop.request), [OK]);
         let pending = control.made.lock().unwrap().pop().unwrap();
         assert_eq!(pending.succeed().err(), Some(Closed));
         assert_eq!(host.completions_of(call.request), [FAILED]);
         assert!(host.states(hd).is_empty());
-        assert_eq!(host.close_call(hd), 0);
+        assert_eq!(host.close_call(hd), OK);
         finish(host);
     });
 }
@@ -582,7 +580,7 @@ fn r_tsp_7_close_call_fails_a_pending_make_call() {
         control.set_make(MakeMode::Accept);
         let call = host.make_call(line, Some("5551234"));
         let pending = control.made.lock().unwrap().pop().unwrap();
-        assert_eq!(host.close_call(call.value.unwrap()), 0);
+        assert_eq!(host.close_call(call.value.unwrap()), OK);
         assert_eq!(host.completions_of(call.request), [FAILED]);
         assert!(pending.is_aborted());
         assert!(pending.cancellation().is_cancelled());
@@ -600,17 +598,17 @@ fn r_tsp_8_close_call_right_after_drop_fails_the_pending_drop() {
         let call = connected(&host, &control);
         control.set_drop(DropMode::Hold);
         let drop = host.drop_call(call);
-        assert_eq!(drop.ret, drop.request as i32);
+        assert_eq!(drop.result(), OK);
         assert!(
             host.completion(drop.request).is_none(),
             "the drop is pending"
         );
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(host.close_call(call), OK);
         // Completed before lineCloseCall returned, with LINEERR_OPERATIONFAILED.
         assert_eq!(host.completions_of(drop.request), [FAILED]);
         let late = control.pending.lock().unwrap().pop().unwrap();
         assert_eq!(late.complete(Ok(())), Delivery::AlreadyFinished);
-        assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+        assert!(!host.states(call).contains(&CallStates::IDLE));
         finish(host);
     });
 }
@@ -639,7 +637,7 @@ fn r_tsp_8_close_call_completes_every_pending_request_even_one_completing_meanwh
                 host.drop_call(call),
             ];
             for request in &requests {
-                assert_eq!(request.ret, request.request as i32, "accepted");
+                assert_eq!(request.result(), OK, "accepted");
             }
             let mut pending = std::mem::take(&mut *control.pending.lock().unwrap());
             assert_eq!(pending.len(), 3);
@@ -655,10 +653,10 @@ fn r_tsp_8_close_call_completes_every_pending_request_even_one_completing_meanwh
                 let closed = host.close_call(call);
                 (closed, completer.join().unwrap())
             });
-            assert_eq!(closed, 0);
+            assert_eq!(closed, OK);
             for (i, request) in requests.iter().enumerate() {
                 let expected = if i == racing && delivery == Delivery::Delivered {
-                    0
+                    OK
                 } else {
                     FAILED
                 };
@@ -689,15 +687,15 @@ fn r_tsp_8_close_call_during_a_drop_completed_at_once() {
     let (host, control) = lab();
     let call = connected(&host, &control);
     let closed = control.take_events().cancellation().clone();
-    let (entered, in_drop) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     *control.on_request.lock().unwrap() = Some(Box::new(move || {
-        entered.send(()).unwrap();
         released.recv().unwrap();
     }));
+    let before = host.requests_entered();
     std::thread::scope(|scope| {
         let dropping = scope.spawn(|| host.drop_call(call));
-        in_drop.recv().unwrap();
+        // The simulator's barrier: the drop is inside the provider's method.
+        assert!(host.wait_requests_entered(before + 1, WATCHDOG));
         let closing = scope.spawn(|| host.close_call(call));
         closed.wait();
         // Long enough for a lineCloseCall that does not wait for the method to have returned.
@@ -708,20 +706,20 @@ fn r_tsp_8_close_call_during_a_drop_completed_at_once() {
             !early,
             "lineCloseCall returned while a request of the call was in the author's method"
         );
-        assert_eq!(closing.join().unwrap(), 0);
+        assert_eq!(closing.join().unwrap(), OK);
         let at_close = host.messages();
         let drop = dropping.join().unwrap();
-        assert_eq!(drop.ret, drop.request as i32);
+        assert_eq!(drop.result(), OK);
         assert_eq!(host.completions_of(drop.request), [FAILED]);
         assert!(
             at_close.contains(&Message::Completion {
                 request: drop.request,
-                result: FAILED,
+                result: LineErr::LINEERR_OPERATIONFAILED.raw(),
             }),
             "the drop completed before lineCloseCall returned"
         );
     });
-    assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+    assert!(!host.states(call).contains(&CallStates::IDLE));
     assert_eq!(control.calls_closed.load(Ordering::SeqCst), 1);
     finish(host);
 }
@@ -733,31 +731,22 @@ fn r_tsp_9_no_event_after_close_call() {
             let (host, control) = lab();
             let call = connected(&host, &control);
             let events = control.take_events();
-            let stop = Arc::new(AtomicBool::new(false));
-            let worker = {
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    let mut closed = false;
-                    while !stop.load(Ordering::SeqCst) {
-                        match events.state(CallState::OnHold) {
-                            Ok(()) => {}
-                            Err(EventError::Closed) => closed = true,
-                            Err(other) => panic!("{other:?}"),
-                        }
-                        if closed {
-                            break;
-                        }
+            let worker = std::thread::spawn(move || {
+                loop {
+                    match events.state(CallState::OnHold) {
+                        Ok(()) => {}
+                        Err(EventError::Closed) => break,
+                        Err(other) => panic!("{other:?}"),
                     }
-                    (closed, events.is_closed())
-                })
-            };
-            std::thread::sleep(Duration::from_micros(200));
-            assert_eq!(host.close_call(call), 0);
+                }
+                events.is_closed()
+            });
+            // The worker is reporting states when the close comes.
+            assert!(host.wait_state(call, CallStates::ONHOLD, WATCHDOG));
+            assert_eq!(host.close_call(call), OK);
             let count = host.states(call).len();
-            std::thread::sleep(Duration::from_millis(2));
-            stop.store(true, Ordering::SeqCst);
-            let (_, closed) = worker.join().unwrap();
-            assert!(closed);
+            // The worker stops by itself once a report finds the call closed.
+            assert!(worker.join().unwrap());
             assert_eq!(
                 host.states(call).len(),
                 count,
@@ -774,19 +763,13 @@ fn r_tsp_10_idle_after_a_successful_drop() {
         let (host, control) = lab();
         let call = connected(&host, &control);
         let drop = host.drop_call(call);
-        assert_eq!(host.completions_of(drop.request), [0]);
+        assert_eq!(host.completions_of(drop.request), [OK]);
         let states = host.states(call);
-        assert_eq!(states.last(), Some(&tapi::LINECALLSTATE_IDLE));
-        assert_eq!(
-            states
-                .iter()
-                .filter(|&&s| s == tapi::LINECALLSTATE_IDLE)
-                .count(),
-            1
-        );
+        assert_eq!(states.last(), Some(&CallStates::IDLE));
+        assert_eq!(states.iter().filter(|&&s| s == CallStates::IDLE).count(), 1);
         let events = control.take_events();
         assert_eq!(events.state(CallState::Connected), Err(EventError::Idle));
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(host.close_call(call), OK);
 
         // A failed drop leaves the call as it was; a drop ended by lineCloseCall has no IDLE.
         let call = connected(&host, &control);
@@ -794,15 +777,15 @@ fn r_tsp_10_idle_after_a_successful_drop() {
         let failed = host.drop_call(call);
         assert_eq!(
             host.completions_of(failed.request),
-            [LineErr::LINEERR_OPERATIONUNAVAIL.raw()]
+            [Err(LineErr::LINEERR_OPERATIONUNAVAIL)]
         );
-        assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+        assert!(!host.states(call).contains(&CallStates::IDLE));
         control.set_drop(DropMode::Hold);
         host.drop_call(call);
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(host.close_call(call), OK);
         let late = control.pending.lock().unwrap().pop().unwrap();
         let _ = late.complete(Ok(()));
-        assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+        assert!(!host.states(call).contains(&CallStates::IDLE));
         control.events.lock().unwrap().clear();
         finish(host);
     });
@@ -828,10 +811,10 @@ fn r_tsp_11_remote_hangup_is_disconnected_then_idle_after_the_drop() {
                 tapi::LINEDISCONNECTMODE_NORMAL
             ))
         );
-        assert!(!host.states(call).contains(&tapi::LINECALLSTATE_IDLE));
+        assert!(!host.states(call).contains(&CallStates::IDLE));
         host.drop_call(call);
-        assert_eq!(host.states(call).last(), Some(&tapi::LINECALLSTATE_IDLE));
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(host.states(call).last(), Some(&CallStates::IDLE));
+        assert_eq!(host.close_call(call), OK);
         finish(host);
     });
 }
@@ -843,21 +826,18 @@ fn r_tsp_12_drop_of_an_idle_or_unknown_call() {
         let call = connected(&host, &control);
         host.drop_call(call);
         let again = host.drop_call(call);
-        assert_eq!(again.ret, LineErr::LINEERR_INVALCALLSTATE.raw());
+        assert_eq!(again.result(), Err(LineErr::LINEERR_INVALCALLSTATE));
         let forged = host.drop_call(CallRef {
             hd: 0x1234_5678,
             ht: 1,
         });
-        assert_eq!(forged.ret, LineErr::LINEERR_INVALCALLHANDLE.raw());
+        assert_eq!(forged.result(), Err(LineErr::LINEERR_INVALCALLHANDLE));
         let null = host.drop_call(CallRef { hd: 0, ht: 1 });
-        assert_eq!(null.ret, LineErr::LINEERR_INVALCALLHANDLE.raw());
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(null.result(), Err(LineErr::LINEERR_INVALCALLHANDLE));
+        assert_eq!(host.close_call(call), OK);
         let stale = host.drop_call(call);
-        assert_eq!(stale.ret, LineErr::LINEERR_INVALCALLHANDLE.raw());
-        assert_eq!(
-            host.close_call(call),
-            LineErr::LINEERR_INVALCALLHANDLE.raw()
-        );
+        assert_eq!(stale.result(), Err(LineErr::LINEERR_INVALCALLHANDLE));
+        assert_eq!(host.close_call(call), Err(LineErr::LINEERR_INVALCALLHANDLE));
         for request in [again.request, forged.request, null.request, stale.request] {
             assert!(host.completions_of(request).is_empty());
         }
@@ -879,7 +859,7 @@ fn r_tsp_13_line_close_completes_everything_and_silences_the_line() {
         control.set_drop(DropMode::Hold);
         let drop = host.drop_call(talking.value.unwrap());
         let events = control.take_events();
-        assert_eq!(host.close(line), 0);
+        assert_eq!(host.close(line), OK);
         for request in [call_less.request, dialling.request, drop.request] {
             assert_eq!(host.completions_of(request), [FAILED], "{request:#x}");
         }
@@ -887,9 +867,9 @@ fn r_tsp_13_line_close_completes_everything_and_silences_the_line() {
         assert!(control.lines.lock().unwrap()[0].is_closed());
         assert_eq!(
             host.close_call(talking.value.unwrap()),
-            LineErr::LINEERR_INVALCALLHANDLE.raw()
+            Err(LineErr::LINEERR_INVALCALLHANDLE)
         );
-        assert_eq!(host.close(line), LineErr::LINEERR_INVALLINEHANDLE.raw());
+        assert_eq!(host.close(line), Err(LineErr::LINEERR_INVALLINEHANDLE));
         assert_eq!(control.calls_closed.load(Ordering::SeqCst), 2);
         assert_eq!(control.lines_closed.load(Ordering::SeqCst), 1);
         for late in control.pending.lock().unwrap().drain(..) {
@@ -930,8 +910,8 @@ fn r_tsp_13_line_close_waits_for_a_call_closing_on_another_thread() {
                 !early,
                 "lineClose returned (or closed the line) while a call of the line was being closed"
             );
-            assert_eq!(closing_call.join().unwrap(), 0);
-            assert_eq!(closing_line.join().unwrap(), 0);
+            assert_eq!(closing_call.join().unwrap(), OK);
+            assert_eq!(closing_line.join().unwrap(), OK);
         });
         assert_eq!(events.state(CallState::Connected), Err(EventError::Closed));
         assert_eq!(control.calls_closed.load(Ordering::SeqCst), 1);
@@ -970,7 +950,7 @@ fn r_tsp_14_new_call_then_call_state_and_a_null_htcall() {
         );
         assert_eq!(host.caller_id(call).as_deref(), Some("5550100"));
         let answer = host.answer(call);
-        assert_eq!(host.completions_of(answer.request), [0]);
+        assert_eq!(host.completions_of(answer.request), [OK]);
         events.state(CallState::Connected).unwrap();
 
         host.answer_new_calls(NewCallAnswer::Null);
@@ -978,7 +958,7 @@ fn r_tsp_14_new_call_then_call_state_and_a_null_htcall() {
         let refused = line_events.new_call(LabCall(Arc::clone(&control)), CallerId::default());
         assert_eq!(refused.err(), Some(NewCallError::Refused));
         assert_eq!(host.stats().calls, before);
-        assert_eq!(host.close_call(call), 0);
+        assert_eq!(host.close_call(call), OK);
         finish(host);
     });
 }
@@ -1008,10 +988,11 @@ fn r_tsp_15_concurrent_calls_to_one_entry_point() {
         });
         for call in &met {
             assert_eq!(
-                call.ret, call.request as i32,
+                call.result(),
+                OK,
                 "the two make-calls never ran at the same time"
             );
-            assert_eq!(host.close_call(call.value.unwrap()), 0);
+            assert_eq!(host.close_call(call.value.unwrap()), OK);
         }
         control.set_make(MakeMode::Succeed);
         let results = std::thread::scope(|scope| {
@@ -1025,7 +1006,7 @@ fn r_tsp_15_concurrent_calls_to_one_entry_point() {
                                 let call = host.make_call(line, Some("42"));
                                 let ref_ = call.value.unwrap();
                                 let drop = host.drop_call(ref_);
-                                assert_eq!(host.close_call(ref_), 0);
+                                assert_eq!(host.close_call(ref_), OK);
                                 (call.request, drop.request)
                             })
                             .collect::<Vec<_>>()
@@ -1038,8 +1019,8 @@ fn r_tsp_15_concurrent_calls_to_one_entry_point() {
                 .collect::<Vec<_>>()
         });
         for (make, drop) in results {
-            assert_eq!(host.completions_of(make), [0]);
-            assert_eq!(host.completions_of(drop), [0]);
+            assert_eq!(host.completions_of(make), [OK]);
+            assert_eq!(host.completions_of(drop), [OK]);
         }
         control.events.lock().unwrap().clear();
         finish(host);
@@ -1097,13 +1078,13 @@ fn r_tsp_17_undiallable_strings_fail_synchronously() {
             ("55x5", LineErr::LINEERR_INVALADDRESS),
         ] {
             let call = host.make_call(line, Some(dial));
-            assert_eq!(call.ret, error.raw(), "{dial}");
+            assert_eq!(call.result(), Err(error), "{dial}");
             assert!(host.completions_of(call.request).is_empty());
         }
         // Unterminated within the limit the framework reads is refused too, not overrun.
         let long = vec![u16::from(b'5'); 5000];
         let call = host.make_call_raw(line.hd, Some(&long));
-        assert_eq!(call.ret, LineErr::LINEERR_INVALADDRESS.raw());
+        assert_eq!(call.result(), Err(LineErr::LINEERR_INVALADDRESS));
         assert_eq!(
             control.make_calls.load(Ordering::SeqCst),
             0,
@@ -1119,7 +1100,7 @@ fn r_tsp_18_nothing_before_init_and_nothing_after_the_final_shutdown() {
     bounded(|| {
         let control = Control::new();
         let host = Host::new(Lab(Arc::clone(&control)));
-        assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_NODRIVER.raw()));
+        assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_NODRIVER));
         assert_eq!(
             host.dev_caps_bytes(0, 1024).0,
             LineErr::LINEERR_NODRIVER.raw()
@@ -1133,10 +1114,10 @@ fn r_tsp_18_nothing_before_init_and_nothing_after_the_final_shutdown() {
         control.set_make(MakeMode::Accept);
         let pending = host.make_call(line, Some("1"));
         // The final shutdown closes what TAPI left open, completing its requests.
-        assert_eq!(host.shutdown(), 0);
+        assert_eq!(host.shutdown(), OK);
         assert_eq!(host.completions_of(pending.request), [FAILED]);
-        assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_NODRIVER.raw()));
-        assert_eq!(host.close(line), LineErr::LINEERR_INVALLINEHANDLE.raw());
+        assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_NODRIVER));
+        assert_eq!(host.close(line), Err(LineErr::LINEERR_INVALLINEHANDLE));
         control.made.lock().unwrap().clear();
         host.assert_idle();
     });
@@ -1146,9 +1127,54 @@ fn r_tsp_18_nothing_before_init_and_nothing_after_the_final_shutdown() {
 fn forged_line_handles_and_bad_pointers_are_refused() {
     let (host, _control) = lab();
     let call = host.make_call_raw(0xDEAD_BEEF, Some(&winprov_core::ffi::to_wide_nul("1")));
-    assert_eq!(call.ret, LineErr::LINEERR_INVALLINEHANDLE.raw());
+    assert_eq!(call.result(), Err(LineErr::LINEERR_INVALLINEHANDLE));
     let line = host.open(0).unwrap();
-    assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_ALLOCATED.raw()));
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.open(0).err(), Some(LineErr::LINEERR_ALLOCATED));
+    assert_eq!(host.close(line), OK);
     finish(host);
+}
+
+/// What a run leaves unfinished is named by the simulator: the request by its export, id and
+/// call, the call by its handles; once the host closes the call, nothing is left.
+#[test]
+fn assert_idle_names_what_is_left() {
+    bounded(|| {
+        let (host, control) = lab();
+        let call = connected(&host, &control);
+        control.set_drop(DropMode::Hold);
+        let drop = host.drop_call(call);
+        assert_eq!(drop.result(), OK);
+        let left = host.leftovers();
+        assert!(
+            left.contains(&format!(
+                "TSPI_lineDrop request {:#x} of call HDRVCALL {:#x} (HTAPICALL {:#x}): accepted, \
+                 never completed",
+                drop.request, call.hd, call.ht
+            )),
+            "{left:#?}"
+        );
+        assert!(
+            left.contains(&format!(
+                "call HDRVCALL {:#x} (HTAPICALL {:#x}): never closed with TSPI_lineCloseCall",
+                call.hd, call.ht
+            )),
+            "{left:#?}"
+        );
+        let idle = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.assert_idle()));
+        let message = idle.expect_err("a pending drop is not idle");
+        let message = message
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(message.contains("TSPI_lineDrop request"), "{message}");
+        assert_eq!(host.close_call(call), OK);
+        assert!(
+            host.leftovers()
+                .iter()
+                .all(|left| left.starts_with("line ")),
+            "{:#?}",
+            host.leftovers()
+        );
+        control.pending.lock().unwrap().clear();
+        finish(host);
+    });
 }

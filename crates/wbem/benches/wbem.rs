@@ -40,8 +40,8 @@ use winprov_core::HostSink;
 use winprov_wbem::runtime::{CallSink, Runtime};
 use winprov_wbem::testing::{CallRecord, Cim, ClientSink, Host, RawName, RawValue};
 use winprov_wbem::{
-    BATCH_SIZE, Completed, EventProvider, HResult, Instance, InstanceProvider, MethodProvider,
-    ProviderInit, Response, SinkMessage, Value, WBEM_STATUS_COMPLETE,
+    BATCH_SIZE, CallFlags, Completed, EventProvider, HResult, Instance, InstanceProvider,
+    MethodProvider, ProviderInit, Response, SinkMessage, Value, WBEM_STATUS_COMPLETE,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -859,7 +859,7 @@ impl ComBench {
             .provider()
             .count
             .store(n, Ordering::Relaxed);
-        self.host.enumerate(sink, SHARE, 0)
+        self.host.enumerate(sink, SHARE, CallFlags::empty())
     }
 
     /// The same `n` objects made by hand on the same simulator objects: `SpawnInstance`, three

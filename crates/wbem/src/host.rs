@@ -6,14 +6,40 @@
 
 use crate::value::Instance;
 use std::sync::Arc;
+use winprov_bindings::wbem;
 use winprov_core::{HResult, HostMessage, HostSink};
 
 /// `lFlags` of `SetStatus`: the final status.
 pub const WBEM_STATUS_COMPLETE: i32 = 0;
 /// `lFlags` of `SetStatus`: a progress report (`hResult` = `MAKELONG(done, total)`).
 pub const WBEM_STATUS_PROGRESS: i32 = 2;
-/// `lFlags` of an `*Async` call: the client wants progress reports.
-pub const WBEM_FLAG_SEND_STATUS: i32 = 0x80;
+bitflags::bitflags! {
+    /// `lFlags` of a call (`WBEM_FLAG_*`): the raw value is `bits()`, and bits this crate
+    /// does not name are kept (`from_bits_retain`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct CallFlags: i32 {
+        /// `WBEM_FLAG_UPDATE_ONLY` (`PutInstanceAsync`): the instance must exist.
+        const UPDATE_ONLY = wbem::WBEM_FLAG_UPDATE_ONLY.0;
+        /// `WBEM_FLAG_CREATE_ONLY` (`PutInstanceAsync`): the instance must not exist.
+        const CREATE_ONLY = wbem::WBEM_FLAG_CREATE_ONLY.0;
+        /// `WBEM_FLAG_RETURN_IMMEDIATELY`.
+        const RETURN_IMMEDIATELY = wbem::WBEM_FLAG_RETURN_IMMEDIATELY.0;
+        /// `WBEM_FLAG_FORWARD_ONLY`.
+        const FORWARD_ONLY = wbem::WBEM_FLAG_FORWARD_ONLY.0;
+        /// `WBEM_FLAG_SEND_STATUS`: the client wants progress reports.
+        const SEND_STATUS = wbem::WBEM_FLAG_SEND_STATUS.0;
+        /// `WBEM_FLAG_ENSURE_LOCATABLE`.
+        const ENSURE_LOCATABLE = wbem::WBEM_FLAG_ENSURE_LOCATABLE.0;
+        /// `WBEM_FLAG_DIRECT_READ`.
+        const DIRECT_READ = wbem::WBEM_FLAG_DIRECT_READ.0;
+        /// `WBEM_FLAG_USE_AMENDED_QUALIFIERS`.
+        const USE_AMENDED_QUALIFIERS = wbem::WBEM_FLAG_USE_AMENDED_QUALIFIERS.0;
+        /// `WBEM_FLAG_ADVISORY`.
+        const ADVISORY = wbem::WBEM_FLAG_ADVISORY.0;
+        // Bits of later versions are kept as they are.
+        const _ = !0;
+    }
+}
 
 /// One call of the client's `IWbemObjectSink`.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@
 //! got and on which thread, and requires every outcome the race allows to have been seen: a
 //! model that no longer reaches the race fails.
 
-use crate::host::{SinkMessage, WBEM_STATUS_COMPLETE};
+use crate::host::{CallFlags, SinkMessage, WBEM_STATUS_COMPLETE};
 use crate::op::{CancelOutcome, Op};
 use crate::provider::{EventProvider, InstanceProvider, MethodProvider, ProviderInit, Response};
 use crate::runtime::{CallSink, Runtime};
@@ -353,7 +353,7 @@ fn a_dropped_guard_races_cancel() {
         &[(FAILED, By::CallThread), (CANCELLED, By::Canceller)],
         || {
             let recorder = StdArc::new(Recorder::default());
-            let op = Arc::new(Op::new(StdArc::clone(&recorder) as _, 0));
+            let op = Arc::new(Op::new(StdArc::clone(&recorder) as _, CallFlags::empty()));
             let author = thread::spawn({
                 let op = Arc::clone(&op);
                 move || {

@@ -14,7 +14,9 @@
 //! the sink runs (a sink that calls `CancelAsyncCall` from inside `Indicate` — which WMI
 //! documents as not operational — does not deadlock).
 
-use crate::host::{CallServices, ResponseSink, Services, SinkMessage, WBEM_STATUS_COMPLETE};
+use crate::host::{
+    CallFlags, CallServices, ResponseSink, Services, SinkMessage, WBEM_STATUS_COMPLETE,
+};
 use winprov_core::sync::{Mutex, MutexGuard, lock};
 use winprov_core::{CallSlot, CancellationSource, CancellationToken, Claimed, Delivery, HResult};
 
@@ -46,13 +48,13 @@ pub(crate) struct Op {
     cancel: CancellationSource,
     token: CancellationToken,
     /// The call's `lFlags`.
-    pub(crate) flags: i32,
+    pub(crate) flags: CallFlags,
     /// The call's dependent-request services (R-WMI-14), when its host gives any.
     services: Option<CallServices>,
 }
 
 impl Op {
-    pub(crate) fn new(sink: ResponseSink, flags: i32) -> Self {
+    pub(crate) fn new(sink: ResponseSink, flags: CallFlags) -> Self {
         let slot = CallSlot::new();
         let armed = slot.arm();
         debug_assert!(armed, "a new slot arms");

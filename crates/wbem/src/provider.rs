@@ -13,8 +13,7 @@
 //! (scoped threads are fine).
 
 use crate::host::{
-    EventHostSink, EventIndicate, Services, SinkMessage, WBEM_FLAG_SEND_STATUS,
-    WBEM_STATUS_PROGRESS,
+    CallFlags, EventHostSink, EventIndicate, Services, SinkMessage, WBEM_STATUS_PROGRESS,
 };
 use crate::op::Op;
 use crate::value::Instance;
@@ -299,7 +298,7 @@ impl<'call> Response<'call> {
     /// client asked for it with `WBEM_FLAG_SEND_STATUS`; otherwise does nothing (R-WMI-4).
     /// Whether a report was sent.
     pub fn progress(&mut self, done: u16, total: u16) -> bool {
-        if self.reply.op.flags & WBEM_FLAG_SEND_STATUS == 0 || self.flush().is_err() {
+        if !self.reply.op.flags.contains(CallFlags::SEND_STATUS) || self.flush().is_err() {
             return false;
         }
         let hresult = HResult::from_raw((u32::from(total) << 16 | u32::from(done)) as i32);
@@ -327,7 +326,7 @@ impl<'call> Response<'call> {
     }
 
     /// The call's `lFlags`.
-    pub fn flags(&self) -> i32 {
+    pub fn flags(&self) -> CallFlags {
         self.reply.op.flags
     }
 
@@ -364,7 +363,7 @@ macro_rules! single_answer_guard {
             }
 
             /// The call's `lFlags`.
-            pub fn flags(&self) -> i32 {
+            pub fn flags(&self) -> CallFlags {
                 self.reply.op.flags
             }
 
@@ -442,18 +441,13 @@ pub enum PutMode {
     CreateOnly,
 }
 
-/// `lFlags` bit of `PutInstanceAsync`: update an existing instance only.
-pub const WBEM_FLAG_UPDATE_ONLY: i32 = 1;
-/// `lFlags` bit of `PutInstanceAsync`: create a new instance only.
-pub const WBEM_FLAG_CREATE_ONLY: i32 = 2;
-
 impl<'call> PutCall<'call> {
     /// What the client allows: create, update, or either.
     pub fn mode(&self) -> PutMode {
         let flags = self.reply.op.flags;
-        if flags & WBEM_FLAG_CREATE_ONLY != 0 {
+        if flags.contains(CallFlags::CREATE_ONLY) {
             PutMode::CreateOnly
-        } else if flags & WBEM_FLAG_UPDATE_ONLY != 0 {
+        } else if flags.contains(CallFlags::UPDATE_ONLY) {
             PutMode::UpdateOnly
         } else {
             PutMode::CreateOrUpdate

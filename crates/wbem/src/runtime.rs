@@ -12,7 +12,7 @@
 //! final status becoming `WBEM_E_CALL_CANCELLED` unless the author's was delivered first
 //! (R-WMI-11). Method calls are never registered, so never cancelled (R-WMI-13).
 
-use crate::host::{CallServices, EventHostSink, ResponseSink};
+use crate::host::{CallFlags, CallServices, EventHostSink, ResponseSink};
 use crate::op::{CancelOutcome, Op};
 use crate::provider::{DeleteCall, EventSink, GetCall, MethodCall, Provider, PutCall, Response};
 use crate::value::Instance;
@@ -99,6 +99,7 @@ impl<P: Provider> Runtime<P> {
         cancellable: bool,
         body: impl for<'call> FnOnce(&P, &'call Op, Issuer<'call>) -> Completed<'call>,
     ) -> HResult {
+        let flags = CallFlags::from_bits_retain(flags);
         let op = Arc::new(Op::new(sink.sink, flags).with_services(sink.context));
         let id = match cancellable {
             true => Some(self.register(sink.identity, &op)),

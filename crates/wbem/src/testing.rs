@@ -42,7 +42,7 @@
 
 use crate::abi::{self, Decoupled, Module, ProviderObject, Server};
 use crate::class::{CimKind, Direction, WmiClass};
-use crate::host::{WBEM_FLAG_SEND_STATUS, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS};
+use crate::host::{CallFlags, WBEM_STATUS_COMPLETE, WBEM_STATUS_PROGRESS};
 use crate::provider::{BATCH_SIZE, Provider};
 use crate::runtime::Runtime;
 use crate::value::{Instance, Value};
@@ -1178,7 +1178,7 @@ enum Kind {
 struct CallLog {
     record: Mutex<CallRecord>,
     violations: Mutex<Vec<String>>,
-    flags: i32,
+    flags: CallFlags,
     kind: Kind,
     client: ClientSink,
     world: Arc<World>,
@@ -1262,7 +1262,7 @@ impl CallLog {
                 if record.finals != 0 {
                     return self.violation("R-WMI-3: progress after the final SetStatus".into());
                 }
-                if self.flags & WBEM_FLAG_SEND_STATUS == 0 {
+                if !self.flags.contains(CallFlags::SEND_STATUS) {
                     return self.violation(
                         "R-WMI-4: a progress report without WBEM_FLAG_SEND_STATUS".into(),
                     );
@@ -1495,6 +1495,7 @@ impl std::fmt::Debug for ClientSink {
 #[derive(Debug, Default)]
 pub struct EventLog {
     events: Mutex<Vec<Instance>>,
+    arrived: std::sync::Condvar,
     replies: Mutex<std::collections::VecDeque<HResult>>,
     statuses: AtomicUsize,
 }
@@ -1504,6 +1505,7 @@ impl EventLog {
     pub fn answering(replies: impl IntoIterator<Item = HResult>) -> Arc<Self> {
         Arc::new(Self {
             events: Mutex::default(),
+            arrived: std::sync::Condvar::new(),
             replies: Mutex::new(replies.into_iter().collect()),
             statuses: AtomicUsize::new(0),
         })
@@ -1512,6 +1514,24 @@ impl EventLog {
     /// The events accepted (answered with success) so far.
     pub fn events(&self) -> Vec<Instance> {
         lock(&self.events).clone()
+    }
+
+    /// Waits up to `timeout` until `n` events were accepted; whether they were.
+    pub fn wait_events(&self, n: usize, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut events = lock(&self.events);
+        while events.len() < n {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            events = self
+                .arrived
+                .wait_timeout(events, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 
     /// The `SetStatus` calls the event sink received (R-WMI-10: there must be none).
@@ -1546,6 +1566,7 @@ impl IWbemObjectSink_Impl for EventSinkObject_Impl {
         let reply = lock(&self.log.replies).pop_front().unwrap_or(HResult::S_OK);
         if reply.is_ok() {
             lock(&self.log.events).extend(instances);
+            self.log.arrived.notify_all();
             return Ok(());
         }
         Err(failure(reply))
@@ -1801,6 +1822,21 @@ impl<P: Provider> Host<P> {
         &self.runtime
     }
 
+    /// Waits up to `timeout` until `n` cancellable calls are in flight (each registered under
+    /// its sink from before the provider's method runs until after its final status); whether
+    /// they were. The barrier of a `CancelAsyncCall` race: a [`cancel`](Self::cancel) of their
+    /// sink now reaches every one of them.
+    pub fn wait_in_flight(&self, n: usize, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.runtime.in_flight() < n {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
     /// The provider's module: its live objects and locks.
     pub fn module(&self) -> &'static Module {
         self.module
@@ -1879,7 +1915,7 @@ impl<P: Provider> Host<P> {
     fn call(
         &self,
         client: &ClientSink,
-        flags: i32,
+        flags: CallFlags,
         kind: Kind,
         start: impl FnOnce(&IWbemServices, &IWbemContext, &IWbemObjectSink) -> windows_core::Result<()>,
     ) -> CallRecord {
@@ -1913,13 +1949,13 @@ impl<P: Provider> Host<P> {
     }
 
     /// `GetObjectAsync(path)` with `sink`; returns when the call does.
-    pub fn get_object(&self, sink: &ClientSink, path: &str, flags: i32) -> CallRecord {
+    pub fn get_object(&self, sink: &ClientSink, path: &str, flags: CallFlags) -> CallRecord {
         self.call(sink, flags, Kind::Instance, |services, context, sink| {
             // SAFETY: live objects and a string, alive for the call.
             unsafe {
                 services.GetObjectAsync(
                     &BSTR::from(path),
-                    WBEM_GENERIC_FLAG_TYPE(flags),
+                    WBEM_GENERIC_FLAG_TYPE(flags.bits()),
                     context,
                     sink,
                 )
@@ -1941,13 +1977,13 @@ impl<P: Provider> Host<P> {
     }
 
     /// `CreateInstanceEnumAsync(class)`.
-    pub fn enumerate(&self, sink: &ClientSink, class: &str, flags: i32) -> CallRecord {
+    pub fn enumerate(&self, sink: &ClientSink, class: &str, flags: CallFlags) -> CallRecord {
         self.call(sink, flags, Kind::Instance, |services, context, sink| {
             // SAFETY: as for `get_object`.
             unsafe {
                 services.CreateInstanceEnumAsync(
                     &BSTR::from(class),
-                    WBEM_GENERIC_FLAG_TYPE(flags),
+                    WBEM_GENERIC_FLAG_TYPE(flags.bits()),
                     context,
                     sink,
                 )
@@ -1978,55 +2014,60 @@ impl<P: Provider> Host<P> {
             _live: Counted::new(&self.world),
         }
         .into();
-        self.call(sink, 0, Kind::Instance, |_provider, context, sink| {
-            // The provider's own reference to the call's sink, for the call (R-WMI-2).
-            let sink = sink.clone();
-            let mut run = || -> Result<(), HResult> {
-                let mut definition = None;
-                // SAFETY: a live namespace and context, a string alive for the call; the
-                // out-pointer is a local written once by the callee.
-                unsafe {
-                    namespace.GetObject(
-                        &BSTR::from(class),
-                        WBEM_GENERIC_FLAG_TYPE(0),
-                        context,
-                        Some(&mut definition),
-                        None,
-                    )
-                }
-                .map_err(code)?;
-                let definition = definition.ok_or(HResult::WBEM_E_NOT_FOUND)?;
-                let mut batch: Vec<Option<IWbemClassObject>> = Vec::with_capacity(BATCH_SIZE);
-                for index in 0..count {
-                    // SAFETY: a live class object.
-                    let object = unsafe { definition.SpawnInstance(0) }.map_err(code)?;
-                    let mut instance = RawInstance(object);
-                    fill(index, &mut instance)?;
-                    batch.push(Some(instance.0));
-                    if batch.len() == BATCH_SIZE {
-                        // SAFETY: a live sink and live objects, borrowed for the call.
-                        unsafe { sink.Indicate(&batch) }.map_err(code)?;
-                        batch.clear();
+        self.call(
+            sink,
+            CallFlags::empty(),
+            Kind::Instance,
+            |_provider, context, sink| {
+                // The provider's own reference to the call's sink, for the call (R-WMI-2).
+                let sink = sink.clone();
+                let mut run = || -> Result<(), HResult> {
+                    let mut definition = None;
+                    // SAFETY: a live namespace and context, a string alive for the call; the
+                    // out-pointer is a local written once by the callee.
+                    unsafe {
+                        namespace.GetObject(
+                            &BSTR::from(class),
+                            WBEM_GENERIC_FLAG_TYPE(0),
+                            context,
+                            Some(&mut definition),
+                            None,
+                        )
                     }
-                }
-                if !batch.is_empty() {
-                    // SAFETY: as above.
-                    unsafe { sink.Indicate(&batch) }.map_err(code)?;
-                }
+                    .map_err(code)?;
+                    let definition = definition.ok_or(HResult::WBEM_E_NOT_FOUND)?;
+                    let mut batch: Vec<Option<IWbemClassObject>> = Vec::with_capacity(BATCH_SIZE);
+                    for index in 0..count {
+                        // SAFETY: a live class object.
+                        let object = unsafe { definition.SpawnInstance(0) }.map_err(code)?;
+                        let mut instance = RawInstance(object);
+                        fill(index, &mut instance)?;
+                        batch.push(Some(instance.0));
+                        if batch.len() == BATCH_SIZE {
+                            // SAFETY: a live sink and live objects, borrowed for the call.
+                            unsafe { sink.Indicate(&batch) }.map_err(code)?;
+                            batch.clear();
+                        }
+                    }
+                    if !batch.is_empty() {
+                        // SAFETY: as above.
+                        unsafe { sink.Indicate(&batch) }.map_err(code)?;
+                    }
+                    Ok(())
+                };
+                let status = run().err().unwrap_or(HResult::S_OK);
+                // SAFETY: a live sink; an empty string and no object.
+                let _ = unsafe {
+                    sink.SetStatus(
+                        WBEM_STATUS_COMPLETE,
+                        HRESULT(status.raw()),
+                        &BSTR::new(),
+                        None::<&IWbemClassObject>,
+                    )
+                };
                 Ok(())
-            };
-            let status = run().err().unwrap_or(HResult::S_OK);
-            // SAFETY: a live sink; an empty string and no object.
-            let _ = unsafe {
-                sink.SetStatus(
-                    WBEM_STATUS_COMPLETE,
-                    HRESULT(status.raw()),
-                    &BSTR::new(),
-                    None::<&IWbemClassObject>,
-                )
-            };
-            Ok(())
-        })
+            },
+        )
     }
 
     /// How many of the simulator's class objects (`IWbemClassObject`s: class definitions,
@@ -2050,14 +2091,14 @@ impl<P: Provider> Host<P> {
     }
 
     /// `ExecQueryAsync("WQL", query)`.
-    pub fn query(&self, sink: &ClientSink, query: &str, flags: i32) -> CallRecord {
+    pub fn query(&self, sink: &ClientSink, query: &str, flags: CallFlags) -> CallRecord {
         self.call(sink, flags, Kind::Instance, |services, context, sink| {
             // SAFETY: as for `get_object`.
             unsafe {
                 services.ExecQueryAsync(
                     &BSTR::from("WQL"),
                     &BSTR::from(query),
-                    WBEM_GENERIC_FLAG_TYPE(flags),
+                    WBEM_GENERIC_FLAG_TYPE(flags.bits()),
                     context,
                     sink,
                 )
@@ -2066,7 +2107,7 @@ impl<P: Provider> Host<P> {
     }
 
     /// `PutInstanceAsync(instance)`, the instance sent as WMI would ([`ClientObject::of`]).
-    pub fn put(&self, sink: &ClientSink, instance: Instance, flags: i32) -> CallRecord {
+    pub fn put(&self, sink: &ClientSink, instance: Instance, flags: CallFlags) -> CallRecord {
         self.put_object(sink, Some(&ClientObject::of(&instance)), flags)
     }
 
@@ -2075,7 +2116,7 @@ impl<P: Provider> Host<P> {
         &self,
         sink: &ClientSink,
         object: Option<&ClientObject>,
-        flags: i32,
+        flags: CallFlags,
     ) -> CallRecord {
         let object = object.map(|object| self.world.client_object(object));
         self.call(sink, flags, Kind::Instance, |services, context, sink| {
@@ -2083,7 +2124,7 @@ impl<P: Provider> Host<P> {
             unsafe {
                 services.PutInstanceAsync(
                     object.as_ref(),
-                    WBEM_GENERIC_FLAG_TYPE(flags),
+                    WBEM_GENERIC_FLAG_TYPE(flags.bits()),
                     context,
                     sink,
                 )
@@ -2092,13 +2133,13 @@ impl<P: Provider> Host<P> {
     }
 
     /// `DeleteInstanceAsync(path)`.
-    pub fn delete(&self, sink: &ClientSink, path: &str, flags: i32) -> CallRecord {
+    pub fn delete(&self, sink: &ClientSink, path: &str, flags: CallFlags) -> CallRecord {
         self.call(sink, flags, Kind::Instance, |services, context, sink| {
             // SAFETY: as for `get_object`.
             unsafe {
                 services.DeleteInstanceAsync(
                     &BSTR::from(path),
-                    WBEM_GENERIC_FLAG_TYPE(flags),
+                    WBEM_GENERIC_FLAG_TYPE(flags.bits()),
                     context,
                     sink,
                 )
@@ -2113,7 +2154,7 @@ impl<P: Provider> Host<P> {
         path: &str,
         method: &str,
         in_parameters: Option<&Instance>,
-        flags: i32,
+        flags: CallFlags,
     ) -> CallRecord {
         let in_parameters = in_parameters.map(|p| self.world.client_object(&ClientObject::of(p)));
         self.call(sink, flags, Kind::Method, |services, context, sink| {
@@ -2122,7 +2163,7 @@ impl<P: Provider> Host<P> {
                 services.ExecMethodAsync(
                     &BSTR::from(path),
                     &BSTR::from(method),
-                    WBEM_GENERIC_FLAG_TYPE(flags),
+                    WBEM_GENERIC_FLAG_TYPE(flags.bits()),
                     context,
                     in_parameters.as_ref(),
                     sink,

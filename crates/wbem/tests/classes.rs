@@ -16,6 +16,7 @@
 use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use winprov_wbem::CallFlags;
 use winprov_wbem::class::{Datetime, KeyedClass, MethodParameters, WmiClass};
 use winprov_wbem::mof::{DECOUPLED_CLSID, Guid};
 use winprov_wbem::testing::Host;
@@ -591,17 +592,17 @@ fn a_provider_serves_its_typed_classes() {
     let sink = host.sink();
     // Get, by the path an entry reports, in another accepted form, and a malformed one.
     let bob = entry(r#"b"ob\"#, &[], None);
-    let record = host.get_object(&sink, &bob.path(), 0);
+    let record = host.get_object(&sink, &bob.path(), CallFlags::empty());
     assert_eq!(record.indicated, [Instance::from(&bob)]);
-    let record = host.get_object(&sink, r#"WinProv_EmailEntry='b"ob\\'"#, 0);
+    let record = host.get_object(&sink, r#"WinProv_EmailEntry='b"ob\\'"#, CallFlags::empty());
     assert_eq!(record.indicated, [Instance::from(&bob)]);
-    let record = host.get_object(&sink, "WinProv_EmailEntry.Name=bob", 0);
+    let record = host.get_object(&sink, "WinProv_EmailEntry.Name=bob", CallFlags::empty());
     assert_eq!(
         record.status,
         Some((HResult::WBEM_E_INVALID_OBJECT_PATH, None))
     );
     // Enumerate; put reports the typed path (R-WMI-9); a put without the key is refused.
-    let record = host.enumerate(&sink, "WinProv_EmailEntry", 0);
+    let record = host.enumerate(&sink, "WinProv_EmailEntry", CallFlags::empty());
     let entries: Vec<WinProv_EmailEntry> = record
         .indicated
         .iter()
@@ -609,7 +610,7 @@ fn a_provider_serves_its_typed_classes() {
         .collect();
     assert_eq!(entries, Directory::new().entries.into_inner().unwrap());
     let carol = entry("carol", &["198.51.100.7:587"], None);
-    let record = host.put(&sink, carol.into(), 0);
+    let record = host.put(&sink, carol.into(), CallFlags::empty());
     assert_eq!(
         record.status,
         Some((
@@ -618,13 +619,19 @@ fn a_provider_serves_its_typed_classes() {
         ))
     );
     let keyless = Instance::new("WinProv_EmailEntry").with("Addresses", Value::StrArray(vec![]));
-    let record = host.put(&sink, keyless, 0);
+    let record = host.put(&sink, keyless, CallFlags::empty());
     assert_eq!(
         record.status,
         Some((HResult::WBEM_E_INVALID_PARAMETER, None))
     );
     // Methods: typed out-parameters (R-WMI-8's one object), and in-parameters checked.
-    let record = host.exec_method(&sink, "WinProv_EmailEntry", "Count", None, 0);
+    let record = host.exec_method(
+        &sink,
+        "WinProv_EmailEntry",
+        "Count",
+        None,
+        CallFlags::empty(),
+    );
     assert_eq!(record.indicated, [Instance::out_parameters(Value::U32(3))]);
     let input = Instance::from(RenameIn {
         NewName: "alicia".into(),
@@ -635,7 +642,7 @@ fn a_provider_serves_its_typed_classes() {
         &entry("alice", &[], None).path(),
         "Rename",
         Some(&input),
-        0,
+        CallFlags::empty(),
     );
     assert_eq!(
         RenameOut::try_from(&record.indicated[0]),
@@ -644,7 +651,13 @@ fn a_provider_serves_its_typed_classes() {
             OldName: Some("alice".into())
         })
     );
-    let record = host.exec_method(&sink, "WinProv_EmailEntry", "Rename", None, 0);
+    let record = host.exec_method(
+        &sink,
+        "WinProv_EmailEntry",
+        "Rename",
+        None,
+        CallFlags::empty(),
+    );
     assert_eq!(
         record.status,
         Some((HResult::WBEM_E_INVALID_METHOD_PARAMETERS, None))

@@ -3,6 +3,7 @@
 //! panics of the author's code, and the live COM objects of both sides after a run.
 
 use std::sync::Mutex;
+use winprov_wbem::CallFlags;
 use winprov_wbem::testing::{Cim, ClientObject, Dll, EventLog, Host, Raw};
 use winprov_wbem::{
     Completed, EventProvider, EventSink, GetCall, HResult, Instance, InstanceProvider, MethodCall,
@@ -81,7 +82,7 @@ fn every_value_crosses_as_wmi_types_it_both_ways() {
     let sink = host.sink();
     // In: the client's object (uint32 as VT_I4, 64-bit integers as strings) becomes the
     // instance the author gets.
-    let record = host.put(&sink, every_kind(), 0);
+    let record = host.put(&sink, every_kind(), CallFlags::empty());
     assert_eq!(record.status, Some((HResult::S_OK, Some("Typed=@".into()))));
     assert_eq!(
         *host.runtime().provider().put.lock().unwrap(),
@@ -90,10 +91,16 @@ fn every_value_crosses_as_wmi_types_it_both_ways() {
     // Out: the author's instance is put property by property into an instance of the declared
     // class, which accepts only the CIM types it declares.
     *host.runtime().provider().answer.lock().unwrap() = Some(every_kind());
-    let record = host.get_object(&sink, "Typed=@", 0);
+    let record = host.get_object(&sink, "Typed=@", CallFlags::empty());
     assert_eq!(record.indicated, [every_kind()]);
     // Method in- and out-parameters.
-    let record = host.exec_method(&sink, "Typed=@", "Reset", Some(&every_kind()), 0);
+    let record = host.exec_method(
+        &sink,
+        "Typed=@",
+        "Reset",
+        Some(&every_kind()),
+        CallFlags::empty(),
+    );
     assert_eq!(
         record.indicated,
         [Instance::out_parameters(Value::U32(u32::MAX))]
@@ -117,7 +124,7 @@ fn wrong_variant_types_are_refused_before_the_call_runs() {
         ClientObject::new("Typed").with("Tags", Cim::String.raw(), Raw::Strings(vec![])),
     ];
     for object in &wrong {
-        let record = host.put_object(&sink, Some(object), 0);
+        let record = host.put_object(&sink, Some(object), CallFlags::empty());
         assert_eq!(
             record.returned,
             Some(HResult::WBEM_E_TYPE_MISMATCH),
@@ -131,7 +138,11 @@ fn wrong_variant_types_are_refused_before_the_call_runs() {
         ClientObject::new("Loose")
             .with("N", 0, Raw::I4(3))
             .with("S", 0, Raw::Bstr("s".into()));
-    assert_eq!(host.put_object(&sink, Some(&untyped), 0).finals, 1);
+    assert_eq!(
+        host.put_object(&sink, Some(&untyped), CallFlags::empty())
+            .finals,
+        1
+    );
     assert_eq!(
         host.runtime().provider().put.lock().unwrap()[0],
         Instance::new("Loose")
@@ -146,13 +157,13 @@ fn a_value_the_class_does_not_take_fails_the_call_instead_of_vanishing() {
     declare_typed(&host);
     *host.runtime().provider().answer.lock().unwrap() =
         Some(Instance::new("Typed").with("Count", Value::Str("many".into())));
-    let record = host.get_object(&host.sink(), "Typed=@", 0);
+    let record = host.get_object(&host.sink(), "Typed=@", CallFlags::empty());
     assert!(record.indicated.is_empty());
     assert_eq!(record.status, Some((HResult::WBEM_E_TYPE_MISMATCH, None)));
     // A property the class does not have.
     *host.runtime().provider().answer.lock().unwrap() =
         Some(Instance::new("Typed").with("Colour", Value::Str("red".into())));
-    let record = host.get_object(&host.sink(), "Typed=@", 0);
+    let record = host.get_object(&host.sink(), "Typed=@", CallFlags::empty());
     assert_eq!(record.status, Some((HResult::WBEM_E_NOT_FOUND, None)));
 }
 
@@ -169,30 +180,32 @@ fn null_and_malformed_arguments_get_documented_codes() {
         HResult::WBEM_E_INVALID_PARAMETER
     );
     // A NULL BSTR is the empty string.
-    let record = host.get_object(&sink, "", 0);
+    let record = host.get_object(&sink, "", CallFlags::empty());
     assert_eq!(record.returned, Some(HResult::WBEM_E_INVALID_OBJECT_PATH));
     assert_eq!(
-        host.enumerate(&sink, "", 0).returned,
+        host.enumerate(&sink, "", CallFlags::empty()).returned,
         Some(HResult::WBEM_E_INVALID_CLASS)
     );
     assert_eq!(
-        host.query(&sink, "", 0).returned,
+        host.query(&sink, "", CallFlags::empty()).returned,
         Some(HResult::WBEM_E_INVALID_QUERY)
     );
     assert_eq!(
-        host.delete(&sink, "", 0).returned,
+        host.delete(&sink, "", CallFlags::empty()).returned,
         Some(HResult::WBEM_E_INVALID_OBJECT_PATH)
     );
     assert_eq!(
-        host.exec_method(&sink, "Typed=@", "", None, 0).returned,
+        host.exec_method(&sink, "Typed=@", "", None, CallFlags::empty())
+            .returned,
         Some(HResult::WBEM_E_INVALID_METHOD)
     );
     // A NULL instance to put.
-    let record = host.put_object(&sink, None, 0);
+    let record = host.put_object(&sink, None, CallFlags::empty());
     assert_eq!(record.returned, Some(HResult::WBEM_E_INVALID_PARAMETER));
     // A method call without in-parameters is fine.
     assert_eq!(
-        host.exec_method(&sink, "Typed=@", "Reset", None, 0).finals,
+        host.exec_method(&sink, "Typed=@", "Reset", None, CallFlags::empty())
+            .finals,
         1
     );
 }
@@ -222,7 +235,7 @@ impl Drop for Panicky {
 #[test]
 fn a_panicking_provider_never_unwinds_into_wmi() {
     let host = Host::new(Panicky);
-    let record = host.enumerate(&host.sink(), "Entry", 0);
+    let record = host.enumerate(&host.sink(), "Entry", CallFlags::empty());
     assert_eq!(record.returned, Some(HResult::S_OK));
     // The instance was still batched when the author panicked: it is not sent.
     assert!(record.batches.is_empty());
@@ -244,9 +257,15 @@ fn every_com_object_is_released_after_a_run() {
     *host.runtime().provider().answer.lock().unwrap() = Some(every_kind());
     for round in 0..20 {
         let sink = &sinks[round % 2];
-        host.get_object(sink, "Typed=@", 0);
-        host.put(sink, every_kind(), 0);
-        host.exec_method(sink, "Typed=@", "Reset", Some(&every_kind()), 0);
+        host.get_object(sink, "Typed=@", CallFlags::empty());
+        host.put(sink, every_kind(), CallFlags::empty());
+        host.exec_method(
+            sink,
+            "Typed=@",
+            "Reset",
+            Some(&every_kind()),
+            CallFlags::empty(),
+        );
         host.cancel(sink);
     }
     assert!(host.module().objects() >= 1);
@@ -291,7 +310,7 @@ fn mixed() -> Vec<Instance> {
 #[test]
 fn each_object_is_spawned_from_its_own_class_fetched_once_per_call() {
     let host = Host::new(Mixed);
-    let record = host.enumerate(&host.sink(), "Alpha", 0);
+    let record = host.enumerate(&host.sink(), "Alpha", CallFlags::empty());
     assert_eq!(record.status, Some((HResult::S_OK, None)));
     assert_eq!(record.batches, [64, 36]);
     assert_eq!(record.indicated, mixed());
@@ -338,7 +357,8 @@ fn the_class_factory_and_the_module_counts_decide_unloading() {
     *host.runtime().provider().answer.lock().unwrap() = Some(Instance::new("Entry"));
     let sink = host.sink();
     assert_eq!(
-        host.get_object(&sink, "Entry=@", 0).indicated,
+        host.get_object(&sink, "Entry=@", CallFlags::empty())
+            .indicated,
         [Instance::new("Entry")]
     );
     let factory = dll.get_class_object(CLSID).unwrap();

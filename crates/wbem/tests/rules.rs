@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use winprov_wbem::testing::{EventLog, Host, Registered, Registrar};
 use winprov_wbem::{
-    BATCH_SIZE, Cancelled, Completed, Decoupled, DeleteCall, Delivery, EventProvider, EventSink,
-    GetCall, HResult, Init, Instance, InstanceProvider, MethodCall, MethodProvider, ProviderInit,
-    PutCall, Response, Value, WBEM_FLAG_SEND_STATUS, WaitOutcome,
+    BATCH_SIZE, CallFlags, Cancelled, Completed, Decoupled, DeleteCall, Delivery, EventProvider,
+    EventSink, GetCall, HResult, Init, Instance, InstanceProvider, MethodCall, MethodProvider,
+    ProviderInit, PutCall, Response, Value, WaitOutcome,
 };
 
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -164,7 +164,7 @@ fn r_wmi_3_one_final_setstatus_after_every_indicate() {
     // Batched Indicates, flushed before the one final status.
     let host = Host::new(Directory::new().enumerating(indicate_n(2 * BATCH_SIZE + 5)));
     let sink = host.sink();
-    let record = host.enumerate(&sink, "Entry", 0);
+    let record = host.enumerate(&sink, "Entry", CallFlags::empty());
     assert_eq!(record.indicated.len(), 2 * BATCH_SIZE + 5);
     assert_eq!(record.batches, [BATCH_SIZE, BATCH_SIZE, 5]);
     assert_eq!(record.status, Some((HResult::S_OK, None)));
@@ -174,7 +174,7 @@ fn r_wmi_3_one_final_setstatus_after_every_indicate() {
         call.indicate(entry("x")).unwrap();
         call.finish(Err(HResult::WBEM_E_ACCESS_DENIED))
     }));
-    let record = host.enumerate(&host.sink(), "Entry", 0);
+    let record = host.enumerate(&host.sink(), "Entry", CallFlags::empty());
     assert_eq!(record.batches, [1]);
     assert_eq!(record.status, Some((HResult::WBEM_E_ACCESS_DENIED, None)));
 
@@ -183,7 +183,7 @@ fn r_wmi_3_one_final_setstatus_after_every_indicate() {
         drop(call);
         panic!("dropped the guard")
     }));
-    let record = host.enumerate(&host.sink(), "Entry", 0);
+    let record = host.enumerate(&host.sink(), "Entry", CallFlags::empty());
     assert_eq!(record.status, Some((HResult::WBEM_E_FAILED, None)));
 
     // A guard leaked with mem::forget: the framework finishes the call once.
@@ -191,7 +191,7 @@ fn r_wmi_3_one_final_setstatus_after_every_indicate() {
         std::mem::forget(call);
         panic!("leaked the guard")
     }));
-    let record = host.enumerate(&host.sink(), "Entry", 0);
+    let record = host.enumerate(&host.sink(), "Entry", CallFlags::empty());
     assert_eq!(record.status, Some((HResult::WBEM_E_FAILED, None)));
     assert_eq!(record.finals, 1);
     assert_eq!(host.runtime().in_flight(), 0);
@@ -206,9 +206,9 @@ fn r_wmi_4_progress_only_when_asked() {
         log.lock().unwrap().push(call.progress(1, 2));
         call.finish(Ok(()))
     }));
-    let quiet = host.enumerate(&host.sink(), "Entry", 0);
+    let quiet = host.enumerate(&host.sink(), "Entry", CallFlags::empty());
     assert!(quiet.progress.is_empty());
-    let asked = host.enumerate(&host.sink(), "Entry", WBEM_FLAG_SEND_STATUS);
+    let asked = host.enumerate(&host.sink(), "Entry", CallFlags::SEND_STATUS);
     assert_eq!(asked.progress, [HResult::from_raw(0x0002_0001)]);
     // The batched instance went out before the progress report.
     assert_eq!(asked.batches, [1]);
@@ -219,16 +219,16 @@ fn r_wmi_4_progress_only_when_asked() {
 fn r_wmi_5_never_both_an_error_return_and_setstatus() {
     // Refused up front: the error is returned and the sink is not used.
     let host = Host::new(Directory::new());
-    let record = host.get_object(&host.sink(), "", 0);
+    let record = host.get_object(&host.sink(), "", CallFlags::empty());
     assert_eq!(record.returned, Some(HResult::WBEM_E_INVALID_OBJECT_PATH));
     assert_eq!(record.finals, 0);
-    let record = host.exec_method(&host.sink(), "Entry", "", None, 0);
+    let record = host.exec_method(&host.sink(), "Entry", "", None, CallFlags::empty());
     assert_eq!(record.returned, Some(HResult::WBEM_E_INVALID_METHOD));
     assert_eq!(record.finals, 0);
     // Accepted: the method returns WBEM_S_NO_ERROR and the status is on the sink, even when
     // the author panics.
     let host = Host::new(Directory::new().enumerating(|_call| panic!("the backend broke")));
-    let record = host.enumerate(&host.sink(), "Entry", 0);
+    let record = host.enumerate(&host.sink(), "Entry", CallFlags::empty());
     assert_eq!(record.returned, Some(HResult::S_OK));
     assert_eq!(record.status, Some((HResult::WBEM_E_FAILED, None)));
 }
@@ -244,21 +244,31 @@ fn r_wmi_6_roles_not_played_are_not_capable() {
     let sink = host.sink();
     let not_capable = Some((HResult::WBEM_E_PROVIDER_NOT_CAPABLE, None));
     assert_eq!(
-        host.get_object(&sink, "Entry.Name=\"a\"", 0).status,
-        not_capable
-    );
-    assert_eq!(host.enumerate(&sink, "Entry", 0).status, not_capable);
-    assert_eq!(
-        host.query(&sink, "SELECT * FROM Entry", 0).status,
-        not_capable
-    );
-    assert_eq!(host.put(&sink, entry("c"), 0).status, not_capable);
-    assert_eq!(
-        host.delete(&sink, "Entry.Name=\"a\"", 0).status,
+        host.get_object(&sink, "Entry.Name=\"a\"", CallFlags::empty())
+            .status,
         not_capable
     );
     assert_eq!(
-        host.exec_method(&sink, "Entry", "Count", None, 0).status,
+        host.enumerate(&sink, "Entry", CallFlags::empty()).status,
+        not_capable
+    );
+    assert_eq!(
+        host.query(&sink, "SELECT * FROM Entry", CallFlags::empty())
+            .status,
+        not_capable
+    );
+    assert_eq!(
+        host.put(&sink, entry("c"), CallFlags::empty()).status,
+        not_capable
+    );
+    assert_eq!(
+        host.delete(&sink, "Entry.Name=\"a\"", CallFlags::empty())
+            .status,
+        not_capable
+    );
+    assert_eq!(
+        host.exec_method(&sink, "Entry", "Count", None, CallFlags::empty())
+            .status,
         not_capable
     );
     let events = EventLog::answering([]);
@@ -277,10 +287,10 @@ fn r_wmi_6_roles_not_played_are_not_capable() {
 fn r_wmi_7_unknown_path_is_not_found_without_indicate() {
     let host = Host::new(Directory::new());
     let sink = host.sink();
-    let unknown = host.get_object(&sink, "Entry.Name=\"zz\"", 0);
+    let unknown = host.get_object(&sink, "Entry.Name=\"zz\"", CallFlags::empty());
     assert_eq!(unknown.status, Some((HResult::WBEM_E_NOT_FOUND, None)));
     assert!(unknown.batches.is_empty());
-    let known = host.get_object(&sink, "Entry.Name=\"a\"", 0);
+    let known = host.get_object(&sink, "Entry.Name=\"a\"", CallFlags::empty());
     assert_eq!(known.indicated, [entry("a")]);
     assert_eq!(known.status, Some((HResult::S_OK, None)));
 }
@@ -291,12 +301,12 @@ fn r_wmi_8_method_out_parameters_indicated_once_before_status() {
         Directory::new()
             .with_method(|call| call.complete(Ok(Some(Instance::out_parameters(Value::U32(7)))))),
     );
-    let record = host.exec_method(&host.sink(), "Entry", "Count", None, 0);
+    let record = host.exec_method(&host.sink(), "Entry", "Count", None, CallFlags::empty());
     assert_eq!(record.indicated, [Instance::out_parameters(Value::U32(7))]);
     assert_eq!(record.status, Some((HResult::S_OK, None)));
     // A method without out-parameters, and a failing one, indicate nothing.
     let host = Host::new(Directory::new());
-    let record = host.exec_method(&host.sink(), "Entry", "Reload", None, 0);
+    let record = host.exec_method(&host.sink(), "Entry", "Reload", None, CallFlags::empty());
     assert!(record.indicated.is_empty());
     assert_eq!(record.status, Some((HResult::S_OK, None)));
 }
@@ -305,7 +315,7 @@ fn r_wmi_8_method_out_parameters_indicated_once_before_status() {
 fn r_wmi_9_put_reports_the_object_path() {
     let host = Host::new(Directory::new());
     let sink = host.sink();
-    let record = host.put(&sink, entry("c"), 0);
+    let record = host.put(&sink, entry("c"), CallFlags::empty());
     assert_eq!(
         record.status,
         Some((HResult::S_OK, Some("Entry.Name=\"c\"".to_string())))
@@ -313,10 +323,11 @@ fn r_wmi_9_put_reports_the_object_path() {
     assert!(record.batches.is_empty());
     // And the stored instance is there, then deleted.
     assert_eq!(
-        host.get_object(&sink, "Entry.Name=\"c\"", 0).indicated,
+        host.get_object(&sink, "Entry.Name=\"c\"", CallFlags::empty())
+            .indicated,
         [entry("c")]
     );
-    let deleted = host.delete(&sink, "Entry.Name=\"c\"", 0);
+    let deleted = host.delete(&sink, "Entry.Name=\"c\"", CallFlags::empty());
     assert_eq!(deleted.status, Some((HResult::S_OK, None)));
 }
 
@@ -348,8 +359,8 @@ fn r_wmi_11_cancel_before_the_authors_finish_sets_cancelled_once() {
     let host = Host::new(Directory::new().enumerating(wait_for_cancel(Arc::clone(&seen))));
     let sink = host.sink();
     std::thread::scope(|threads| {
-        let call = threads.spawn(|| host.enumerate(&sink, "Entry", 0));
-        wait_until("the call to start", || host.runtime().in_flight() == 1);
+        let call = threads.spawn(|| host.enumerate(&sink, "Entry", CallFlags::empty()));
+        assert!(host.wait_in_flight(1, WATCHDOG), "the call started");
         assert_eq!(host.cancel(&sink), 1);
         let record = call.join().unwrap();
         assert_eq!(record.status, Some((HResult::WBEM_E_CALL_CANCELLED, None)));
@@ -363,7 +374,7 @@ fn r_wmi_11_cancel_before_the_authors_finish_sets_cancelled_once() {
     // A cancel after the call finished changes nothing.
     let host = Host::new(Directory::new().enumerating(indicate_n(3)));
     let sink = host.sink();
-    let record = host.enumerate(&sink, "Entry", 0);
+    let record = host.enumerate(&sink, "Entry", CallFlags::empty());
     assert_eq!(host.cancel(&sink), 0);
     assert_eq!(record.status, Some((HResult::S_OK, None)));
 }
@@ -384,7 +395,7 @@ fn r_wmi_11_cancel_during_an_indicate_is_delivered_after_it() {
         let host = weak.upgrade().unwrap();
         counted.fetch_add(host.runtime().cancel_async_call(identity), Ordering::SeqCst);
     });
-    let record = host.enumerate(&sink, "Entry", 0);
+    let record = host.enumerate(&sink, "Entry", CallFlags::empty());
     assert_eq!(record.batches, [BATCH_SIZE]);
     assert_eq!(record.status, Some((HResult::WBEM_E_CALL_CANCELLED, None)));
     assert_eq!(cancels.load(Ordering::SeqCst), 1);
@@ -395,7 +406,7 @@ fn r_wmi_11_cancel_racing_finish_delivers_one_status_on_failing_sinks() {
     // Enumerations of 0 to 4 half-batches, an instance per yield; the cancel comes from another
     // thread once the call is in flight (or over), a few yields later.
     let host = Host::new(Directory::new().enumerating(|mut call| {
-        let n = call.flags() as usize;
+        let n = call.flags().bits() as usize;
         for i in 0..n {
             std::thread::yield_now();
             if call.indicate(entry(&i.to_string())).is_err() {
@@ -412,7 +423,8 @@ fn r_wmi_11_cancel_racing_finish_delivers_one_status_on_failing_sinks() {
         };
         let size = (round % 5) * BATCH_SIZE / 2;
         std::thread::scope(|threads| {
-            let call = threads.spawn(|| host.enumerate(&sink, "Entry", size as i32));
+            let call = threads
+                .spawn(|| host.enumerate(&sink, "Entry", CallFlags::from_bits_retain(size as i32)));
             wait_until("the call", || {
                 host.runtime().in_flight() == 1 || call.is_finished()
             });
@@ -443,10 +455,10 @@ fn r_wmi_12_cancel_reaches_every_call_sharing_the_sink() {
     let other = host.sink();
     std::thread::scope(|threads| {
         let on_shared: Vec<_> = (0..3)
-            .map(|_| threads.spawn(|| host.enumerate(&shared, "Entry", 0)))
+            .map(|_| threads.spawn(|| host.enumerate(&shared, "Entry", CallFlags::empty())))
             .collect();
-        let on_other = threads.spawn(|| host.enumerate(&other, "Entry", 0));
-        wait_until("four calls", || host.runtime().in_flight() == 4);
+        let on_other = threads.spawn(|| host.enumerate(&other, "Entry", CallFlags::empty()));
+        assert!(host.wait_in_flight(4, WATCHDOG), "four calls started");
         assert_eq!(host.cancel(&shared), 3);
         for call in on_shared {
             let record = call.join().unwrap();
@@ -475,7 +487,8 @@ fn r_wmi_13_method_calls_are_not_cancelled() {
     }));
     let sink = host.sink();
     std::thread::scope(|threads| {
-        let call = threads.spawn(|| host.exec_method(&sink, "Entry", "Reload", None, 0));
+        let call =
+            threads.spawn(|| host.exec_method(&sink, "Entry", "Reload", None, CallFlags::empty()));
         started.recv_timeout(WATCHDOG).unwrap();
         assert_eq!(host.cancel(&sink), 0);
         release.send(()).unwrap();
@@ -530,7 +543,7 @@ fn r_wmi_1_initialize_reports_once_through_the_init_sink() {
     const FAILED: i32 = HResult::WBEM_E_FAILED.raw();
     // Before Initialize, calls are refused without touching their sink.
     let host = Host::uninitialized(Starting(|| Ok(())));
-    let early = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+    let early = host.get_object(&host.sink(), "Entry.Name=\"a\"", CallFlags::empty());
     assert_eq!(early.returned, Some(HResult::WBEM_E_FAILED));
     assert_eq!(host.cancel_without_sink(), HResult::WBEM_E_FAILED);
     // A successful Initialize: WBEM_S_INITIALIZED once, lFlags 0, and WBEM_S_NO_ERROR returned.
@@ -539,7 +552,7 @@ fn r_wmi_1_initialize_reports_once_through_the_init_sink() {
         (init.returned, init.statuses),
         (HResult::S_OK, vec![(0, 0)])
     );
-    let served = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+    let served = host.get_object(&host.sink(), "Entry.Name=\"a\"", CallFlags::empty());
     assert_eq!(served.indicated, [entry("a")]);
     // A second Initialize is a failure reported the same way; the provider keeps serving.
     let again = host.initialize("root\\cimv2");
@@ -548,7 +561,8 @@ fn r_wmi_1_initialize_reports_once_through_the_init_sink() {
         (HResult::S_OK, vec![(FAILED, 0)])
     );
     assert_eq!(
-        host.get_object(&host.sink(), "Entry.Name=\"a\"", 0).finals,
+        host.get_object(&host.sink(), "Entry.Name=\"a\"", CallFlags::empty())
+            .finals,
         1
     );
     // An author's refusal and an author's panic: WBEM_E_FAILED once, then every call refused.
@@ -562,7 +576,7 @@ fn r_wmi_1_initialize_reports_once_through_the_init_sink() {
             (init.returned, init.statuses),
             (HResult::S_OK, vec![(FAILED, 0)])
         );
-        let refused = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+        let refused = host.get_object(&host.sink(), "Entry.Name=\"a\"", CallFlags::empty());
         assert_eq!(refused.returned, Some(HResult::WBEM_E_FAILED));
         assert_eq!(
             host.provide_events(&EventLog::answering([]), 0),
@@ -587,10 +601,14 @@ fn r_wmi_2_the_provider_holds_each_sink_while_it_uses_it() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let host = Host::new(Directory::new().enumerating(wait_for_cancel(Arc::clone(&seen))));
     let sink = host.sink();
-    assert_eq!(host.get_object(&sink, "Entry.Name=\"a\"", 0).finals, 1);
+    assert_eq!(
+        host.get_object(&sink, "Entry.Name=\"a\"", CallFlags::empty())
+            .finals,
+        1
+    );
     std::thread::scope(|threads| {
-        let call = threads.spawn(|| host.enumerate(&sink, "Entry", 0));
-        wait_until("the call to start", || host.runtime().in_flight() == 1);
+        let call = threads.spawn(|| host.enumerate(&sink, "Entry", CallFlags::empty()));
+        assert!(host.wait_in_flight(1, WATCHDOG), "the call started");
         assert_eq!(host.cancel(&sink), 1);
         let record = call.join().unwrap();
         assert_eq!(record.status, Some((HResult::WBEM_E_CALL_CANCELLED, None)));
@@ -643,7 +661,7 @@ fn r_wmi_14_dependent_requests_reuse_the_calls_context() {
         "Owner.Name=\"root\"",
         Instance::new("Owner").with("Name", Value::Str("root".into())),
     );
-    let record = host.get_object(&host.sink(), "x", 0);
+    let record = host.get_object(&host.sink(), "x", CallFlags::empty());
     assert_eq!(
         record.indicated,
         [entry("x").with("Owner", Value::Str("root".into()))]
@@ -658,7 +676,7 @@ fn r_wmi_14_dependent_requests_reuse_the_calls_context() {
         record.context
     );
     // A second call's requests carry the second call's context.
-    let second = host.get_object(&host.sink(), "y", 0);
+    let second = host.get_object(&host.sink(), "y", CallFlags::empty());
     assert!(
         host.requests()[2..]
             .iter()
@@ -694,7 +712,7 @@ fn r_wmi_16_a_decoupled_provider_is_registered_while_it_serves() {
     assert!(registrar.holds_object());
     // WMI initializes the registered object and calls it as it would a DLL's.
     let host = Host::serving(&registrar, &registration);
-    let served = host.get_object(&host.sink(), "Entry.Name=\"a\"", 0);
+    let served = host.get_object(&host.sink(), "Entry.Name=\"a\"", CallFlags::empty());
     assert_eq!(served.indicated, [entry("a")]);
     assert_eq!(registrar.unregistrations(), 0, "unregistered while serving");
     // The registration's end is UnRegister, once; WMI lets the object go, and with WMI's last

@@ -9,10 +9,11 @@
 //! an optimized build; a plain `cargo test` runs a smaller count).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use winprov_wbem::CallFlags;
 use winprov_wbem::testing::{ClientSink, Host};
 use winprov_wbem::{
     BATCH_SIZE, Completed, DeleteCall, EventProvider, GetCall, HResult, Instance, InstanceProvider,
-    MethodCall, MethodProvider, ProviderInit, PutCall, Response, Value, WBEM_FLAG_SEND_STATUS,
+    MethodCall, MethodProvider, ProviderInit, PutCall, Response, Value,
 };
 
 const THREADS: usize = 4;
@@ -51,7 +52,7 @@ fn entry(i: usize) -> Instance {
 
 impl InstanceProvider for Stress {
     fn enumerate<'call>(&self, _class: &str, mut call: Response<'call>) -> Completed<'call> {
-        let flags = call.flags();
+        let flags = call.flags().bits();
         let count = ((flags >> 8) & 0xff) as usize;
         for i in 0..count {
             if i % 16 == 0 {
@@ -154,11 +155,12 @@ fn randomized_host_sequences_deliver_one_final_status_per_call() {
                             };
                             let count = rng.below(3 * BATCH_SIZE as u64) as i32;
                             let send = match rng.below(2) {
-                                0 => WBEM_FLAG_SEND_STATUS,
+                                0 => CallFlags::SEND_STATUS.bits(),
                                 _ => 0,
                             };
                             let flags = behaviour | (count << 8) | send;
-                            let record = host.enumerate(sink, "Entry", flags);
+                            let record =
+                                host.enumerate(sink, "Entry", CallFlags::from_bits_retain(flags));
                             let (status, _) = record.status.clone().unwrap();
                             let expected = match behaviour {
                                 0 => HResult::S_OK,
@@ -175,16 +177,26 @@ fn randomized_host_sequences_deliver_one_final_status_per_call() {
                             status
                         }
                         4 => {
-                            host.get_object(sink, "Entry.Name=\"a\"", 0)
+                            host.get_object(sink, "Entry.Name=\"a\"", CallFlags::empty())
                                 .status
                                 .unwrap()
                                 .0
                         }
-                        5 => host.put(sink, entry(1), 0).status.unwrap().0,
-                        6 => host.delete(sink, "Entry.Name=\"a\"", 0).status.unwrap().0,
+                        5 => {
+                            host.put(sink, entry(1), CallFlags::empty())
+                                .status
+                                .unwrap()
+                                .0
+                        }
+                        6 => {
+                            host.delete(sink, "Entry.Name=\"a\"", CallFlags::empty())
+                                .status
+                                .unwrap()
+                                .0
+                        }
                         7 => {
                             let status = host
-                                .exec_method(sink, "Entry", "Reload", None, 0)
+                                .exec_method(sink, "Entry", "Reload", None, CallFlags::empty())
                                 .status
                                 .unwrap()
                                 .0;

@@ -970,13 +970,16 @@ impl<T: Transport> Host<T> {
         let mut records = self.log.lock();
         let mut found = Vec::new();
         for (id, op) in &records.ops {
+            let (socket, mechanism) = (op.socket, &op.mechanism);
             match op.returned {
                 None => found.push(format!(
-                    "operation {id:#x} is still in its call at the end of the run"
+                    "operation {id:#x} of socket {socket:#x} ({mechanism:?}) is still in its \
+                     call at the end of the run"
                 )),
                 Some((_, Returned::Pending)) if op.completions.is_empty() && !op.cancelled => found
                     .push(format!(
-                        "R-WSP-16: operation {id:#x} returned WSA_IO_PENDING and never completed"
+                        "R-WSP-16: operation {id:#x} of socket {socket:#x} ({mechanism:?}) \
+                         returned WSA_IO_PENDING and never completed"
                     )),
                 _ => {}
             }
@@ -1027,6 +1030,21 @@ impl<T: Transport> Host<T> {
     /// Every notice, in the order the runtime delivered them.
     pub fn notices(&self) -> Vec<Notice> {
         self.log.lock().notices.clone()
+    }
+
+    /// Waits up to `timeout` until `n` threads wait inside the runtime for a socket — a
+    /// blocking call waiting for readiness, a lingering close waiting for its data to leave —;
+    /// whether they did. The barrier of a race with a blocked call: what the test does next
+    /// happens while the call waits.
+    pub fn wait_blocked(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.runtime.sleeping() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
     }
 
     /// Calls of this host in progress (on any thread).

@@ -30,18 +30,6 @@ fn aborted() -> Completion {
     }
 }
 
-/// Waits until `ready` holds (another thread's call has reached the point a test needs).
-fn wait_until(what: &str, ready: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "waited for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Reads `socket` (blocking) until the end of the stream; returns what it read.
 fn drain(host: &Host<Memory>, socket: winprov_wsp::SocketHandle) -> Vec<u8> {
     let mut all = Vec::new();
@@ -371,7 +359,8 @@ fn r_wsp_13_non_blocking_linger_close_that_cannot_finish_would_block() {
 
 #[test]
 fn r_wsp_13_blocking_linger_close_waits_up_to_the_timeout() {
-    // The reader drains after 150 ms: the close waits for it, then closes gracefully.
+    // The reader drains once the close waits (seen waiting by the simulator): the close waits
+    // for it, then closes gracefully.
     let host = narrow(8);
     let (client, server) = host.pair(STREAM);
     host.set_linger(client, Linger::Linger(Duration::from_secs(10)))
@@ -379,16 +368,17 @@ fn r_wsp_13_blocking_linger_close_waits_up_to_the_timeout() {
     host.send(client, &[3; 64]).unwrap();
     let (took, read) = std::thread::scope(|threads| {
         let reader = threads.spawn(|| {
-            // The close retires the handle before it waits.
-            wait_until("the close", || host.runtime().sockets() == 1);
-            std::thread::sleep(Duration::from_millis(150));
+            // The close waits for its data to leave (the simulator's barrier).
+            assert!(
+                host.wait_blocked(1, Duration::from_secs(20)),
+                "the close waits"
+            );
             drain(&host, server)
         });
         let started = Instant::now();
         host.close(client).unwrap();
         (started.elapsed(), reader.join().unwrap())
     });
-    assert!(took >= Duration::from_millis(100), "did not wait: {took:?}");
     assert!(took < Duration::from_secs(5), "waited {took:?}");
     assert_eq!(read, [3; 64]);
     assert_eq!(host.fd_close(server), Some(None));
@@ -428,9 +418,11 @@ fn r_wsp_14_close_aborts_pending_operations_without_fd_close() {
     // leave: no FD_CLOSE for the closing socket.
     std::thread::scope(|threads| {
         threads.spawn(|| {
-            // The close retires the handle before it waits.
-            wait_until("the close", || host.runtime().sockets() == 1);
-            std::thread::sleep(Duration::from_millis(20));
+            // The close waits for its data to leave (the simulator's barrier).
+            assert!(
+                host.wait_blocked(1, Duration::from_secs(20)),
+                "the close waits"
+            );
             host.shutdown(server, SD_SEND).unwrap();
             std::thread::sleep(Duration::from_millis(100));
             assert_eq!(drain(&host, server), [1; 8 + 1024]);
@@ -478,8 +470,11 @@ fn r_wsp_15_final_cleanup_cancels_without_completions() {
     // A blocking receive in progress on another thread is interrupted.
     let blocked = std::thread::scope(|threads| {
         let blocked = threads.spawn(|| host.recv(d, 16));
-        wait_until("the receive", || host.in_flight() == 1);
-        std::thread::sleep(Duration::from_millis(50));
+        // The receive waits for data (the simulator's barrier).
+        assert!(
+            host.wait_blocked(1, Duration::from_secs(20)),
+            "the receive waits"
+        );
         host.cleanup();
         blocked.join().unwrap()
     });

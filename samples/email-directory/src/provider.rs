@@ -17,7 +17,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use winprov_bindings::ws2spi::{AF_INET, AF_INET6};
 use winprov_nspv2::{
     Completed, ControlFlags, CsAddr, Lookup, NamespaceProvider, NextCall, Query, QueryResult,
     RegInfo, SetServiceCall, SetServiceOp, WaitOutcome, WsaError,
@@ -212,8 +211,7 @@ impl EmailLookup {
             result = result.with_comment(comment);
         }
         for address in &entry.addresses {
-            let family = if address.is_ipv4() { AF_INET } else { AF_INET6 };
-            if self.query.accepts_family(i32::from(family.0)) {
+            if self.query.accepts_address(address) {
                 result = result.with_address(CsAddr::tcp(*address));
             }
         }

@@ -475,36 +475,26 @@ fn end_cancels_a_next_waiting_on_a_slow_backend() {
     let host = Host::advertise_new(EmailDirectory::new(config));
     let before = host.stats().live_lookups;
     let session = host.startup().unwrap();
-    // End must find NextEx inside its wait: an End that wins the race to the handle makes the
-    // NextEx a use of an ended lookup (WSA_INVALID_HANDLE); then try again, waiting longer.
-    let mut head_start = Duration::from_millis(200);
-    loop {
-        let handle = host
-            .begin(session, &Query::name("alice@example.org"), ALL)
-            .unwrap();
-        let (next, returned_after) = std::thread::scope(|threads| {
-            let next = threads.spawn(|| {
-                let next = host.next(handle, ALL, 64 * 1024);
-                (next, Instant::now())
-            });
-            std::thread::sleep(head_start);
-            let ended = Instant::now();
-            host.end(handle).expect("End");
-            let (next, returned) = next.join().expect("NextEx thread");
-            (next, returned.saturating_duration_since(ended))
+    let handle = host
+        .begin(session, &Query::name("alice@example.org"), ALL)
+        .unwrap();
+    let (next, returned_after) = std::thread::scope(|threads| {
+        let next = threads.spawn(|| {
+            let next = host.next(handle, ALL, 64 * 1024);
+            (next, Instant::now())
         });
-        if next.status() == Err(WsaError::WSA_INVALID_HANDLE) && head_start < Duration::from_secs(5)
-        {
-            head_start *= 2;
-            continue;
-        }
-        assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
-        assert!(
-            returned_after < Duration::from_secs(5),
-            "NextEx returned {returned_after:?} after End"
-        );
-        break;
-    }
+        // End once NextEx is inside the provider's wait (the simulator's barrier).
+        assert!(host.wait_nexts_entered(1, Duration::from_secs(5)));
+        let ended = Instant::now();
+        host.end(handle).expect("End");
+        let (next, returned) = next.join().expect("NextEx thread");
+        (next, returned.saturating_duration_since(ended))
+    });
+    assert_eq!(next.status(), Err(WsaError::WSA_E_CANCELLED));
+    assert!(
+        returned_after < Duration::from_secs(5),
+        "NextEx returned {returned_after:?} after End"
+    );
     host.cleanup(session).unwrap();
     assert_eq!(host.stats().live_lookups, before);
 }

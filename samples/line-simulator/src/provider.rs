@@ -278,7 +278,7 @@ impl Call for SimCall {
 /// (then the framework completed it already and this does nothing).
 fn finish_drop(pending: Pending, delay: Duration) {
     let token = pending.cancellation().clone();
-    if token.wait_timeout(delay) == winprov_core::WaitOutcome::TimedOut {
+    if token.wait_timeout(delay) == winprov_tspi::WaitOutcome::TimedOut {
         let _ = pending.complete(Ok(()));
     }
 }

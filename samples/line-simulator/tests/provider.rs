@@ -5,21 +5,22 @@
 
 use line_simulator::{Config, LineSimulator, Scenario};
 use std::time::{Duration, Instant};
-use winprov_bindings::tapi;
 use winprov_tspi::testing::{CallRef, Host, Message};
+use winprov_tspi::{CallStates, DisconnectMode, LineErr};
 
 const WAIT: Duration = Duration::from_secs(5);
-const FAILED: i32 = 0x8000_0048_u32 as i32; // LINEERR_OPERATIONFAILED
-const INVALCALLHANDLE: i32 = 0x8000_0018_u32 as i32;
+const OK: Result<(), LineErr> = Ok(());
+const FAILED: Result<(), LineErr> = Err(LineErr::LINEERR_OPERATIONFAILED);
+const INVALCALLHANDLE: Result<(), LineErr> = Err(LineErr::LINEERR_INVALCALLHANDLE);
 
-const DIALING: u32 = tapi::LINECALLSTATE_DIALING;
-const PROCEEDING: u32 = tapi::LINECALLSTATE_PROCEEDING;
-const RINGBACK: u32 = tapi::LINECALLSTATE_RINGBACK;
-const CONNECTED: u32 = tapi::LINECALLSTATE_CONNECTED;
-const BUSY: u32 = tapi::LINECALLSTATE_BUSY;
-const DISCONNECTED: u32 = tapi::LINECALLSTATE_DISCONNECTED;
-const IDLE: u32 = tapi::LINECALLSTATE_IDLE;
-const OFFERING: u32 = tapi::LINECALLSTATE_OFFERING;
+const DIALING: CallStates = CallStates::DIALING;
+const PROCEEDING: CallStates = CallStates::PROCEEDING;
+const RINGBACK: CallStates = CallStates::RINGBACK;
+const CONNECTED: CallStates = CallStates::CONNECTED;
+const BUSY: CallStates = CallStates::BUSY;
+const DISCONNECTED: CallStates = CallStates::DISCONNECTED;
+const IDLE: CallStates = CallStates::IDLE;
+const OFFERING: CallStates = CallStates::OFFERING;
 
 /// Fast timing for every test, plus `extra` scenario lines.
 fn host(extra: &str) -> Host<LineSimulator> {
@@ -28,24 +29,6 @@ fn host(extra: &str) -> Host<LineSimulator> {
     let host = Host::new(LineSimulator::new(Config::new(scenario)));
     host.start().expect("start");
     host
-}
-
-/// `(state, mode)` of every `LINE_CALLSTATE` of `call`.
-fn states_with_modes(host: &Host<LineSimulator>, call: CallRef) -> Vec<(u32, u32)> {
-    host.messages()
-        .into_iter()
-        .filter_map(|message| match message {
-            Message::Event {
-                ht_call,
-                msg,
-                params,
-                ..
-            } if ht_call == call.ht && msg == tapi::LINE_CALLSTATE as u32 => {
-                Some((params[0] as u32, params[1] as u32))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// Messages about `call` (events carrying its handle).
@@ -71,8 +54,8 @@ fn workers_end(host: &Host<LineSimulator>) -> bool {
 /// The host's drop of a disconnected or connected call: completes with 0, then IDLE.
 fn drop_to_idle(host: &Host<LineSimulator>, call: CallRef) {
     let dropped = host.drop_call(call);
-    assert_eq!(dropped.ret, dropped.request as i32, "lineDrop accepted");
-    assert_eq!(host.wait_completion(dropped.request, WAIT), Some(0));
+    assert_eq!(dropped.result(), OK, "lineDrop accepted");
+    assert_eq!(host.wait_completion(dropped.request, WAIT), Some(OK));
     assert!(host.wait_state(call, IDLE, WAIT), "IDLE after the drop");
     assert_eq!(host.states(call).last(), Some(&IDLE));
 }
@@ -80,14 +63,14 @@ fn drop_to_idle(host: &Host<LineSimulator>, call: CallRef) {
 /// Shuts down and checks that nothing is left: no rule violation, no line, call, pending
 /// request or Init pair, no worker thread.
 fn finish(host: Host<LineSimulator>) {
-    assert_eq!(host.shutdown(), 0);
+    assert_eq!(host.shutdown(), OK);
     host.assert_idle();
     assert_eq!(host.runtime().provider().live_workers(), 0);
 }
 
 fn connected_call(host: &Host<LineSimulator>, line: winprov_tspi::testing::LineRef) -> CallRef {
     let made = host.make_call(line, Some("5551234"));
-    assert_eq!(made.ret, made.request as i32);
+    assert_eq!(made.result(), OK);
     let call = made.value.expect("a call handle");
     assert!(host.wait_state(call, CONNECTED, WAIT));
     call
@@ -99,21 +82,18 @@ fn outbound_call_progresses_to_connected_in_order() {
     assert_eq!(host.line_name(1).as_deref(), Some("Simulated line 2"));
     let line = host.open(0).unwrap();
     let made = host.make_call(line, Some("+1 (555) 123-4567"));
-    assert_eq!(
-        made.ret, made.request as i32,
-        "returns exactly the request id"
-    );
+    assert_eq!(made.result(), OK, "returns exactly the request id");
     let call = made.value.unwrap();
     assert!(host.wait_state(call, CONNECTED, WAIT));
-    assert_eq!(host.completion(made.request), Some(0));
+    assert_eq!(host.completion(made.request), Some(OK));
     assert_eq!(
         host.states(call),
         [DIALING, PROCEEDING, RINGBACK, CONNECTED]
     );
     assert_eq!(host.call_status(call).unwrap().state, CONNECTED);
     drop_to_idle(&host, call);
-    assert_eq!(host.close_call(call), 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close_call(call), OK);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }
 
@@ -133,28 +113,28 @@ fn default_scenario_answers_every_number() {
         "no inbound calls without a scenario"
     );
     drop_to_idle(&host, call);
-    assert_eq!(host.close_call(call), 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close_call(call), OK);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }
 
 /// Dials `number`, waits for DISCONNECTED, returns the (state, mode) sequence; then the host
 /// drops (IDLE) and closes the call.
-fn remote_outcome(scenario: &str, number: &str) -> Vec<(u32, u32)> {
+fn remote_outcome(scenario: &str, number: &str) -> Vec<(CallStates, u32)> {
     let host = host(scenario);
     let line = host.open(0).unwrap();
     let made = host.make_call(line, Some(number));
-    assert_eq!(made.ret, made.request as i32);
+    assert_eq!(made.result(), OK);
     let call = made.value.unwrap();
     assert!(
         host.wait_state(call, DISCONNECTED, WAIT),
         "{number}: DISCONNECTED"
     );
-    assert_eq!(host.completion(made.request), Some(0));
-    let seen = states_with_modes(&host, call);
+    assert_eq!(host.completion(made.request), Some(OK));
+    let seen = host.states_with_modes(call);
     drop_to_idle(&host, call);
-    assert_eq!(host.close_call(call), 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close_call(call), OK);
+    assert_eq!(host.close(line), OK);
     finish(host);
     seen
 }
@@ -162,36 +142,36 @@ fn remote_outcome(scenario: &str, number: &str) -> Vec<(u32, u32)> {
 #[test]
 fn busy_number() {
     let seen = remote_outcome("number 5551000 busy", "555-1000");
-    let states: Vec<u32> = seen.iter().map(|s| s.0).collect();
+    let states: Vec<CallStates> = seen.iter().map(|s| s.0).collect();
     assert_eq!(states, [DIALING, PROCEEDING, BUSY, DISCONNECTED]);
-    assert_eq!(seen[3].1, tapi::LINEDISCONNECTMODE_BUSY);
+    assert_eq!(seen[3].1, DisconnectMode::Busy.raw());
 }
 
 #[test]
 fn no_answer_number() {
     let seen = remote_outcome("number 5551001 no-answer timeout=30", "5551001");
-    let states: Vec<u32> = seen.iter().map(|s| s.0).collect();
+    let states: Vec<CallStates> = seen.iter().map(|s| s.0).collect();
     assert_eq!(states, [DIALING, PROCEEDING, RINGBACK, DISCONNECTED]);
-    assert_eq!(seen[3].1, tapi::LINEDISCONNECTMODE_NOANSWER);
+    assert_eq!(seen[3].1, DisconnectMode::NoAnswer.raw());
 }
 
 #[test]
 fn rejecting_number() {
     let seen = remote_outcome("number 5551003 reject", "5551003");
-    let states: Vec<u32> = seen.iter().map(|s| s.0).collect();
+    let states: Vec<CallStates> = seen.iter().map(|s| s.0).collect();
     assert_eq!(states, [DIALING, PROCEEDING, DISCONNECTED]);
-    assert_eq!(seen[2].1, tapi::LINEDISCONNECTMODE_REJECT);
+    assert_eq!(seen[2].1, DisconnectMode::Reject.raw());
 }
 
 #[test]
 fn answer_then_remote_hang_up() {
     let seen = remote_outcome("number 5551002 answer after=10 hangup=30", "5551002");
-    let states: Vec<u32> = seen.iter().map(|s| s.0).collect();
+    let states: Vec<CallStates> = seen.iter().map(|s| s.0).collect();
     assert_eq!(
         states,
         [DIALING, PROCEEDING, RINGBACK, CONNECTED, DISCONNECTED]
     );
-    assert_eq!(seen[4].1, tapi::LINEDISCONNECTMODE_NORMAL);
+    assert_eq!(seen[4].1, DisconnectMode::Normal.raw());
 }
 
 #[test]
@@ -210,21 +190,21 @@ fn inbound_call_is_offered_and_answered() {
     assert!(host.wait_state(call, OFFERING, WAIT));
     let first_state = host.messages()[newcall + 1];
     assert!(
-        matches!(first_state, Message::Event { ht_call, msg: 2, params, .. } if ht_call == call.ht && params[0] == OFFERING as usize),
+        matches!(first_state, Message::Event { ht_call, msg: 2, params, .. } if ht_call == call.ht && params[0] == OFFERING.bits() as usize),
         "{first_state:?}"
     );
     assert_eq!(host.caller_id(call).as_deref(), Some("5559999"));
     let answered = host.answer(call);
-    assert_eq!(answered.ret, answered.request as i32);
-    assert_eq!(host.wait_completion(answered.request, WAIT), Some(0));
+    assert_eq!(answered.result(), OK);
+    assert_eq!(host.wait_completion(answered.request, WAIT), Some(OK));
     assert!(host.wait_state(call, CONNECTED, WAIT));
     assert_eq!(host.states(call), [OFFERING, CONNECTED]);
     drop_to_idle(&host, call);
-    assert_eq!(host.close_call(call), 0);
+    assert_eq!(host.close_call(call), OK);
     // Only line 0 had an inbound call.
     assert_eq!(host.offered().len(), 1);
-    assert_eq!(host.close(line), 0);
-    assert_eq!(host.close(other), 0);
+    assert_eq!(host.close(line), OK);
+    assert_eq!(host.close(other), OK);
     finish(host);
 }
 
@@ -235,18 +215,15 @@ fn abandoned_inbound_call_disconnects() {
     let call = host.wait_offered(1, WAIT).unwrap();
     assert!(host.wait_state(call, DISCONNECTED, WAIT));
     assert_eq!(
-        states_with_modes(&host, call),
-        [
-            (OFFERING, 0),
-            (DISCONNECTED, tapi::LINEDISCONNECTMODE_NORMAL)
-        ]
+        host.states_with_modes(call),
+        [(OFFERING, 0), (DISCONNECTED, DisconnectMode::Normal.raw())]
     );
     // Too late to answer: the call is no longer offered.
     let late = host.answer(call);
     assert!(late.ret < 0, "{:#x}", late.ret);
     drop_to_idle(&host, call);
-    assert_eq!(host.close_call(call), 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close_call(call), OK);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }
 
@@ -256,14 +233,14 @@ fn close_call_during_a_pending_drop_fails_the_drop() {
     let line = host.open(0).unwrap();
     let call = connected_call(&host, line);
     let dropped = host.drop_call(call);
-    assert_eq!(dropped.ret, dropped.request as i32);
+    assert_eq!(dropped.result(), OK);
     assert_eq!(
         host.completion(dropped.request),
         None,
         "the drop is pending"
     );
     let started = Instant::now();
-    assert_eq!(host.close_call(call), 0);
+    assert_eq!(host.close_call(call), OK);
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "lineCloseCall did not wait for the drop"
@@ -271,18 +248,18 @@ fn close_call_during_a_pending_drop_fails_the_drop() {
     // R-TSP-8: completed exactly once, with OPERATIONFAILED, before lineCloseCall returned.
     assert_eq!(host.completions_of(dropped.request), [FAILED]);
     let events = events_of(&host, call);
-    std::thread::sleep(Duration::from_millis(100));
+    // Once the drop's thread has ended nothing can report an event any more.
+    assert!(workers_end(&host), "the drop's thread stopped");
     assert_eq!(
         events_of(&host, call),
         events,
         "no event after lineCloseCall"
     );
     assert!(!host.states(call).contains(&IDLE));
-    assert!(workers_end(&host), "the drop's thread stopped");
     assert_eq!(host.completions_of(dropped.request), [FAILED]);
     // The handle is stale now.
-    assert_eq!(host.drop_call(call).ret, INVALCALLHANDLE);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.drop_call(call).result(), INVALCALLHANDLE);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }
 
@@ -291,14 +268,14 @@ fn close_call_while_make_call_is_pending() {
     let host = host("timing setup=5000");
     let line = host.open(0).unwrap();
     let made = host.make_call(line, Some("5551234"));
-    assert_eq!(made.ret, made.request as i32);
+    assert_eq!(made.result(), OK);
     let call = made.value.unwrap();
     assert_eq!(
         host.completion(made.request),
         None,
         "lineMakeCall is pending"
     );
-    assert_eq!(host.close_call(call), 0);
+    assert_eq!(host.close_call(call), OK);
     // R-TSP-7.
     assert_eq!(host.completions_of(made.request), [FAILED]);
     assert!(workers_end(&host), "the call's worker stopped at once");
@@ -307,7 +284,7 @@ fn close_call_while_make_call_is_pending() {
         0,
         "no event for a call that never succeeded"
     );
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }
 
@@ -320,7 +297,7 @@ fn line_close_during_calls_stops_everything() {
     let inbound = host.wait_offered(1, WAIT).unwrap();
     assert!(host.wait_state(inbound, OFFERING, WAIT));
     let answered = host.answer(inbound);
-    assert_eq!(answered.ret, answered.request as i32);
+    assert_eq!(answered.result(), OK);
     let made = host.make_call(line, Some("1"));
     let outbound = made.value.unwrap();
     assert!(host.wait_state(outbound, RINGBACK, WAIT));
@@ -328,15 +305,15 @@ fn line_close_during_calls_stops_everything() {
     assert_eq!(host.completion(dropped.request), None);
     assert_eq!(host.completion(answered.request), None);
     let started = Instant::now();
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close(line), OK);
     assert!(started.elapsed() < Duration::from_secs(1));
     // R-TSP-13: everything pending on the line was completed before lineClose returned.
     assert_eq!(host.completions_of(answered.request), [FAILED]);
     assert_eq!(host.completions_of(dropped.request), [FAILED]);
-    assert_eq!(host.completions_of(made.request), [0]);
-    assert!(workers_end(&host), "every worker stopped");
+    assert_eq!(host.completions_of(made.request), [OK]);
     let messages = host.messages().len();
-    std::thread::sleep(Duration::from_millis(50));
+    // Once the workers have ended nothing can report an event any more.
+    assert!(workers_end(&host), "every worker stopped");
     assert_eq!(host.messages().len(), messages, "nothing after lineClose");
     finish(host);
 }
@@ -359,13 +336,17 @@ fn panic_hook_fails_the_request_and_the_provider_lives_on() {
     let host = host("number 999 panic");
     let line = host.open(0).unwrap();
     let made = host.make_call(line, Some("999"));
-    assert_eq!(made.ret, FAILED, "the panic became LINEERR_OPERATIONFAILED");
-    assert_eq!(host.completions_of(made.request), [] as [i32; 0]);
+    assert_eq!(
+        made.result(),
+        FAILED,
+        "the panic became LINEERR_OPERATIONFAILED"
+    );
+    assert!(host.completions_of(made.request).is_empty());
     assert_eq!(host.stats().calls, 0);
     let call = connected_call(&host, line);
     drop_to_idle(&host, call);
-    assert_eq!(host.close_call(call), 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close_call(call), OK);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }
 
@@ -375,14 +356,15 @@ fn unusable_destinations_are_refused_synchronously() {
     let line = host.open(0).unwrap();
     let none = host.make_call(line, None);
     assert_eq!(
-        none.ret, 0x8000_0049_u32 as i32,
+        none.result(),
+        Err(LineErr::LINEERR_OPERATIONUNAVAIL),
         "OPERATIONUNAVAIL: no lineDial"
     );
     let later = host.make_call(line, Some("555;"));
-    assert_eq!(later.ret, 0x8000_0049_u32 as i32);
+    assert_eq!(later.result(), Err(LineErr::LINEERR_OPERATIONUNAVAIL));
     let quiet = host.make_call(line, Some("555@1"));
     assert!(quiet.ret < 0);
     assert_eq!(host.stats().calls, 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close(line), OK);
     finish(host);
 }

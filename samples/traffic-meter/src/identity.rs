@@ -5,7 +5,7 @@
 //! `[guid]::NewGuid()`), pick your own name, file names and environment variables. Nothing else
 //! in the crate repeats these values.
 
-use winprov_bindings::windows_core::GUID;
+use winprov_wsp::GUID;
 
 /// The layer's provider id: the `ProviderId` of its hidden catalog entry, the one GUID it is
 /// installed, found and removed by.

@@ -7,7 +7,7 @@
 use crate::identity::{LAYER_NAME, PROVIDER_ID};
 use crate::meter::TrafficMeter;
 use std::fmt::Write as _;
-use winprov_bindings::windows_core::GUID;
+use winprov_wsp::GUID;
 use winprov_wsp::abi::{CatalogWriter, WscError};
 use winprov_wsp::install::{
     self, Handles, InstallError, InstalledLayer, LayerInstall, LspCategories, Over, UninstallError,

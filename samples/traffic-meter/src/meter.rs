@@ -21,7 +21,7 @@ use crate::log::{Log, LogConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use winprov_bindings::windows_core::GUID;
+use winprov_wsp::GUID;
 use winprov_wsp::abi::{Linger, SockOpt, Transfer};
 use winprov_wsp::layer::{
     Call, Closing, Completion, Connecting, Disconnecting, NonIfs, Opened, Origin, Passed,

@@ -5,8 +5,7 @@
 
 use traffic_meter::identity::{DEFAULT_DLL_PATH, LAYER_NAME, PROVIDER_ID};
 use traffic_meter::install::{self, InstallOutcome, describe, guid_text};
-use winprov_bindings::ws2spi::XP1_IFS_HANDLES;
-use winprov_wsp::abi::View;
+use winprov_wsp::abi::{ServiceFlags, View};
 use winprov_wsp::install::{LspCategories, Uninstalled, entry_name};
 use winprov_wsp::testing::catalog::Simulated;
 
@@ -43,7 +42,8 @@ fn install_then_list_then_uninstall() {
             layer
                 .chains
                 .iter()
-                .all(|c| c.dwServiceFlags1 & XP1_IFS_HANDLES == 0),
+                .all(|c| !ServiceFlags::from_bits_retain(c.dwServiceFlags1)
+                    .contains(ServiceFlags::IFS_HANDLES)),
             "R-WSP-19: no chain of a non-IFS layer declares IFS handles"
         );
         assert_eq!(

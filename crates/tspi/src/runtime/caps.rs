@@ -2,6 +2,7 @@
 //! `LINECALLINFO`, each through the one writer of variable-sized structures (R-TSP-16).
 
 use super::Inner;
+use crate::flags::CallStates;
 use crate::provider::{ServiceProvider, Version};
 use crate::var::VarWriter;
 use winprov_bindings::tapi::{self, LINEADDRESSCAPS, LINECALLINFO, LINECALLSTATUS, LINEDEVCAPS};
@@ -13,19 +14,19 @@ const LINEFEATURE_MAKECALL: u32 = 0x0000_0008;
 /// tapi.h `LINEADDRFEATURE_MAKECALL`.
 const LINEADDRFEATURE_MAKECALL: u32 = 0x0000_0400;
 /// The states the framework can report.
-const REPORTED_STATES: u32 = tapi::LINECALLSTATE_IDLE
-    | tapi::LINECALLSTATE_OFFERING
-    | tapi::LINECALLSTATE_ACCEPTED
-    | tapi::LINECALLSTATE_DIALTONE
-    | tapi::LINECALLSTATE_DIALING
-    | tapi::LINECALLSTATE_RINGBACK
-    | tapi::LINECALLSTATE_BUSY
-    | tapi::LINECALLSTATE_SPECIALINFO
-    | tapi::LINECALLSTATE_CONNECTED
-    | tapi::LINECALLSTATE_PROCEEDING
-    | tapi::LINECALLSTATE_ONHOLD
-    | tapi::LINECALLSTATE_DISCONNECTED
-    | tapi::LINECALLSTATE_UNKNOWN;
+const REPORTED_STATES: CallStates = CallStates::IDLE
+    .union(CallStates::OFFERING)
+    .union(CallStates::ACCEPTED)
+    .union(CallStates::DIALTONE)
+    .union(CallStates::DIALING)
+    .union(CallStates::RINGBACK)
+    .union(CallStates::BUSY)
+    .union(CallStates::SPECIALINFO)
+    .union(CallStates::CONNECTED)
+    .union(CallStates::PROCEEDING)
+    .union(CallStates::ONHOLD)
+    .union(CallStates::DISCONNECTED)
+    .union(CallStates::UNKNOWN);
 const DISCONNECT_MODES: u32 = tapi::LINEDISCONNECTMODE_NORMAL
     | tapi::LINEDISCONNECTMODE_BUSY
     | tapi::LINEDISCONNECTMODE_NOANSWER
@@ -77,9 +78,9 @@ impl<P: ServiceProvider> Inner<P> {
             tapi::LINEADDRESSMODE_ADDRESSID,
         );
         w.dword(at!(LINEDEVCAPS, dwNumAddresses), 1);
-        w.dword(at!(LINEDEVCAPS, dwBearerModes), caps.bearer_modes);
-        w.dword(at!(LINEDEVCAPS, dwMediaModes), caps.media_modes);
-        w.dword(at!(LINEDEVCAPS, dwDevCapFlags), caps.dev_cap_flags);
+        w.dword(at!(LINEDEVCAPS, dwBearerModes), caps.bearer_modes.bits());
+        w.dword(at!(LINEDEVCAPS, dwMediaModes), caps.media_modes.bits());
+        w.dword(at!(LINEDEVCAPS, dwDevCapFlags), caps.dev_cap_flags.bits());
         w.dword(at!(LINEDEVCAPS, dwMaxNumActiveCalls), caps.max_calls);
         w.dword(at!(LINEDEVCAPS, dwLineFeatures), LINEFEATURE_MAKECALL);
         w.finish();
@@ -111,7 +112,7 @@ impl<P: ServiceProvider> Inner<P> {
             at!(LINEADDRESSCAPS, dwAddressSharing),
             tapi::LINEADDRESSSHARING_PRIVATE,
         );
-        w.dword(at!(LINEADDRESSCAPS, dwCallStates), REPORTED_STATES);
+        w.dword(at!(LINEADDRESSCAPS, dwCallStates), REPORTED_STATES.bits());
         w.dword(
             at!(LINEADDRESSCAPS, dwDialToneModes),
             tapi::LINEDIALTONEMODE_NORMAL,
@@ -190,7 +191,7 @@ impl<P: ServiceProvider> Inner<P> {
         w.dword(at!(LINECALLINFO, dwBearerMode), tapi::LINEBEARERMODE_VOICE);
         w.dword(at!(LINECALLINFO, dwMediaMode), media);
         w.dword(at!(LINECALLINFO, dwCallID), call.shared.id);
-        w.dword(at!(LINECALLINFO, dwCallStates), REPORTED_STATES);
+        w.dword(at!(LINECALLINFO, dwCallStates), REPORTED_STATES.bits());
         w.dword(at!(LINECALLINFO, dwOrigin), origin);
         w.dword(at!(LINECALLINFO, dwReason), tapi::LINECALLREASON_DIRECT);
         let mut caller_flags = 0;

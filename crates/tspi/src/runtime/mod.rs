@@ -118,6 +118,52 @@ pub(crate) struct Inner<P: ServiceProvider> {
     dispatch: Arc<Dispatcher>,
     /// Accepted requests not yet completed (leaked: request guards are `'static`).
     pending_live: &'static AtomicUsize,
+    /// Requests handed to the author's method (the simulator's barrier).
+    #[cfg(feature = "testing")]
+    pub(crate) entered: Entered,
+}
+
+/// A count of the requests handed to the author's method, to wait on (feature `testing`).
+#[cfg(feature = "testing")]
+#[derive(Debug, Default)]
+pub(crate) struct Entered {
+    count: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+#[cfg(feature = "testing")]
+impl Entered {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.count.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter(&self) {
+        *self.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// The requests counted so far.
+    pub(crate) fn count(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// Waits up to `timeout` until `n` requests were counted; whether they were.
+    pub(crate) fn wait(&self, n: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut count = self.lock();
+        while *count < n {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            count = self
+                .changed
+                .wait_timeout(count, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
 }
 
 impl<P: ServiceProvider> Inner<P> {
@@ -129,6 +175,8 @@ impl<P: ServiceProvider> Inner<P> {
             calls: LeaseTable::new(),
             dispatch: Arc::new(Dispatcher::new(sink)),
             pending_live: Box::leak(Box::new(AtomicUsize::new(0))),
+            #[cfg(feature = "testing")]
+            entered: Entered::default(),
         }
     }
 

@@ -194,6 +194,8 @@ impl<P: ServiceProvider> Inner<P> {
             return invalid.raw();
         };
         let reply = ReplySlot::new(0);
+        #[cfg(feature = "testing")]
+        self.entered.enter();
         winprov_core::boundary(export, (), || {
             if let Err(error) = run(shared, author, &reply) {
                 reply.store(error.raw(), StdOrdering::SeqCst);

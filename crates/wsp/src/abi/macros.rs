@@ -41,6 +41,8 @@ macro_rules! export_provider {
         });
     };
     ($dispatch:ty, $make:expr $(,)?) => {
+        $crate::__refuse_panic_abort!();
+
         #[doc(hidden)]
         static __WINPROV_WSP_PROCESS: $crate::abi::Process<$dispatch> =
             $crate::abi::Process::new($make);

@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     pub(crate) sink: NoticeSink,
     alive: Mutex<usize>,
     gone: Condvar,
+    /// Threads waiting for a socket inside the runtime (the simulator's barrier).
+    #[cfg(feature = "testing")]
+    sleeping: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -58,7 +61,16 @@ impl Shared {
             sink,
             alive: Mutex::new(0),
             gone: Condvar::new(),
+            #[cfg(feature = "testing")]
+            sleeping: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Threads waiting for a socket: blocking calls waiting for readiness, lingering closes
+    /// waiting for their data to leave.
+    #[cfg(feature = "testing")]
+    pub(crate) fn sleeping(&self) -> usize {
+        self.sleeping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Sockets whose state still exists (open, or in a call that has not returned).
@@ -200,6 +212,10 @@ impl<S: Socket> Entry<S> {
         deadline: Option<Instant>,
     ) -> MutexGuard<'g, Gate> {
         gate.waiting += 1;
+        #[cfg(feature = "testing")]
+        self.shared
+            .sleeping
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut gate = match deadline {
             None => self
                 .changed
@@ -213,6 +229,10 @@ impl<S: Socket> Entry<S> {
                     .0
             }
         };
+        #[cfg(feature = "testing")]
+        self.shared
+            .sleeping
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         gate.waiting -= 1;
         gate
     }

@@ -77,6 +77,12 @@ impl<T: Transport> Runtime<T> {
         self.shared.alive()
     }
 
+    /// Threads waiting inside the runtime for a socket (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn sleeping(&self) -> usize {
+        self.shared.sleeping()
+    }
+
     fn lease(&self, socket: SocketHandle) -> Result<SocketLease<'_, T::Socket>, WsaError> {
         self.table
             .lease_shared(socket.raw())
