@@ -151,13 +151,15 @@ pub fn run_outside_provider(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo winprov dist` on the provider crate outside the workspace, as its author runs it
-/// (the `cargo-winprov` binary, given `winprov` first as cargo does), and with Wine its
-/// installation tests (`test-install`). It builds in the workspace's target directory (one
+/// The provider crate outside the workspace: its format and its tests (on the simulator), then
+/// `cargo winprov dist` on it as its author runs it (the `cargo-winprov` binary, given
+/// `winprov` first as cargo does), and with Wine its installation tests (`test-install`). It builds in the workspace's target directory (one
 /// cache, the Wine shim shared); the winprov crates are built again for it, with its profile
 /// and features.
 fn outside_provider(wine: bool) -> Result<()> {
     sh(cargo().args(["fmt", "--check", "--manifest-path", OUTSIDE_PROVIDER]))?;
+    // Its own tests, on winprov-nspv2's simulator (the `testing` dev-dependency).
+    sh(cargo().args(["test", "--locked", "--manifest-path", OUTSIDE_PROVIDER]))?;
     sh(cargo().args(["build", "--locked", "-p", "cargo-winprov"]))?;
     let exe = target_dir()
         .join("debug")
