@@ -3,8 +3,8 @@
 
 use winprov_wbem::class::{KeyedClass, WmiClass};
 use winprov_wbem::{
-    Completed, EventProvider, GUID, GetCall, HResult, Instance, InstanceProvider, MethodProvider,
-    ProviderInit, Response, wmi_class,
+    Completed, EventProvider, GUID, GetCall, HResult, Hosting, Instance, InstanceProvider,
+    InstanceRegistration, MethodProvider, Mof, ProviderInit, Registration, Response, wmi_class,
 };
 
 /// The provider's COM class id: the CLSID in its MOF registration and in the MSI's
@@ -27,6 +27,21 @@ wmi_class! {
             [read] Text: String,
         }
     }
+}
+
+/// The MOF its installer compiles into WMI (`winprov_wbem::compile_mof`): the namespace, the
+/// class, and the provider's registration by its CLSID.
+pub fn mof() -> Mof {
+    Mof::new(r"root\guide")
+        .create_namespace()
+        .class::<Guide_Greeting>()
+        .provider(
+            Registration::new(PROVIDER_NAME, Hosting::NetworkService { clsid: CLSID }).instances(
+                InstanceRegistration::new()
+                    .supports_get()
+                    .supports_enumeration(),
+            ),
+        )
 }
 
 /// The provider: instances of `Guide_Greeting`.

@@ -28,3 +28,13 @@ fn greetings_are_enumerated_and_found_by_path() {
     let leftovers = host.release(); // every COM object released: the provider's and WMI's
     assert_eq!((leftovers.provider, leftovers.simulator), (0, 0));
 }
+
+#[test]
+fn the_mof_registers_the_provider_by_its_clsid() {
+    let text = winprov_authoring_examples::wmi::mof().install().unwrap();
+    assert!(text.contains("class Guide_Greeting"), "{text}");
+    assert!(
+        text.contains("CLSID = \"{3C9E71A2-5B04-4E8F-9D17-6A2BC0E458F1}\";"),
+        "{text}"
+    );
+}
