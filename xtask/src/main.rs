@@ -5,6 +5,8 @@
 //! - `codegen`: regenerate the checked-in bindings (`--check` only compares).
 //! - `msi-test`, `outside-provider`: only the MSI stages of `test`, only its stage that packages
 //!   the provider crate outside the workspace with `cargo winprov`.
+//! - `docs`, `package`: only the documentation stage of `test` (rustdoc, warnings denied), only
+//!   its packaging of the published crates.
 //! - `harness <name>...`: only the named Wine ABI harnesses of `test`.
 //! - `wine-prefix`: prepare the project's Wine prefix; `wine <exe> [args]`: run an exe in it.
 
@@ -16,6 +18,7 @@
 mod codegen;
 mod discover;
 mod dist;
+mod publish;
 mod test;
 mod tidy;
 
@@ -30,6 +33,7 @@ usage: cargo xtask <command>
 
 commands:
   test [--no-wine]        format, clippy (Linux + Windows), unit/loom/trybuild/codegen tests,
+                          the documentation and the packages of the published crates,
                           Windows cross-build, the Wine ABI tests, the samples' MSIs and the
                           provider outside the workspace; installs prerequisites
   dist [--wxs-only] [-p <sample>]...
@@ -44,6 +48,10 @@ commands:
                           only the last stage of `test`: `cargo winprov test-install` (`dist`
                           with --no-wine) on tests/outside-provider, a provider crate outside
                           the workspace
+  docs                    only the documentation stage of `test`: cargo doc of the workspace
+                          with every feature, warnings denied, for Linux and Windows
+  package                 only the packaging stage of `test`: cargo package (verified) of
+                          every published crate together
   harness <name>...       only the named Wine ABI harnesses of `test` (e.g. base_host), their
                           DLLs built first
   codegen [--check]       regenerate bindings/src/*.rs from their args files
@@ -68,6 +76,8 @@ fn run() -> Result<()> {
         "dist" => dist::run(&rest),
         "msi-test" => test::run_msi(&rest),
         "outside-provider" => test::run_outside_provider(&rest),
+        "docs" => test::run_publish_stage(true, &rest),
+        "package" => test::run_publish_stage(false, &rest),
         "harness" => test::run_harnesses(&rest),
         "codegen" => match rest.as_slice() {
             [] => codegen::run(codegen::Mode::Write),

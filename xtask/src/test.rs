@@ -3,6 +3,7 @@
 use crate::discover::{CDll, Discovered, LoomRun, StressRun, WineHarness};
 use crate::installer::Descriptor;
 use crate::prereq::{self, Need};
+use crate::publish;
 use crate::stage::{Handoff, Stages, cargo, run as sh};
 use crate::wine::Prefix;
 use crate::{WINDOWS_TARGET, target_dir, workspace_root};
@@ -75,6 +76,8 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
     stages.add("tests (unit, trybuild, codegen freshness)", || {
         sh(cargo().args(["test", "--workspace", "--locked"]))
     });
+    stages.add(DOCS_STAGE, publish::docs);
+    stages.add(PACKAGE_STAGE, publish::package);
     stages.add("loom models", || loom(&found.loom));
     stages.add("stress (randomized host sequences)", || {
         stress(&found.stress)
@@ -105,6 +108,30 @@ fn plan<'a>(found: &'a Discovered, handoffs: &'a Handoffs, wine: bool) -> Stages
     stages
 }
 
+/// The stage that builds the documentation as docs.rs does.
+const DOCS_STAGE: &str = "documentation (rustdoc, warnings denied)";
+
+/// The stage that packages the published crates as crates.io receives them.
+const PACKAGE_STAGE: &str = "packages of the published crates (cargo package)";
+
+/// `cargo xtask docs` / `cargo xtask package`: that stage of `test` alone.
+pub fn run_publish_stage(docs: bool, args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!(
+            "{} takes no arguments",
+            if docs { "docs" } else { "package" }
+        );
+    }
+    let mut stages = Stages::new();
+    if docs {
+        stages.add(DOCS_STAGE, publish::docs);
+    } else {
+        stages.add(PACKAGE_STAGE, publish::package);
+    }
+    stages.run()?;
+    Ok(())
+}
+
 /// The stage that packages the provider crate outside the workspace.
 const OUTSIDE_STAGE: &str = "provider outside the workspace (cargo winprov)";
 
@@ -124,13 +151,15 @@ pub fn run_outside_provider(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo winprov dist` on the provider crate outside the workspace, as its author runs it
-/// (the `cargo-winprov` binary, given `winprov` first as cargo does), and with Wine its
-/// installation tests (`test-install`). It builds in the workspace's target directory (one
+/// The provider crate outside the workspace: its format and its tests (on the simulator), then
+/// `cargo winprov dist` on it as its author runs it (the `cargo-winprov` binary, given
+/// `winprov` first as cargo does), and with Wine its installation tests (`test-install`). It builds in the workspace's target directory (one
 /// cache, the Wine shim shared); the winprov crates are built again for it, with its profile
 /// and features.
 fn outside_provider(wine: bool) -> Result<()> {
     sh(cargo().args(["fmt", "--check", "--manifest-path", OUTSIDE_PROVIDER]))?;
+    // Its own tests, on winprov-nspv2's simulator (the `testing` dev-dependency).
+    sh(cargo().args(["test", "--locked", "--manifest-path", OUTSIDE_PROVIDER]))?;
     sh(cargo().args(["build", "--locked", "-p", "cargo-winprov"]))?;
     let exe = target_dir()
         .join("debug")
@@ -439,6 +468,8 @@ mod tests {
             "clippy (Linux)",
             "clippy (Windows)",
             "tests (unit, trybuild, codegen freshness)",
+            "documentation (rustdoc, warnings denied)",
+            "packages of the published crates (cargo package)",
             "loom models",
             "stress (randomized host sequences)",
             "Windows cross-build",
@@ -456,8 +487,8 @@ mod tests {
         let without_wine: Vec<&str> = common.iter().chain(&[msi, outside]).copied().collect();
         assert_eq!(plan(&found, &handoffs, true).names(), with_wine);
         assert_eq!(plan(&found, &handoffs, false).names(), without_wine);
-        assert_eq!(with_wine.len(), 14);
-        assert_eq!(without_wine.len(), 10);
+        assert_eq!(with_wine.len(), 16);
+        assert_eq!(without_wine.len(), 12);
         assert_eq!(
             msi_plan(&handoffs, true, &[]).names(),
             ["prerequisites", msi, msi_wine]

@@ -7,6 +7,10 @@
     clippy::print_stdout,
     reason = "a command-line tool talks to its user on stdout"
 )]
+#![allow(
+    rustdoc::invalid_html_tags,
+    reason = "the doc comments are the commands' --help text, where <target> is a placeholder"
+)]
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};

@@ -26,7 +26,7 @@
 //! - [`export_provider!`] generates a DLL's export of the routine table, so a provider's crate
 //!   needs no `unsafe` code of its own.
 //!
-//! The `testing` feature adds a host simulator ([`testing::Host`]) that plays Winsock against
+//! The `testing` feature adds a host simulator (`testing::Host`) that plays Winsock against
 //! any provider and checks the interface's rules.
 //!
 //! ```

@@ -32,7 +32,7 @@ pub fn layer_install(path: &str) -> LayerInstall {
         .native_only()
 }
 
-/// What [`install`] did.
+/// What [`install()`] did.
 #[derive(Debug, PartialEq)]
 pub enum InstallOutcome {
     /// The layer was installed: these entries, per catalog.
