@@ -153,8 +153,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-// The ABI layer's module docs link its private index (for `--document-private-items`).
-#[allow(unsafe_code, rustdoc::private_intra_doc_links)]
+#[allow(unsafe_code)]
 pub mod abi;
 mod host;
 pub mod install;

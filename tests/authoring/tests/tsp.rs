@@ -12,17 +12,17 @@ fn an_outbound_call_connects_and_drops() {
     let call = host.make_call(line, Some("5551234"));
     assert_eq!(
         host.completion(call.request),
-        Some(0),
+        Some(Ok(())),
         "lineMakeCall succeeded"
     );
     let call = call.value.unwrap();
     let dropped = host.drop_call(call);
     assert_eq!(
         host.completion(dropped.request),
-        Some(0),
+        Some(Ok(())),
         "lineDrop succeeded"
     );
-    assert_eq!(host.close_call(call), 0);
-    assert_eq!(host.close(line), 0);
+    assert_eq!(host.close_call(call), Ok(()));
+    assert_eq!(host.close(line), Ok(()));
     host.assert_clean(); // no rule of the interface was broken on the way
 }

@@ -2,8 +2,8 @@
 #![forbid(unsafe_code)]
 
 use winprov_authoring_examples::wmi::{Greetings, Guide_Greeting};
-use winprov_wbem::HResult;
 use winprov_wbem::testing::Host;
+use winprov_wbem::{CallFlags, HResult};
 
 #[test]
 fn greetings_are_enumerated_and_found_by_path() {
@@ -11,16 +11,16 @@ fn greetings_are_enumerated_and_found_by_path() {
     host.declare_class::<Guide_Greeting>();
     let sink = host.sink();
 
-    let all = host.enumerate(&sink, "Guide_Greeting", 0);
+    let all = host.enumerate(&sink, "Guide_Greeting", CallFlags::empty());
     assert_eq!(all.status, Some((HResult::S_OK, None)));
     assert_eq!(all.indicated.len(), 2);
 
-    let french = host.get_object(&sink, r#"Guide_Greeting.Language="fr""#, 0);
+    let french = host.get_object(&sink, r#"Guide_Greeting.Language="fr""#, CallFlags::empty());
     assert_eq!(french.status, Some((HResult::S_OK, None)));
     let greeting = Guide_Greeting::try_from(&french.indicated[0]).unwrap();
     assert_eq!(greeting.Text, "Bonjour");
 
-    let missing = host.get_object(&sink, r#"Guide_Greeting.Language="de""#, 0);
+    let missing = host.get_object(&sink, r#"Guide_Greeting.Language="de""#, CallFlags::empty());
     assert_eq!(missing.status, Some((HResult::WBEM_E_NOT_FOUND, None)));
     assert!(missing.indicated.is_empty());
 

@@ -25,7 +25,7 @@
 //! - [`Ifs`](crate::layer::Ifs): the handle is the lower provider's.
 //!
 //! Either way a call finds its socket through the layer's own index from the handle's value
-//! ([`HandleIndex`]: two loads for kernel handle values, no lock; no upcall) and one lock-free
+//! (`HandleIndex`: two loads for kernel handle values, no lock; no upcall) and one lock-free
 //! lease.
 //!
 //! Sockets live in the core `LeaseTable`: a close racing a call on another thread is safe (the
