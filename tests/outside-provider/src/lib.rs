@@ -26,7 +26,7 @@ const TABLE: &[(&str, &str)] = &[
     ("bob@outside.example", "192.0.2.11:25"),
 ];
 
-/// The provider: one lookup per query, answered from [`TABLE`].
+/// The provider: one lookup per query, answered from the table above.
 #[derive(Debug, Default)]
 pub struct FixedTable;
 
