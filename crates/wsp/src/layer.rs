@@ -324,12 +324,18 @@ impl<'c> SettingOption<'c> {
 #[non_exhaustive]
 pub struct Closing {}
 
-/// A send or receive the provider below accepted as pending finished (non-IFS layers only:
-/// an IFS layer's pending requests complete straight to the application).
+/// A request the layer relayed finished (non-IFS layers only: an IFS layer's overlapped
+/// requests complete straight to the application).
+///
+/// A send or receive (its hook saw the call) is told only when the provider below answered it
+/// pending. The extension functions' requests (`ConnectEx` without send data, `DisconnectEx`,
+/// `AcceptEx`) are told however they ended, unless their call failed: no hook of their own
+/// sees their call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Completion {
-    /// A send.
+    /// A send; also a `ConnectEx` with send data (its connect went through [`Layer::connect`],
+    /// its data through [`Layer::send`]; an error may be the connect's).
     Sent {
         /// Bytes sent, or the request's error.
         outcome: Result<u32, WsaError>,
@@ -338,6 +344,22 @@ pub enum Completion {
     Received {
         /// Bytes received and the flags, or the request's error.
         outcome: Result<(u32, u32), WsaError>,
+    },
+    /// A `ConnectEx` without send data (its call went through [`Layer::connect`]).
+    Connected {
+        /// Whether the connection was made.
+        outcome: Result<(), WsaError>,
+    },
+    /// A `DisconnectEx`.
+    Disconnected {
+        /// Whether the connection was closed.
+        outcome: Result<(), WsaError>,
+    },
+    /// An `AcceptEx`, told with the state of the accept socket (the socket the application
+    /// made for the connection, whose [`Layer::open`] saw [`Origin::Created`]).
+    Accepted {
+        /// Bytes of the connection's first data received with it, or the request's error.
+        outcome: Result<u32, WsaError>,
     },
 }
 
@@ -396,7 +418,7 @@ pub trait Layer: Send + Sync + 'static {
         call.pass()
     }
 
-    /// A pending send or receive finished ([`Completion`]), before the application is told.
+    /// A relayed request finished ([`Completion`]), before the application is told.
     fn completed(&self, socket: &Self::Socket, completion: Completion) {}
 
     /// `WSPShutdown`.

@@ -65,7 +65,7 @@ use super::exports;
 use super::index::HandleIndex;
 use super::lower::{Lower, Lowers, failed};
 use super::ports::Ports;
-use super::relay::{Pending, Relay, Substitute};
+use super::relay::{Kind, Pending, Relay, Substitute};
 use super::startup::Export;
 use super::upcalls::{Host, Upcalls};
 use crate::layer::{
@@ -73,8 +73,8 @@ use crate::layer::{
     SendBuffers, Sending, SettingOption, ShuttingDown,
 };
 use smallvec::SmallVec;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use winprov_bindings::windows_core::{BOOL, PCSTR, PCWSTR, PSTR, PWSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, HANDLE, HWND, INVALID_SOCKET, LPCONDITIONPROC, OVERLAPPED, QOS, SOCKADDR, SOCKET,
@@ -84,8 +84,6 @@ use winprov_bindings::ws2spi::{
 use winprov_core::sync::{Mutex, lock};
 use winprov_core::{LeaseTable, WsaError, boundary};
 
-/// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
-const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
 /// Room for any `SOCKADDR` a provider below writes (`SOCKADDR_STORAGE`).
 const ADDRESS_ROOM: usize = 128;
 /// `FD_SETSIZE` of winsock2.h.
@@ -109,6 +107,9 @@ struct Record<S> {
     /// socket is bound to the layer's port.
     pending: Arc<Pending>,
     associated: Mutex<bool>,
+    /// Non-IFS: the provider below's extension functions, each asked for once
+    /// (`extension::Extension`'s order).
+    extensions: [OnceLock<usize>; EXTENSIONS],
 }
 
 /// Calls slot `$slot` of a record's table with `$args`, then `lpErrno`: the value and the
@@ -126,6 +127,16 @@ macro_rules! down {
         (value, errno)
     }};
 }
+
+// After `down!`, which it uses.
+mod extension;
+
+#[cfg(feature = "testing")]
+pub(crate) use extension::{
+    AcceptExFn, ConnectExFn, DisconnectExFn, SO_UPDATE_ACCEPT_CONTEXT, WSAID_ACCEPTEX,
+    WSAID_CONNECTEX, WSAID_DISCONNECTEX, WSAID_GETACCEPTEXSOCKADDRS, last_error, set_last_error,
+};
+use extension::{EXTENSIONS, SIO_GET_EXTENSION_FUNCTION_POINTER};
 
 /// `SOCKET_ERROR` and its `lpErrno` as an error.
 fn checked((value, errno): (i32, i32)) -> Result<(), WsaError> {
@@ -235,12 +246,14 @@ impl<S> Down<S> {
 }
 
 /// How the call on `r` goes down, for a caller's `overlapped` request (if any): a non-IFS
-/// layer binds the lower socket to its port once, then issues a substitute.
+/// layer binds the lower socket to its port once, then issues a substitute of `kind`, whose
+/// completion the author is told with `state`.
 fn going_down<L: Layer>(
     relay: &Arc<Relay<L>>,
     r: &Record<L::Socket>,
-    send: bool,
+    kind: Kind,
     overlapped: Option<&Overlapped>,
+    state: &Arc<L::Socket>,
 ) -> Result<Down<L::Socket>, WsaError> {
     let Some(request) = overlapped.filter(|_| !L::Handles::IFS) else {
         return Ok(Down::Direct(Request::of(overlapped)));
@@ -254,11 +267,11 @@ fn going_down<L: Layer>(
     }
     let handle = Socket::from_raw(r.handle.load(Ordering::Acquire));
     Ok(Down::Relayed(relay.issue(
-        send,
+        kind,
         *request,
         handle,
         (r.socket, r.table),
-        Arc::clone(&r.state),
+        Arc::clone(state),
         Arc::clone(&r.pending),
     )))
 }
@@ -413,6 +426,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             state: Arc::new(state),
             pending: Arc::new(Pending::default()),
             associated: Mutex::new(false),
+            extensions: Default::default(),
         };
         let key = match self.sockets.insert(record, ()) {
             Ok(handle) => handle.raw(),
@@ -491,6 +505,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         table.lpWSPSend = Some(pass_send::<E, L, C>);
         table.lpWSPRecv = Some(pass_recv::<E, L, C>);
         table.lpWSPRecvFrom = Some(pass_recv_from::<E, L, C>);
+        table.lpWSPIoctl = Some(extension::pass_ioctl::<E, L, C>);
     }
 
     fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
@@ -1118,7 +1133,15 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
     ) -> Result<(), WsaError> {
         self.with(socket, |r| {
             let mut down_call = |args: &SettingOption<'_>| {
-                let (level, name, bytes) = option_bytes(args.option());
+                let (level, name, mut bytes) = option_bytes(args.option());
+                if !L::Handles::IFS
+                    && let Some(listener) = extension::accept_context(level, name, &bytes)
+                {
+                    // The listening socket is the layer's handle: the provider below knows
+                    // its own.
+                    let below = self.with(listener, |l| Ok(l.socket))?;
+                    bytes = std::borrow::Cow::Owned(below.0.to_ne_bytes().to_vec());
+                }
                 checked(down!(
                     r,
                     lpWSPSetSockOpt(
@@ -1216,7 +1239,7 @@ fn transmit<L: Layer>(
 ) -> Result<Transfer, WsaError> {
     let mut down_call = |args: &Sending<'_>| {
         let mut buffers: SmallVec<[WSABUF; INLINE_BUFFERS]> = data.to_wsabufs();
-        let request = going_down(relay, r, true, overlapped.as_ref())?;
+        let request = going_down(relay, r, Kind::Send, overlapped.as_ref(), &r.state)?;
         let mut sent = 0u32;
         let result = match args.to {
             None => checked(down!(
@@ -1277,7 +1300,7 @@ fn receive<L: Layer>(
     let is_from = from.is_some();
     let mut down_call = |args: &Receiving| {
         let mut buffers = array.to_wsabufs();
-        let request = going_down(relay, r, false, request.as_ref())?;
+        let request = going_down(relay, r, Kind::Receive, request.as_ref(), &r.state)?;
         let (mut received, mut out_flags) = (0u32, args.flags);
         // Given for an overlapped call too: a request that completes at once reports its
         // count here (the export writes it back for the caller).
