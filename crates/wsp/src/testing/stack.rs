@@ -256,9 +256,13 @@ mod extensions {
         lock(&BELOW).expect("the base was started")
     }
 
+    /// Whether `socket` is one of the base's own handles (not a layer's, which ws2_32 also
+    /// made).
     fn knows(socket: usize) -> bool {
-        BASE.dispatch()
-            .is_some_and(|base| base.knows_socket(Socket::from_raw(socket)))
+        winsock::handle_entry(socket) == Some(super::BASE_ENTRY)
+            && BASE
+                .dispatch()
+                .is_some_and(|base| base.knows_socket(Socket::from_raw(socket)))
     }
 
     /// Completes the base's request `overlapped` on `socket`, as a non-IFS provider does.

@@ -618,6 +618,16 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The catalog entry a live handle `WPUCreateSocketHandle` made is for (for a provider
+/// simulated alongside, checking whose handle it was given).
+pub(crate) fn handle_entry(socket: usize) -> Option<u32> {
+    state()
+        .handles
+        .get(&socket)
+        .filter(|h| h.closed_at.is_none())
+        .map(|h| h.catalog_entry_id)
+}
+
 thread_local! {
     /// The APC being run on this Rust thread: its simulated thread and when it was queued.
     static RUNNING: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
