@@ -55,7 +55,11 @@ pub enum Ifs {}
 /// their context the layer's own socket; its chains must not declare `XP1_IFS_HANDLES`
 /// (R-WSP-19), and the framework refuses to start for an entry that does. The framework relays
 /// overlapped requests through requests of its own below, so the layer sees every completion
-/// ([`Layer::completed`]) before the application does.
+/// ([`Layer::completed`]) before the application does. The extension functions an application
+/// asks for with `SIO_GET_EXTENSION_FUNCTION_POINTER` are the framework's: `ConnectEx` goes
+/// through [`Layer::connect`] and, with send data, [`Layer::send`]; `AcceptEx` and
+/// `DisconnectEx` are told by [`Layer::completed`]; other extension functions
+/// (`TransmitFile`, `WSARecvMsg`, …) are refused.
 #[derive(Debug)]
 pub enum NonIfs {}
 
@@ -382,7 +386,8 @@ pub trait Layer: Send + Sync + 'static {
     /// The state of a socket the layer now serves (the provider below made it).
     fn open(&self, socket: &Opened<'_>) -> Self::Socket;
 
-    /// `WSPConnect`.
+    /// `WSPConnect`; also a non-IFS layer's `ConnectEx` (without caller data; its send data
+    /// then goes through [`send`](Self::send)).
     fn connect<'c>(
         &self,
         socket: &Self::Socket,

@@ -46,9 +46,16 @@
 //! - An overlapped `WSPIoctl` is refused (`WSAEOPNOTSUPP`): its output would outlive the
 //!   call's copies. So is a non-IFS layer's overlapped `WSPRecvFrom` (its address would); an
 //!   IFS layer's goes down as the caller made it, address out-parameters included.
-//! - A non-IFS layer refuses `WSPAsyncSelect` and the extension functions of `WSPIoctl`
-//!   (`SIO_GET_EXTENSION_FUNCTION_POINTER`) with `WSAEOPNOTSUPP`: the provider below would
-//!   report its own handle to the window, and its functions would be called with the layer's.
+//! - A non-IFS layer refuses `WSPAsyncSelect` with `WSAEOPNOTSUPP`: the provider below would
+//!   report its own handle to the window. For `SIO_GET_EXTENSION_FUNCTION_POINTER` it hands
+//!   out its own `AcceptEx`, `ConnectEx` and `DisconnectEx` (`extension`: the provider below's
+//!   called on the lower sockets with a relayed request, as a send is) and the provider below's
+//!   `GetAcceptExSockaddrs`, and refuses any other function (`TransmitFile`, `WSARecvMsg`, …)
+//!   with `WSAEOPNOTSUPP`: the provider below's would be called with the layer's handles.
+//!   `SO_UPDATE_ACCEPT_CONTEXT`'s value, the listener's handle, goes down translated. The
+//!   accept socket of an `AcceptEx` keeps the origin it was made with
+//!   ([`Origin::Created`](crate::layer::Origin)); the author learns of the accept from
+//!   [`Completion::Accepted`](crate::layer::Completion), told with that socket's state.
 //! - `WSPSelect` serves sockets of one lower provider per call (`WSAEINVAL` otherwise).
 
 use super::catalog::Catalog;

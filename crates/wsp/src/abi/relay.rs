@@ -1,4 +1,5 @@
-//! The relay of a non-IFS layer's overlapped requests: the caller's request is not passed
+//! The relay of a non-IFS layer's overlapped requests (sends, receives, and the extension
+//! functions' `ConnectEx`, `AcceptEx`, `DisconnectEx`): the caller's request is not passed
 //! down; a request of the layer's own is ([`Substitute`]), on the lower socket bound to the
 //! layer's completion port ([`Ports`]), and its completion is relayed to the caller's request
 //! on the layer's handle, through the caller's mechanism ([`Completer`]).
