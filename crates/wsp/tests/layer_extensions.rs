@@ -25,6 +25,8 @@ const LAYER_ID: GUID = GUID::from_u128(0x7769_6e70_726f_7600_1a7e_0000_0000_00e1
 const AF: i32 = 2;
 const SOCK_STREAM: i32 = 1;
 const SOL_SOCKET: i32 = 0xffff;
+/// Data the layer's send hook panics on, after passing it down.
+const PANIC_AFTER: &[u8] = b"panic after";
 
 /// A send the hook saw: the socket, the data, the outcome.
 type SeenSend = (u64, Vec<u8>, Result<Transfer, WsaError>);
@@ -84,6 +86,9 @@ macro_rules! seeing_layer {
             ) -> Passed<'c, Transfer> {
                 let data: Vec<u8> = call.args().buffers().flatten().copied().collect();
                 let passed = call.pass();
+                if data == PANIC_AFTER {
+                    panic!("the test layer's send hook panics after passing its call");
+                }
                 self.0
                     .sends
                     .lock()
@@ -533,5 +538,55 @@ fn r_wsp_14_closing_the_listener_aborts_its_relayed_accept_ex_before_it_returns(
     ws.forget(issued.op);
     ws.close(accept).unwrap();
     ws.close(client).unwrap();
+    ws.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A hook that panics after its relayed request went down
+
+#[test]
+fn r_wsp_16_a_hook_that_panics_after_its_relayed_request_went_down_keeps_its_answer() {
+    let ws = start();
+    let listener = listener(&ws, 38);
+    let client = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    ws.connect(client, &38u16.to_be_bytes()).unwrap();
+    let (server, _) = ws.accept(listener).unwrap();
+    // Done at once below: the caller's request is complete, the call answers so.
+    let at_once = ws
+        .send_overlapped(client, PANIC_AFTER, winsock::Via::Event)
+        .expect("the request went down: its answer stands");
+    assert_eq!(at_once.done.map(|d| d.bytes), Some(11));
+    assert_eq!(ws.completions(at_once.op).len(), 1);
+    assert_eq!(ws.recv(server, 64).unwrap(), PANIC_AFTER);
+
+    // Pending below (a ConnectEx's data): the call answers pending, the request completes once.
+    let other = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    let connect_ex = ws.extension_function(other, WSAID_CONNECTEX).unwrap();
+    stack::answer_extensions(Answer::Pending);
+    let pending = ws
+        .connect_ex(
+            connect_ex,
+            other,
+            &38u16.to_be_bytes(),
+            PANIC_AFTER,
+            winsock::Via::Event,
+        )
+        .expect("the request went down: its answer stands");
+    assert!(pending.is_pending());
+    assert_eq!(stack::release(), 1);
+    assert_eq!(
+        ws.get_overlapped_result(other, pending.op, true)
+            .unwrap()
+            .bytes,
+        11
+    );
+    assert_eq!(ws.completions(pending.op).len(), 1);
+    ws.forget(at_once.op);
+    ws.forget(pending.op);
+    let (second, _) = ws.accept(listener).unwrap();
+    for socket in [client, server, other, second, listener] {
+        ws.close(socket).unwrap();
+    }
+    assert_eq!(packets_taken(), 0);
     ws.finish();
 }

@@ -224,6 +224,22 @@ impl<S> Down<S> {
         }
     }
 
+    /// As [`answer`](Self::answer), the answer of a relayed request that did not fail noted in
+    /// `issued` (for [`keeping_issued`]).
+    fn answer_noting<L: Layer<Socket = S>>(
+        self,
+        relay: &Relay<L>,
+        (result, bytes, flags): (Result<(), WsaError>, u32, u32),
+        issued: &std::cell::Cell<Option<Transfer>>,
+    ) -> Result<Transfer, WsaError> {
+        let relayed = matches!(self, Self::Relayed(_));
+        let answer = self.answer(relay, result, bytes, flags);
+        if relayed && let Ok(transfer) = &answer {
+            issued.set(Some(*transfer));
+        }
+        answer
+    }
+
     /// The caller's answer, once the provider below answered `result` (with `bytes` and
     /// `flags` written when it completed at once).
     fn answer<L: Layer<Socket = S>>(
@@ -281,6 +297,26 @@ fn going_down<L: Layer>(
         Arc::clone(state),
         Arc::clone(&r.pending),
     )))
+}
+
+/// Runs a hook whose call may relay a request (`issued`: the answer of one that went down): a
+/// hook that panics after its request went down keeps that answer, since the caller's request
+/// completes (at once, or later: R-WSP-16); one that panics before fails its call as any
+/// hook's panic does (the slot's boundary takes the panic on).
+fn keeping_issued(
+    issued: &std::cell::Cell<Option<Transfer>>,
+    hook: impl FnOnce() -> Result<Transfer, WsaError>,
+) -> Result<Transfer, WsaError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+        Ok(outcome) => outcome,
+        Err(panic) => match issued.get() {
+            Some(transfer) => {
+                tracing::error!("a hook panicked after its request was relayed: its answer stands");
+                Ok(transfer)
+            }
+            None => std::panic::resume_unwind(panic),
+        },
+    }
 }
 
 /// How a send or receive ended below, as the export writes it back.
@@ -1244,6 +1280,7 @@ fn transmit<L: Layer>(
     to: Option<&[u8]>,
     overlapped: Option<Overlapped>,
 ) -> Result<Transfer, WsaError> {
+    let issued = std::cell::Cell::new(None);
     let mut down_call = |args: &Sending<'_>| {
         let mut buffers: SmallVec<[WSABUF; INLINE_BUFFERS]> = data.to_wsabufs();
         let request = going_down(relay, r, Kind::Send, overlapped.as_ref(), &r.state)?;
@@ -1278,7 +1315,7 @@ fn transmit<L: Layer>(
                 )
             )),
         };
-        request.answer(relay, result, sent, 0)
+        request.answer_noting(relay, (result, sent, 0), &issued)
     };
     let args = Sending {
         buffers: SendBuffers::Slices(data.slices()),
@@ -1286,10 +1323,12 @@ fn transmit<L: Layer>(
         to,
         overlapped: overlapped.is_some(),
     };
-    relay
-        .layer
-        .send(&r.state, Call::new(args, &mut down_call))
-        .into_outcome()
+    keeping_issued(&issued, || {
+        relay
+            .layer
+            .send(&r.state, Call::new(args, &mut down_call))
+            .into_outcome()
+    })
 }
 
 /// A receive through the author's hook; `from` is `WSPRecvFrom`'s address room.
@@ -1305,6 +1344,7 @@ fn receive<L: Layer>(
         RecvIo::Overlapped(recv) => (OverlappedRecv::array(recv), Some(*recv.overlapped())),
     };
     let is_from = from.is_some();
+    let issued = std::cell::Cell::new(None);
     let mut down_call = |args: &Receiving| {
         let mut buffers = array.to_wsabufs();
         let request = going_down(relay, r, Kind::Receive, request.as_ref(), &r.state)?;
@@ -1342,7 +1382,7 @@ fn receive<L: Layer>(
                 )
             )),
         };
-        request.answer(relay, result, received, out_flags)
+        request.answer_noting(relay, (result, received, out_flags), &issued)
     };
     let args = Receiving {
         capacity: array.capacity(),
@@ -1350,10 +1390,12 @@ fn receive<L: Layer>(
         overlapped: request.is_some(),
         from: is_from,
     };
-    relay
-        .layer
-        .recv(&r.state, Call::new(args, &mut down_call))
-        .into_outcome()
+    keeping_issued(&issued, || {
+        relay
+            .layer
+            .recv(&r.state, Call::new(args, &mut down_call))
+            .into_outcome()
+    })
 }
 
 /// The bytes of a decoded option, as `WSPSetSockOpt` passes them down.

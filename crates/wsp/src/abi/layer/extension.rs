@@ -194,6 +194,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             ))
         };
         let relay = &self.relay;
+        let issued = std::cell::Cell::new(None);
         let issue = |address: &[u8], data: Option<&[u8]>, kind: Kind| {
             let down = going_down(relay, r, kind, Some(&request), &r.state)?;
             let (buffer, len) = data.map_or((std::ptr::null(), 0), |d| (d.as_ptr(), d.len()));
@@ -212,9 +213,9 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
                     down.overlapped(),
                 )
             };
-            down.answer(relay, below_result(ok), sent, 0)
+            down.answer_noting(relay, (below_result(ok), sent, 0), &issued)
         };
-        let mut transfer = None;
+        let transfer = std::cell::Cell::new(None);
         let mut down_connect = |args: &Connecting<'_>| {
             let done = match data {
                 None => issue(args.address, None, Kind::Connect)?,
@@ -234,19 +235,21 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
                         .into_outcome()?
                 }
             };
-            transfer = Some(done);
+            transfer.set(Some(done));
             Ok(())
         };
         let connecting = Connecting {
             address: name,
             caller_data: None,
         };
-        relay
-            .layer
-            .connect(&r.state, Call::new(connecting, &mut down_connect))
-            .into_outcome()?;
-        // A connect hook that passed the call saw it go down.
-        transfer.ok_or(WsaError::WSAEINVAL)
+        keeping_issued(&issued, || {
+            relay
+                .layer
+                .connect(&r.state, Call::new(connecting, &mut down_connect))
+                .into_outcome()?;
+            // A connect hook that passed the call saw it go down.
+            transfer.get().ok_or(WsaError::WSAEINVAL)
+        })
     }
 
     /// `DisconnectEx` on `r` (overlapped or not): the provider below's, relayed.
