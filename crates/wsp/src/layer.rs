@@ -22,7 +22,9 @@
 //!
 //! A layer is loaded into every Winsock process of the machine: hooks run on the caller's
 //! thread, inside the call, and must neither block nor take long. A hook that panics fails its
-//! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first).
+//! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first), but
+//! for a non-IFS layer's overlapped request that went down before the panic: the application's
+//! request completes, so the call answers what the provider below answered (R-WSP-16).
 
 use std::fmt;
 use std::marker::PhantomData;
