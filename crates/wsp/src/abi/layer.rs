@@ -1601,6 +1601,21 @@ where
             )
         };
     }
+    let below = |r: &Record<L::Socket>| {
+        Ok(down!(
+            r,
+            lpWSPRecv(
+                r.socket,
+                lpbuffers,
+                dwbuffercount,
+                lpnumberofbytesrecvd,
+                lpflags,
+                lpoverlapped,
+                lpcompletionroutine,
+                lpthreadid,
+            )
+        ))
+    };
     // SAFETY: this function's contract (ws2_32's for `WSPRecv`).
     unsafe {
         pass_receive::<E, L, C>(
@@ -1609,11 +1624,10 @@ where
             dwbuffercount,
             lpnumberofbytesrecvd,
             lpflags,
-            None,
-            lpoverlapped,
-            lpcompletionroutine,
-            lpthreadid,
+            false,
+            !lpoverlapped.is_null(),
             lperrno.cast_mut(),
+            below,
         )
     }
 }
@@ -1661,6 +1675,23 @@ where
             )
         };
     }
+    let below = |r: &Record<L::Socket>| {
+        Ok(down!(
+            r,
+            lpWSPRecvFrom(
+                r.socket,
+                lpbuffers,
+                dwbuffercount,
+                lpnumberofbytesrecvd,
+                lpflags,
+                lpfrom,
+                lpfromlen,
+                lpoverlapped,
+                lpcompletionroutine,
+                lpthreadid,
+            )
+        ))
+    };
     // SAFETY: this function's contract (ws2_32's for `WSPRecvFrom`).
     unsafe {
         pass_receive::<E, L, C>(
@@ -1669,18 +1700,17 @@ where
             dwbuffercount,
             lpnumberofbytesrecvd,
             lpflags,
-            Some((lpfrom, lpfromlen)),
-            lpoverlapped,
-            lpcompletionroutine,
-            lpthreadid,
+            true,
+            !lpoverlapped.is_null(),
             lperrno,
+            below,
         )
     }
 }
 
-/// The body of [`pass_recv`] and [`pass_recv_from`] (`from`: `WSPRecvFrom`'s address
-/// out-parameters): the export's frame, the author's hook, and the call below with the
-/// caller's own array, out-parameters and request.
+/// The body of [`pass_recv`] and [`pass_recv_from`] (`from`: `WSPRecvFrom`): the export's
+/// frame, the author's hook, and `below`, the call below with the caller's own array,
+/// out-parameters and request (its return value and `lpErrno`).
 ///
 /// # Safety
 /// ws2_32's contract for `WSPRecv` / `WSPRecvFrom`'s arguments.
@@ -1692,23 +1722,17 @@ unsafe fn pass_receive<E, L, C>(
     dwbuffercount: u32,
     lpnumberofbytesrecvd: *mut u32,
     lpflags: *mut u32,
-    from: Option<(*mut SOCKADDR, *mut i32)>,
-    lpoverlapped: *mut OVERLAPPED,
-    lpcompletionroutine: winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE,
-    lpthreadid: *const WSATHREADID,
+    from: bool,
+    overlapped: bool,
     lperrno: *mut i32,
+    below: impl Fn(&Record<L::Socket>) -> Result<(i32, i32), WsaError>,
 ) -> i32
 where
     E: Export<Dispatch = Layered<L, C>>,
     L: Layer,
     C: Catalog,
 {
-    let overlapped = !lpoverlapped.is_null();
-    let export = if from.is_some() {
-        "WSPRecvFrom"
-    } else {
-        "WSPRecv"
-    };
+    let export = if from { "WSPRecvFrom" } else { "WSPRecv" };
     exports::slot(E::process(), export, lperrno, SOCKET_ERROR, |d, _| {
         // SAFETY: ws2_32's contract for the array (its buffers are only measured here).
         let view = unsafe { view_buffers(lpbuffers, dwbuffercount) };
@@ -1717,36 +1741,7 @@ where
         let transfer = d.with(exports::socket_of(s), |r| {
             // The hook cannot change the arguments: the caller's go down as they are.
             let mut down_call = |_: &Receiving| {
-                let result = checked(match from {
-                    None => down!(
-                        r,
-                        lpWSPRecv(
-                            r.socket,
-                            lpbuffers,
-                            dwbuffercount,
-                            lpnumberofbytesrecvd,
-                            lpflags,
-                            lpoverlapped,
-                            lpcompletionroutine,
-                            lpthreadid,
-                        )
-                    ),
-                    Some((lpfrom, lpfromlen)) => down!(
-                        r,
-                        lpWSPRecvFrom(
-                            r.socket,
-                            lpbuffers,
-                            dwbuffercount,
-                            lpnumberofbytesrecvd,
-                            lpflags,
-                            lpfrom,
-                            lpfromlen,
-                            lpoverlapped,
-                            lpcompletionroutine,
-                            lpthreadid,
-                        )
-                    ),
-                });
+                let result = checked(below(r)?);
                 // SAFETY: ws2_32's contract for the out-parameters, which the provider below
                 // wrote if the call succeeded.
                 let (received, flags) = unsafe {
@@ -1761,7 +1756,7 @@ where
                 capacity: view.capacity(),
                 flags: in_flags,
                 overlapped,
-                from: from.is_some(),
+                from,
             };
             d.relay
                 .layer
