@@ -135,7 +135,6 @@ static void bail(const char *why)
     X(WSASocketW)                                                                                  \
     X(WSARecv)                                                                                     \
     X(WSAGetOverlappedResult)                                                                      \
-    X(WSAIoctl)                                                                                    \
     X(socket)                                                                                      \
     X(bind)                                                                                        \
     X(listen)                                                                                      \
