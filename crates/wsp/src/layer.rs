@@ -22,7 +22,9 @@
 //!
 //! A layer is loaded into every Winsock process of the machine: hooks run on the caller's
 //! thread, inside the call, and must neither block nor take long. A hook that panics fails its
-//! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first).
+//! call with `WSASYSCALLFAILURE` (the call is not passed down when the panic comes first), but
+//! for a non-IFS layer's overlapped request that went down before the panic: the application's
+//! request completes, so the call answers what the provider below answered (R-WSP-16).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -55,7 +57,11 @@ pub enum Ifs {}
 /// their context the layer's own socket; its chains must not declare `XP1_IFS_HANDLES`
 /// (R-WSP-19), and the framework refuses to start for an entry that does. The framework relays
 /// overlapped requests through requests of its own below, so the layer sees every completion
-/// ([`Layer::completed`]) before the application does.
+/// ([`Layer::completed`]) before the application does. The extension functions an application
+/// asks for with `SIO_GET_EXTENSION_FUNCTION_POINTER` are the framework's: `ConnectEx` goes
+/// through [`Layer::connect`] and, with send data, [`Layer::send`]; `AcceptEx` and
+/// `DisconnectEx` are told by [`Layer::completed`]; other extension functions
+/// (`TransmitFile`, `WSARecvMsg`, …) are refused.
 #[derive(Debug)]
 pub enum NonIfs {}
 
@@ -324,12 +330,18 @@ impl<'c> SettingOption<'c> {
 #[non_exhaustive]
 pub struct Closing {}
 
-/// A send or receive the provider below accepted as pending finished (non-IFS layers only:
-/// an IFS layer's pending requests complete straight to the application).
+/// A request the layer relayed finished (non-IFS layers only: an IFS layer's overlapped
+/// requests complete straight to the application).
+///
+/// A send or receive (its hook saw the call) is told only when the provider below answered it
+/// pending. The extension functions' requests (`ConnectEx` without send data, `DisconnectEx`,
+/// `AcceptEx`) are told however they ended, unless their call failed: no hook of their own
+/// sees their call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Completion {
-    /// A send.
+    /// A send; also a `ConnectEx` with send data (its connect went through [`Layer::connect`],
+    /// its data through [`Layer::send`]; an error may be the connect's).
     Sent {
         /// Bytes sent, or the request's error.
         outcome: Result<u32, WsaError>,
@@ -338,6 +350,22 @@ pub enum Completion {
     Received {
         /// Bytes received and the flags, or the request's error.
         outcome: Result<(u32, u32), WsaError>,
+    },
+    /// A `ConnectEx` without send data (its call went through [`Layer::connect`]).
+    Connected {
+        /// Whether the connection was made.
+        outcome: Result<(), WsaError>,
+    },
+    /// A `DisconnectEx`.
+    Disconnected {
+        /// Whether the connection was closed.
+        outcome: Result<(), WsaError>,
+    },
+    /// An `AcceptEx`, told with the state of the accept socket (the socket the application
+    /// made for the connection, whose [`Layer::open`] saw [`Origin::Created`]).
+    Accepted {
+        /// Bytes of the connection's first data received with it, or the request's error.
+        outcome: Result<u32, WsaError>,
     },
 }
 
@@ -360,7 +388,8 @@ pub trait Layer: Send + Sync + 'static {
     /// The state of a socket the layer now serves (the provider below made it).
     fn open(&self, socket: &Opened<'_>) -> Self::Socket;
 
-    /// `WSPConnect`.
+    /// `WSPConnect`; also a non-IFS layer's `ConnectEx` (without caller data; its send data
+    /// then goes through [`send`](Self::send)).
     fn connect<'c>(
         &self,
         socket: &Self::Socket,
@@ -396,7 +425,7 @@ pub trait Layer: Send + Sync + 'static {
         call.pass()
     }
 
-    /// A pending send or receive finished ([`Completion`]), before the application is told.
+    /// A relayed request finished ([`Completion`]), before the application is told.
     fn completed(&self, socket: &Self::Socket, completion: Completion) {}
 
     /// `WSPShutdown`.

@@ -90,7 +90,8 @@ impl fmt::Display for Endpoint {
 pub enum LocalEnd {
     /// Graceful: `shutdown(SD_SEND)` or `shutdown(SD_BOTH)` (a FIN after the data).
     Shutdown,
-    /// Graceful: `WSASendDisconnect` (a FIN, with disconnect data where the protocol has it).
+    /// Graceful: `WSASendDisconnect` (a FIN, with disconnect data where the protocol has it),
+    /// or `DisconnectEx`.
     Disconnect,
     /// Graceful: `closesocket` without an abortive linger (the data still leaves, then a FIN).
     Close,

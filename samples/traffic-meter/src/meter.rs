@@ -2,7 +2,8 @@
 //! counts what the application did with its connections.
 //!
 //! Per socket ([`Metered`], made by [`Layer::open`]) it keeps the remote endpoint (decoded from
-//! `connect`'s address or `accept`'s peer), the bytes each hook's outcome reports
+//! `connect`'s address — `ConnectEx`'s too — or `accept`'s peer; unknown for an `AcceptEx`
+//! socket), the bytes each hook's outcome reports
 //! (`Transfer::Done { bytes }`; a request that went pending below is counted by
 //! [`Layer::completed`]), the linger option as `set_sock_opt` set it, how the application ended
 //! the connection and what the peer did. When the socket goes — closed, or dropped by the final
@@ -295,6 +296,19 @@ impl Layer for TrafficMeter {
             Completion::Sent { outcome: Err(e) } | Completion::Received { outcome: Err(e) } => {
                 socket.failed(e);
             }
+            // `AcceptEx` into this socket: a connection (its peer is not told), and its first
+            // data.
+            Completion::Accepted { outcome: Ok(bytes) } => {
+                lock(&socket.state)
+                    .endpoint
+                    .get_or_insert(Endpoint::Unknown);
+                socket
+                    .received
+                    .fetch_add(u64::from(bytes), Ordering::Relaxed);
+            }
+            // A `ConnectEx` (without data) that failed made no connection.
+            Completion::Connected { outcome: Err(_) } => lock(&socket.state).endpoint = None,
+            Completion::Disconnected { outcome: Ok(()) } => socket.ended(LocalEnd::Disconnect),
             _ => {}
         }
     }
@@ -404,6 +418,33 @@ mod tests {
         };
         assert_eq!(figures.totals, expected);
         assert_eq!(figures.endpoints[&endpoint], expected);
+    }
+
+    #[test]
+    fn extension_functions_count_an_accepted_connection_its_first_data_and_a_disconnect() {
+        let meter = meter();
+        let accepted = meter.socket(None);
+        meter.completed(&accepted, Completion::Accepted { outcome: Ok(5) });
+        meter.completed(&accepted, Completion::Disconnected { outcome: Ok(()) });
+        drop(accepted);
+        let refused = meter.socket(Some(Endpoint::parse("192.0.2.1:80").unwrap()));
+        meter.completed(
+            &refused,
+            Completion::Connected {
+                outcome: Err(WsaError::WSAECONNREFUSED),
+            },
+        );
+        drop(refused);
+        let expected = Figures {
+            connections: 1,
+            received: 5,
+            graceful: 1, // the DisconnectEx
+            ..Figures::default()
+        };
+        let figures = meter.figures();
+        assert_eq!(figures.totals, expected);
+        assert_eq!(figures.endpoints[&Endpoint::Unknown], expected);
+        assert_eq!(figures.endpoints.len(), 1, "the refused connect is none");
     }
 
     #[test]

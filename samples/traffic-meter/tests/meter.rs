@@ -17,8 +17,10 @@ use traffic_meter::identity::PROVIDER_ID;
 use traffic_meter::log::LogConfig;
 use winprov_wsp::WsaError;
 use winprov_wsp::abi::{Linger, Socket};
-use winprov_wsp::testing::stack;
-use winprov_wsp::testing::winsock::Winsock;
+use winprov_wsp::testing::stack::{self, Answer};
+use winprov_wsp::testing::winsock::{
+    self, WSAID_ACCEPTEX, WSAID_CONNECTEX, WSAID_DISCONNECTEX, Winsock,
+};
 
 const AF: i32 = 2;
 const SOCK_STREAM: i32 = 1;
@@ -291,6 +293,63 @@ fn send_disconnect_is_a_graceful_end() {
             Connection {
                 endpoint,
                 sent: 3,
+                received: 0,
+                local: LocalEnd::Disconnect,
+                peer: PeerEnd::Unseen,
+            },
+        ]
+    );
+    ws.finish();
+}
+
+#[test]
+fn connect_ex_data_accept_ex_data_and_disconnect_ex_are_counted() {
+    let ws = start();
+    let before = log_lines().len();
+    let (name, endpoint) = sockaddr("192.0.2.14:10005");
+    let listener = listen(&ws, &name);
+    let client = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    let connect_ex = ws.extension_function(client, WSAID_CONNECTEX).unwrap();
+    // Pending below: counted when it completes.
+    stack::answer_extensions(Answer::Pending);
+    let connecting = ws
+        .connect_ex(connect_ex, client, &name, b"hello", winsock::Via::Event)
+        .unwrap();
+    assert!(connecting.is_pending());
+    assert_eq!(stack::release(), 1);
+    assert_eq!(
+        ws.get_overlapped_result(client, connecting.op, true)
+            .unwrap()
+            .bytes,
+        5
+    );
+    stack::answer_extensions(Answer::AtOnce);
+    let accept = ws.socket(AF, SOCK_STREAM, 6).unwrap();
+    let accept_ex = ws.extension_function(listener, WSAID_ACCEPTEX).unwrap();
+    let accepting = ws
+        .accept_ex(accept_ex, listener, accept, 5, winsock::Via::Event)
+        .unwrap();
+    assert_eq!(ws.received(accepting.op), b"hello");
+    let disconnect_ex = ws.extension_function(client, WSAID_DISCONNECTEX).unwrap();
+    assert_eq!(ws.disconnect_ex(disconnect_ex, client, 0, None), Ok(None));
+    ws.forget(connecting.op);
+    ws.forget(accepting.op);
+    for socket in [listener, accept, client] {
+        ws.close(socket).unwrap();
+    }
+    assert_eq!(
+        connections_since(before),
+        [
+            Connection {
+                endpoint: Endpoint::Unknown,
+                sent: 0,
+                received: 5,
+                local: LocalEnd::Close,
+                peer: PeerEnd::Unseen,
+            },
+            Connection {
+                endpoint,
+                sent: 5,
                 received: 0,
                 local: LocalEnd::Disconnect,
                 peer: PeerEnd::Unseen,

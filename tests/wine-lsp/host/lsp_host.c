@@ -36,7 +36,10 @@
  *   alertable wait), each after Layer::completed; a close with requests pending returns after
  *   each was relayed as WSA_OPERATION_ABORTED (the base cancels its request with CancelIoEx, the
  *   kernel's packet reaches the layer's thread); the final cleanup relays nothing and the
- *   layer's thread is gone when it returns.
+ *   layer's thread is gone when it returns;
+ * - SIO_GET_EXTENSION_FUNCTION_POINTER for ConnectEx answers the layer's own function, which
+ *   calls the base's (Wine's real ConnectEx, on the real socket) with the layer's own request
+ *   and completes the caller's on the layer's handle, after the connect and send hooks.
  *
  * Prints `ok N - ...` / `not ok N - ...` per check, then "N passed, M failed"; exits non-zero on
  * any failure. Usage: lsp_host.exe <layer.dll> <wsp_base.dll> (xtask passes the package's
@@ -44,6 +47,7 @@
  * (x86_64-w64-mingw32-gcc, then wine, cwd = target/wine/bin).
  */
 #include "ws2_host.h"
+#include <mswsock.h>
 
 /* The layer's provider GUID (src/lib.rs: 7769_6e70_726f_7600_1a7e_5749_4e45_0001). */
 static const GUID LAYER_ID = {0x77696e70, 0x726f, 0x7600,
@@ -569,6 +573,84 @@ static void test_overlapped(void)
  * WSASYSCALLFAILURE although the base sent the bytes (what the hook's panic boundary can say).
  * Either way the process lives and the layer keeps serving.
  */
+/* ConnectEx through the layer: the layer's own function (the base's, Wine's real one, knows
+ * only the real socket), which connects the real socket with the layer's own request and
+ * completes the caller's on the layer's handle. */
+static void test_connect_ex(void)
+{
+    counters_t c0 = counters_now();
+    LONG completes0 = calls.complete;
+    unsigned short port = 0;
+    SOCKET listener = peer_listener(AF_INET, &port);
+    INT err = 0;
+    SOCKET layer = lsock(&err);
+    if (listener == INVALID_SOCKET || layer == INVALID_SOCKET)
+        bail("no sockets for ConnectEx");
+    struct sockaddr_in any = loopback4(0);
+    int rc = L.lpWSPBind(layer, (struct sockaddr *)&any, sizeof any, &err);
+    GUID guid = WSAID_CONNECTEX;
+    LPFN_CONNECTEX connect_ex = NULL, real = NULL;
+    DWORD returned = 0;
+    rc |= L.lpWSPIoctl(layer, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &connect_ex,
+                       sizeof connect_ex, &returned, NULL, NULL, NULL, &err);
+    DWORD real_returned = 0;
+    SOCKET mine = p_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    int real_rc = p_WSAIoctl(mine, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, &real,
+                           sizeof real, &real_returned, NULL, NULL);
+    p_closesocket(mine);
+    CHECK(rc == 0 && returned == sizeof connect_ex && connect_ex && real_rc == 0 && real &&
+              connect_ex != real,
+          "WSPIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER, WSAID_CONNECTEX) through the non-IFS "
+          "layer: the layer's own ConnectEx, not ws2_32's (%d)", rc ? err : 0);
+    if (!connect_ex)
+        bail("no ConnectEx");
+
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    struct sockaddr_in to = loopback4(port);
+    DWORD sent = 0;
+    BOOL at_once = connect_ex(layer, (struct sockaddr *)&to, sizeof to, "connect-ex", 10, &sent,
+                              &ov);
+    int started = at_once ? 0 : p_WSAGetLastError();
+    /* Accepted only if a connection came: a ConnectEx that did nothing leaves none. */
+    fd_set incoming;
+    FD_ZERO(&incoming);
+    FD_SET(listener, &incoming);
+    struct timeval tv = {WAIT_MS / 1000, 0};
+    SOCKET peer = p_select(0, &incoming, NULL, NULL, &tv) == 1 ? p_accept(listener, NULL, NULL)
+                                                                : INVALID_SOCKET;
+    DWORD waited = WaitForSingleObject(ov.hEvent, WAIT_MS);
+    char got[64];
+    int read = peer == INVALID_SOCKET ? -1 : peer_outcome(peer, got, sizeof got, WAIT_MS);
+    counters_t c1 = counters_now();
+    CHECK((at_once || started == WSA_IO_PENDING) && waited == WAIT_OBJECT_0 &&
+              ov.Internal == 0 && ov.InternalHigh == 10 && read == 10 &&
+              memcmp(got, "connect-ex", 10) == 0 && calls.complete == completes0 + 1,
+          "the layer's ConnectEx with 10 bytes of data (%s, %d): the peer accepts and reads "
+          "\"%s\"; the request completes on the layer's handle by WPUCompleteOverlappedRequest "
+          "(InternalHigh %llu, Internal %llu, the event set)",
+          at_once ? "at once" : "pending", started, got, (unsigned long long)ov.InternalHigh,
+          (unsigned long long)ov.Internal);
+    CHECK(c1.connects - c0.connects == 1 && c1.sent - c0.sent == 10,
+          "the layer's connect hook saw it, and its send hook (or Layer::completed) its 10 "
+          "bytes (%lld connects, %lld bytes)", c1.connects - c0.connects, c1.sent - c0.sent);
+    rc = L.lpWSPSetSockOpt(layer, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0, &err);
+    struct sockaddr_in theirs;
+    INT len = sizeof theirs;
+    rc |= L.lpWSPGetPeerName(layer, (struct sockaddr *)&theirs, &len, &err);
+    int echoed = peer_send_text(peer, "back");
+    int back = lrecv_text(layer, got, sizeof got, &err);
+    CHECK(rc == 0 && swap16(theirs.sin_port) == port && echoed == 4 && back == 4 &&
+              strcmp(got, "back") == 0,
+          "then SO_UPDATE_CONNECT_CONTEXT, the peer's name and data both ways through the layer "
+          "(%d)", rc ? err : 0);
+    CloseHandle(ov.hEvent);
+    lclose(layer);
+    p_closesocket(peer);
+    p_closesocket(listener);
+}
+
 static void test_panic(void)
 {
     SOCKET layer, peer;
@@ -751,6 +833,7 @@ int main(int argc, char **argv)
     test_linger_reset();
     test_shutdown_receive();
     test_overlapped();
+    test_connect_ex();
     test_panic();
     test_threads();
     test_final_cleanup();

@@ -135,6 +135,7 @@ static void bail(const char *why)
     X(WSASocketW)                                                                                  \
     X(WSARecv)                                                                                     \
     X(WSAGetOverlappedResult)                                                                      \
+    X(WSAIoctl)                                                                                    \
     X(socket)                                                                                      \
     X(bind)                                                                                        \
     X(listen)                                                                                      \

@@ -103,7 +103,7 @@ pub(crate) fn out_u32(ptr: *mut u32, optional: bool) -> Result<(), WsaError> {
 ///
 /// # Safety
 /// A non-null `ptr` passed [`out_u32`] and is writable.
-unsafe fn put_u32(ptr: *mut u32, value: u32) {
+pub(crate) unsafe fn put_u32(ptr: *mut u32, value: u32) {
     if !ptr.is_null() {
         // SAFETY: the caller's contract.
         let _ = unsafe { ffi::write(ptr, value) };

@@ -46,9 +46,16 @@
 //! - An overlapped `WSPIoctl` is refused (`WSAEOPNOTSUPP`): its output would outlive the
 //!   call's copies. So is a non-IFS layer's overlapped `WSPRecvFrom` (its address would); an
 //!   IFS layer's goes down as the caller made it, address out-parameters included.
-//! - A non-IFS layer refuses `WSPAsyncSelect` and the extension functions of `WSPIoctl`
-//!   (`SIO_GET_EXTENSION_FUNCTION_POINTER`) with `WSAEOPNOTSUPP`: the provider below would
-//!   report its own handle to the window, and its functions would be called with the layer's.
+//! - A non-IFS layer refuses `WSPAsyncSelect` with `WSAEOPNOTSUPP`: the provider below would
+//!   report its own handle to the window. For `SIO_GET_EXTENSION_FUNCTION_POINTER` it hands
+//!   out its own `AcceptEx`, `ConnectEx` and `DisconnectEx` (`extension`: the provider below's
+//!   called on the lower sockets with a relayed request, as a send is) and the provider below's
+//!   `GetAcceptExSockaddrs`, and refuses any other function (`TransmitFile`, `WSARecvMsg`, …)
+//!   with `WSAEOPNOTSUPP`: the provider below's would be called with the layer's handles.
+//!   `SO_UPDATE_ACCEPT_CONTEXT`'s value, the listener's handle, goes down translated. The
+//!   accept socket of an `AcceptEx` keeps the origin it was made with
+//!   ([`Origin::Created`](crate::layer::Origin)); the author learns of the accept from
+//!   [`Completion::Accepted`](crate::layer::Completion), told with that socket's state.
 //! - `WSPSelect` serves sockets of one lower provider per call (`WSAEINVAL` otherwise).
 
 use super::catalog::Catalog;
@@ -65,7 +72,7 @@ use super::exports;
 use super::index::HandleIndex;
 use super::lower::{Lower, Lowers, failed};
 use super::ports::Ports;
-use super::relay::{Pending, Relay, Substitute};
+use super::relay::{Kind, Pending, Relay, Substitute};
 use super::startup::Export;
 use super::upcalls::{Host, Upcalls};
 use crate::layer::{
@@ -73,8 +80,8 @@ use crate::layer::{
     SendBuffers, Sending, SettingOption, ShuttingDown,
 };
 use smallvec::SmallVec;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use winprov_bindings::windows_core::{BOOL, PCSTR, PCWSTR, PSTR, PWSTR};
 use winprov_bindings::ws2spi::{
     FD_SET, HANDLE, HWND, INVALID_SOCKET, LPCONDITIONPROC, OVERLAPPED, QOS, SOCKADDR, SOCKET,
@@ -84,8 +91,6 @@ use winprov_bindings::ws2spi::{
 use winprov_core::sync::{Mutex, lock};
 use winprov_core::{LeaseTable, WsaError, boundary};
 
-/// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
-const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
 /// Room for any `SOCKADDR` a provider below writes (`SOCKADDR_STORAGE`).
 const ADDRESS_ROOM: usize = 128;
 /// `FD_SETSIZE` of winsock2.h.
@@ -109,6 +114,9 @@ struct Record<S> {
     /// socket is bound to the layer's port.
     pending: Arc<Pending>,
     associated: Mutex<bool>,
+    /// Non-IFS: the provider below's extension functions, each asked for once
+    /// (`extension::Extension`'s order).
+    extensions: [OnceLock<usize>; EXTENSIONS],
 }
 
 /// Calls slot `$slot` of a record's table with `$args`, then `lpErrno`: the value and the
@@ -126,6 +134,16 @@ macro_rules! down {
         (value, errno)
     }};
 }
+
+// After `down!`, which it uses.
+mod extension;
+
+#[cfg(feature = "testing")]
+pub(crate) use extension::{
+    AcceptExFn, ConnectExFn, DisconnectExFn, SO_UPDATE_ACCEPT_CONTEXT, WSAID_ACCEPTEX,
+    WSAID_CONNECTEX, WSAID_DISCONNECTEX, WSAID_GETACCEPTEXSOCKADDRS, last_error, set_last_error,
+};
+use extension::{EXTENSIONS, SIO_GET_EXTENSION_FUNCTION_POINTER};
 
 /// `SOCKET_ERROR` and its `lpErrno` as an error.
 fn checked((value, errno): (i32, i32)) -> Result<(), WsaError> {
@@ -206,6 +224,22 @@ impl<S> Down<S> {
         }
     }
 
+    /// As [`answer`](Self::answer), the answer of a relayed request that did not fail noted in
+    /// `issued` (for [`keeping_issued`]).
+    fn answer_noting<L: Layer<Socket = S>>(
+        self,
+        relay: &Relay<L>,
+        (result, bytes, flags): (Result<(), WsaError>, u32, u32),
+        issued: &std::cell::Cell<Option<Transfer>>,
+    ) -> Result<Transfer, WsaError> {
+        let relayed = matches!(self, Self::Relayed(_));
+        let answer = self.answer(relay, result, bytes, flags);
+        if relayed && let Ok(transfer) = &answer {
+            issued.set(Some(*transfer));
+        }
+        answer
+    }
+
     /// The caller's answer, once the provider below answered `result` (with `bytes` and
     /// `flags` written when it completed at once).
     fn answer<L: Layer<Socket = S>>(
@@ -235,12 +269,14 @@ impl<S> Down<S> {
 }
 
 /// How the call on `r` goes down, for a caller's `overlapped` request (if any): a non-IFS
-/// layer binds the lower socket to its port once, then issues a substitute.
+/// layer binds the lower socket to its port once, then issues a substitute of `kind`, whose
+/// completion the author is told with `state`.
 fn going_down<L: Layer>(
     relay: &Arc<Relay<L>>,
     r: &Record<L::Socket>,
-    send: bool,
+    kind: Kind,
     overlapped: Option<&Overlapped>,
+    state: &Arc<L::Socket>,
 ) -> Result<Down<L::Socket>, WsaError> {
     let Some(request) = overlapped.filter(|_| !L::Handles::IFS) else {
         return Ok(Down::Direct(Request::of(overlapped)));
@@ -254,13 +290,33 @@ fn going_down<L: Layer>(
     }
     let handle = Socket::from_raw(r.handle.load(Ordering::Acquire));
     Ok(Down::Relayed(relay.issue(
-        send,
+        kind,
         *request,
         handle,
         (r.socket, r.table),
-        Arc::clone(&r.state),
+        Arc::clone(state),
         Arc::clone(&r.pending),
     )))
+}
+
+/// Runs a hook whose call may relay a request (`issued`: the answer of one that went down): a
+/// hook that panics after its request went down keeps that answer, since the caller's request
+/// completes (at once, or later: R-WSP-16); one that panics before fails its call as any
+/// hook's panic does (the slot's boundary takes the panic on).
+fn keeping_issued(
+    issued: &std::cell::Cell<Option<Transfer>>,
+    hook: impl FnOnce() -> Result<Transfer, WsaError>,
+) -> Result<Transfer, WsaError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+        Ok(outcome) => outcome,
+        Err(panic) => match issued.get() {
+            Some(transfer) => {
+                tracing::error!("a hook panicked after its request was relayed: its answer stands");
+                Ok(transfer)
+            }
+            None => std::panic::resume_unwind(panic),
+        },
+    }
 }
 
 /// How a send or receive ended below, as the export writes it back.
@@ -413,6 +469,7 @@ impl<L: Layer, C: Catalog> Layered<L, C> {
             state: Arc::new(state),
             pending: Arc::new(Pending::default()),
             associated: Mutex::new(false),
+            extensions: Default::default(),
         };
         let key = match self.sockets.insert(record, ()) {
             Ok(handle) => handle.raw(),
@@ -491,6 +548,7 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
         table.lpWSPSend = Some(pass_send::<E, L, C>);
         table.lpWSPRecv = Some(pass_recv::<E, L, C>);
         table.lpWSPRecvFrom = Some(pass_recv_from::<E, L, C>);
+        table.lpWSPIoctl = Some(extension::pass_ioctl::<E, L, C>);
     }
 
     fn first_startup(&self, host: &Host<'static>, protocol: &ProtocolInfo) -> Result<(), WsaError> {
@@ -1118,7 +1176,15 @@ impl<L: Layer, C: Catalog> Dispatch for Layered<L, C> {
     ) -> Result<(), WsaError> {
         self.with(socket, |r| {
             let mut down_call = |args: &SettingOption<'_>| {
-                let (level, name, bytes) = option_bytes(args.option());
+                let (level, name, mut bytes) = option_bytes(args.option());
+                if !L::Handles::IFS
+                    && let Some(listener) = extension::accept_context(level, name, &bytes)
+                {
+                    // The listening socket is the layer's handle: the provider below knows
+                    // its own.
+                    let below = self.with(listener, |l| Ok(l.socket))?;
+                    bytes = std::borrow::Cow::Owned(below.0.to_ne_bytes().to_vec());
+                }
                 checked(down!(
                     r,
                     lpWSPSetSockOpt(
@@ -1214,9 +1280,10 @@ fn transmit<L: Layer>(
     to: Option<&[u8]>,
     overlapped: Option<Overlapped>,
 ) -> Result<Transfer, WsaError> {
+    let issued = std::cell::Cell::new(None);
     let mut down_call = |args: &Sending<'_>| {
         let mut buffers: SmallVec<[WSABUF; INLINE_BUFFERS]> = data.to_wsabufs();
-        let request = going_down(relay, r, true, overlapped.as_ref())?;
+        let request = going_down(relay, r, Kind::Send, overlapped.as_ref(), &r.state)?;
         let mut sent = 0u32;
         let result = match args.to {
             None => checked(down!(
@@ -1248,7 +1315,7 @@ fn transmit<L: Layer>(
                 )
             )),
         };
-        request.answer(relay, result, sent, 0)
+        request.answer_noting(relay, (result, sent, 0), &issued)
     };
     let args = Sending {
         buffers: SendBuffers::Slices(data.slices()),
@@ -1256,10 +1323,12 @@ fn transmit<L: Layer>(
         to,
         overlapped: overlapped.is_some(),
     };
-    relay
-        .layer
-        .send(&r.state, Call::new(args, &mut down_call))
-        .into_outcome()
+    keeping_issued(&issued, || {
+        relay
+            .layer
+            .send(&r.state, Call::new(args, &mut down_call))
+            .into_outcome()
+    })
 }
 
 /// A receive through the author's hook; `from` is `WSPRecvFrom`'s address room.
@@ -1275,9 +1344,10 @@ fn receive<L: Layer>(
         RecvIo::Overlapped(recv) => (OverlappedRecv::array(recv), Some(*recv.overlapped())),
     };
     let is_from = from.is_some();
+    let issued = std::cell::Cell::new(None);
     let mut down_call = |args: &Receiving| {
         let mut buffers = array.to_wsabufs();
-        let request = going_down(relay, r, false, request.as_ref())?;
+        let request = going_down(relay, r, Kind::Receive, request.as_ref(), &r.state)?;
         let (mut received, mut out_flags) = (0u32, args.flags);
         // Given for an overlapped call too: a request that completes at once reports its
         // count here (the export writes it back for the caller).
@@ -1312,7 +1382,7 @@ fn receive<L: Layer>(
                 )
             )),
         };
-        request.answer(relay, result, received, out_flags)
+        request.answer_noting(relay, (result, received, out_flags), &issued)
     };
     let args = Receiving {
         capacity: array.capacity(),
@@ -1320,10 +1390,12 @@ fn receive<L: Layer>(
         overlapped: request.is_some(),
         from: is_from,
     };
-    relay
-        .layer
-        .recv(&r.state, Call::new(args, &mut down_call))
-        .into_outcome()
+    keeping_issued(&issued, || {
+        relay
+            .layer
+            .recv(&r.state, Call::new(args, &mut down_call))
+            .into_outcome()
+    })
 }
 
 /// The bytes of a decoded option, as `WSPSetSockOpt` passes them down.

@@ -46,6 +46,8 @@ pub use base::Base;
 pub use catalog::{Catalog, CatalogError, InProcess, Module, ProviderPath, System};
 pub use chain::{Below, ChainError, Route};
 pub use complete::CompleteOverlapped;
+#[cfg(feature = "testing")]
+pub(crate) use complete::write_result;
 pub use decode::{
     BufferArray, How, Linger, Overlapped, OverlappedRecv, ProtocolChain, ProtocolInfo, RecvBuffers,
     SendData, ServiceFlags, SockOpt, Socket, ThreadId, Version, negotiate,

@@ -1,4 +1,5 @@
-//! The relay of a non-IFS layer's overlapped requests: the caller's request is not passed
+//! The relay of a non-IFS layer's overlapped requests (sends, receives, and the extension
+//! functions' `ConnectEx`, `AcceptEx`, `DisconnectEx`): the caller's request is not passed
 //! down; a request of the layer's own is ([`Substitute`]), on the lower socket bound to the
 //! layer's completion port ([`Ports`]), and its completion is relayed to the caller's request
 //! on the layer's handle, through the caller's mechanism ([`Completer`]).
@@ -131,13 +132,55 @@ impl Handoff {
     }
 }
 
-/// The layer's request below, for one caller's overlapped send or receive. Its
-/// `WSAOVERLAPPED` is its first field: the packet's `lpOverlapped` is the substitute.
+/// What a relayed request is, for the author's [`Completion`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A send (`WSPSend`, `WSPSendTo`, `ConnectEx` with send data): [`Completion::Sent`].
+    Send,
+    /// A receive: [`Completion::Received`].
+    Receive,
+    /// `ConnectEx` without send data: [`Completion::Connected`].
+    Connect,
+    /// `DisconnectEx`: [`Completion::Disconnected`].
+    Disconnect,
+    /// `AcceptEx`: [`Completion::Accepted`], with the accept socket's state.
+    Accept,
+}
+
+impl Kind {
+    /// Whether the author is told however the request ended (no hook saw it at the call), not
+    /// only once it completes after a pending answer.
+    fn told_at_once(self) -> bool {
+        matches!(self, Self::Connect | Self::Disconnect | Self::Accept)
+    }
+
+    /// The author's view of an outcome.
+    pub(crate) fn completion(self, outcome: Result<(u32, u32), WsaError>) -> Completion {
+        match self {
+            Self::Send => Completion::Sent {
+                outcome: outcome.map(|(bytes, _)| bytes),
+            },
+            Self::Receive => Completion::Received { outcome },
+            Self::Connect => Completion::Connected {
+                outcome: outcome.map(|_| ()),
+            },
+            Self::Disconnect => Completion::Disconnected {
+                outcome: outcome.map(|_| ()),
+            },
+            Self::Accept => Completion::Accepted {
+                outcome: outcome.map(|(bytes, _)| bytes),
+            },
+        }
+    }
+}
+
+/// The layer's request below, for one caller's overlapped request. Its `WSAOVERLAPPED` is its
+/// first field: the packet's `lpOverlapped` is the substitute.
 #[repr(C)]
 pub(crate) struct Substitute<S> {
     overlapped: UnsafeCell<OVERLAPPED>,
     state: Handoff,
-    send: bool,
+    kind: Kind,
     /// The caller's request.
     request: Overlapped,
     /// The layer's handle the caller made it on.
@@ -145,7 +188,8 @@ pub(crate) struct Substitute<S> {
     /// The lower socket and its provider's table.
     below: SOCKET,
     table: WSPPROC_TABLE,
-    /// The author's socket and the socket's count.
+    /// The author's socket the completion is told for (the accept socket's, for `AcceptEx`)
+    /// and the count of the socket the request was made on.
     socket: Arc<S>,
     pending: Arc<Pending>,
 }
@@ -240,7 +284,7 @@ impl<L: Layer> Relay<L> {
     /// pump's reference handed out (the address the packet will carry).
     pub(crate) fn issue(
         &self,
-        send: bool,
+        kind: Kind,
         request: Overlapped,
         handle: Socket,
         (below, table): (SOCKET, WSPPROC_TABLE),
@@ -254,7 +298,7 @@ impl<L: Layer> Relay<L> {
         let substitute = Arc::new(Substitute {
             overlapped: UnsafeCell::new(OVERLAPPED::default()),
             state: Handoff::default(),
-            send,
+            kind,
             request,
             handle,
             below,
@@ -341,14 +385,8 @@ impl<L: Layer> Relay<L> {
         outcome: Result<(u32, u32), WsaError>,
         tell: bool,
     ) {
-        if tell && !self.stopping.load(Ordering::Acquire) {
-            let completion = if substitute.send {
-                Completion::Sent {
-                    outcome: outcome.map(|(bytes, _)| bytes),
-                }
-            } else {
-                Completion::Received { outcome }
-            };
+        if (tell || substitute.kind.told_at_once()) && !self.stopping.load(Ordering::Acquire) {
+            let completion = substitute.kind.completion(outcome);
             boundary("Layer::completed", (), || {
                 self.layer.completed(&substitute.socket, completion)
             });

@@ -135,6 +135,21 @@ use winprov_bindings::ws2spi::{
 };
 use winprov_core::{WsaError, boundary, ffi};
 
+/// `SIO_GET_EXTENSION_FUNCTION_POINTER` (mswsock.h).
+pub const SIO_GET_EXTENSION_FUNCTION_POINTER: u32 = 0xC800_0006;
+/// `WSAID_ACCEPTEX` (mswsock.h).
+pub const WSAID_ACCEPTEX: GUID = crate::abi::layer::WSAID_ACCEPTEX;
+/// `WSAID_CONNECTEX`.
+pub const WSAID_CONNECTEX: GUID = crate::abi::layer::WSAID_CONNECTEX;
+/// `WSAID_DISCONNECTEX`.
+pub const WSAID_DISCONNECTEX: GUID = crate::abi::layer::WSAID_DISCONNECTEX;
+/// `WSAID_GETACCEPTEXSOCKADDRS`.
+pub const WSAID_GETACCEPTEXSOCKADDRS: GUID = crate::abi::layer::WSAID_GETACCEPTEXSOCKADDRS;
+/// `WSAID_TRANSMITFILE` (a function no layer of this crate hands out).
+pub const WSAID_TRANSMITFILE: GUID = GUID::from_u128(0xb536_7df0_cbac_11cf_95ca_0080_5f48_a192);
+/// `SO_UPDATE_ACCEPT_CONTEXT` (mswsock.h).
+pub const SO_UPDATE_ACCEPT_CONTEXT: i32 = crate::abi::layer::SO_UPDATE_ACCEPT_CONTEXT;
+
 /// `WSPStartup` as ws2_32 calls it: the function type of the bindings' `LPWSPSTARTUP`, which
 /// [`export_provider!`](crate::export_provider) generates.
 pub type Startup = unsafe extern "system" fn(
@@ -603,6 +618,16 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The catalog entry a live handle `WPUCreateSocketHandle` made is for (for a provider
+/// simulated alongside, checking whose handle it was given).
+pub(crate) fn handle_entry(socket: usize) -> Option<u32> {
+    state()
+        .handles
+        .get(&socket)
+        .filter(|h| h.closed_at.is_none())
+        .map(|h| h.catalog_entry_id)
+}
+
 thread_local! {
     /// The APC being run on this Rust thread: its simulated thread and when it was queued.
     static RUNNING: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
@@ -630,6 +655,15 @@ pub fn turn() -> Turn {
 /// valid until the operation is forgotten), the call's `WSABUF` array and `WSATHREADID` (the
 /// call's, scribbled when it returns) and the trap the scribbled array points to. Reached only
 /// through raw pointers: the provider writes into it under ws2_32's contract.
+/// The pointers of an operation's memory, for the call that issues it.
+struct OpCall {
+    overlapped: *mut OVERLAPPED,
+    array: *const WSABUF,
+    count: u32,
+    thread: *const WSATHREADID,
+    routine: winprov_bindings::ws2spi::LPWSAOVERLAPPED_COMPLETION_ROUTINE,
+}
+
 struct OpMemory {
     overlapped: NonNull<OVERLAPPED>,
     buffers: NonNull<[u8]>,
@@ -1853,6 +1887,15 @@ fn raise(mut state: MutexGuard<'static, State>) -> MutexGuard<'static, State> {
     panic!("{}", violations.join("\n"));
 }
 
+/// An extension function's `BOOL`: `FALSE` with the last error (`WSASetLastError`).
+fn bool_result(ok: BOOL) -> Result<(), WsaError> {
+    if ok.as_bool() {
+        Ok(())
+    } else {
+        Err(WsaError::from_raw(crate::abi::layer::last_error()))
+    }
+}
+
 fn result_of(ret: i32, errno: i32) -> Result<(), WsaError> {
     if ret == SOCKET_ERROR {
         Err(WsaError::from_raw(errno))
@@ -2249,6 +2292,53 @@ impl Winsock {
         data: Option<&[u8]>,
         via: Via,
     ) -> Result<Issued, WsaError> {
+        self.issue_with(socket, what, lens, data, via, |call| {
+            let (mut bytes, mut flags, mut errno) = (0u32, 0u32, 0);
+            // SAFETY: the slot's contract: the WSAOVERLAPPED and the buffers are the
+            // simulator's and stay valid until the operation is forgotten; the array and the
+            // thread id are valid for the call (and scribbled right after).
+            let ret = unsafe {
+                match data {
+                    Some(_) => slot!(self.lpWSPSend)(
+                        SOCKET(socket.raw()),
+                        call.array,
+                        call.count,
+                        &mut bytes,
+                        0,
+                        call.overlapped,
+                        call.routine,
+                        call.thread,
+                        &mut errno,
+                    ),
+                    None => slot!(self.lpWSPRecv)(
+                        SOCKET(socket.raw()),
+                        call.array,
+                        call.count,
+                        &mut bytes,
+                        &mut flags,
+                        call.overlapped,
+                        call.routine,
+                        call.thread,
+                        &mut errno,
+                    ),
+                }
+            };
+            (result_of(ret, errno), Done { bytes, flags })
+        })
+    }
+
+    /// An overlapped call on `socket` made by `call` with a new operation's memory (buffers of
+    /// `lens`, the first filled with `data`), completing [`via`](Via), and checked as every
+    /// overlapped call is (R-WSP-16).
+    fn issue_with(
+        &self,
+        socket: Socket,
+        what: &'static str,
+        lens: &[u32],
+        data: Option<&[u8]>,
+        via: Via,
+        call: impl FnOnce(OpCall) -> (Result<(), WsaError>, Done),
+    ) -> Result<Issued, WsaError> {
         let mut pointers = None;
         let begin = self.begin_with(
             |state, _| {
@@ -2299,38 +2389,15 @@ impl Winsock {
             Via::Routine(_) => Some(completion_routine as _),
             _ => None,
         };
-        let (mut bytes, mut flags, mut errno) = (0u32, 0u32, 0);
-        // SAFETY: the slot's contract: the WSAOVERLAPPED and the buffers are the simulator's
-        // and stay valid until the operation is forgotten; the array and the thread id are
-        // valid for the call (and scribbled right after).
-        let ret = unsafe {
-            match data {
-                Some(_) => slot!(self.lpWSPSend)(
-                    SOCKET(socket.raw()),
-                    array,
-                    count,
-                    &mut bytes,
-                    0,
-                    overlapped,
-                    routine,
-                    thread,
-                    &mut errno,
-                ),
-                None => slot!(self.lpWSPRecv)(
-                    SOCKET(socket.raw()),
-                    array,
-                    count,
-                    &mut bytes,
-                    &mut flags,
-                    overlapped,
-                    routine,
-                    thread,
-                    &mut errno,
-                ),
-            }
-        };
-        let returned = match result_of(ret, errno) {
-            Ok(()) => Returned::Done(Done { bytes, flags }),
+        let (result, done) = call(OpCall {
+            overlapped,
+            array,
+            count,
+            thread,
+            routine,
+        });
+        let returned = match result {
+            Ok(()) => Returned::Done(done),
             Err(WsaError::WSA_IO_PENDING) => Returned::Pending,
             Err(error) => Returned::Failed(error),
         };
@@ -2556,6 +2623,156 @@ impl Winsock {
             output.truncate((returned as usize).min(output.len()));
             output
         })
+    }
+
+    /// The function `WSPIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER)` answers for `guid` on
+    /// `socket` (its address).
+    pub fn extension_function(&self, socket: Socket, guid: GUID) -> Result<usize, WsaError> {
+        // SAFETY: a GUID is plain data; its bytes are the ioctl's input.
+        let input: [u8; 16] = unsafe { std::mem::transmute(guid) };
+        let output = self.ioctl(
+            socket,
+            SIO_GET_EXTENSION_FUNCTION_POINTER,
+            &input,
+            size_of::<usize>() as u32,
+        )?;
+        let raw: [u8; size_of::<usize>()] = output
+            .as_slice()
+            .try_into()
+            .map_err(|_| WsaError::WSAEFAULT)?;
+        Ok(usize::from_ne_bytes(raw))
+    }
+
+    /// `ConnectEx(socket, name, data)` as an application calls it, through `function` (what
+    /// [`extension_function`](Self::extension_function) answered for [`WSAID_CONNECTEX`]),
+    /// completing [`via`](Via) (an event or a port: `ConnectEx` takes no routine).
+    pub fn connect_ex(
+        &self,
+        function: usize,
+        socket: Socket,
+        name: &[u8],
+        data: &[u8],
+        via: Via,
+    ) -> Result<Issued, WsaError> {
+        assert!(
+            !matches!(via, Via::Routine(_)),
+            "ConnectEx takes no routine"
+        );
+        // SAFETY: what the provider answered for WSAID_CONNECTEX: an `LPFN_CONNECTEX`.
+        let connect_ex: crate::abi::layer::ConnectExFn =
+            unsafe { std::mem::transmute(std::ptr::with_exposed_provenance::<()>(function)) };
+        self.issue_with(
+            socket,
+            "ConnectEx",
+            &[data.len() as u32],
+            Some(data),
+            via,
+            |call| {
+                let mut sent = 0u32;
+                // SAFETY: `lpSendBuffer` is the operation's buffer, valid (as the WSAOVERLAPPED)
+                // until the operation is forgotten; `name` and the count live for the call.
+                let ok = unsafe {
+                    connect_ex(
+                        SOCKET(socket.raw()),
+                        name.as_ptr().cast(),
+                        name.len() as i32,
+                        if data.is_empty() {
+                            std::ptr::null()
+                        } else {
+                            (*call.array).buf.0.cast_const().cast()
+                        },
+                        data.len() as u32,
+                        &mut sent,
+                        call.overlapped,
+                    )
+                };
+                (
+                    bool_result(ok),
+                    Done {
+                        bytes: sent,
+                        flags: 0,
+                    },
+                )
+            },
+        )
+    }
+
+    /// `AcceptEx(listener, accept)` through `function` (for [`WSAID_ACCEPTEX`]), receiving up
+    /// to `capacity` bytes of the connection's first data (read with
+    /// [`received`](Self::received)), with 32 bytes for each address after them.
+    pub fn accept_ex(
+        &self,
+        function: usize,
+        listener: Socket,
+        accept: Socket,
+        capacity: u32,
+        via: Via,
+    ) -> Result<Issued, WsaError> {
+        assert!(!matches!(via, Via::Routine(_)), "AcceptEx takes no routine");
+        // SAFETY: what the provider answered for WSAID_ACCEPTEX: an `LPFN_ACCEPTEX`.
+        let accept_ex: crate::abi::layer::AcceptExFn =
+            unsafe { std::mem::transmute(std::ptr::with_exposed_provenance::<()>(function)) };
+        const ADDRESS: u32 = 32;
+        let lens = [capacity + 2 * ADDRESS];
+        self.issue_with(listener, "AcceptEx", &lens, None, via, |call| {
+            let mut received = 0u32;
+            // SAFETY: the output buffer is the operation's, valid (as the WSAOVERLAPPED)
+            // until the operation is forgotten; the count lives for the call.
+            let ok = unsafe {
+                accept_ex(
+                    SOCKET(listener.raw()),
+                    SOCKET(accept.raw()),
+                    (*call.array).buf.0.cast(),
+                    capacity,
+                    ADDRESS,
+                    ADDRESS,
+                    &mut received,
+                    call.overlapped,
+                )
+            };
+            (
+                bool_result(ok),
+                Done {
+                    bytes: received,
+                    flags: 0,
+                },
+            )
+        })
+    }
+
+    /// `DisconnectEx(socket, flags)` through `function` (for [`WSAID_DISCONNECTEX`]):
+    /// overlapped, completing [`via`](Via), or not (`None`).
+    pub fn disconnect_ex(
+        &self,
+        function: usize,
+        socket: Socket,
+        flags: u32,
+        via: Option<Via>,
+    ) -> Result<Option<Issued>, WsaError> {
+        // SAFETY: what the provider answered for WSAID_DISCONNECTEX: an `LPFN_DISCONNECTEX`.
+        let disconnect_ex: crate::abi::layer::DisconnectExFn =
+            unsafe { std::mem::transmute(std::ptr::with_exposed_provenance::<()>(function)) };
+        let Some(via) = via else {
+            let begin = self.begin();
+            // SAFETY: no request: a call that returns when it is done.
+            let result = bool_result(unsafe {
+                disconnect_ex(SOCKET(socket.raw()), std::ptr::null_mut(), flags, 0)
+            });
+            self.end(begin, |state, begin, _| {
+                state.after_close(socket, begin, "DisconnectEx", &result);
+            });
+            return result.map(|()| None);
+        };
+        assert!(
+            !matches!(via, Via::Routine(_)),
+            "DisconnectEx takes no routine"
+        );
+        self.issue_with(socket, "DisconnectEx", &[], None, via, |call| {
+            // SAFETY: the WSAOVERLAPPED is the operation's, valid until it is forgotten.
+            let ok = unsafe { disconnect_ex(SOCKET(socket.raw()), call.overlapped, flags, 0) };
+            (bool_result(ok), Done::default())
+        })
+        .map(Some)
     }
 
     /// `FIONBIO`: non-blocking mode on or off.
