@@ -188,9 +188,10 @@ pub(crate) struct Substitute<S> {
     /// The lower socket and its provider's table.
     below: SOCKET,
     table: WSPPROC_TABLE,
-    /// The author's socket the completion is told for (the accept socket's, for `AcceptEx`)
-    /// and the count of the socket the request was made on.
-    socket: Arc<S>,
+    /// The author's socket the completion is told for (the accept socket's, for `AcceptEx`),
+    /// let go once the request is relayed (not when its packet comes: the author's state
+    /// must not outlive the request), and the count of the socket the request was made on.
+    socket: Mutex<Option<Arc<S>>>,
     pending: Arc<Pending>,
 }
 
@@ -303,7 +304,7 @@ impl<L: Layer> Relay<L> {
             handle,
             below,
             table,
-            socket,
+            socket: Mutex::new(Some(socket)),
             pending,
         });
         let raw = Arc::into_raw(Arc::clone(&substitute));
@@ -385,12 +386,20 @@ impl<L: Layer> Relay<L> {
         outcome: Result<(u32, u32), WsaError>,
         tell: bool,
     ) {
-        if (tell || substitute.kind.told_at_once()) && !self.stopping.load(Ordering::Acquire) {
+        // Relayed once (the state word): the author's state is let go after this.
+        let socket = lock(&substitute.socket).take();
+        if let Some(socket) = &socket
+            && (tell || substitute.kind.told_at_once())
+            && !self.stopping.load(Ordering::Acquire)
+        {
             let completion = substitute.kind.completion(outcome);
             boundary("Layer::completed", (), || {
-                self.layer.completed(&substitute.socket, completion)
+                self.layer.completed(socket, completion)
             });
         }
+        // Before the caller learns the request is done (and before a close waiting for this
+        // relay returns): the author's state goes with the request, not with its packet.
+        drop(socket);
         let pending = &substitute.pending;
         let mut count = pending.lock();
         if !self.stopping.load(Ordering::Acquire) {
